@@ -1,0 +1,43 @@
+"""The `bookbag` command line: one sub-command module per area, wired together here.
+
+Each module in this package exposes ``register(subparsers)``; a handler returns an exit code or
+raises :class:`CliError` for bad input, which ``main`` prints as one line (no traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from bookbag.cli.errors import CliError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from bookbag.cli import classifier_cmd, core_cmd, rules_cmd
+
+    parser = argparse.ArgumentParser(prog="bookbag", description="Bookbag support-workflow engine")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers.required = True
+    core_cmd.register(subparsers)
+    rules_cmd.register(subparsers)
+    classifier_cmd.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.handler(args)
+    except CliError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return code
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
