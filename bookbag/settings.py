@@ -1,0 +1,44 @@
+"""One settings object, read from the environment (``BOOKBAG_*``, plus ``DATABASE_URL``) and passed in."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="BOOKBAG_", extra="ignore")
+
+    env: Literal["development", "production", "test"] = "development"
+    data_dir: Path = Path("var")
+    database_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("BOOKBAG_DATABASE_URL", "DATABASE_URL")
+    )
+    host: str = "127.0.0.1"
+    port: int = 8000
+    log_level: str = "info"
+    model_dir: Path | None = None  # None: the model shipped in classifier/
+    confidence_threshold: float = 0.4
+    max_page_size: int = 100
+    max_query_depth: int = 12
+    max_aliases: int = 30
+    max_tokens: int = 2000
+    max_body_bytes: int = 256 * 1024
+    max_batch_operations: int = 5
+    max_subscriptions_per_connection: int = 20
+    scheduler_interval_seconds: float = 5.0
+    queue_coalesce_seconds: float = 0.2
+    queue_safety_check_seconds: float = 10.0
+    run_migrations_on_start: bool = True
+
+    @property
+    def is_production(self) -> bool:
+        return self.env == "production"
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'bookbag.sqlite3').resolve()}"

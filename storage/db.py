@@ -1,0 +1,130 @@
+"""Engine creation and the unit of work.
+
+``Database.unit_of_work()`` yields one session, commits once at the end (or rolls back on error), and only
+after a successful commit runs the callbacks registered with :func:`after_commit` — which is how events
+are published after the data they describe is durable, and never for a rolled-back change.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.orm import sessionmaker
+from sqlalchemy.pool import NullPool
+from sqlmodel import Session, create_engine
+
+log = logging.getLogger(__name__)
+
+_AFTER_COMMIT = "bookbag_after_commit"
+
+
+def normalize_url(url: str) -> str:
+    """Accept the usual ``postgres://`` / ``postgresql://`` spellings and use the psycopg 3 driver."""
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://") :]
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
+    return url
+
+
+def sqlite_url_for(data_dir: Path) -> str:
+    return f"sqlite:///{(data_dir / 'bookbag.sqlite3').resolve()}"
+
+
+def make_engine(url: str, *, echo: bool = False, pool_size: int = 10, for_writes: bool = True) -> Engine:
+    url = normalize_url(url)
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(
+            url, echo=echo, connect_args={"check_same_thread": False, "timeout": 30}, poolclass=NullPool
+        )
+        event.listen(engine, "connect", _sqlite_pragmas)
+        # SQLite's default deferred BEGIN lets two writers both read then deadlock on upgrade;
+        # BEGIN IMMEDIATE takes the write lock up front so writers queue instead.
+        begin = "BEGIN IMMEDIATE" if for_writes else "BEGIN"
+        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql(begin))
+        return engine
+    return create_engine(url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    # Let SQLAlchemy's "begin" event issue BEGIN itself (pysqlite's implicit transactions get in the way).
+    dbapi_conn.isolation_level = None
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()
+
+
+def after_commit(session: Session, callback: Callable[[], None]) -> None:
+    """Run ``callback`` once the session's unit of work has committed; dropped on rollback."""
+    session.info.setdefault(_AFTER_COMMIT, []).append(callback)
+
+
+class Database:
+    """An engine plus a session factory; the one place that commits."""
+
+    def __init__(self, engine: Engine, read_engine: Engine | None = None) -> None:
+        self.engine = engine
+        self.read_engine = read_engine or engine
+        self._sessions = sessionmaker(bind=engine, class_=Session, expire_on_commit=False)
+        self._read_sessions = sessionmaker(bind=self.read_engine, class_=Session, expire_on_commit=False)
+
+    @classmethod
+    def from_url(cls, url: str, *, echo: bool = False) -> Database:
+        engine = make_engine(url, echo=echo)
+        if engine.dialect.name == "sqlite":
+            return cls(engine, make_engine(url, echo=echo, for_writes=False))
+        return cls(engine)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.engine.dialect.name == "sqlite"
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.engine.dialect.name == "postgresql"
+
+    @contextmanager
+    def unit_of_work(self) -> Iterator[Session]:
+        session = self._sessions()
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            session.info.pop(_AFTER_COMMIT, None)
+            raise
+        finally:
+            callbacks = session.info.pop(_AFTER_COMMIT, [])
+            session.close()
+        for callback in callbacks:
+            try:
+                callback()
+            except Exception:  # a subscriber's failure must not fail the committed request
+                log.exception("after-commit callback failed")
+
+    @contextmanager
+    def read_only(self) -> Iterator[Session]:
+        """A session for reads; rolled back at the end so it never writes (and never takes SQLite's write lock)."""
+        session = self._read_sessions()
+        try:
+            yield session
+        finally:
+            session.rollback()
+            session.close()
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+        if self.read_engine is not self.engine:
+            self.read_engine.dispose()

@@ -1,0 +1,288 @@
+"""SQLModel tables. Every table holding merchant data carries ``merchant_id``.
+
+Ids are random strings with a short prefix (``tkt_…``) so they reveal nothing about other merchants'
+volumes. JSON columns hold small lists/dicts (tags, skills, facts, decisions).
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Column, Index, Integer, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{secrets.token_hex(10)}"
+
+
+def _json_list() -> Any:
+    return Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+
+
+def _json_dict() -> Any:
+    return Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class Merchant(SQLModel, table=True):
+    __tablename__ = "merchants"
+    id: str = Field(default_factory=lambda: new_id("mer"), primary_key=True, max_length=40)
+    name: str = Field(max_length=200)
+    slug: str = Field(max_length=100, unique=True, index=True)
+    active_ruleset_version: int | None = Field(default=None)
+    round_robin_cursor: int = Field(default=0)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class ApiKey(SQLModel, table=True):
+    __tablename__ = "api_keys"
+    id: str = Field(default_factory=lambda: new_id("key"), primary_key=True, max_length=40)
+    merchant_id: str = Field(foreign_key="merchants.id", index=True, max_length=40)
+    name: str = Field(max_length=200)
+    role: str = Field(max_length=20)
+    prefix: str = Field(max_length=16, index=True)
+    key_hash: str = Field(max_length=64, unique=True)
+    created_at: datetime = Field(default_factory=utcnow)
+    revoked_at: datetime | None = None
+
+
+class Team(SQLModel, table=True):
+    __tablename__ = "teams"
+    __table_args__ = (UniqueConstraint("merchant_id", "name"),)
+    id: str = Field(default_factory=lambda: new_id("team"), primary_key=True, max_length=40)
+    merchant_id: str = Field(foreign_key="merchants.id", index=True, max_length=40)
+    name: str = Field(max_length=100)
+    round_robin_cursor: int = Field(default=0)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Agent(SQLModel, table=True):
+    __tablename__ = "agents"
+    __table_args__ = (UniqueConstraint("merchant_id", "email"),)
+    id: str = Field(default_factory=lambda: new_id("agt"), primary_key=True, max_length=40)
+    merchant_id: str = Field(foreign_key="merchants.id", index=True, max_length=40)
+    name: str = Field(max_length=200)
+    email: str = Field(max_length=320)
+    skills: list[str] = _json_list()
+    capacity: int = Field(default=10)
+    available: bool = Field(default=True)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class TeamMember(SQLModel, table=True):
+    __tablename__ = "team_members"
+    team_id: str = Field(foreign_key="teams.id", primary_key=True, max_length=40)
+    agent_id: str = Field(foreign_key="agents.id", primary_key=True, max_length=40)
+    merchant_id: str = Field(foreign_key="merchants.id", index=True, max_length=40)
+
+
+class Ticket(SQLModel, table=True):
+    __tablename__ = "tickets"
+    __table_args__ = (
+        Index("ix_tickets_merchant_stage", "merchant_id", "stage", "stage_entered_at"),
+        Index("ix_tickets_merchant_created", "merchant_id", "created_at", "id"),
+        Index("ix_tickets_merchant_assignee", "merchant_id", "assignee_id", "stage"),
+    )
+    id: str = Field(default_factory=lambda: new_id("tkt"), primary_key=True, max_length=40)
+    merchant_id: str = Field(foreign_key="merchants.id", max_length=40)
+    channel: str = Field(default="email", max_length=20)
+    subject: str = Field(default="", sa_column=Column(Text, nullable=False))
+    body: str = Field(default="", sa_column=Column(Text, nullable=False))
+    customer_email: str | None = Field(default=None, max_length=320)
+    customer_name: str | None = Field(default=None, max_length=200)
+    customer_vip: bool = Field(default=False)
+    customer_lifetime_value: float | None = None
+    customer_order_count: int | None = None
+    order_id: str | None = Field(default=None, max_length=100)
+    order_total: float | None = None
+    order_currency: str | None = Field(default=None, max_length=3)
+    order_financial_status: str | None = Field(default=None, max_length=40)
+    order_fulfillment_status: str | None = Field(default=None, max_length=40)
+    order_created_at: datetime | None = None
+    order_delivered_at: datetime | None = None
+    category: str | None = Field(default=None, max_length=60)
+    category_confidence: float | None = None
+    priority: str = Field(default="normal", max_length=20)
+    priority_confidence: float | None = None
+    model_version: str | None = Field(default=None, max_length=80)
+    stage: str = Field(default="new", max_length=40)
+    team_id: str | None = Field(default=None, foreign_key="teams.id", max_length=40)
+    assignee_id: str | None = Field(default=None, foreign_key="agents.id", max_length=40)
+    tags: list[str] = _json_list()
+    needs_human: bool = Field(default=False)
+    routing_rule_id: str | None = Field(default=None, max_length=100)
+    first_response_due_at: datetime | None = None
+    resolution_due_at: datetime | None = None
+    first_responded_at: datetime | None = None
+    resolved_at: datetime | None = None
+    sla_breached_at: datetime | None = None
+    version: int = Field(default=1)
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+    stage_entered_at: datetime = Field(default_factory=utcnow)
+
+
+class Message(SQLModel, table=True):
+    __tablename__ = "messages"
+    __table_args__ = (Index("ix_messages_ticket", "merchant_id", "ticket_id", "created_at"),)
+    id: str = Field(default_factory=lambda: new_id("msg"), primary_key=True, max_length=40)
+    merchant_id: str = Field(foreign_key="merchants.id", max_length=40)
+    ticket_id: str = Field(foreign_key="tickets.id", max_length=40)
+    author_type: str = Field(max_length=20)
+    author_key_id: str | None = Field(default=None, max_length=40)
+    body: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class StageTransition(SQLModel, table=True):
+    """One row per stage change, the source of time-in-stage statistics."""
+
+    __tablename__ = "stage_transitions"
+    __table_args__ = (Index("ix_stage_transitions_merchant_at", "merchant_id", "at"),)
+    id: int | None = Field(default=None, sa_column=Column(Integer, primary_key=True, autoincrement=True))
+    merchant_id: str = Field(foreign_key="merchants.id", max_length=40)
+    ticket_id: str = Field(foreign_key="tickets.id", index=True, max_length=40)
+    from_stage: str | None = Field(default=None, max_length=40)
+    to_stage: str = Field(max_length=40)
+    seconds_in_from_stage: float | None = None
+    actor: str = Field(max_length=20)
+    at: datetime = Field(default_factory=utcnow)
+
+
+class ActionRequest(SQLModel, table=True):
+    __tablename__ = "action_requests"
+    __table_args__ = (Index("ix_action_requests_merchant_status", "merchant_id", "status", "created_at"),)
+    id: str = Field(default_factory=lambda: new_id("act"), primary_key=True, max_length=40)
+    merchant_id: str = Field(foreign_key="merchants.id", max_length=40)
+    ticket_id: str = Field(foreign_key="tickets.id", index=True, max_length=40)
+    type: str = Field(max_length=40)
+    amount: float | None = None
+    params: dict[str, Any] = _json_dict()
+    actor: str = Field(max_length=20)
+    api_key_id: str | None = Field(default=None, max_length=40)
+    status: str = Field(max_length=20)
+    effect: str = Field(max_length=20)
+    matched_rules: list[str] = _json_list()
+    deciding_rules: list[str] = _json_list()
+    approvers: list[str] = _json_list()
+    handoff: bool = Field(default=False)
+    explanation: str = Field(default="", sa_column=Column(Text, nullable=False))
+    ruleset_version: int | None = None
+    facts: dict[str, Any] = _json_dict()
+    decided_by_key_id: str | None = Field(default=None, max_length=40)
+    decided_at: datetime | None = None
+    reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class AuditEvent(SQLModel, table=True):
+    """Append-only: who did what, before/after, and for decisions the exact facts seen."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (
+        Index("ix_audit_merchant_ticket", "merchant_id", "ticket_id", "id"),
+        Index("ix_audit_merchant_kind", "merchant_id", "kind", "id"),
+    )
+    id: int | None = Field(
+        default=None,
+        sa_column=Column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    )
+    merchant_id: str = Field(foreign_key="merchants.id", max_length=40)
+    ticket_id: str | None = Field(default=None, max_length=40)
+    kind: str = Field(max_length=60)
+    actor: str = Field(max_length=20)
+    api_key_id: str | None = Field(default=None, max_length=40)
+    before: dict[str, Any] = _json_dict()
+    after: dict[str, Any] = _json_dict()
+    ruleset_version: int | None = None
+    model_version: str | None = Field(default=None, max_length=80)
+    facts: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    decision: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class RulesetVersion(SQLModel, table=True):
+    __tablename__ = "ruleset_versions"
+    __table_args__ = (UniqueConstraint("merchant_id", "version"),)
+    id: str = Field(default_factory=lambda: new_id("rsv"), primary_key=True, max_length=40)
+    merchant_id: str = Field(foreign_key="merchants.id", index=True, max_length=40)
+    version: int
+    name: str = Field(max_length=200)
+    source: str = Field(sa_column=Column(Text, nullable=False))
+    digest: str = Field(max_length=64)
+    message: str = Field(default="", sa_column=Column(Text, nullable=False))
+    created_by_key_id: str | None = Field(default=None, max_length=40)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class IdempotencyRecord(SQLModel, table=True):
+    __tablename__ = "idempotency_records"
+    merchant_id: str = Field(foreign_key="merchants.id", primary_key=True, max_length=40)
+    key: str = Field(primary_key=True, max_length=200)
+    operation: str = Field(max_length=60)
+    request_hash: str = Field(max_length=64)
+    response: dict[str, Any] = _json_dict()
+    created_at: datetime = Field(default_factory=utcnow, index=True)
+
+
+class ClassificationCorrection(SQLModel, table=True):
+    __tablename__ = "classification_corrections"
+    id: str = Field(default_factory=lambda: new_id("cor"), primary_key=True, max_length=40)
+    merchant_id: str = Field(foreign_key="merchants.id", index=True, max_length=40)
+    ticket_id: str = Field(foreign_key="tickets.id", max_length=40)
+    subject: str = Field(default="", sa_column=Column(Text, nullable=False))
+    body: str = Field(default="", sa_column=Column(Text, nullable=False))
+    old_category: str | None = Field(default=None, max_length=60)
+    old_priority: str | None = Field(default=None, max_length=20)
+    category: str | None = Field(default=None, max_length=60)
+    priority: str | None = Field(default=None, max_length=20)
+    model_version: str | None = Field(default=None, max_length=80)
+    api_key_id: str | None = Field(default=None, max_length=40)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class QueueState(SQLModel, table=True):
+    """A per-merchant counter bumped in every transaction that changes the queue."""
+
+    __tablename__ = "queue_state"
+    merchant_id: str = Field(foreign_key="merchants.id", primary_key=True, max_length=40)
+    version: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, default=0))
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class EscalationFiring(SQLModel, table=True):
+    """One row per escalation fired for a ticket's stay in a stage: the unique key makes it fire once."""
+
+    __tablename__ = "escalation_firings"
+    __table_args__ = (UniqueConstraint("merchant_id", "ticket_id", "rule_id", "stage_entered_at"),)
+    id: int | None = Field(default=None, sa_column=Column(Integer, primary_key=True, autoincrement=True))
+    merchant_id: str = Field(foreign_key="merchants.id", max_length=40)
+    ticket_id: str = Field(foreign_key="tickets.id", max_length=40)
+    rule_id: str = Field(max_length=100)
+    stage_entered_at: datetime
+    fired_at: datetime = Field(default_factory=utcnow)
+
+
+ALL_TABLES: tuple[type[SQLModel], ...] = (
+    Merchant,
+    ApiKey,
+    Team,
+    Agent,
+    TeamMember,
+    Ticket,
+    Message,
+    StageTransition,
+    ActionRequest,
+    AuditEvent,
+    RulesetVersion,
+    IdempotencyRecord,
+    ClassificationCorrection,
+    QueueState,
+    EscalationFiring,
+)

@@ -1,0 +1,161 @@
+"""The merchant's people and teams, and choosing an assignee within a team.
+
+Strategies: ``round_robin`` (next eligible member after the team's cursor) and ``least_loaded`` (fewest
+open tickets). Both skip unavailable agents and agents at capacity, and can require skills.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+
+from storage.tables import Agent, Team, TeamMember, Ticket
+from workflow.errors import DomainError, ErrorCode, invalid, not_found
+from workflow.principal import Principal, Role
+from workflow.stages import OPEN_STAGES
+
+STRATEGIES = ("round_robin", "least_loaded")
+
+
+def create_team(session: Session, principal: Principal, *, name: str) -> Team:
+    principal.require(Role.ADMIN)
+    name = name.strip()
+    if not name or len(name) > 100:
+        raise invalid("team name must be 1-100 characters", "name")
+    if get_team_by_name(session, principal.merchant_id, name) is not None:
+        raise DomainError(ErrorCode.CONFLICT, f"team {name!r} exists", "name")
+    team = Team(merchant_id=principal.merchant_id, name=name)
+    session.add(team)
+    session.flush()
+    return team
+
+
+def get_team_by_name(session: Session, merchant_id: str, name: str) -> Team | None:
+    return session.exec(select(Team).where(Team.merchant_id == merchant_id, Team.name == name)).first()
+
+
+def get_team(session: Session, merchant_id: str, team_id: str) -> Team:
+    team = session.get(Team, team_id)
+    if team is None or team.merchant_id != merchant_id:
+        raise not_found("team", "teamId")
+    return team
+
+
+def list_teams(session: Session, merchant_id: str) -> list[Team]:
+    return list(session.exec(select(Team).where(Team.merchant_id == merchant_id).order_by(col(Team.name))))
+
+
+def create_agent(
+    session: Session,
+    principal: Principal,
+    *,
+    name: str,
+    email: str,
+    teams: Sequence[str] = (),
+    skills: Sequence[str] = (),
+    capacity: int = 10,
+    available: bool = True,
+) -> Agent:
+    principal.require(Role.ADMIN)
+    if not name.strip() or len(name) > 200:
+        raise invalid("agent name must be 1-200 characters", "name")
+    if "@" not in email or len(email) > 320:
+        raise invalid("agent email is not an email address", "email")
+    if not 0 <= capacity <= 1000:
+        raise invalid("capacity must be between 0 and 1000", "capacity")
+    exists = session.exec(
+        select(Agent).where(Agent.merchant_id == principal.merchant_id, Agent.email == email)
+    ).first()
+    if exists is not None:
+        raise DomainError(ErrorCode.CONFLICT, f"an agent with email {email!r} exists", "email")
+    agent = Agent(
+        merchant_id=principal.merchant_id,
+        name=name.strip(),
+        email=email,
+        skills=sorted(set(skills)),
+        capacity=capacity,
+        available=available,
+    )
+    session.add(agent)
+    session.flush()
+    for team_name in teams:
+        team = get_team_by_name(session, principal.merchant_id, team_name)
+        if team is None:
+            raise not_found(f"team {team_name!r}", "teams")
+        session.add(TeamMember(team_id=team.id, agent_id=agent.id, merchant_id=principal.merchant_id))
+    session.flush()
+    return agent
+
+
+def get_agent(session: Session, merchant_id: str, agent_id: str) -> Agent:
+    agent = session.get(Agent, agent_id)
+    if agent is None or agent.merchant_id != merchant_id:
+        raise not_found("agent", "agentId")
+    return agent
+
+
+def set_availability(session: Session, principal: Principal, *, agent_id: str, available: bool) -> Agent:
+    principal.require(Role.ADMIN, Role.AGENT)
+    agent = get_agent(session, principal.merchant_id, agent_id)
+    agent.available = available
+    session.add(agent)
+    return agent
+
+
+def list_agents(session: Session, merchant_id: str) -> list[Agent]:
+    return list(session.exec(select(Agent).where(Agent.merchant_id == merchant_id).order_by(col(Agent.name))))
+
+
+def open_load(session: Session, merchant_id: str, agent_ids: Sequence[str]) -> dict[str, int]:
+    if not agent_ids:
+        return {}
+    rows = session.exec(
+        select(Ticket.assignee_id, func.count())
+        .where(
+            Ticket.merchant_id == merchant_id,
+            col(Ticket.assignee_id).in_(agent_ids),
+            col(Ticket.stage).in_(OPEN_STAGES),
+        )
+        .group_by(Ticket.assignee_id)
+    ).all()
+    return {agent_id: int(n) for agent_id, n in rows if agent_id is not None}
+
+
+def pick_assignee(
+    session: Session,
+    merchant_id: str,
+    team: Team,
+    *,
+    strategy: str = "least_loaded",
+    skills: Sequence[str] = (),
+) -> Agent | None:
+    """The agent to assign within ``team``, or None when nobody is available with spare capacity."""
+    if strategy not in STRATEGIES:
+        raise invalid(f"unknown assignment strategy {strategy!r}", "strategy")
+    members = list(
+        session.exec(
+            select(Agent)
+            .join(TeamMember, col(TeamMember.agent_id) == col(Agent.id))
+            .where(TeamMember.team_id == team.id, Agent.merchant_id == merchant_id)
+            .order_by(col(Agent.created_at), col(Agent.id))
+        )
+    )
+    needed = set(skills)
+    candidates = [a for a in members if a.available and needed.issubset(a.skills)]
+    load = open_load(session, merchant_id, [a.id for a in candidates])
+    eligible = [a for a in candidates if load.get(a.id, 0) < a.capacity]
+    if not eligible:
+        return None
+    if strategy == "least_loaded":
+        return min(eligible, key=lambda a: (load.get(a.id, 0), members.index(a)))
+    # round robin: the first eligible member after the cursor, then advance the cursor past them
+    count = len(members)
+    for step in range(count):
+        candidate = members[(team.round_robin_cursor + step) % count]
+        if candidate in eligible:
+            team.round_robin_cursor = (members.index(candidate) + 1) % count
+            session.add(team)
+            return candidate
+    return None

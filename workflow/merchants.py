@@ -1,0 +1,111 @@
+"""Merchants and their API keys.
+
+A key is ``bb_<prefix>_<secret>``: 32 random bytes shown once. Only its SHA-256 is stored; a slow password
+hash buys nothing for a 256-bit random secret and would cost every request.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from dataclasses import dataclass
+
+from sqlmodel import Session, select
+
+from storage.tables import ApiKey, Merchant, QueueState, utcnow
+from workflow.errors import DomainError, ErrorCode, invalid, not_found
+from workflow.principal import Principal, Role
+
+_SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
+
+
+@dataclass(frozen=True)
+class IssuedKey:
+    key: ApiKey
+    secret: str  # shown once, never stored
+
+
+def hash_secret(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def create_merchant(session: Session, *, name: str, slug: str | None = None) -> Merchant:
+    name = name.strip()
+    if not name or len(name) > 200:
+        raise invalid("merchant name must be 1-200 characters", "name")
+    slug = slug or re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:63] or "merchant"
+    if not _SLUG.match(slug):
+        raise invalid("slug must be lowercase letters, digits and dashes (2-63 characters)", "slug")
+    if session.exec(select(Merchant).where(Merchant.slug == slug)).first() is not None:
+        raise DomainError(ErrorCode.CONFLICT, f"a merchant with slug {slug!r} exists", "slug")
+    merchant = Merchant(name=name, slug=slug)
+    session.add(merchant)
+    session.flush()
+    session.add(QueueState(merchant_id=merchant.id, version=0))
+    session.flush()
+    return merchant
+
+
+def get_merchant(session: Session, merchant_id: str) -> Merchant:
+    merchant = session.get(Merchant, merchant_id)
+    if merchant is None:
+        raise not_found("merchant")
+    return merchant
+
+
+def get_merchant_by_slug(session: Session, slug: str) -> Merchant:
+    merchant = session.exec(select(Merchant).where(Merchant.slug == slug)).first()
+    if merchant is None:
+        raise not_found(f"merchant {slug!r}", "merchant")
+    return merchant
+
+
+def create_api_key(session: Session, *, merchant_id: str, role: Role | str, name: str = "") -> IssuedKey:
+    try:
+        role = Role(role)
+    except ValueError:
+        raise invalid(f"unknown role {role!r}; one of: {', '.join(r.value for r in Role)}", "role") from None
+    get_merchant(session, merchant_id)
+    prefix = secrets.token_hex(4)
+    secret = f"bb_{prefix}_{secrets.token_urlsafe(32)}"
+    key = ApiKey(
+        merchant_id=merchant_id,
+        name=name or f"{role.value} key",
+        role=role.value,
+        prefix=prefix,
+        key_hash=hash_secret(secret),
+    )
+    session.add(key)
+    session.flush()
+    return IssuedKey(key=key, secret=secret)
+
+
+def authenticate(session: Session, secret: str | None) -> Principal | None:
+    """The principal for a presented key, or None for a missing, unknown or revoked key."""
+    if not secret or len(secret) > 200:
+        return None
+    key = session.exec(select(ApiKey).where(ApiKey.key_hash == hash_secret(secret))).first()
+    if key is None or key.revoked_at is not None:
+        return None
+    return Principal(merchant_id=key.merchant_id, role=Role(key.role), key_id=key.id)
+
+
+def list_api_keys(session: Session, principal: Principal) -> list[ApiKey]:
+    principal.require(Role.ADMIN)
+    return list(
+        session.exec(
+            select(ApiKey).where(ApiKey.merchant_id == principal.merchant_id).order_by(ApiKey.created_at)
+        )
+    )
+
+
+def revoke_api_key(session: Session, principal: Principal, key_id: str) -> ApiKey:
+    principal.require(Role.ADMIN)
+    key = session.get(ApiKey, key_id)
+    if key is None or key.merchant_id != principal.merchant_id:
+        raise not_found("API key")
+    if key.revoked_at is None:
+        key.revoked_at = utcnow()
+        session.add(key)
+    return key

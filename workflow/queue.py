@@ -1,0 +1,180 @@
+"""Queue metrics: per-stage counts, the oldest open ticket, SLA breaches, time-in-stage statistics,
+and the per-merchant queue version that orders snapshots (and signals other processes on PostgreSQL)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, func, or_, text, update
+from sqlmodel import Session, col, select
+
+from storage.tables import QueueState, StageTransition, Ticket, utcnow
+from workflow.stages import OPEN_STAGES, STAGES
+
+NOTIFY_CHANNEL = "bookbag_queue"
+
+
+@dataclass(frozen=True)
+class StageStats:
+    stage: str
+    count: int
+    oldest_open_at: datetime | None
+    oldest_ticket_id: str | None
+    sla_breached: int
+
+    def age_seconds(self, now: datetime) -> float | None:
+        return None if self.oldest_open_at is None else max(0.0, (now - self.oldest_open_at).total_seconds())
+
+
+@dataclass(frozen=True)
+class StageDuration:
+    from_stage: str
+    to_stage: str
+    count: int
+    mean_seconds: float
+    p50_seconds: float
+    p90_seconds: float
+
+
+@dataclass(frozen=True)
+class QueueSnapshot:
+    merchant_id: str
+    version: int
+    generated_at: datetime
+    stages: list[StageStats]
+    time_in_stage: list[StageDuration]
+
+    @property
+    def open_count(self) -> int:
+        return sum(s.count for s in self.stages if s.stage in OPEN_STAGES)
+
+
+def bump_queue_version(session: Session, merchant_id: str) -> None:
+    """Called inside every transaction that changes the queue. On PostgreSQL the NOTIFY is transactional:
+    other processes hear of it only if and when this transaction commits."""
+    session.execute(
+        update(QueueState)
+        .where(col(QueueState.merchant_id) == merchant_id)
+        .values(version=QueueState.version + 1, updated_at=utcnow())
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(
+            text("SELECT pg_notify(:channel, :merchant)"),
+            {"channel": NOTIFY_CHANNEL, "merchant": merchant_id},
+        )
+
+
+def queue_version(session: Session, merchant_id: str) -> int:
+    version = session.exec(select(QueueState.version).where(QueueState.merchant_id == merchant_id)).first()
+    return int(version or 0)
+
+
+def breached_clause(now: datetime) -> object:
+    return or_(
+        col(Ticket.sla_breached_at).is_not(None),
+        and_(col(Ticket.first_responded_at).is_(None), col(Ticket.first_response_due_at) < now),
+        and_(col(Ticket.resolved_at).is_(None), col(Ticket.resolution_due_at) < now),
+    )
+
+
+def queue_snapshot(
+    session: Session, merchant_id: str, now: datetime, *, window: timedelta = timedelta(days=7)
+) -> QueueSnapshot:
+    version = queue_version(session, merchant_id)
+    counts = dict(
+        session.exec(
+            select(Ticket.stage, func.count()).where(Ticket.merchant_id == merchant_id).group_by(Ticket.stage)
+        ).all()
+    )
+    breached = dict(
+        session.exec(
+            select(Ticket.stage, func.count())
+            .where(
+                Ticket.merchant_id == merchant_id, col(Ticket.stage).in_(OPEN_STAGES), breached_clause(now)
+            )
+            .group_by(Ticket.stage)
+        ).all()
+    )
+    oldest: dict[str, tuple[datetime, str]] = {}
+    for stage in OPEN_STAGES:
+        if not counts.get(stage):
+            continue
+        row = session.exec(
+            select(Ticket.stage_entered_at, Ticket.id)
+            .where(Ticket.merchant_id == merchant_id, Ticket.stage == stage)
+            .order_by(col(Ticket.stage_entered_at), col(Ticket.id))
+            .limit(1)
+        ).first()
+        if row is not None:
+            oldest[stage] = (row[0], row[1])
+    stages = [
+        StageStats(
+            stage=stage,
+            count=int(counts.get(stage, 0)),
+            oldest_open_at=oldest[stage][0] if stage in oldest else None,
+            oldest_ticket_id=oldest[stage][1] if stage in oldest else None,
+            sla_breached=int(breached.get(stage, 0)),
+        )
+        for stage in STAGES
+    ]
+    return QueueSnapshot(
+        merchant_id=merchant_id,
+        version=version,
+        generated_at=now,
+        stages=stages,
+        time_in_stage=time_in_stage(session, merchant_id, since=now - window),
+    )
+
+
+def time_in_stage(session: Session, merchant_id: str, *, since: datetime) -> list[StageDuration]:
+    """Mean/p50/p90 seconds spent before each observed stage change, over the window."""
+    rows = session.exec(
+        select(
+            StageTransition.from_stage, StageTransition.to_stage, StageTransition.seconds_in_from_stage
+        ).where(
+            StageTransition.merchant_id == merchant_id,
+            col(StageTransition.at) >= since,
+            col(StageTransition.from_stage).is_not(None),
+            col(StageTransition.seconds_in_from_stage).is_not(None),
+        )
+    ).all()
+    buckets: dict[tuple[str, str], list[float]] = {}
+    for from_stage, to_stage, seconds in rows:
+        if from_stage is None or seconds is None:
+            continue
+        buckets.setdefault((from_stage, to_stage), []).append(float(seconds))
+    order = {stage: i for i, stage in enumerate(STAGES)}
+    result = []
+    for (from_stage, to_stage), values in sorted(
+        buckets.items(), key=lambda kv: (order.get(kv[0][0], 99), order.get(kv[0][1], 99))
+    ):
+        values.sort()
+        result.append(
+            StageDuration(
+                from_stage=from_stage,
+                to_stage=to_stage,
+                count=len(values),
+                mean_seconds=sum(values) / len(values),
+                p50_seconds=_percentile(values, 0.5),
+                p90_seconds=_percentile(values, 0.9),
+            )
+        )
+    return result
+
+
+def _percentile(sorted_values: list[float], q: float) -> float:
+    if not sorted_values:
+        return 0.0
+    index = min(len(sorted_values) - 1, max(0, round(q * (len(sorted_values) - 1))))
+    return sorted_values[index]
+
+
+def oldest_open_tickets(session: Session, merchant_id: str, *, limit: int = 10) -> list[Ticket]:
+    query = (
+        select(Ticket)
+        .where(Ticket.merchant_id == merchant_id, col(Ticket.stage).in_(OPEN_STAGES))
+        .order_by(col(Ticket.created_at), col(Ticket.id))
+        .limit(max(1, min(limit, 100)))
+    )
+    return list(session.exec(query))

@@ -1,0 +1,37 @@
+"""Parsed rulesets by source digest, so a request never re-parses YAML it has already seen."""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+
+import policy
+from policy import Ruleset
+
+
+class RulesetCache:
+    """An LRU of parsed rulesets keyed by digest; thread-safe."""
+
+    def __init__(self, size: int = 256) -> None:
+        self._size = size
+        self._lock = threading.Lock()
+        self._items: OrderedDict[str, Ruleset] = OrderedDict()
+        self._default: Ruleset | None = None
+
+    def get(self, digest: str, source: str) -> Ruleset:
+        with self._lock:
+            found = self._items.get(digest)
+            if found is not None:
+                self._items.move_to_end(digest)
+                return found
+        ruleset = policy.load_ruleset(source)
+        with self._lock:
+            self._items[digest] = ruleset
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+        return ruleset
+
+    def default(self) -> Ruleset:
+        if self._default is None:
+            self._default = policy.load_default_ruleset()
+        return self._default

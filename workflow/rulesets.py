@@ -1,0 +1,266 @@
+"""A merchant's ruleset versions: the active one, publishing (validate + tests, then one atomic switch),
+rollback, simulation of a draft against facts or existing tickets, and backtests over recorded decisions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+
+import policy
+from policy import Ruleset
+from storage.tables import Merchant, RulesetVersion, Team
+from workflow import audit
+from workflow.errors import DomainError, ErrorCode, invalid, not_found
+from workflow.facts import ticket_facts, with_action
+from workflow.principal import Principal, Role
+from workflow.services import WorkflowServices
+
+MAX_SOURCE_BYTES = 512 * 1024
+
+
+@dataclass(frozen=True)
+class ActiveRuleset:
+    version: int | None  # None: the bundled default, nothing published yet
+    ruleset: Ruleset
+    created_at: datetime | None = None
+    message: str = ""
+
+
+def active_ruleset(session: Session, services: WorkflowServices, merchant_id: str) -> ActiveRuleset:
+    merchant = session.get(Merchant, merchant_id)
+    if merchant is None:
+        raise not_found("merchant")
+    if merchant.active_ruleset_version is None:
+        return ActiveRuleset(version=None, ruleset=services.rulesets.default())
+    row = _version_row(session, merchant_id, merchant.active_ruleset_version)
+    return ActiveRuleset(
+        version=row.version,
+        ruleset=services.rulesets.get(row.digest, row.source),
+        created_at=row.created_at,
+        message=row.message,
+    )
+
+
+def _version_row(session: Session, merchant_id: str, version: int) -> RulesetVersion:
+    row = session.exec(
+        select(RulesetVersion).where(
+            RulesetVersion.merchant_id == merchant_id, RulesetVersion.version == version
+        )
+    ).first()
+    if row is None:
+        raise not_found(f"ruleset version {version}", "version")
+    return row
+
+
+def validate(source: str) -> policy.ValidationReport:
+    if len(source.encode()) > MAX_SOURCE_BYTES:
+        raise invalid(f"ruleset source is larger than {MAX_SOURCE_BYTES // 1024} KiB", "source")
+    return policy.validate_source(source)
+
+
+def load_checked(services: WorkflowServices, source: str, *, run_tests: bool) -> Ruleset:
+    """Parse and validate ``source``; with ``run_tests`` also run its tests. Raises a DomainError otherwise."""
+    report = validate(source)
+    if not report.ok:
+        raise DomainError(
+            ErrorCode.INVALID_RULESET,
+            f"ruleset has {len(report.problems)} problem(s): {report.problems[0]}",
+            "source",
+            details=report,
+        )
+    ruleset = policy.load_ruleset(source)
+    if run_tests:
+        failed = [t for t in services.policy.run_tests(ruleset) if not t.passed]
+        if failed:
+            raise DomainError(
+                ErrorCode.RULESET_TESTS_FAILED,
+                f"{len(failed)} ruleset test(s) failed: {failed[0].name}: {failed[0].message}",
+                "source",
+                details=failed,
+            )
+    return ruleset
+
+
+def _lock_merchant(session: Session, merchant_id: str) -> Merchant:
+    # FOR UPDATE serializes publishes per merchant on PostgreSQL; SQLite's BEGIN IMMEDIATE already does.
+    merchant = session.exec(select(Merchant).where(Merchant.id == merchant_id).with_for_update()).first()
+    if merchant is None:
+        raise not_found("merchant")
+    return merchant
+
+
+def publish_ruleset(
+    session: Session, services: WorkflowServices, principal: Principal, *, source: str, message: str = ""
+) -> RulesetVersion:
+    principal.require(Role.ADMIN)
+    if len(message) > 2000:
+        raise invalid("message must be at most 2000 characters", "message")
+    ruleset = load_checked(services, source, run_tests=True)
+    merchant = _lock_merchant(session, principal.merchant_id)
+    latest = session.exec(
+        select(func.max(RulesetVersion.version)).where(RulesetVersion.merchant_id == principal.merchant_id)
+    ).one()
+    previous = merchant.active_ruleset_version
+    row = RulesetVersion(
+        merchant_id=principal.merchant_id,
+        version=int(latest or 0) + 1,
+        name=ruleset.name,
+        source=source,
+        digest=ruleset.digest,
+        message=message,
+        created_by_key_id=principal.key_id,
+    )
+    session.add(row)
+    merchant.active_ruleset_version = row.version
+    session.add(merchant)
+    session.flush()
+    audit.record(
+        session,
+        principal,
+        kind="ruleset.published",
+        before={"version": previous},
+        after={"version": row.version, "digest": row.digest, "message": message},
+        ruleset_version=row.version,
+    )
+    return row
+
+
+def activate_version(
+    session: Session, services: WorkflowServices, principal: Principal, *, version: int
+) -> RulesetVersion:
+    principal.require(Role.ADMIN)
+    merchant = _lock_merchant(session, principal.merchant_id)
+    row = _version_row(session, principal.merchant_id, version)
+    services.rulesets.get(row.digest, row.source)  # a stored version always parses; fail loudly if not
+    previous = merchant.active_ruleset_version
+    merchant.active_ruleset_version = row.version
+    session.add(merchant)
+    audit.record(
+        session,
+        principal,
+        kind="ruleset.activated",
+        before={"version": previous},
+        after={"version": row.version},
+        ruleset_version=row.version,
+    )
+    return row
+
+
+def list_versions(session: Session, principal: Principal) -> list[RulesetVersion]:
+    return list(
+        session.exec(
+            select(RulesetVersion)
+            .where(RulesetVersion.merchant_id == principal.merchant_id)
+            .order_by(col(RulesetVersion.version).desc())
+        )
+    )
+
+
+def get_version(session: Session, principal: Principal, version: int) -> RulesetVersion:
+    return _version_row(session, principal.merchant_id, version)
+
+
+@dataclass(frozen=True)
+class SimulationCase:
+    facts: dict[str, Any] | None = None
+    ticket_id: str | None = None
+    action: dict[str, Any] | None = None
+    now: datetime | None = None
+    label: str | None = None
+
+
+@dataclass
+class SimulationResult:
+    label: str
+    facts: dict[str, Any]
+    draft: dict[str, Any]
+    active: dict[str, Any]
+    changed: bool
+    routing: dict[str, Any] | None = None
+    escalations: list[dict[str, Any]] = field(default_factory=list)
+
+
+MAX_SIMULATION_CASES = 200
+
+
+def simulate(
+    session: Session,
+    services: WorkflowServices,
+    principal: Principal,
+    *,
+    cases: list[SimulationCase],
+    source: str | None = None,
+) -> list[SimulationResult]:
+    """Evaluate ``cases`` under the draft (or the active ruleset) and the active one, changing nothing."""
+    from workflow.tickets import get_ticket  # tickets imports this module for the active ruleset
+
+    if not cases:
+        raise invalid("give at least one case", "cases")
+    if len(cases) > MAX_SIMULATION_CASES:
+        raise invalid(f"at most {MAX_SIMULATION_CASES} cases per simulation", "cases")
+    active = active_ruleset(session, services, principal.merchant_id).ruleset
+    draft = active if source is None else load_checked(services, source, run_tests=False)
+    results = []
+    for index, case in enumerate(cases):
+        now = case.now or services.clock()
+        if case.ticket_id is not None:
+            ticket = get_ticket(session, principal, case.ticket_id)
+            team = session.get(Team, ticket.team_id) if ticket.team_id else None
+            facts = ticket_facts(ticket, now, team_name=team.name if team else None)
+            label = case.label or f"ticket {ticket.id}"
+        elif case.facts is not None:
+            facts = dict(case.facts)
+            label = case.label or f"case {index + 1}"
+        else:
+            raise invalid("each case needs facts or a ticketId", f"cases[{index}]")
+        if case.action is not None:
+            facts = with_action(facts, case.action)
+        action_facts = facts.get("action")
+        draft_decision: dict[str, Any] = {}
+        active_decision: dict[str, Any] = {}
+        if isinstance(action_facts, dict) and action_facts.get("type"):
+            action_facts.setdefault(
+                "actor", principal.actor.value if principal.role != Role.VIEWER else "agent"
+            )
+            draft_decision = services.policy.decide(draft, facts, trace=True).to_dict()
+            active_decision = services.policy.decide(active, facts, trace=True).to_dict()
+        routing = services.policy.route(draft, facts, trace=True).to_dict()
+        escalations = [
+            {"id": rule.id, "after_seconds": rule.after.total_seconds(), "then": dict(rule.then)}
+            for rule in services.policy.escalations_due(draft, facts)
+        ]
+        changed = bool(draft_decision) and (
+            draft_decision.get("effect") != active_decision.get("effect")
+            or draft_decision.get("deciding_rules") != active_decision.get("deciding_rules")
+        )
+        results.append(
+            SimulationResult(
+                label=label,
+                facts=facts,
+                draft=draft_decision,
+                active=active_decision,
+                changed=changed,
+                routing=routing,
+                escalations=escalations,
+            )
+        )
+    return results
+
+
+def backtest(
+    session: Session, services: WorkflowServices, principal: Principal, *, source: str, limit: int = 1000
+) -> dict[str, Any]:
+    """Replay the facts of the merchant's recent recorded decisions under the draft and the active version."""
+    if not 1 <= limit <= 10_000:
+        raise invalid("limit must be between 1 and 10000", "limit")
+    active = active_ruleset(session, services, principal.merchant_id).ruleset
+    draft = load_checked(services, source, run_tests=False)
+    events = audit.recent_decisions(session, principal.merchant_id, limit=limit)
+    cases = [e.facts for e in events if e.facts]
+    report: dict[str, Any] = services.policy.backtest(draft, active, cases).to_dict()
+    report["cases_considered"] = len(cases)
+    return report

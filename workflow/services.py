@@ -1,0 +1,25 @@
+"""The long-lived dependencies of the workflow services, built once by the composition root."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from classifier import Classifier
+from policy import PolicyEngine
+from workflow.events import EventBus
+from workflow.ruleset_cache import RulesetCache
+
+
+def system_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class WorkflowServices:
+    policy: PolicyEngine
+    classifier: Classifier
+    bus: EventBus = field(default_factory=EventBus)
+    clock: Callable[[], datetime] = system_clock
+    rulesets: RulesetCache = field(default_factory=RulesetCache)

@@ -1,0 +1,586 @@
+"""Tickets: reading and listing them (with DB-backed cursors), stage transitions, assignment, partner
+updates, messages and classification corrections. Ingest (creating a ticket) lives in ``workflow.ingest``."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Text, and_, cast, func, or_
+from sqlmodel import Session, col, select
+
+from storage.tables import ClassificationCorrection, Message, StageTransition, Team, Ticket
+from workflow import audit
+from workflow.agents import get_agent, get_team
+from workflow.errors import DomainError, ErrorCode, invalid, not_found
+from workflow.events import TicketEvent, publish_after_commit
+from workflow.principal import TICKET_WORKERS, TICKET_WRITERS, Actor, Principal, Role
+from workflow.queue import bump_queue_version
+from workflow.rulesets import active_ruleset
+from workflow.services import WorkflowServices
+from workflow.sla import apply_sla
+from workflow.stages import CLOSED_STAGES, MESSAGE_AUTHORS, PRIORITIES
+
+MAX_BODY = 50_000
+MAX_SUBJECT = 500
+MAX_TAGS = 50
+MAX_TAG = 60
+
+
+@dataclass(frozen=True)
+class TicketFilter:
+    stage: str | None = None
+    category: str | None = None
+    priority: str | None = None
+    team_id: str | None = None
+    assignee_id: str | None = None
+    tag: str | None = None
+    text: str | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+    open_only: bool = False
+
+
+@dataclass(frozen=True)
+class TicketPage:
+    items: list[Ticket]
+    end_cursor: str | None
+    has_next_page: bool
+
+
+@dataclass(frozen=True)
+class TicketUpdate:
+    """Partner-editable fields; ``None`` leaves a field as it is."""
+
+    tags: list[str] | None = None
+    customer_email: str | None = None
+    customer_name: str | None = None
+    customer_vip: bool | None = None
+    customer_lifetime_value: float | None = None
+    customer_order_count: int | None = None
+    order_id: str | None = None
+    order_total: float | None = None
+    order_currency: str | None = None
+    order_financial_status: str | None = None
+    order_fulfillment_status: str | None = None
+    order_created_at: datetime | None = None
+    order_delivered_at: datetime | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def snapshot(ticket: Ticket) -> dict[str, Any]:
+    """The audit view of a ticket's mutable state."""
+    return {
+        "stage": ticket.stage,
+        "priority": ticket.priority,
+        "category": ticket.category,
+        "team_id": ticket.team_id,
+        "assignee_id": ticket.assignee_id,
+        "tags": list(ticket.tags),
+        "needs_human": ticket.needs_human,
+        "version": ticket.version,
+    }
+
+
+def get_ticket(session: Session, principal: Principal, ticket_id: str, *, for_update: bool = False) -> Ticket:
+    query = select(Ticket).where(Ticket.id == ticket_id, Ticket.merchant_id == principal.merchant_id)
+    if for_update:
+        query = query.with_for_update()
+    ticket = session.exec(query).first()
+    if ticket is None:
+        raise not_found("ticket", "ticketId")
+    return ticket
+
+
+def get_tickets_by_ids(session: Session, merchant_id: str, ids: Sequence[str]) -> dict[str, Ticket]:
+    if not ids:
+        return {}
+    rows = session.exec(
+        select(Ticket).where(Ticket.merchant_id == merchant_id, col(Ticket.id).in_(list(ids)))
+    )
+    return {t.id: t for t in rows}
+
+
+def encode_cursor(ticket: Ticket) -> str:
+    raw = json.dumps([ticket.created_at.isoformat(), ticket.id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        created, ticket_id = json.loads(raw)
+        return datetime.fromisoformat(created), str(ticket_id)
+    except (binascii.Error, ValueError, TypeError, json.JSONDecodeError):
+        raise invalid("after is not a cursor returned by this API", "after") from None
+
+
+def _filtered(query: Any, merchant_id: str, flt: TicketFilter) -> Any:
+    query = query.where(Ticket.merchant_id == merchant_id)
+    if flt.stage:
+        query = query.where(Ticket.stage == flt.stage)
+    if flt.open_only:
+        query = query.where(col(Ticket.stage).not_in(CLOSED_STAGES))
+    if flt.category:
+        query = query.where(Ticket.category == flt.category)
+    if flt.priority:
+        query = query.where(Ticket.priority == flt.priority)
+    if flt.team_id:
+        query = query.where(Ticket.team_id == flt.team_id)
+    if flt.assignee_id:
+        query = query.where(Ticket.assignee_id == flt.assignee_id)
+    if flt.tag:
+        # JSON arrays are stored as text on both backends; match the quoted element.
+        query = query.where(cast(col(Ticket.tags), Text).contains(json.dumps(flt.tag.strip().lower())))
+    if flt.text:
+        if len(flt.text) > 200:
+            raise invalid("text filter must be at most 200 characters", "text")
+        pattern = f"%{flt.text.lower()}%"
+        query = query.where(
+            or_(func.lower(Ticket.subject).like(pattern), func.lower(Ticket.body).like(pattern))
+        )
+    if flt.created_after:
+        query = query.where(col(Ticket.created_at) >= flt.created_after)
+    if flt.created_before:
+        query = query.where(col(Ticket.created_at) < flt.created_before)
+    return query
+
+
+def list_tickets(
+    session: Session,
+    principal: Principal,
+    flt: TicketFilter,
+    *,
+    first: int,
+    after: str | None,
+    max_page: int = 100,
+) -> TicketPage:
+    """Newest first; the cursor is the (created_at, id) of the last row seen."""
+    if not 1 <= first <= max_page:
+        raise invalid(f"first must be between 1 and {max_page}", "first")
+    query = _filtered(select(Ticket), principal.merchant_id, flt)
+    if after:
+        created, ticket_id = decode_cursor(after)
+        query = query.where(
+            or_(
+                col(Ticket.created_at) < created,
+                and_(col(Ticket.created_at) == created, col(Ticket.id) < ticket_id),
+            )
+        )
+    rows = list(
+        session.exec(query.order_by(col(Ticket.created_at).desc(), col(Ticket.id).desc()).limit(first + 1))
+    )
+    items = rows[:first]
+    return TicketPage(
+        items=items, end_cursor=encode_cursor(items[-1]) if items else None, has_next_page=len(rows) > first
+    )
+
+
+def count_tickets(session: Session, principal: Principal, flt: TicketFilter) -> int:
+    return int(
+        session.exec(_filtered(select(func.count()).select_from(Ticket), principal.merchant_id, flt)).one()
+    )
+
+
+def _check_version(ticket: Ticket, expected_version: int | None) -> None:
+    if expected_version is not None and ticket.version != expected_version:
+        raise DomainError(
+            ErrorCode.CONFLICT,
+            f"ticket is at version {ticket.version}, not {expected_version}: reload and retry",
+            "expectedVersion",
+        )
+
+
+def _touch(session: Session, services: WorkflowServices, ticket: Ticket) -> None:
+    ticket.version += 1
+    ticket.updated_at = services.clock()
+    session.add(ticket)
+    bump_queue_version(session, ticket.merchant_id)
+
+
+def _emit(session: Session, services: WorkflowServices, ticket: Ticket, kind: str, **data: Any) -> None:
+    event = TicketEvent(
+        kind=kind,
+        merchant_id=ticket.merchant_id,
+        ticket_id=ticket.id,
+        data={"version": ticket.version, "stage": ticket.stage, **data},
+    )
+    publish_after_commit(session, services.bus, event)
+
+
+def move_stage(
+    session: Session,
+    services: WorkflowServices,
+    principal: Principal,
+    ticket: Ticket,
+    to: str,
+    *,
+    transitions: dict[str, tuple[str, ...]],
+    ruleset_version: int | None,
+    reason: str | None = None,
+) -> None:
+    """Move ``ticket`` along an edge of the ruleset's graph, recording the transition and the time spent."""
+    if to not in transitions:
+        raise DomainError(ErrorCode.TRANSITION_NOT_ALLOWED, f"unknown stage {to!r}", "to")
+    if to not in transitions.get(ticket.stage, ()):
+        allowed = ", ".join(transitions.get(ticket.stage, ())) or "none"
+        raise DomainError(
+            ErrorCode.TRANSITION_NOT_ALLOWED,
+            f"cannot move from {ticket.stage} to {to} (allowed: {allowed})",
+            "to",
+        )
+    now = services.clock()
+    before = snapshot(ticket)
+    spent = max(0.0, (now - ticket.stage_entered_at).total_seconds())
+    session.add(
+        StageTransition(
+            merchant_id=ticket.merchant_id,
+            ticket_id=ticket.id,
+            from_stage=ticket.stage,
+            to_stage=to,
+            seconds_in_from_stage=spent,
+            actor=principal.actor.value,
+            at=now,
+        )
+    )
+    from_stage = ticket.stage
+    ticket.stage = to
+    ticket.stage_entered_at = now
+    if to in CLOSED_STAGES and ticket.resolved_at is None:
+        ticket.resolved_at = now
+    elif to not in CLOSED_STAGES:
+        ticket.resolved_at = None
+    _touch(session, services, ticket)
+    audit.record(
+        session,
+        principal,
+        kind="ticket.transitioned",
+        ticket_id=ticket.id,
+        before=before,
+        after=snapshot(ticket),
+        ruleset_version=ruleset_version,
+        model_version=ticket.model_version,
+        decision={"reason": reason} if reason else None,
+    )
+    _emit(session, services, ticket, "transitioned", from_stage=from_stage, to_stage=to)
+
+
+def transition_ticket(
+    session: Session,
+    services: WorkflowServices,
+    principal: Principal,
+    *,
+    ticket_id: str,
+    to: str,
+    expected_version: int | None,
+) -> Ticket:
+    principal.require(*TICKET_WRITERS)
+    ticket = get_ticket(session, principal, ticket_id, for_update=True)
+    _check_version(ticket, expected_version)
+    active = active_ruleset(session, services, principal.merchant_id)
+    move_stage(
+        session,
+        services,
+        principal,
+        ticket,
+        to,
+        transitions=active.ruleset.transitions,
+        ruleset_version=active.version,
+    )
+    return ticket
+
+
+def assign_ticket(
+    session: Session,
+    services: WorkflowServices,
+    principal: Principal,
+    *,
+    ticket_id: str,
+    agent_id: str | None = None,
+    team_id: str | None = None,
+    expected_version: int | None = None,
+) -> Ticket:
+    principal.require(Role.ADMIN, Role.AGENT, Role.AI)
+    if agent_id is None and team_id is None:
+        raise invalid("give an agentId, a teamId or both", "agentId")
+    ticket = get_ticket(session, principal, ticket_id, for_update=True)
+    _check_version(ticket, expected_version)
+    before = snapshot(ticket)
+    if team_id is not None:
+        ticket.team_id = get_team(session, principal.merchant_id, team_id).id
+    if agent_id is not None:
+        agent = get_agent(session, principal.merchant_id, agent_id)
+        ticket.assignee_id = agent.id
+    active = active_ruleset(session, services, principal.merchant_id)
+    _touch(session, services, ticket)
+    audit.record(
+        session,
+        principal,
+        kind="ticket.assigned",
+        ticket_id=ticket.id,
+        before=before,
+        after=snapshot(ticket),
+        ruleset_version=active.version,
+    )
+    _emit(session, services, ticket, "assigned", assignee_id=ticket.assignee_id, team_id=ticket.team_id)
+    if agent_id is not None and "assigned" in active.ruleset.transitions.get(ticket.stage, ()):
+        move_stage(
+            session,
+            services,
+            principal,
+            ticket,
+            "assigned",
+            transitions=active.ruleset.transitions,
+            ruleset_version=active.version,
+            reason="assigned to an agent",
+        )
+    return ticket
+
+
+def clean_tags(tags: Sequence[str]) -> list[str]:
+    cleaned = sorted({t.strip().lower() for t in tags if t.strip()})
+    if len(cleaned) > MAX_TAGS:
+        raise invalid(f"at most {MAX_TAGS} tags", "tags")
+    for tag in cleaned:
+        if len(tag) > MAX_TAG:
+            raise invalid(f"tags must be at most {MAX_TAG} characters", "tags")
+    return cleaned
+
+
+def update_ticket(
+    session: Session,
+    services: WorkflowServices,
+    principal: Principal,
+    *,
+    ticket_id: str,
+    changes: TicketUpdate,
+    expected_version: int | None = None,
+) -> Ticket:
+    principal.require(*TICKET_WRITERS)
+    ticket = get_ticket(session, principal, ticket_id, for_update=True)
+    _check_version(ticket, expected_version)
+    before = {**snapshot(ticket), **_partner_fields(ticket)}
+    if changes.tags is not None:
+        ticket.tags = clean_tags(changes.tags)
+    for name in _PARTNER_FIELDS:
+        value = getattr(changes, name)
+        if value is not None:
+            setattr(ticket, name, value)
+    validate_ticket_fields(ticket)
+    _touch(session, services, ticket)
+    audit.record(
+        session,
+        principal,
+        kind="ticket.updated",
+        ticket_id=ticket.id,
+        before=before,
+        after={**snapshot(ticket), **_partner_fields(ticket)},
+    )
+    _emit(session, services, ticket, "updated")
+    return ticket
+
+
+_PARTNER_FIELDS = (
+    "customer_email",
+    "customer_name",
+    "customer_vip",
+    "customer_lifetime_value",
+    "customer_order_count",
+    "order_id",
+    "order_total",
+    "order_currency",
+    "order_financial_status",
+    "order_fulfillment_status",
+    "order_created_at",
+    "order_delivered_at",
+)
+
+
+def _partner_fields(ticket: Ticket) -> dict[str, Any]:
+    values = {name: getattr(ticket, name) for name in _PARTNER_FIELDS}
+    return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in values.items()}
+
+
+def validate_ticket_fields(ticket: Ticket) -> None:
+    """Bounds shared by ingest and updates; raises INVALID_INPUT naming the field."""
+    if len(ticket.subject) > MAX_SUBJECT:
+        raise invalid(f"subject must be at most {MAX_SUBJECT} characters", "subject")
+    if len(ticket.body) > MAX_BODY:
+        raise invalid(f"body must be at most {MAX_BODY} characters", "body")
+    if ticket.customer_email is not None and (
+        "@" not in ticket.customer_email or len(ticket.customer_email) > 320
+    ):
+        raise invalid("customer email is not an email address", "customerEmail")
+    for name in ("customer_lifetime_value", "order_total"):
+        value = getattr(ticket, name)
+        if value is not None and not (0 <= value < 1e12):
+            raise invalid(f"{name} must be a non-negative amount", name)
+    if ticket.customer_order_count is not None and not 0 <= ticket.customer_order_count < 10**9:
+        raise invalid("customer order count must be non-negative", "customerOrderCount")
+    if ticket.order_currency is not None and (
+        len(ticket.order_currency) != 3 or not ticket.order_currency.isalpha()
+    ):
+        raise invalid("currency must be a 3-letter ISO code", "orderCurrency")
+    for name in ("customer_name", "order_id", "order_financial_status", "order_fulfillment_status"):
+        value = getattr(ticket, name)
+        if value is not None and len(value) > 200:
+            raise invalid(f"{name} must be at most 200 characters", name)
+
+
+def add_message(
+    session: Session,
+    services: WorkflowServices,
+    principal: Principal,
+    *,
+    ticket_id: str,
+    body: str,
+    author_type: str | None = None,
+) -> Message:
+    """Agents and AI reply as themselves; partners relay customer messages (author ``customer``)."""
+    principal.require(*TICKET_WRITERS)
+    if not body.strip():
+        raise invalid("message body is empty", "body")
+    if len(body) > MAX_BODY:
+        raise invalid(f"message body must be at most {MAX_BODY} characters", "body")
+    actor_author = {Actor.AGENT: "agent", Actor.AI: "ai", Actor.PARTNER: "customer", Actor.SYSTEM: "system"}
+    author = author_type or actor_author[principal.actor]
+    if author not in MESSAGE_AUTHORS:
+        raise invalid(f"author must be one of {', '.join(MESSAGE_AUTHORS)}", "authorType")
+    if principal.role in TICKET_WORKERS and author == "customer":
+        raise DomainError(ErrorCode.FORBIDDEN, "only partner systems relay customer messages", "authorType")
+    if principal.role is Role.PARTNER and author != "customer":
+        raise DomainError(ErrorCode.FORBIDDEN, "partner systems relay customer messages only", "authorType")
+    ticket = get_ticket(session, principal, ticket_id, for_update=True)
+    now = services.clock()
+    message = Message(
+        merchant_id=principal.merchant_id,
+        ticket_id=ticket.id,
+        author_type=author,
+        author_key_id=principal.key_id,
+        body=body,
+        created_at=now,
+    )
+    session.add(message)
+    if author in ("agent", "ai") and ticket.first_responded_at is None:
+        ticket.first_responded_at = now
+    _touch(session, services, ticket)
+    audit.record(
+        session,
+        principal,
+        kind="message.added",
+        ticket_id=ticket.id,
+        after={"message_id": message.id, "author": author},
+    )
+    _emit(session, services, ticket, "message_added", message_id=message.id, author=author)
+    return message
+
+
+def list_messages(session: Session, merchant_id: str, ticket_id: str) -> list[Message]:
+    return list(
+        session.exec(
+            select(Message)
+            .where(Message.merchant_id == merchant_id, Message.ticket_id == ticket_id)
+            .order_by(col(Message.created_at), col(Message.id))
+        )
+    )
+
+
+def messages_by_ticket_ids(
+    session: Session, merchant_id: str, ticket_ids: Sequence[str]
+) -> dict[str, list[Message]]:
+    grouped: dict[str, list[Message]] = {tid: [] for tid in ticket_ids}
+    if not ticket_ids:
+        return grouped
+    rows = session.exec(
+        select(Message)
+        .where(Message.merchant_id == merchant_id, col(Message.ticket_id).in_(list(ticket_ids)))
+        .order_by(col(Message.created_at), col(Message.id))
+    )
+    for message in rows:
+        grouped[message.ticket_id].append(message)
+    return grouped
+
+
+def correct_classification(
+    session: Session,
+    services: WorkflowServices,
+    principal: Principal,
+    *,
+    ticket_id: str,
+    category: str | None = None,
+    priority: str | None = None,
+) -> Ticket:
+    """An agent's correction: applied to the ticket and stored as training data for the next model."""
+    principal.require(Role.ADMIN, Role.AGENT)
+    if category is None and priority is None:
+        raise invalid("give a category, a priority or both", "category")
+    labels = services.classifier.info.labels
+    if category is not None and category not in labels:
+        raise invalid(f"unknown category {category!r}; one of: {', '.join(labels)}", "category")
+    if priority is not None and priority not in PRIORITIES:
+        raise invalid(f"unknown priority {priority!r}; one of: {', '.join(PRIORITIES)}", "priority")
+    ticket = get_ticket(session, principal, ticket_id, for_update=True)
+    before = snapshot(ticket)
+    session.add(
+        ClassificationCorrection(
+            merchant_id=principal.merchant_id,
+            ticket_id=ticket.id,
+            subject=ticket.subject,
+            body=ticket.body,
+            old_category=ticket.category,
+            old_priority=ticket.priority,
+            category=category,
+            priority=priority,
+            model_version=ticket.model_version,
+            api_key_id=principal.key_id,
+        )
+    )
+    if category is not None:
+        ticket.category = category
+    if priority is not None and priority != ticket.priority:
+        ticket.priority = priority
+        apply_sla(ticket, active_ruleset(session, services, principal.merchant_id).ruleset)
+    _touch(session, services, ticket)
+    audit.record(
+        session,
+        principal,
+        kind="classification.corrected",
+        ticket_id=ticket.id,
+        before=before,
+        after=snapshot(ticket),
+        model_version=ticket.model_version,
+    )
+    _emit(session, services, ticket, "updated", corrected=True)
+    return ticket
+
+
+def corrections_as_training_rows(session: Session, merchant_id: str) -> list[dict[str, Any]]:
+    """Corrections in the seed set's column layout, for ``bookbag classifier train --data``."""
+    rows = session.exec(
+        select(ClassificationCorrection)
+        .where(ClassificationCorrection.merchant_id == merchant_id)
+        .order_by(col(ClassificationCorrection.created_at))
+    )
+    latest: dict[str, dict[str, Any]] = {}
+    for c in rows:  # the newest correction of a ticket wins
+        row = latest.setdefault(
+            c.ticket_id,
+            {"subject": c.subject, "body": c.body, "category": c.old_category, "priority": c.old_priority},
+        )
+        if c.category:
+            row["category"] = c.category
+        if c.priority:
+            row["priority"] = c.priority
+    return list(latest.values())
+
+
+def team_names(session: Session, merchant_id: str, team_ids: Sequence[str]) -> dict[str, str]:
+    if not team_ids:
+        return {}
+    rows = session.exec(select(Team).where(Team.merchant_id == merchant_id, col(Team.id).in_(list(team_ids))))
+    return {t.id: t.name for t in rows}
