@@ -1,10 +1,166 @@
-"""Placeholder: sub-commands are registered here."""
+"""Core commands: ``serve``, ``demo``, ``merchants create``, ``keys create``, ``db upgrade``."""
 
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
+from bookbag.cli.errors import CliError
+from bookbag.settings import Settings
 
-def register(subparsers: "argparse._SubParsersAction[Any]") -> None:
-    return None
+
+def register(subparsers: argparse._SubParsersAction[Any]) -> None:
+    serve = subparsers.add_parser("serve", help="run the HTTP/GraphQL server (uvicorn)")
+    serve.add_argument("--host", default=None, help="bind address (default: settings, 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=None, help="port (default: settings, 8000)")
+    serve.add_argument(
+        "--demo", action="store_true", help="create the demo merchant first if it does not exist"
+    )
+    serve.set_defaults(handler=_serve)
+
+    demo = subparsers.add_parser("demo", help="create a demo merchant with keys and sample tickets")
+    demo.add_argument("--tickets", type=int, default=300, help="how many sample tickets (default 300)")
+    demo.add_argument("--slug", default="demo", help="merchant slug (default demo)")
+    demo.set_defaults(handler=_demo)
+
+    merchants = subparsers.add_parser("merchants", help="manage merchants").add_subparsers(
+        dest="sub", required=True
+    )
+    create = merchants.add_parser("create", help="create a merchant and its first admin key")
+    create.add_argument("name")
+    create.add_argument("--slug", default=None)
+    create.set_defaults(handler=_merchants_create)
+
+    keys = subparsers.add_parser("keys", help="manage API keys").add_subparsers(dest="sub", required=True)
+    key_create = keys.add_parser("create", help="create an API key (printed once)")
+    key_create.add_argument("--merchant", required=True, help="merchant slug")
+    key_create.add_argument("--role", required=True, choices=["admin", "agent", "ai", "partner", "viewer"])
+    key_create.add_argument("--name", default="")
+    key_create.set_defaults(handler=_keys_create)
+
+    db = subparsers.add_parser("db", help="database schema").add_subparsers(dest="sub", required=True)
+    upgrade = db.add_parser("upgrade", help="apply pending migrations")
+    upgrade.set_defaults(handler=_db_upgrade)
+
+
+def _database(settings: Settings) -> Any:
+    from storage.db import Database
+    from storage.migrate import upgrade
+
+    try:
+        database = Database.from_url(settings.resolved_database_url())
+        upgrade(database.engine)
+    except Exception as exc:  # the one place a bad URL or unreachable server becomes one line
+        raise CliError(f"cannot open the database {settings.resolved_database_url()!r}: {exc}") from exc
+    return database
+
+
+def _db_upgrade(_args: argparse.Namespace) -> int:
+    from storage.migrate import current_revision
+
+    database = _database(Settings())
+    print(f"database at revision {current_revision(database.engine)}")
+    return 0
+
+
+def _merchants_create(args: argparse.Namespace) -> int:
+    from workflow import merchants
+    from workflow.errors import DomainError
+
+    database = _database(Settings())
+    try:
+        with database.unit_of_work() as session:
+            merchant = merchants.create_merchant(session, name=args.name, slug=args.slug)
+            issued = merchants.create_api_key(
+                session, merchant_id=merchant.id, role="admin", name="first admin key"
+            )
+    except DomainError as exc:
+        raise CliError(exc.message) from exc
+    print(f"merchant {merchant.slug} ({merchant.id})")
+    print(f"admin key (shown once): {issued.secret}")
+    return 0
+
+
+def _keys_create(args: argparse.Namespace) -> int:
+    from workflow import merchants
+    from workflow.errors import DomainError
+
+    database = _database(Settings())
+    try:
+        with database.unit_of_work() as session:
+            merchant = merchants.get_merchant_by_slug(session, args.merchant)
+            issued = merchants.create_api_key(
+                session, merchant_id=merchant.id, role=args.role, name=args.name
+            )
+    except DomainError as exc:
+        raise CliError(exc.message) from exc
+    print(f"{args.role} key for {args.merchant} (shown once): {issued.secret}")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from bookbag.wiring import build_services
+    from workflow.demo import create_demo
+
+    if not 0 <= args.tickets <= 20_000:
+        raise CliError("--tickets must be between 0 and 20000")
+    settings = Settings()
+    database = _database(settings)
+    services = build_services(settings)
+
+    def progress(done: int, total: int) -> None:
+        print(f"\r  tickets {done}/{total}", end="" if done < total else "\n", file=sys.stderr, flush=True)
+
+    try:
+        demo = create_demo(database, services, slug=args.slug, tickets=args.tickets, progress=progress)
+    except ValueError as exc:
+        raise CliError(str(exc)) from exc
+    print(f"demo merchant {demo.slug}: {demo.ticket_count} tickets")
+    for role, secret in demo.keys.items():
+        print(f"  {role:8} key: {secret}")
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from bookbag.app import create_app
+
+    settings = Settings()
+    if args.host:
+        settings.host = args.host
+    if args.port:
+        settings.port = args.port
+    if args.demo:
+        _demo_if_missing(settings)
+    app = create_app(settings)
+    print(
+        f"Bookbag on http://{settings.host}:{settings.port}/  (GraphQL /graphql, admin /admin/)",
+        file=sys.stderr,
+    )
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level)
+    return 0
+
+
+def _demo_if_missing(settings: Settings) -> None:
+    from bookbag.wiring import build_services
+    from workflow.demo import create_demo, demo_exists
+
+    database = _database(settings)
+    with database.read_only() as session:
+        exists = demo_exists(session, "demo")
+    if exists:
+        print("demo merchant exists; keys are in var/demo-keys.txt", file=sys.stderr)
+        return
+    demo = create_demo(database, build_services(settings), slug="demo", tickets=300)
+    lines = [f"{role} {secret}" for role, secret in demo.keys.items()]
+    keys_file = settings.data_dir / "demo-keys.txt"
+    keys_file.parent.mkdir(parents=True, exist_ok=True)
+    keys_file.write_text("\n".join(lines) + "\n")
+    print(
+        f"demo merchant created with {demo.ticket_count} tickets; keys (also in {keys_file}):",
+        file=sys.stderr,
+    )
+    for line in lines:
+        print(f"  {line}", file=sys.stderr)
