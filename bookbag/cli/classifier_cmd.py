@@ -1,10 +1,188 @@
-"""Placeholder: sub-commands are registered here."""
+"""`bookbag classifier train|predict|eval|build-default`: train, apply and measure ticket classifiers."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import sys
+import time
+from pathlib import Path
 from typing import Any
 
+from bookbag.cli.errors import CliError
 
-def register(subparsers: "argparse._SubParsersAction[Any]") -> None:
-    return None
+
+def register(subparsers: argparse._SubParsersAction[Any]) -> None:
+    parser = subparsers.add_parser("classifier", help="train, apply and measure the ticket classifier")
+    sub = parser.add_subparsers(dest="classifier_command", metavar="ACTION")
+    sub.required = True
+
+    train = sub.add_parser("train", help="train a model from labelled tickets (.csv or .jsonl)")
+    train.add_argument(
+        "--data", type=Path, action="append", required=True, help="data file; repeat to append"
+    )
+    train.add_argument(
+        "--text-col",
+        action="append",
+        help="text column (repeat or comma-separate to join several; default: subject+body, else text)",
+    )
+    train.add_argument("--label-col", default="category", help="category column (default: category)")
+    train.add_argument(
+        "--priority-col", help="priority column (optional; without it priority is not learned)"
+    )
+    train.add_argument("--label-map", type=Path, help="JSON object mapping raw labels to categories")
+    train.add_argument("--out", type=Path, required=True, help="model directory to write")
+    train.add_argument("--version", help="model version string (default: custom-<data hash>)")
+    train.add_argument(
+        "--holdout", type=float, default=0.2, help="share held out for the report (default 0.2)"
+    )
+    train.set_defaults(handler=_train)
+
+    predict = sub.add_parser("predict", help="classify JSONL tickets from stdin, JSONL predictions to stdout")
+    predict.add_argument("--model", type=Path, help="model directory (default: the shipped model)")
+    predict.add_argument("--threshold", type=float, default=0.4, help="category confidence threshold")
+    predict.set_defaults(handler=_predict)
+
+    evaluate = sub.add_parser("eval", help="macro-F1 and per-class figures of a model on labelled data")
+    evaluate.add_argument("--model", type=Path, help="model directory (default: the shipped model)")
+    evaluate.add_argument("--data", type=Path, action="append", required=True)
+    evaluate.add_argument("--text-col", action="append")
+    evaluate.add_argument("--label-col", default="category")
+    evaluate.add_argument("--priority-col")
+    evaluate.add_argument("--label-map", type=Path)
+    evaluate.add_argument("--json", action="store_true", help="print the figures as JSON")
+    evaluate.set_defaults(handler=_eval)
+
+    build = sub.add_parser("build-default", help="rebuild the shipped default model from the seed set")
+    build.add_argument("--out", type=Path, help="write here instead of the package's default_model directory")
+    build.set_defaults(handler=_build_default)
+
+
+def _progress(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def _text_cols(raw: list[str] | None) -> list[str] | None:
+    if not raw:
+        return None
+    return [c.strip() for item in raw for c in item.split(",") if c.strip()]
+
+
+def _load_rows(args: argparse.Namespace, *, allowed: Any = None, allowed_pri: Any = None) -> Any:
+    from classifier.dataset import load_labelled, read_label_map
+
+    label_map = read_label_map(args.label_map) if args.label_map else None
+    return load_labelled(
+        args.data,
+        text_cols=_text_cols(args.text_col),
+        label_col=args.label_col,
+        priority_col=args.priority_col,
+        label_map=label_map,
+        allowed_labels=allowed,
+        allowed_priorities=allowed_pri,
+    )
+
+
+def _train(args: argparse.Namespace) -> int:
+    from classifier.metrics import format_metrics
+    from classifier.training import train
+    from classifier.types import ClassifierError
+
+    if not 0.05 <= args.holdout <= 0.5:
+        raise CliError("--holdout must be between 0.05 and 0.5")
+    try:
+        rows = _load_rows(args)
+        _progress(f"read {len(rows)} labelled rows from {len(args.data)} file(s)")
+        if not args.priority_col:
+            _progress("no --priority-col: the model will answer priority 'normal' with confidence 0")
+        info, report = train(
+            rows, args.out, version=args.version, holdout_fraction=args.holdout, progress=_progress
+        )
+    except ClassifierError as exc:
+        raise CliError(str(exc)) from exc
+    print(format_metrics("category (hold-out)", report.category))
+    if report.priority is not None:
+        print(format_metrics("priority (hold-out)", report.priority))
+    print(f"saved model {info.version} to {args.out}")
+    return 0
+
+
+def _load_model(args: argparse.Namespace, threshold: float = 0.4) -> Any:
+    from classifier import Classifier, default_model_dir
+    from classifier.types import ClassifierError
+
+    try:
+        return Classifier.load(args.model or default_model_dir(), confidence_threshold=threshold)
+    except ClassifierError as exc:
+        raise CliError(str(exc)) from exc
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from classifier.types import TicketInput
+
+    model = _load_model(args, args.threshold)
+    batch: list[TicketInput] = []
+
+    def flush() -> None:
+        for prediction in model.predict_batch(batch):
+            sys.stdout.write(json.dumps(prediction.to_facts()) + "\n")
+        sys.stdout.flush()
+        batch.clear()
+
+    for number, line in enumerate(sys.stdin, start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError as exc:
+            raise CliError(f"stdin line {number}: invalid JSON ({exc})") from exc
+        if not isinstance(row, dict):
+            raise CliError(f"stdin line {number}: expected a JSON object")
+        ticket = TicketInput.from_mapping(row)
+        if not ticket.text.strip():
+            raise CliError(f"stdin line {number}: needs a non-empty 'subject' or 'body'")
+        batch.append(ticket)
+        if len(batch) >= 256:
+            flush()
+    flush()
+    return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from classifier.metrics import format_metrics
+    from classifier.training import evaluate
+    from classifier.types import ClassifierError
+
+    model = _load_model(args)
+    try:
+        rows = _load_rows(args, allowed=model.info.labels, allowed_pri=model.info.priorities or None)
+        report = evaluate(model, rows)
+    except ClassifierError as exc:
+        raise CliError(str(exc)) from exc
+    if args.json:
+        print(json.dumps(report.to_json(), indent=2))
+        return 0
+    print(f"model {model.info.version}")
+    print(format_metrics("category", report.category))
+    print(
+        format_metrics(f"category with threshold {model.confidence_threshold}", report.category_thresholded)
+    )
+    if report.priority is not None:
+        print(format_metrics("priority", report.priority))
+    return 0
+
+
+def _build_default(args: argparse.Namespace) -> int:
+    from classifier.default import build_default, default_model_dir
+    from classifier.metrics import format_metrics
+    from classifier.types import ClassifierError
+
+    try:
+        info, report = build_default(args.out, progress=_progress)
+    except ClassifierError as exc:
+        raise CliError(str(exc)) from exc
+    print(format_metrics("category (seed hold-out)", report.category))
+    if report.priority is not None:
+        print(format_metrics("priority (seed hold-out)", report.priority))
+    print(f"saved default model {info.version} to {args.out or default_model_dir()}")
+    return 0

@@ -1,0 +1,277 @@
+"""Feature extraction shared by training and serving: text normalisation, TF-IDF text features, metadata features.
+
+The text features are word and character n-gram TF-IDF restricted to a selected vocabulary. They are stored as
+plain JSON (vocabulary + idf weights), never pickled, so a model directory is safe to load and diffable.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.feature_extraction.text import CountVectorizer
+from sklearn.feature_selection import chi2
+
+from classifier.types import ClassifierError, TicketInput
+
+FEATURES_FORMAT = "bookbag-text-features/1"
+
+_QUOTE_HEADER = re.compile(
+    r"^\s*(on\s.{0,120}\bwrote:|-{2,}\s*original message\s*-{2,}|from:\s[^\n]+\n\s*sent:|_{5,})", re.I | re.M
+)
+_URL = re.compile(r"https?://\S+|www\.\S+", re.I)
+_EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+\.[\w.-]+\b")
+_MONEY = re.compile(
+    r"(?:[$€£]\s?\d[\d,]*(?:\.\d+)?|\b\d[\d,]*(?:\.\d+)?\s?(?:usd|eur|gbp|dollars|euros|bucks)\b)", re.I
+)
+_ORDER_REF = re.compile(r"(?:#\s?[a-z]{0,4}-?\d{3,}|\b[a-z]{1,4}-\d{3,}\b|\b\d{4,}\b)", re.I)
+_DIGITS = re.compile(r"\d+")
+_PLACEHOLDER = re.compile(r"\{\{[^}]*\}\}")
+_SPACES = re.compile(r"\s+")
+
+WORD_TOKEN_PATTERN = r"(?u)\b\w+\b"
+
+
+def normalize_text(text: str) -> str:
+    """Lower-case, drop quoted history, and replace identifiers (orders, money, links) with stable tokens.
+
+    Identifiers carry no label information and would otherwise be memorised; quoted history is usually our own
+    previous reply, which describes a different moment than the customer's new message.
+    """
+    cut = _QUOTE_HEADER.search(text)
+    if cut is not None and cut.start() > 0:
+        text = text[: cut.start()]
+    lines = [line for line in text.splitlines() if not line.lstrip().startswith(">")]
+    text = "\n".join(lines).lower()
+    text = _PLACEHOLDER.sub(" xref ", text)
+    text = _URL.sub(" xurl ", text)
+    text = _EMAIL.sub(" xemail ", text)
+    text = _MONEY.sub(" xmoney ", text)
+    text = _ORDER_REF.sub(" xref ", text)
+    text = _DIGITS.sub("0", text)
+    return _SPACES.sub(" ", text).strip()
+
+
+def _word_vectorizer(vocabulary: dict[str, int] | None, min_df: int) -> CountVectorizer:
+    return CountVectorizer(
+        token_pattern=WORD_TOKEN_PATTERN,
+        ngram_range=(1, 2),
+        min_df=min_df,
+        vocabulary=vocabulary,
+        dtype=np.float32,
+    )
+
+
+def _char_vectorizer(vocabulary: dict[str, int] | None, min_df: int) -> CountVectorizer:
+    return CountVectorizer(
+        analyzer="char_wb", ngram_range=(3, 5), min_df=min_df, vocabulary=vocabulary, dtype=np.float32
+    )
+
+
+def _tfidf(counts: sp.csr_matrix, idf: np.ndarray) -> sp.csr_matrix:
+    """Sublinear tf times idf, then l2 per row: the classic TF-IDF, applied to a fixed vocabulary."""
+    matrix = counts.astype(np.float32).tocsr(copy=True)
+    matrix.data = (1.0 + np.log(matrix.data)).astype(np.float32)
+    matrix = matrix.multiply(idf.reshape(1, -1)).tocsr()
+    norms = np.sqrt(np.asarray(matrix.multiply(matrix).sum(axis=1)).ravel())
+    norms[norms == 0] = 1.0
+    return sp.csr_matrix(sp.diags(1.0 / norms) @ matrix, dtype=np.float32)
+
+
+def _idf(counts: sp.csr_matrix) -> np.ndarray:
+    n_docs = counts.shape[0]
+    df = np.bincount(counts.indices, minlength=counts.shape[1]).astype(np.float64)
+    idf: np.ndarray = (np.log((1.0 + n_docs) / (1.0 + df)) + 1.0).astype(np.float32)
+    return idf
+
+
+@dataclass
+class TextFeaturizer:
+    """TF-IDF over a fixed word and character n-gram vocabulary; transform is read-only after warm-up."""
+
+    word_vocab: list[str]
+    word_idf: np.ndarray
+    char_vocab: list[str]
+    char_idf: np.ndarray
+
+    def __post_init__(self) -> None:
+        self._word = _word_vectorizer({t: i for i, t in enumerate(self.word_vocab)}, 1)
+        self._char = _char_vectorizer({t: i for i, t in enumerate(self.char_vocab)}, 1)
+        # CountVectorizer validates a fixed vocabulary lazily on first use; doing it now keeps transform read-only
+        # and therefore safe to call from several threads.
+        self.transform_normalized(["warm up"])
+
+    @property
+    def n_features(self) -> int:
+        return len(self.word_vocab) + len(self.char_vocab)
+
+    def transform_normalized(self, texts: Sequence[str]) -> sp.csr_matrix:
+        words = _tfidf(self._word.transform(texts), self.word_idf)
+        chars = _tfidf(self._char.transform(texts), self.char_idf)
+        return sp.hstack([words, chars], format="csr", dtype=np.float32)
+
+    def transform(self, texts: Sequence[str]) -> sp.csr_matrix:
+        return self.transform_normalized([normalize_text(t) for t in texts])
+
+    @classmethod
+    def fit(
+        cls,
+        texts: Sequence[str],
+        labels: Sequence[Sequence[str]],
+        *,
+        max_word_features: int,
+        max_char_features: int,
+        min_df: int = 2,
+    ) -> TextFeaturizer:
+        """Fit the full vocabularies, then keep the n-grams most associated (chi²) with any of the label sets."""
+        normalized = [normalize_text(t) for t in texts]
+        word = _word_vectorizer(None, min_df)
+        char = _char_vectorizer(None, min_df)
+        try:
+            word_counts = word.fit_transform(normalized).tocsr()
+            char_counts = char.fit_transform(normalized).tocsr()
+        except ValueError as exc:  # every term below min_df: far too little text to learn from
+            raise ClassifierError(f"not enough text to build a vocabulary: {exc}") from exc
+        word_idf, char_idf = _idf(word_counts), _idf(char_counts)
+        word_keep = _select(_tfidf(word_counts, word_idf), labels, max_word_features)
+        char_keep = _select(_tfidf(char_counts, char_idf), labels, max_char_features)
+        word_terms = word.get_feature_names_out()
+        char_terms = char.get_feature_names_out()
+        return cls(
+            word_vocab=[str(t) for t in word_terms[word_keep]],
+            word_idf=word_idf[word_keep],
+            char_vocab=[str(t) for t in char_terms[char_keep]],
+            char_idf=char_idf[char_keep],
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": FEATURES_FORMAT,
+            "word": {"ngram_range": [1, 2], "vocab": self.word_vocab, "idf": _floats(self.word_idf)},
+            "char_wb": {"ngram_range": [3, 5], "vocab": self.char_vocab, "idf": _floats(self.char_idf)},
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> TextFeaturizer:
+        if data.get("format") != FEATURES_FORMAT:
+            raise ClassifierError(f"unsupported text feature format {data.get('format')!r}")
+        try:
+            return cls(
+                word_vocab=list(data["word"]["vocab"]),
+                word_idf=np.asarray(data["word"]["idf"], dtype=np.float32),
+                char_vocab=list(data["char_wb"]["vocab"]),
+                char_idf=np.asarray(data["char_wb"]["idf"], dtype=np.float32),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ClassifierError(f"corrupt text feature file: {exc}") from exc
+
+    def save(self, path: Path) -> None:
+        path.write_text(
+            json.dumps(self.to_json(), ensure_ascii=False, separators=(",", ":")), encoding="utf-8"
+        )
+
+    @classmethod
+    def load(cls, path: Path) -> TextFeaturizer:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ClassifierError(f"cannot read text features {path}: {exc}") from exc
+        return cls.from_json(data)
+
+
+def _select(matrix: sp.csr_matrix, label_sets: Sequence[Sequence[str]], k: int) -> np.ndarray:
+    """Indices (sorted) of the k columns with the best chi² rank for any of the label sets."""
+    n_cols = matrix.shape[1]
+    if n_cols <= k:
+        return np.arange(n_cols)
+    best_rank = np.full(n_cols, np.inf)
+    for labels in label_sets:
+        if len(set(labels)) < 2:
+            continue
+        scores, _ = chi2(matrix, np.asarray(labels))
+        scores = np.nan_to_num(scores, nan=0.0)
+        ranks = np.empty(n_cols)
+        ranks[np.argsort(-scores, kind="stable")] = np.arange(n_cols)
+        best_rank = np.minimum(best_rank, ranks)
+    if not np.isfinite(best_rank).any():
+        return np.arange(min(n_cols, k))
+    return np.sort(np.argsort(best_rank, kind="stable")[:k])
+
+
+def _floats(values: np.ndarray) -> list[float]:
+    return [round(float(v), 5) for v in values]
+
+
+CHANNELS: tuple[str, ...] = ("email", "chat", "contact_form", "phone", "social", "sms")
+FINANCIAL_STATUSES: tuple[str, ...] = (
+    "pending",
+    "authorized",
+    "partially_paid",
+    "paid",
+    "partially_refunded",
+    "refunded",
+    "voided",
+)
+FULFILLMENT_STATUSES: tuple[str, ...] = ("unfulfilled", "partial", "fulfilled", "restocked")
+
+META_FEATURE_NAMES: tuple[str, ...] = (
+    *(f"channel={c}" for c in CHANNELS),
+    "customer_vip",
+    "log_lifetime_value",
+    "customer_order_count",
+    "log_order_total",
+    *(f"financial={s}" for s in FINANCIAL_STATUSES),
+    *(f"fulfillment={s}" for s in FULFILLMENT_STATUSES),
+    "prior_contacts",
+)
+STYLE_FEATURE_NAMES: tuple[str, ...] = ("log_chars", "exclamations", "caps_ratio", "question_marks")
+
+
+def _one_hot(value: str | None, choices: tuple[str, ...]) -> list[float]:
+    if value is None:
+        return [math.nan] * len(choices)
+    key = value.strip().lower().replace(" ", "_").replace("-", "_")
+    return [1.0 if key == c else 0.0 for c in choices]
+
+
+def _opt(value: float | None, transform: bool = False) -> float:
+    if value is None:
+        return math.nan
+    return math.log1p(max(value, 0.0)) if transform else float(value)
+
+
+def metadata_features(tickets: Sequence[TicketInput]) -> np.ndarray:
+    """Ticket metadata as a dense float matrix; NaN marks 'unknown', which LightGBM handles natively."""
+    rows = []
+    for t in tickets:
+        vip = math.nan if t.customer_vip is None else float(t.customer_vip)
+        rows.append(
+            [
+                *_one_hot(t.channel, CHANNELS),
+                vip,
+                _opt(t.customer_lifetime_value, transform=True),
+                _opt(None if t.customer_order_count is None else float(t.customer_order_count)),
+                _opt(t.order_total, transform=True),
+                *_one_hot(t.order_financial_status, FINANCIAL_STATUSES),
+                *_one_hot(t.order_fulfillment_status, FULFILLMENT_STATUSES),
+                _opt(None if t.prior_contacts is None else float(t.prior_contacts)),
+            ]
+        )
+    return np.asarray(rows, dtype=np.float32).reshape(len(tickets), len(META_FEATURE_NAMES))
+
+
+def style_features(texts: Sequence[str]) -> np.ndarray:
+    """Tone signals that TF-IDF loses: length, shouting, exclamation and question marks."""
+    rows = []
+    for text in texts:
+        letters = [c for c in text if c.isalpha()]
+        caps = sum(1 for c in letters if c.isupper()) / len(letters) if letters else 0.0
+        rows.append([math.log1p(len(text)), float(text.count("!")), caps, float(text.count("?"))])
+    return np.asarray(rows, dtype=np.float32).reshape(len(texts), len(STYLE_FEATURE_NAMES))

@@ -1,0 +1,177 @@
+"""Serving: load a model directory once, then classify tickets one at a time or in batches (thread-safe, offline)."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+import scipy.sparse as sp
+
+from classifier.features import (
+    META_FEATURE_NAMES,
+    STYLE_FEATURE_NAMES,
+    TextFeaturizer,
+    metadata_features,
+    style_features,
+)
+from classifier.types import FALLBACK_CATEGORY, ClassifierError, ModelInfo, Prediction, TicketInput
+
+MODEL_FORMAT = "bookbag-classifier/1"
+MANIFEST = "manifest.json"
+TEXT_FEATURES = "text_features.json"
+CATEGORY_MODEL = "category.lgb.txt"
+PRIORITY_MODEL = "priority.lgb.txt"
+# Used when a merchant trains without priority labels: a neutral priority with zero confidence.
+NO_PRIORITY = "normal"
+
+
+def category_matrix(featurizer: TextFeaturizer, tickets: Sequence[TicketInput]) -> sp.csr_matrix:
+    texts = [t.text for t in tickets]
+    return sp.hstack([featurizer.transform(texts), sp.csr_matrix(style_features(texts))], format="csr")
+
+
+def priority_matrix(category_x: sp.csr_matrix, tickets: Sequence[TicketInput]) -> sp.csr_matrix:
+    return sp.hstack([category_x, sp.csr_matrix(metadata_features(tickets))], format="csr")
+
+
+def feature_names(featurizer: TextFeaturizer, with_metadata: bool) -> list[str]:
+    names = [f"w:{t}" for t in featurizer.word_vocab] + [f"c:{t}" for t in featurizer.char_vocab]
+    names += [f"style:{n}" for n in STYLE_FEATURE_NAMES]
+    if with_metadata:
+        names += [f"meta:{n}" for n in META_FEATURE_NAMES]
+    return names
+
+
+class Classifier:
+    """A loaded model: category and priority LightGBM boosters over shared text features."""
+
+    def __init__(
+        self,
+        featurizer: TextFeaturizer,
+        category_booster: lgb.Booster,
+        priority_booster: lgb.Booster | None,
+        info: ModelInfo,
+        *,
+        confidence_threshold: float = 0.4,
+    ) -> None:
+        if not 0.0 <= confidence_threshold <= 1.0:
+            raise ClassifierError(f"confidence threshold must be within [0, 1], got {confidence_threshold}")
+        self._featurizer = featurizer
+        self._category = category_booster
+        self._priority = priority_booster
+        self._info = info
+        self.confidence_threshold = confidence_threshold
+        # LightGBM boosters are not documented as safe for concurrent predict; one lock keeps it simple and a
+        # prediction takes about a millisecond.
+        self._lock = threading.Lock()
+
+    @classmethod
+    def load(cls, model_dir: Path, *, confidence_threshold: float = 0.4) -> Classifier:
+        model_dir = Path(model_dir)
+        manifest = read_manifest(model_dir)
+        featurizer = TextFeaturizer.load(model_dir / TEXT_FEATURES)
+        category = _load_booster(model_dir / CATEGORY_MODEL)
+        priorities = tuple(manifest.get("priorities") or ())
+        priority = _load_booster(model_dir / PRIORITY_MODEL) if priorities else None
+        info = ModelInfo(
+            version=str(manifest["version"]),
+            labels=tuple(manifest["labels"]),
+            priorities=priorities,
+            trained_at=str(manifest.get("trained_at", "")),
+            data_hash=str(manifest.get("data_hash", "")),
+            metrics=dict(manifest.get("metrics") or {}),
+        )
+        expected = featurizer.n_features + len(STYLE_FEATURE_NAMES)
+        if category.num_feature() != expected or category.num_model_per_iteration() != len(info.labels):
+            raise ClassifierError(f"{model_dir}: category model does not match its manifest")
+        if priority is not None and priority.num_feature() != expected + len(META_FEATURE_NAMES):
+            raise ClassifierError(f"{model_dir}: priority model does not match its manifest")
+        return cls(featurizer, category, priority, info, confidence_threshold=confidence_threshold)
+
+    @property
+    def info(self) -> ModelInfo:
+        return self._info
+
+    def predict(self, ticket: TicketInput) -> Prediction:
+        return self.predict_batch([ticket])[0]
+
+    def predict_batch(self, tickets: Sequence[TicketInput]) -> list[Prediction]:
+        if not tickets:
+            return []
+        category_proba, priority_proba = self.predict_proba(tickets)
+        labels, priorities = self._info.labels, self._info.priorities
+        out = []
+        for i in range(len(tickets)):
+            top = int(np.argmax(category_proba[i]))
+            raw_label, raw_conf = labels[top], float(category_proba[i, top])
+            label = raw_label if raw_conf >= self.confidence_threshold else FALLBACK_CATEGORY
+            if priority_proba is None:
+                priority, priority_conf = NO_PRIORITY, 0.0
+            else:
+                p = int(np.argmax(priority_proba[i]))
+                priority, priority_conf = priorities[p], float(priority_proba[i, p])
+            out.append(
+                Prediction(
+                    category=label,
+                    category_confidence=raw_conf,
+                    priority=priority,
+                    priority_confidence=priority_conf,
+                    model_version=self._info.version,
+                    raw_category=raw_label,
+                    raw_category_confidence=raw_conf,
+                )
+            )
+        return out
+
+    def predict_proba(self, tickets: Sequence[TicketInput]) -> tuple[np.ndarray, np.ndarray | None]:
+        """Class probabilities (columns in `info.labels` / `info.priorities` order)."""
+        x = category_matrix(self._featurizer, tickets)
+        # One thread per call: the server parallelises across requests, and OpenMP start-up would dominate a
+        # single-ticket prediction.
+        with self._lock:
+            category = _as_proba(self._category.predict(x, num_threads=1))
+            priority = None
+            if self._priority is not None:
+                priority = _as_proba(self._priority.predict(priority_matrix(x, tickets), num_threads=1))
+        return category, priority
+
+
+def _as_proba(raw: Any) -> np.ndarray:
+    proba = np.asarray(raw, dtype=np.float64)
+    if proba.ndim == 1:  # binary objective: probability of the second label
+        proba = np.column_stack([1.0 - proba, proba])
+    return proba
+
+
+def read_manifest(model_dir: Path) -> dict[str, Any]:
+    path = Path(model_dir) / MANIFEST
+    if not Path(model_dir).is_dir():
+        raise ClassifierError(f"model directory {model_dir} does not exist")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ClassifierError(f"{model_dir} is not a classifier model directory (no {MANIFEST})") from exc
+    except (OSError, ValueError) as exc:
+        raise ClassifierError(f"cannot read {path}: {exc}") from exc
+    if not isinstance(manifest, dict) or manifest.get("format") != MODEL_FORMAT:
+        raise ClassifierError(
+            f"{path}: unsupported model format {manifest.get('format') if isinstance(manifest, dict) else None!r}"
+        )
+    for key in ("version", "labels"):
+        if key not in manifest:
+            raise ClassifierError(f"{path}: missing {key!r}")
+    return manifest
+
+
+def _load_booster(path: Path) -> lgb.Booster:
+    if not path.is_file():
+        raise ClassifierError(f"missing model file {path}")
+    try:
+        return lgb.Booster(model_file=str(path))
+    except lgb.basic.LightGBMError as exc:
+        raise ClassifierError(f"corrupt model file {path}: {exc}") from exc

@@ -1,0 +1,331 @@
+"""Training and evaluation: fit the shared text features and the two LightGBM boosters, save, measure."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+import scipy.sparse as sp
+
+from classifier.dataset import LabelledTicket, check_trainable, data_hash, stratified_split
+from classifier.features import TextFeaturizer
+from classifier.metrics import classification_metrics
+from classifier.model import (
+    CATEGORY_MODEL,
+    MANIFEST,
+    MODEL_FORMAT,
+    PRIORITY_MODEL,
+    TEXT_FEATURES,
+    Classifier,
+    category_matrix,
+    feature_names,
+    priority_matrix,
+)
+from classifier.types import ClassifierError, ModelInfo
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    max_word_features: int = 3000
+    max_char_features: int = 5000
+    min_df: int = 2
+    num_leaves: int = 15
+    learning_rate: float = 0.1
+    max_rounds: int = 400
+    early_stopping_rounds: int = 25
+    # Share of the training rows used only to choose the number of boosting rounds.
+    validation_fraction: float = 0.1
+    min_data_in_leaf: int = 5
+    feature_fraction: float = 0.3
+    lambda_l2: float = 1.0
+    num_threads: int = 1
+    seed: int = 13
+
+
+@dataclass
+class TrainedModel:
+    featurizer: TextFeaturizer
+    category_booster: lgb.Booster
+    priority_booster: lgb.Booster | None
+    labels: tuple[str, ...]
+    priorities: tuple[str, ...]
+    rounds: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def classifier(self, info: ModelInfo | None = None, *, confidence_threshold: float = 0.4) -> Classifier:
+        info = info or ModelInfo("unsaved", self.labels, self.priorities, "", "", {})
+        return Classifier(
+            self.featurizer,
+            self.category_booster,
+            self.priority_booster,
+            info,
+            confidence_threshold=confidence_threshold,
+        )
+
+    def save(
+        self, out_dir: Path, *, version: str, data_hash: str, metrics: dict[str, Any], extra: dict[str, Any]
+    ) -> ModelInfo:
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        info = ModelInfo(
+            version=version,
+            labels=self.labels,
+            priorities=self.priorities,
+            trained_at=datetime.now(UTC).replace(microsecond=0).isoformat(),
+            data_hash=data_hash,
+            metrics=metrics,
+        )
+        self.featurizer.save(out_dir / TEXT_FEATURES)
+        self.category_booster.save_model(str(out_dir / CATEGORY_MODEL))
+        if self.priority_booster is not None:
+            self.priority_booster.save_model(str(out_dir / PRIORITY_MODEL))
+        elif (out_dir / PRIORITY_MODEL).exists():
+            (out_dir / PRIORITY_MODEL).unlink()
+        manifest = {"format": MODEL_FORMAT, **asdict(info), "rounds": self.rounds, **extra}
+        manifest["labels"], manifest["priorities"] = list(self.labels), list(self.priorities)
+        (out_dir / MANIFEST).write_text(
+            json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+        )
+        return info
+
+
+def fit(
+    rows: Sequence[LabelledTicket],
+    config: TrainConfig = TrainConfig(),
+    *,
+    labels: Sequence[str] | None = None,
+    priorities: Sequence[str] | None = None,
+    progress: Progress | None = None,
+) -> TrainedModel:
+    """Fit features and boosters on `rows`; a grouped, stratified slice of them picks the number of rounds."""
+    say = progress or (lambda _msg: None)
+    check_trainable(rows)
+    started = time.perf_counter()
+    has_priority = rows[0].priority is not None
+    labels = tuple(labels) if labels else tuple(sorted({r.category for r in rows}))
+    priorities = tuple(priorities) if priorities else tuple(sorted({r.priority for r in rows if r.priority}))
+    say(f"building text features from {len(rows)} rows")
+    label_sets: list[list[str]] = [[r.category for r in rows]]
+    if has_priority:
+        label_sets.append([r.priority or "" for r in rows])
+    featurizer = TextFeaturizer.fit(
+        [r.ticket.text for r in rows],
+        label_sets,
+        max_word_features=config.max_word_features,
+        max_char_features=config.max_char_features,
+        min_df=config.min_df,
+    )
+    tickets = [r.ticket for r in rows]
+    x_cat = category_matrix(featurizer, tickets)
+    say(
+        f"{featurizer.n_features} text features ({len(featurizer.word_vocab)} word, {len(featurizer.char_vocab)} char)"
+    )
+    fit_idx, val_idx = _validation_split(rows, config)
+    y_cat = _encode([r.category for r in rows], labels)
+    category, cat_rounds = _boost(
+        "category", x_cat, y_cat, len(labels), fit_idx, val_idx, feature_names(featurizer, False), config, say
+    )
+    priority = None
+    pri_rounds = 0
+    if has_priority:
+        x_pri = priority_matrix(x_cat, tickets)
+        y_pri = _encode([r.priority or "" for r in rows], priorities)
+        priority, pri_rounds = _boost(
+            "priority",
+            x_pri,
+            y_pri,
+            len(priorities),
+            fit_idx,
+            val_idx,
+            feature_names(featurizer, True),
+            config,
+            say,
+        )
+    seconds = time.perf_counter() - started
+    say(f"trained in {seconds:.1f}s")
+    return TrainedModel(
+        featurizer,
+        category,
+        priority,
+        labels,
+        priorities if has_priority else (),
+        rounds={"category": cat_rounds, "priority": pri_rounds},
+        seconds=seconds,
+    )
+
+
+def _validation_split(rows: Sequence[LabelledTicket], config: TrainConfig) -> tuple[list[int], list[int]]:
+    if config.validation_fraction <= 0:
+        return list(range(len(rows))), []
+    try:
+        return stratified_split(rows, config.validation_fraction, config.seed)
+    except (ClassifierError, ValueError):
+        return list(range(len(rows))), []  # too small to spare a validation slice: fixed rounds
+
+
+def _encode(values: Sequence[str], labels: Sequence[str]) -> np.ndarray:
+    index = {lab: i for i, lab in enumerate(labels)}
+    unknown = sorted({v for v in values if v not in index})
+    if unknown:
+        raise ClassifierError(f"labels not in the model's label set: {', '.join(unknown)}")
+    return np.asarray([index[v] for v in values], dtype=np.int32)
+
+
+def _boost(
+    name: str,
+    x: sp.csr_matrix,
+    y: np.ndarray,
+    n_classes: int,
+    fit_idx: list[int],
+    val_idx: list[int],
+    names: list[str],
+    config: TrainConfig,
+    say: Progress,
+) -> tuple[lgb.Booster, int]:
+    params: dict[str, Any] = {
+        "objective": "multiclass",
+        "num_class": n_classes,
+        "learning_rate": config.learning_rate,
+        "num_leaves": config.num_leaves,
+        "min_data_in_leaf": config.min_data_in_leaf,
+        "feature_fraction": config.feature_fraction,
+        "lambda_l2": config.lambda_l2,
+        "max_bin": 63,
+        "num_threads": config.num_threads,
+        "seed": config.seed,
+        "deterministic": True,
+        "force_col_wise": True,
+        "verbose": -1,
+    }
+    clean_names = [f"f{i}" for i in range(len(names))]  # LightGBM rejects some characters in feature names
+    rounds = config.max_rounds
+    if val_idx:
+        train_set = lgb.Dataset(x[fit_idx], y[fit_idx], feature_name=clean_names, free_raw_data=True)
+        valid_set = lgb.Dataset(x[val_idx], y[val_idx], reference=train_set)
+        booster = lgb.train(
+            params,
+            train_set,
+            num_boost_round=config.max_rounds,
+            valid_sets=[valid_set],
+            callbacks=[
+                lgb.early_stopping(config.early_stopping_rounds, verbose=False),
+                _progress_callback(name, config.max_rounds, say),
+            ],
+        )
+        rounds = max(int(booster.best_iteration or config.max_rounds), 10)
+        say(f"{name}: {rounds} rounds chosen on the validation slice; refitting on all rows")
+    full = lgb.Dataset(x, y, feature_name=clean_names, free_raw_data=True)
+    booster = lgb.train(
+        params, full, num_boost_round=rounds, callbacks=[_progress_callback(name, rounds, say)]
+    )
+    return booster, rounds
+
+
+def _progress_callback(name: str, total: int, say: Progress) -> Callable[[Any], None]:
+    step = max(total // 5, 1)
+
+    def report(env: Any) -> None:
+        done = env.iteration + 1
+        if done % step == 0 or done == total:
+            say(f"{name}: round {done}/{total}")
+
+    return report
+
+
+@dataclass(frozen=True)
+class EvalReport:
+    category: dict[str, Any]
+    priority: dict[str, Any] | None
+    # Category figures after the confidence threshold turned unsure answers into "other".
+    category_thresholded: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "category": self.category,
+            "priority": self.priority,
+            "category_thresholded": self.category_thresholded,
+        }
+
+
+def evaluate(classifier: Classifier, rows: Sequence[LabelledTicket], *, batch_size: int = 512) -> EvalReport:
+    """Category (raw top label and thresholded) and priority figures of `classifier` on labelled rows."""
+    if not rows:
+        raise ClassifierError("no evaluation rows")
+    info = classifier.info
+    unknown = sorted({r.category for r in rows} - set(info.labels))
+    if unknown:
+        raise ClassifierError(f"evaluation labels unknown to the model: {', '.join(unknown)}")
+    predictions = []
+    for start in range(0, len(rows), batch_size):
+        predictions += classifier.predict_batch([r.ticket for r in rows[start : start + batch_size]])
+    truth = [r.category for r in rows]
+    category = classification_metrics(truth, [p.raw_category for p in predictions], info.labels)
+    thresholded = classification_metrics(truth, [p.category for p in predictions], info.labels)
+    priority = None
+    if info.priorities and all(r.priority is not None for r in rows):
+        pri_truth = [r.priority or "" for r in rows]
+        unknown_pri = sorted(set(pri_truth) - set(info.priorities))
+        if unknown_pri:
+            raise ClassifierError(f"evaluation priorities unknown to the model: {', '.join(unknown_pri)}")
+        priority = classification_metrics(pri_truth, [p.priority for p in predictions], info.priorities)
+    return EvalReport(category, priority, thresholded)
+
+
+def train(
+    rows: Sequence[LabelledTicket],
+    out_dir: Path,
+    *,
+    version: str | None = None,
+    config: TrainConfig = TrainConfig(),
+    holdout: Sequence[LabelledTicket] | None = None,
+    holdout_fraction: float = 0.2,
+    labels: Sequence[str] | None = None,
+    priorities: Sequence[str] | None = None,
+    progress: Progress | None = None,
+) -> tuple[ModelInfo, EvalReport]:
+    """Train, measure on a hold-out and save a model directory.
+
+    With `holdout` given (e.g. the seed set's own hold-out), the saved model is the one measured. Otherwise a
+    stratified `holdout_fraction` of `rows` is held out to measure, then the saved model is refit on all rows
+    (the recorded figures therefore describe a model trained on slightly less data).
+    """
+    say = progress or (lambda _msg: None)
+    check_trainable(rows)
+    labels = tuple(labels) if labels else tuple(sorted({r.category for r in rows}))
+    has_priority = rows[0].priority is not None
+    if priorities is None:
+        priorities = tuple(sorted({r.priority for r in rows if r.priority})) if has_priority else ()
+    refit = holdout is None
+    if holdout is None:
+        train_idx, test_idx = stratified_split(rows, holdout_fraction, config.seed)
+        fit_rows, holdout = [rows[i] for i in train_idx], [rows[i] for i in test_idx]
+        say(f"holding out {len(holdout)} of {len(rows)} rows (stratified) to measure")
+    else:
+        fit_rows = list(rows)
+    model = fit(fit_rows, config, labels=labels, priorities=priorities, progress=say)
+    report = evaluate(model.classifier(), holdout)
+    if refit:
+        say("refitting on all rows")
+        model = fit(rows, config, labels=labels, priorities=priorities, progress=say)
+    digest = data_hash(rows)
+    version = version or f"custom-{digest[:10]}"
+    metrics = {
+        "holdout": report.to_json(),
+        "holdout_rows": len(holdout),
+        "train_rows": len(rows),
+        "saved_model_refit_on_all_rows": refit,
+        "train_seconds": round(model.seconds, 2),
+    }
+    info = model.save(
+        out_dir, version=version, data_hash=digest, metrics=metrics, extra={"config": asdict(config)}
+    )
+    return info, report
