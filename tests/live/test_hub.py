@@ -1,0 +1,194 @@
+"""The queue hub: coalescing, compute-once fan-out, after-commit only, cleanup, safety resend, and the
+PostgreSQL LISTEN connection (including a dropped connection), on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+
+import pytest
+from conftest import MerchantKeys
+from sqlalchemy import text
+
+from storage.db import Database
+from workflow.events import EventBus
+from workflow.live import QueueHub, feed_from_bus
+from workflow.pg_listener import QueueListener
+from workflow.queue import bump_queue_version
+
+from .helpers import Boom, Collector, total, write_ticket
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@pytest.fixture
+async def bus_hub(database: Database) -> AsyncIterator[tuple[EventBus, QueueHub]]:
+    bus = EventBus()
+    hub = QueueHub(database, clock=utcnow, coalesce_seconds=0.2)
+    feed_from_bus(hub, bus)
+    hub.bind(asyncio.get_running_loop())
+    yield bus, hub
+    await hub.close()
+
+
+async def test_initial_snapshot_then_one_per_change(
+    database: Database, bus_hub: tuple[EventBus, QueueHub], make_merchant: Callable[..., MerchantKeys]
+) -> None:
+    bus, hub = bus_hub
+    merchant = make_merchant()
+    async with Collector(hub, merchant.merchant_id) as sub:
+        first = sub.items[0]
+        assert (first.version, total(first)) == (0, 0)
+        await asyncio.to_thread(write_ticket, database, bus, merchant.merchant_id, stage="triaged")
+        items = await sub.wait_for(lambda items: len(items) >= 2)
+        latest = items[-1]
+        assert latest.version == 1
+        triaged = next(s for s in latest.stages if s.stage == "triaged")
+        assert triaged.count == 1 and triaged.oldest_ticket_id is not None
+
+
+async def test_burst_of_1000_writes_yields_few_snapshots_computed_once(
+    database: Database, bus_hub: tuple[EventBus, QueueHub], make_merchant: Callable[..., MerchantKeys]
+) -> None:
+    bus, hub = bus_hub
+    merchant = make_merchant()
+
+    def burst() -> None:
+        for _ in range(1000):
+            write_ticket(database, bus, merchant.merchant_id)
+
+    async with (
+        Collector(hub, merchant.merchant_id) as a,
+        Collector(hub, merchant.merchant_id) as b,
+        Collector(hub, merchant.merchant_id) as c,
+    ):
+        computed_before = hub.stats.snapshots_computed
+        await asyncio.to_thread(burst)
+        for sub in (a, b, c):
+            await sub.wait_for(lambda items: items[-1].version == 1000)
+        after_initial = a.items[1:]
+        # Coalesced: a handful of snapshots for 1,000 committed writes, versions strictly increasing.
+        assert 1 <= len(after_initial) <= 100
+        versions = [s.version for s in a.items]
+        assert versions == sorted(set(versions))
+        assert total(a.items[-1]) == 1000
+        # Computed once per flush for the merchant and the very same snapshot fanned out to all three.
+        assert hub.stats.snapshots_computed - computed_before == len(after_initial)
+        assert [id(s) for s in a.items[1:]] == [id(s) for s in b.items[1:]] == [id(s) for s in c.items[1:]]
+    print(f"1000 writes -> {len(after_initial)} snapshots")
+
+
+async def test_rolled_back_change_publishes_nothing(
+    database: Database, bus_hub: tuple[EventBus, QueueHub], make_merchant: Callable[..., MerchantKeys]
+) -> None:
+    bus, hub = bus_hub
+    merchant = make_merchant()
+    async with Collector(hub, merchant.merchant_id) as sub:
+        notifications = hub.stats.notifications
+        with pytest.raises(Boom):
+            await asyncio.to_thread(write_ticket, database, bus, merchant.merchant_id, fail=True)
+        await asyncio.sleep(0.5)
+        assert hub.stats.notifications == notifications
+        assert len(sub.items) == 1
+        await asyncio.to_thread(write_ticket, database, bus, merchant.merchant_id)
+        items = await sub.wait_for(lambda items: len(items) >= 2)
+        assert items[-1].version == 1 and total(items[-1]) == 1  # the rolled-back write left no trace
+
+
+async def test_abrupt_unsubscribe_leaves_nothing_behind(
+    database: Database, bus_hub: tuple[EventBus, QueueHub], make_merchant: Callable[..., MerchantKeys]
+) -> None:
+    bus, hub = bus_hub
+    merchant = make_merchant()
+    other = make_merchant()
+    collectors = [Collector(hub, m.merchant_id) for m in [merchant] * 20 + [other] * 5]
+    for collector in collectors:
+        await collector.__aenter__()
+    assert hub.subscriber_count(merchant.merchant_id) == 20
+    assert hub.subscriber_count() == 25
+
+    # Cancel half of them in the middle of a burst (a flush may be pending or running).
+    def write_30() -> None:
+        for _ in range(30):
+            write_ticket(database, bus, merchant.merchant_id)
+
+    writer = asyncio.ensure_future(asyncio.to_thread(write_30))
+    await asyncio.sleep(0.05)
+    for collector in collectors[:10]:
+        await collector.__aexit__(None, None, None)
+    await writer
+    assert hub.subscriber_count(merchant.merchant_id) == 10
+    for collector in collectors[10:]:
+        await collector.__aexit__(None, None, None)
+    assert hub.subscriber_count() == 0
+    assert hub.channel_count() == 0
+
+
+async def test_safety_check_resends_when_versions_differ(
+    database: Database, bus_hub: tuple[EventBus, QueueHub], make_merchant: Callable[..., MerchantKeys]
+) -> None:
+    _, hub = bus_hub
+    merchant = make_merchant()
+    async with Collector(hub, merchant.merchant_id) as sub:
+        assert await hub.safety_check() == 0
+
+        def silent_change() -> None:  # committed, but the signal is lost (no event published)
+            with database.unit_of_work() as session:
+                bump_queue_version(session, merchant.merchant_id)
+
+        await asyncio.to_thread(silent_change)
+        await asyncio.sleep(0.3)
+        assert len(sub.items) == 1
+        assert await hub.safety_check() == 1
+        items = await sub.wait_for(lambda items: len(items) >= 2)
+        assert items[-1].version == 1
+        assert await hub.safety_check() == 0
+
+
+@pytest.fixture
+def postgres_only(database: Database) -> Database:
+    if not database.is_postgres:
+        pytest.skip("LISTEN/NOTIFY is PostgreSQL only")
+    return database
+
+
+async def test_notify_reaches_another_hub_and_survives_a_dropped_connection(
+    postgres_only: Database, database_url: str, make_merchant: Callable[..., MerchantKeys]
+) -> None:
+    database = postgres_only
+    merchant = make_merchant()
+    # Process "B": a hub fed only by LISTEN. Writers publish on a bus nobody on B listens to.
+    hub = QueueHub(database, clock=utcnow, coalesce_seconds=0.05)
+    hub.bind(asyncio.get_running_loop())
+    listener = QueueListener(hub, database_url, min_backoff=1.0)
+    task = asyncio.create_task(listener.run())
+    writers_bus = EventBus()
+    try:
+        await asyncio.wait_for(listener.connected.wait(), 10)
+        async with Collector(hub, merchant.merchant_id) as sub:
+            await asyncio.to_thread(write_ticket, database, writers_bus, merchant.merchant_id)
+            await sub.wait_for(lambda items: items[-1].version == 1)
+
+            # Drop the listening connection; a change committed while it is down is never signalled.
+            pid = listener.backend_pid
+
+            def kill() -> None:
+                with database.unit_of_work() as session:
+                    session.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+
+            await asyncio.to_thread(kill)
+            while listener.connected.is_set():
+                await asyncio.sleep(0.01)
+            await asyncio.to_thread(write_ticket, database, writers_bus, merchant.merchant_id)
+            # After reconnecting, the listener compares versions and the hub resends.
+            await asyncio.wait_for(listener.connected.wait(), 10)
+            items = await sub.wait_for(lambda items: items[-1].version == 2)
+            assert total(items[-1]) == 2
+            assert listener.connections == 2
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await hub.close()

@@ -1,0 +1,257 @@
+"""The live queue hub: per merchant, coalesced queue snapshots computed once and fanned out to every subscriber.
+
+A change to a merchant's queue only marks the merchant dirty (``notify``, callable from any thread). The
+first change after a quiet spell is flushed at once; further changes within ``coalesce_seconds`` of the last
+flush wait for the next one, so a burst of a thousand writes yields a handful of snapshots, and each flush
+runs ``queue_snapshot`` once (in a worker thread) for all of that merchant's subscribers. A subscriber holds
+only the latest snapshot it has not yet taken, so a slow client skips intermediate versions instead of
+queueing them, and memory per subscriber stays constant.
+
+The hub remembers the version it last sent per merchant; :meth:`QueueHub.safety_check` compares it with the
+database and resends where they differ, so a lost signal (a dropped LISTEN connection) never leaves a
+dashboard stale for longer than one check interval.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlmodel import Session, col, select
+
+from storage.db import Database
+from storage.tables import QueueState
+from workflow.events import EventBus, TicketEvent
+from workflow.queue import QueueSnapshot, queue_snapshot
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+SnapshotFn = Callable[[Session, str], QueueSnapshot]
+# A new subscriber shares the channel's last snapshot when it is at most this old (else one is computed).
+SHARE_SNAPSHOT_SECONDS = 1.0
+
+
+@dataclass(eq=False)
+class _Subscriber:
+    merchant_id: str
+    wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+    latest: QueueSnapshot | None = None
+    last_version: int = -1
+
+    def offer(self, snapshot: QueueSnapshot) -> None:
+        # Versions only move forward for a subscriber; the same version again is nothing new.
+        if snapshot.version <= self.last_version:
+            return
+        self.last_version = snapshot.version
+        self.latest = snapshot
+        self.wakeup.set()
+
+
+@dataclass(eq=False)
+class _Channel:
+    merchant_id: str
+    subscribers: set[_Subscriber] = field(default_factory=set)
+    dirty: bool = False
+    flusher: asyncio.Task[None] | None = None
+    last_flush: float = float("-inf")
+    last_sent_version: int | None = None
+    latest: QueueSnapshot | None = None
+    latest_at: float = float("-inf")
+
+
+@dataclass
+class HubStats:
+    snapshots_computed: int = 0
+    notifications: int = 0
+    safety_resends: int = 0
+
+
+class QueueHub:
+    """Owns every ``queueUpdates`` subscription of this process. Use from one event loop; ``notify`` may be
+    called from any thread."""
+
+    def __init__(
+        self,
+        database: Database,
+        *,
+        clock: Clock,
+        coalesce_seconds: float = 0.2,
+        snapshot: SnapshotFn | None = None,
+    ) -> None:
+        self._db = database
+        self._clock = clock
+        self._coalesce = max(0.0, coalesce_seconds)
+        self._snapshot = snapshot or (
+            lambda session, merchant_id: queue_snapshot(session, merchant_id, clock())
+        )
+        self._channels: dict[str, _Channel] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_lock = threading.Lock()
+        self.stats = HubStats()
+
+    # -- lifecycle ---------------------------------------------------------------------------------------
+
+    def bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Attach the hub to the loop its subscribers run on (done by ``subscribe`` automatically)."""
+        with self._loop_lock:
+            self._loop = loop
+
+    async def close(self) -> None:
+        tasks = [ch.flusher for ch in self._channels.values() if ch.flusher is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        with self._loop_lock:
+            self._loop = None
+
+    # -- signals -------------------------------------------------------------------------------------------
+
+    def notify(self, merchant_id: str) -> None:
+        """The merchant's queue changed (committed). Thread-safe and non-blocking."""
+        with self._loop_lock:
+            loop = self._loop
+        if loop is None:
+            return
+        with contextlib.suppress(RuntimeError):  # a closed loop: the process is shutting down
+            loop.call_soon_threadsafe(self._mark_dirty, merchant_id)
+
+    def _mark_dirty(self, merchant_id: str, *, immediate: bool = False) -> None:
+        self.stats.notifications += 1
+        channel = self._channels.get(merchant_id)
+        if channel is None:  # nobody watches this merchant here: nothing to compute
+            return
+        channel.dirty = True
+        if immediate:
+            channel.last_flush = float("-inf")
+        if channel.flusher is None:
+            channel.flusher = asyncio.get_running_loop().create_task(self._flush(channel))
+
+    async def _flush(self, channel: _Channel) -> None:
+        try:
+            while channel.dirty and channel.subscribers:
+                wait = channel.last_flush + self._coalesce - time.monotonic()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                channel.dirty = False
+                channel.last_flush = time.monotonic()
+                try:
+                    snapshot = await asyncio.to_thread(self._compute, channel.merchant_id)
+                except Exception:
+                    log.exception("queue snapshot for %s failed", channel.merchant_id)
+                    continue  # the next signal or safety check retries
+                channel.latest, channel.latest_at = snapshot, time.monotonic()
+                channel.last_sent_version = snapshot.version
+                for sub in list(channel.subscribers):
+                    sub.offer(snapshot)
+        finally:
+            channel.flusher = None
+
+    def _compute(self, merchant_id: str) -> QueueSnapshot:
+        with self._db.read_only() as session:
+            snapshot = self._snapshot(session, merchant_id)
+        self.stats.snapshots_computed += 1
+        return snapshot
+
+    # -- safety check --------------------------------------------------------------------------------------
+
+    def watched_merchants(self) -> list[str]:
+        return [m for m, ch in self._channels.items() if ch.subscribers]
+
+    async def safety_check(self) -> int:
+        """Resend to merchants whose database queue version differs from the last one sent; returns how many."""
+        merchants = self.watched_merchants()
+        if not merchants:
+            return 0
+        versions = await asyncio.to_thread(self._versions, merchants)
+        stale = 0
+        for merchant_id in merchants:
+            channel = self._channels.get(merchant_id)
+            if channel is None or not channel.subscribers:
+                continue
+            if versions.get(merchant_id, 0) != channel.last_sent_version:
+                stale += 1
+                self._mark_dirty(merchant_id, immediate=True)
+        self.stats.safety_resends += stale
+        return stale
+
+    def _versions(self, merchant_ids: list[str]) -> dict[str, int]:
+        with self._db.read_only() as session:
+            rows = session.exec(
+                select(QueueState.merchant_id, QueueState.version).where(
+                    col(QueueState.merchant_id).in_(merchant_ids)
+                )
+            ).all()
+        return {merchant_id: int(version) for merchant_id, version in rows}
+
+    async def run_safety_checks(self, interval: float) -> None:
+        """Run :meth:`safety_check` every ``interval`` seconds until cancelled."""
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.safety_check()
+            except Exception:
+                log.exception("queue safety check failed")
+
+    # -- subscriptions -------------------------------------------------------------------------------------
+
+    def subscriber_count(self, merchant_id: str | None = None) -> int:
+        if merchant_id is None:
+            return sum(len(ch.subscribers) for ch in self._channels.values())
+        channel = self._channels.get(merchant_id)
+        return 0 if channel is None else len(channel.subscribers)
+
+    def channel_count(self) -> int:
+        return len(self._channels)
+
+    @asynccontextmanager
+    async def subscribe(self, merchant_id: str) -> AsyncIterator[AsyncIterator[QueueSnapshot]]:
+        """``async with hub.subscribe(m) as snapshots: async for s in snapshots: ...`` — the first item is a
+        current snapshot, then one per coalesced change. Leaving the block (or cancellation) unsubscribes."""
+        if self._loop is None:
+            self.bind(asyncio.get_running_loop())
+        channel = self._channels.get(merchant_id)
+        if channel is None:
+            channel = self._channels[merchant_id] = _Channel(merchant_id)
+        sub = _Subscriber(merchant_id)
+        channel.subscribers.add(sub)
+        try:
+            fresh = time.monotonic() - channel.latest_at <= SHARE_SNAPSHOT_SECONDS
+            if channel.latest is not None and fresh and not channel.dirty:
+                # Two thousand dashboards opening at once must not mean two thousand queries.
+                sub.offer(channel.latest)
+            else:
+                self._mark_dirty(merchant_id)
+            yield self._stream(sub)
+        finally:
+            channel.subscribers.discard(sub)
+            if not channel.subscribers and self._channels.get(merchant_id) is channel:
+                del self._channels[merchant_id]
+                if channel.flusher is not None:
+                    channel.flusher.cancel()
+
+    @staticmethod
+    async def _stream(sub: _Subscriber) -> AsyncIterator[QueueSnapshot]:
+        while True:
+            await sub.wakeup.wait()
+            sub.wakeup.clear()
+            snapshot, sub.latest = sub.latest, None
+            if snapshot is not None:
+                yield snapshot
+
+
+def feed_from_bus(hub: QueueHub, bus: EventBus) -> None:
+    """In-process signals: every committed event that changed the queue marks its merchant dirty."""
+
+    def listener(event: TicketEvent) -> None:
+        if event.queue_changed:
+            hub.notify(event.merchant_id)
+
+    bus.add_listener(listener)
