@@ -1,0 +1,147 @@
+"""``create_app(settings)``: the Starlette application serving ``/graphql``, ``/healthz`` and the admin UI.
+
+Everything long-lived is built here once (database, policy engine, classifier, event bus, clock) and
+handed to the resolvers through :class:`resolvers.context.ApiRuntime`. Background work (the SLA scheduler,
+the cross-process queue listener) plugs in as *startup hooks*: async context managers entered in Starlette's
+lifespan after migrations and exited on shutdown, in reverse order.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from anyio import to_thread
+from sqlalchemy import text
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
+
+from bookbag.graphql_http import BodySizeLimit, BookbagGraphQL
+from bookbag.settings import Settings
+from resolvers.context import ApiLimits, ApiRuntime
+from schema.build import BookbagSchema, SchemaLimits, build_schema
+from storage.db import Database
+from workflow.services import WorkflowServices
+
+log = logging.getLogger("bookbag.app")
+
+
+@dataclass
+class AppState:
+    """What the running app holds; reachable as ``app.state.bookbag``."""
+
+    settings: Settings
+    runtime: ApiRuntime
+    schema: BookbagSchema
+    startup_hooks: list[StartupHook] = field(default_factory=list)
+
+    @property
+    def db(self) -> Database:
+        return self.runtime.db
+
+    @property
+    def services(self) -> WorkflowServices:
+        return self.runtime.services
+
+
+StartupHook = Callable[[AppState], AbstractAsyncContextManager[None]]
+
+
+def build_services(settings: Settings) -> WorkflowServices:
+    """The policy engine and the classifier (loaded once, from ``settings.model_dir`` or the shipped model)."""
+    from classifier import Classifier, default_model_dir
+    from policy import PolicyEngine
+
+    model_dir = settings.model_dir or default_model_dir()
+    return WorkflowServices(policy=PolicyEngine(), classifier=Classifier.load(model_dir))
+
+
+def schema_limits(settings: Settings) -> SchemaLimits:
+    return SchemaLimits(
+        max_depth=settings.max_query_depth,
+        max_aliases=settings.max_aliases,
+        max_tokens=settings.max_tokens,
+        max_batch_operations=settings.max_batch_operations,
+        introspection=not settings.is_production,
+    )
+
+
+def admin_static_dir() -> Path | None:
+    spec = importlib.util.find_spec("admin_ui")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for location in spec.submodule_search_locations:
+        static = Path(location) / "static"
+        if static.is_dir():
+            return static
+    return None
+
+
+def create_app(
+    settings: Settings,
+    *,
+    services: WorkflowServices | None = None,
+    database: Database | None = None,
+    startup_hooks: Sequence[StartupHook] = (),
+) -> Starlette:
+    """Build the app. ``services``/``database`` may be passed in (tests share one loaded classifier)."""
+    db = database or Database.from_url(settings.resolved_database_url())
+    runtime = ApiRuntime(
+        db=db,
+        services=services or build_services(settings),
+        limits=ApiLimits(max_page_size=settings.max_page_size),
+    )
+    schema = build_schema(schema_limits(settings))
+    state = AppState(settings=settings, runtime=runtime, schema=schema, startup_hooks=list(startup_hooks))
+    graphql = BookbagGraphQL(
+        schema,
+        runtime,
+        graphql_ide=not settings.is_production,
+        max_subscriptions=settings.max_subscriptions_per_connection,
+    )
+    limited = BodySizeLimit(graphql, settings.max_body_bytes)
+
+    async def healthz(_request: Request) -> JSONResponse:
+        def ping() -> None:
+            with db.read_only() as session:
+                session.execute(text("SELECT 1"))
+
+        try:
+            await to_thread.run_sync(ping)
+        except Exception:
+            log.exception("health check: database unreachable")
+            return JSONResponse({"status": "error", "database": "unreachable"}, status_code=503)
+        return JSONResponse({"status": "ok", "database": db.engine.dialect.name})
+
+    routes: list[BaseRoute] = [
+        Route("/graphql", limited, methods=["GET", "POST"]),
+        WebSocketRoute("/graphql", graphql),
+        Route("/healthz", healthz, methods=["GET"]),
+    ]
+    static = admin_static_dir()
+    if static is not None:
+        routes.append(Mount("/admin", app=StaticFiles(directory=static, html=True), name="admin"))
+
+    @asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        if settings.run_migrations_on_start:
+            from storage.migrate import upgrade
+
+            await to_thread.run_sync(upgrade, db.engine)
+        async with AsyncExitStack() as stack:
+            for hook in state.startup_hooks:
+                await stack.enter_async_context(hook(state))
+            yield
+        if database is None:
+            db.dispose()
+
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.bookbag = state
+    return app

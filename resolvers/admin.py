@@ -1,0 +1,212 @@
+"""Queue metrics, the audit log, the classifier's identity, API keys, teams and agents."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import strawberry
+from strawberry.scalars import JSON
+from sqlmodel import Session
+
+from resolvers import roles
+from resolvers.runner import mutate, query
+from resolvers.snapshots import dump, load
+from schema.admin import ApiKey, AuditEvent, ClassifierInfo, CreateApiKeyPayload, RevokeApiKeyPayload
+from schema.common import UserError
+from schema.enums import Role, Stage
+from schema.payloads import AgentPayload, TeamPayload
+from schema.queue import Queue, QueueStage, StageDuration
+from schema.tickets import Agent, Info, Team
+from storage import tables
+from workflow import agents as agents_service
+from workflow import audit as audit_service
+from workflow import merchants as merchants_service
+from workflow.principal import Principal
+from workflow.queue import queue_snapshot
+from workflow.services import WorkflowServices
+
+MAX_AUDIT_PAGE = 500
+
+
+async def queue(info: Info) -> Queue:
+    ctx = info.context
+    services = ctx.runtime.services
+    snap = await query(ctx, roles.READERS, lambda s, p: queue_snapshot(s, p.merchant_id, services.clock()))
+    now = snap.generated_at
+    return Queue(
+        version=snap.version,
+        generated_at=now,
+        open_count=snap.open_count,
+        stages=[
+            QueueStage(
+                stage=Stage(s.stage),
+                count=s.count,
+                oldest_open_at=s.oldest_open_at,
+                oldest_age_seconds=s.age_seconds(now),
+                sla_breached=s.sla_breached,
+                oldest_ticket_id=strawberry.ID(s.oldest_ticket_id) if s.oldest_ticket_id else None,
+            )
+            for s in snap.stages
+        ],
+        time_in_stage=[
+            StageDuration(
+                from_stage=d.from_stage,
+                to_stage=d.to_stage,
+                count=d.count,
+                mean_seconds=d.mean_seconds,
+                p50_seconds=d.p50_seconds,
+                p90_seconds=d.p90_seconds,
+            )
+            for d in snap.time_in_stage
+        ],
+    )
+
+
+async def audit_log(
+    info: Info,
+    ticket_id: strawberry.ID | None = None,
+    kind: str | None = None,
+    first: int = 100,
+    before_id: strawberry.ID | None = None,
+) -> list[AuditEvent]:
+    """Newest first. Page backwards with `beforeId` (the last id seen); `first` is at most 500."""
+    if not 1 <= first <= MAX_AUDIT_PAGE:
+        from resolvers.runner import ApiError
+
+        raise ApiError("INVALID_INPUT", f"first must be between 1 and {MAX_AUDIT_PAGE}", "first")
+    before = None
+    if before_id is not None:
+        if not str(before_id).isdigit():
+            from resolvers.runner import ApiError
+
+            raise ApiError("INVALID_INPUT", "beforeId must be an audit event id", "beforeId")
+        before = int(str(before_id))
+    rows = await query(
+        info.context,
+        roles.READERS,
+        lambda s, p: audit_service.list_audit(
+            s, p, ticket_id=str(ticket_id) if ticket_id else None, kind=kind, first=first, before_id=before
+        ),
+    )
+    return [AuditEvent.from_model(r) for r in rows]
+
+
+async def classifier_info(info: Info) -> ClassifierInfo:
+    info.context.auth  # noqa: B018 - any authenticated role may read it
+    model = info.context.runtime.services.classifier.info
+    return ClassifierInfo(
+        version=model.version,
+        labels=list(model.labels),
+        priorities=list(model.priorities),
+        trained_at=model.trained_at,
+        data_hash=model.data_hash,
+        metrics=JSON(dict(model.metrics)),
+    )
+
+
+async def teams(info: Info) -> list[Team]:
+    rows = await query(info.context, roles.READERS, lambda s, p: agents_service.list_teams(s, p.merchant_id))
+    return [Team.from_model(r) for r in rows]
+
+
+async def agents(info: Info) -> list[Agent]:
+    rows = await query(info.context, roles.READERS, lambda s, p: agents_service.list_agents(s, p.merchant_id))
+    return [Agent.from_model(r) for r in rows]
+
+
+async def api_keys(info: Info) -> list[ApiKey]:
+    rows = await query(info.context, roles.ADMINS, merchants_service.list_api_keys)
+    return [ApiKey.from_model(r) for r in rows]
+
+
+async def create_api_key(info: Info, role: Role, name: str = "") -> CreateApiKeyPayload:
+    """The secret is in this response only. Not idempotent by design: a replay would have to store it."""
+
+    def work(session: Session, _services: WorkflowServices, principal: Principal) -> dict[str, Any]:
+        if len(name) > 200:
+            from workflow.errors import invalid
+
+            raise invalid("name must be at most 200 characters", "name")
+        issued = merchants_service.create_api_key(
+            session, merchant_id=principal.merchant_id, role=role.value, name=name
+        )
+        return {"key": dump(issued.key), "secret": issued.secret}
+
+    snapshot, error, _ = await mutate(
+        info.context, roles.ADMINS, operation="createApiKey", payload={}, idempotency_key=None, work=work
+    )
+    if error is not None or snapshot is None:
+        return CreateApiKeyPayload(errors=[UserError.from_domain(error)] if error else [])
+    row = load(tables.ApiKey, snapshot["key"])
+    return CreateApiKeyPayload(api_key=ApiKey.from_model(row) if row else None, secret=snapshot["secret"])
+
+
+async def revoke_api_key(info: Info, id: strawberry.ID) -> RevokeApiKeyPayload:
+    def work(session: Session, _services: WorkflowServices, principal: Principal) -> dict[str, Any]:
+        return {"key": dump(merchants_service.revoke_api_key(session, principal, str(id)))}
+
+    snapshot, error, _ = await mutate(
+        info.context,
+        roles.ADMINS,
+        operation="revokeApiKey",
+        payload={"id": str(id)},
+        idempotency_key=None,
+        work=work,
+    )
+    if error is not None or snapshot is None:
+        return RevokeApiKeyPayload(errors=[UserError.from_domain(error)] if error else [])
+    row = load(tables.ApiKey, snapshot["key"])
+    return RevokeApiKeyPayload(api_key=ApiKey.from_model(row) if row else None)
+
+
+async def create_team(info: Info, name: str) -> TeamPayload:
+    def work(session: Session, _services: WorkflowServices, principal: Principal) -> dict[str, Any]:
+        return {"team": dump(agents_service.create_team(session, principal, name=name))}
+
+    snapshot, error, _ = await mutate(
+        info.context,
+        roles.ADMINS,
+        operation="createTeam",
+        payload={"name": name},
+        idempotency_key=None,
+        work=work,
+    )
+    if error is not None or snapshot is None:
+        return TeamPayload(errors=[UserError.from_domain(error)] if error else [])
+    row = load(tables.Team, snapshot["team"])
+    return TeamPayload(team=Team.from_model(row) if row else None)
+
+
+async def create_agent(
+    info: Info,
+    name: str,
+    email: str,
+    team_ids: list[strawberry.ID] | None = None,
+    skills: list[str] | None = None,
+    capacity: int = 10,
+    available: bool = True,
+) -> AgentPayload:
+    teams_ = [str(t) for t in team_ids or []]
+    skills_ = list(skills or [])
+
+    def work(session: Session, _services: WorkflowServices, principal: Principal) -> dict[str, Any]:
+        names = [agents_service.get_team(session, principal.merchant_id, t).name for t in teams_]
+        row = agents_service.create_agent(
+            session,
+            principal,
+            name=name,
+            email=email,
+            teams=names,
+            skills=skills_,
+            capacity=capacity,
+            available=available,
+        )
+        return {"agent": dump(row)}
+
+    snapshot, error, _ = await mutate(
+        info.context, roles.ADMINS, operation="createAgent", payload={}, idempotency_key=None, work=work
+    )
+    if error is not None or snapshot is None:
+        return AgentPayload(errors=[UserError.from_domain(error)] if error else [])
+    row = load(tables.Agent, snapshot["agent"])
+    return AgentPayload(agent=Agent.from_model(row) if row else None)

@@ -1,0 +1,219 @@
+"""Rulesets: the active one and its versions, validate, publish, activate (rollback), simulate, backtest."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlmodel import Session
+from strawberry.scalars import JSON
+
+from resolvers import roles
+from resolvers.runner import mutate, query, read_as
+from resolvers.snapshots import dump, load
+from schema.actions import Decision
+from schema.common import UserError
+from schema.inputs import SimulationCaseInput
+from schema.rulesets import (
+    ActiveRuleset,
+    BacktestPayload,
+    RulesetProblem,
+    RulesetVersion,
+    RulesetVersionPayload,
+    SimulatePayload,
+    SimulationResult,
+    StageEdges,
+    ValidateRulesetPayload,
+    problems_of,
+    test_failures_of,
+)
+from schema.tickets import Info
+from storage import tables
+from workflow import rulesets as rulesets_service
+from workflow.errors import DomainError, ErrorCode, invalid
+from workflow.merchants import get_merchant
+from workflow.principal import Principal
+from workflow.services import WorkflowServices
+
+
+async def ruleset(info: Info) -> ActiveRuleset:
+    ctx = info.context
+    services = ctx.runtime.services
+
+    def fetch(session: Session, principal: Principal) -> ActiveRuleset:
+        active = rulesets_service.active_ruleset(session, services, principal.merchant_id)
+        rs = active.ruleset
+        if active.version is not None:
+            row = rulesets_service.get_version(session, principal, active.version)
+            source, digest, name = row.source, row.digest, row.name
+        else:
+            source, digest, name = str(getattr(rs, "source", "")), str(rs.digest), str(rs.name)
+        return ActiveRuleset(
+            version=active.version,
+            name=name,
+            digest=digest,
+            source=source,
+            message=active.message,
+            created_at=active.created_at,
+            transitions=[StageEdges(from_stage=k, to=list(v)) for k, v in rs.transitions.items()],
+        )
+
+    return await query(ctx, roles.READERS, fetch)
+
+
+async def ruleset_versions(info: Info) -> list[RulesetVersion]:
+    def fetch(session: Session, principal: Principal) -> list[RulesetVersion]:
+        active = get_merchant(session, principal.merchant_id).active_ruleset_version
+        return [
+            RulesetVersion.from_model(r, active) for r in rulesets_service.list_versions(session, principal)
+        ]
+
+    return await query(info.context, roles.READERS, fetch)
+
+
+async def validate_ruleset(info: Info, source: str) -> ValidateRulesetPayload:
+    """Check a draft: YAML syntax, schema, references. Changes nothing."""
+    try:
+        report = await read_as(info.context, roles.READERS, lambda _s, _p: rulesets_service.validate(source))
+    except DomainError as exc:
+        return ValidateRulesetPayload(errors=[UserError.from_domain(exc)])
+    problems = [RulesetProblem.from_any(p) for p in report.problems]
+    errors = (
+        []
+        if report.ok
+        else [
+            UserError.from_domain(
+                DomainError(
+                    ErrorCode.INVALID_RULESET,
+                    f"ruleset has {len(problems)} problem(s): {problems[0].message}",
+                    "source",
+                )
+            )
+        ]
+    )
+    return ValidateRulesetPayload(valid=bool(report.ok), problems=problems, errors=errors)
+
+
+def _version_payload(
+    snapshot: dict[str, Any] | None, error: DomainError | None, replayed: bool
+) -> RulesetVersionPayload:
+    if error is not None or snapshot is None:
+        if error is None:
+            return RulesetVersionPayload()
+        return RulesetVersionPayload(
+            errors=[UserError.from_domain(error)],
+            problems=problems_of(error.details),
+            test_failures=test_failures_of(error.details),
+        )
+    row = load(tables.RulesetVersion, snapshot["version"])
+    return RulesetVersionPayload(
+        ruleset_version=RulesetVersion.from_model(row, snapshot["active"]) if row else None, replayed=replayed
+    )
+
+
+async def publish_ruleset(
+    info: Info, source: str, message: str = "", idempotency_key: str | None = None
+) -> RulesetVersionPayload:
+    """Validate, run the ruleset's own tests, then store and activate it in one transaction."""
+
+    def work(session: Session, services: WorkflowServices, principal: Principal) -> dict[str, Any]:
+        row = rulesets_service.publish_ruleset(session, services, principal, source=source, message=message)
+        return {"version": dump(row), "active": row.version}
+
+    return _version_payload(
+        *await mutate(
+            info.context,
+            roles.ADMINS,
+            operation="publishRuleset",
+            payload={"source": source, "message": message},
+            idempotency_key=idempotency_key,
+            work=work,
+        )
+    )
+
+
+async def activate_ruleset_version(
+    info: Info, version: int, idempotency_key: str | None = None
+) -> RulesetVersionPayload:
+    """Make an earlier (or later) published version the active one: a rollback."""
+
+    def work(session: Session, services: WorkflowServices, principal: Principal) -> dict[str, Any]:
+        row = rulesets_service.activate_version(session, services, principal, version=version)
+        return {"version": dump(row), "active": row.version}
+
+    return _version_payload(
+        *await mutate(
+            info.context,
+            roles.ADMINS,
+            operation="activateRulesetVersion",
+            payload={"version": version},
+            idempotency_key=idempotency_key,
+            work=work,
+        )
+    )
+
+
+def _case(index: int, case: SimulationCaseInput) -> rulesets_service.SimulationCase:
+    if case.facts is not None and not isinstance(case.facts, dict):
+        raise invalid("facts must be a JSON object", f"cases[{index}].facts")
+    action: dict[str, Any] | None = None
+    if case.action is not None:
+        params = case.action.params
+        if params is not None and not isinstance(params, dict):
+            raise invalid("params must be a JSON object", f"cases[{index}].action.params")
+        action = {**(params or {}), "type": case.action.type.value, "amount": case.action.amount}
+        if case.action.actor is not None:
+            action["actor"] = case.action.actor
+    return rulesets_service.SimulationCase(
+        facts=json.loads(json.dumps(case.facts)) if case.facts is not None else None,
+        ticket_id=str(case.ticket_id) if case.ticket_id else None,
+        action=action,
+        now=case.now,
+        label=case.label,
+    )
+
+
+async def simulate(
+    info: Info, cases: list[SimulationCaseInput], source: str | None = None
+) -> SimulatePayload:
+    """Evaluate a draft (or the active ruleset) against facts or existing tickets, with traces. Changes nothing."""
+    ctx = info.context
+    services = ctx.runtime.services
+    try:
+        parsed = [_case(i, c) for i, c in enumerate(cases)]
+        results = await read_as(
+            ctx,
+            roles.READERS,
+            lambda s, p: rulesets_service.simulate(s, services, p, cases=parsed, source=source),
+        )
+    except DomainError as exc:
+        return SimulatePayload(errors=[UserError.from_domain(exc)], problems=problems_of(exc.details))
+    return SimulatePayload(
+        results=[
+            SimulationResult(
+                label=r.label,
+                facts=JSON(r.facts),
+                draft=Decision.from_dict(r.draft) if r.draft else None,
+                active=Decision.from_dict(r.active) if r.active else None,
+                changed=r.changed,
+                routing=JSON(r.routing) if r.routing is not None else None,
+                escalations=JSON(r.escalations),
+            )
+            for r in results
+        ]
+    )
+
+
+async def backtest(info: Info, source: str, limit: int = 1000) -> BacktestPayload:
+    """Replay the facts of the merchant's recent decisions under the draft and the active version."""
+    ctx = info.context
+    services = ctx.runtime.services
+    try:
+        report = await read_as(
+            ctx,
+            roles.READERS,
+            lambda s, p: rulesets_service.backtest(s, services, p, source=source, limit=limit),
+        )
+    except DomainError as exc:
+        return BacktestPayload(errors=[UserError.from_domain(exc)], problems=problems_of(exc.details))
+    return BacktestPayload(report=JSON(report))

@@ -1,0 +1,122 @@
+"""Input types. Bounds on strings and numbers are enforced by the workflow services (INVALID_INPUT)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import strawberry
+from strawberry.scalars import JSON
+
+from schema.enums import ActionType, Channel, MessageAuthor, Priority, Stage
+
+
+@strawberry.input
+class CustomerInput:
+    email: str | None = None
+    name: str | None = None
+    vip: bool | None = None
+    lifetime_value: float | None = None
+    order_count: int | None = None
+
+
+@strawberry.input
+class OrderInput:
+    id: str | None = None
+    total: float | None = None
+    currency: str | None = None
+    financial_status: str | None = None
+    fulfillment_status: str | None = None
+    created_at: datetime | None = None
+    delivered_at: datetime | None = None
+
+
+@strawberry.input
+class CreateTicketInput:
+    subject: str = ""
+    body: str = ""
+    channel: Channel = Channel.EMAIL
+    customer: CustomerInput | None = None
+    order: OrderInput | None = None
+    tags: list[str] | None = None
+    prior_contacts: int | None = strawberry.field(
+        default=None, description="How often this customer wrote before (a classifier feature)."
+    )
+
+
+@strawberry.input
+class TicketFilter:
+    stage: Stage | None = None
+    category: str | None = None
+    priority: Priority | None = None
+    team_id: strawberry.ID | None = None
+    assignee_id: strawberry.ID | None = None
+    tag: str | None = None
+    text: str | None = strawberry.field(default=None, description="Substring of subject or body.")
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+    open_only: bool = False
+
+
+@strawberry.input
+class AddMessageInput:
+    ticket_id: strawberry.ID
+    body: str
+    author_type: MessageAuthor | None = strawberry.field(
+        default=None, description="Defaults to the caller's actor; partners relay `CUSTOMER` messages."
+    )
+
+
+@strawberry.input
+class AssignTicketInput:
+    ticket_id: strawberry.ID
+    agent_id: strawberry.ID | None = None
+    team_id: strawberry.ID | None = None
+    expected_version: int | None = None
+
+
+@strawberry.input
+class UpdateTicketInput:
+    ticket_id: strawberry.ID
+    expected_version: int | None = None
+    tags: list[str] | None = strawberry.field(default=None, description="Replaces the ticket's tags.")
+    customer: CustomerInput | None = None
+    order: OrderInput | None = None
+
+
+@strawberry.input
+class TransitionTicketInput:
+    ticket_id: strawberry.ID
+    to: Stage
+    expected_version: int
+
+
+@strawberry.input
+class CorrectClassificationInput:
+    ticket_id: strawberry.ID
+    category: str | None = None
+    priority: Priority | None = None
+
+
+@strawberry.input
+class RequestActionInput:
+    ticket_id: strawberry.ID
+    type: ActionType
+    amount: float | None = None
+    params: JSON | None = None
+
+
+@strawberry.input
+class SimulationActionInput:
+    type: ActionType
+    amount: float | None = None
+    actor: str | None = None
+    params: JSON | None = None
+
+
+@strawberry.input(description="One case: raw `facts`, or an existing `ticketId` whose facts are computed.")
+class SimulationCaseInput:
+    facts: JSON | None = None
+    ticket_id: strawberry.ID | None = None
+    action: SimulationActionInput | None = None
+    now: datetime | None = None
+    label: str | None = None

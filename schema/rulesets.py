@@ -1,0 +1,130 @@
+"""Rulesets: versions, validation problems, test failures, simulation and backtest results."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import strawberry
+from strawberry.scalars import JSON
+
+from schema.actions import Decision
+from schema.payloads import Payload
+from storage import tables
+
+
+@strawberry.type
+class StageEdges:
+    from_stage: str
+    to: list[str]
+
+
+@strawberry.type(description="A published ruleset version.")
+class RulesetVersion:
+    version: int
+    name: str
+    digest: str
+    message: str
+    source: str
+    created_at: datetime
+    active: bool
+
+    @classmethod
+    def from_model(cls, row: tables.RulesetVersion, active_version: int | None) -> RulesetVersion:
+        return cls(
+            version=row.version,
+            name=row.name,
+            digest=row.digest,
+            message=row.message,
+            source=row.source,
+            created_at=row.created_at,
+            active=row.version == active_version,
+        )
+
+
+@strawberry.type(description="The ruleset in force. `version` is null while the built-in default applies.")
+class ActiveRuleset:
+    version: int | None
+    name: str
+    digest: str
+    source: str
+    message: str
+    created_at: datetime | None
+    transitions: list[StageEdges]
+
+
+@strawberry.type
+class RulesetProblem:
+    message: str
+    path: str | None = None
+    line: int | None = None
+
+    @classmethod
+    def from_any(cls, problem: Any) -> RulesetProblem:
+        line = getattr(problem, "line", None)
+        path = getattr(problem, "path", None)
+        return cls(
+            message=str(getattr(problem, "message", problem)),
+            path=str(path) if path is not None else None,
+            line=int(line) if isinstance(line, int) else None,
+        )
+
+
+@strawberry.type
+class RulesetTestFailure:
+    name: str
+    message: str
+
+
+@strawberry.type
+class ValidateRulesetPayload(Payload):
+    valid: bool = False
+    problems: list[RulesetProblem] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class RulesetVersionPayload(Payload):
+    ruleset_version: RulesetVersion | None = None
+    problems: list[RulesetProblem] = strawberry.field(default_factory=list)
+    test_failures: list[RulesetTestFailure] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class SimulationResult:
+    label: str
+    facts: JSON
+    draft: Decision | None = strawberry.field(
+        description="The draft's decision, when the case has an action."
+    )
+    active: Decision | None = strawberry.field(
+        description="The active ruleset's decision for the same facts."
+    )
+    changed: bool
+    routing: JSON | None
+    escalations: JSON
+
+
+@strawberry.type
+class SimulatePayload(Payload):
+    results: list[SimulationResult] = strawberry.field(default_factory=list)
+    problems: list[RulesetProblem] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class BacktestPayload(Payload):
+    report: JSON | None = None
+    problems: list[RulesetProblem] = strawberry.field(default_factory=list)
+
+
+def problems_of(error_details: Any) -> list[RulesetProblem]:
+    problems = getattr(error_details, "problems", None)
+    return [RulesetProblem.from_any(p) for p in problems or []]
+
+
+def test_failures_of(error_details: Any) -> list[RulesetTestFailure]:
+    if not isinstance(error_details, list):
+        return []
+    return [
+        RulesetTestFailure(name=str(getattr(t, "name", "")), message=str(getattr(t, "message", "")))
+        for t in error_details
+    ]
