@@ -128,6 +128,7 @@ def create_ticket(
     apply_sla(ticket, active.ruleset)
 
     session.add(ticket)
+    session.flush()  # the ticket row must exist before rows that reference it (no ORM relationships here)
     session.add(
         StageTransition(
             merchant_id=ticket.merchant_id,
