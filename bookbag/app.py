@@ -23,8 +23,10 @@ from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
+from bookbag.background import background_work, build_queue_hub
 from bookbag.graphql_http import BodySizeLimit, BookbagGraphQL
 from bookbag.settings import Settings
+from bookbag.wiring import build_services
 from resolvers.context import ApiLimits, ApiRuntime
 from schema.build import BookbagSchema, SchemaLimits, build_schema
 from storage.db import Database
@@ -52,15 +54,6 @@ class AppState:
 
 
 StartupHook = Callable[[AppState], AbstractAsyncContextManager[None]]
-
-
-def build_services(settings: Settings) -> WorkflowServices:
-    """The policy engine and the classifier (loaded once, from ``settings.model_dir`` or the shipped model)."""
-    from classifier import Classifier, default_model_dir
-    from policy import PolicyEngine
-
-    model_dir = settings.model_dir or default_model_dir()
-    return WorkflowServices(policy=PolicyEngine(), classifier=Classifier.load(model_dir))
 
 
 def schema_limits(settings: Settings) -> SchemaLimits:
@@ -98,8 +91,11 @@ def create_app(
         services=services or build_services(settings),
         limits=ApiLimits(max_page_size=settings.max_page_size),
     )
+    runtime.queue_hub = build_queue_hub(settings, db, runtime.services)
     schema = build_schema(schema_limits(settings))
-    state = AppState(settings=settings, runtime=runtime, schema=schema, startup_hooks=list(startup_hooks))
+    state = AppState(
+        settings=settings, runtime=runtime, schema=schema, startup_hooks=[background_work, *startup_hooks]
+    )
     graphql = BookbagGraphQL(
         schema,
         runtime,

@@ -10,8 +10,9 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
-from bookbag.app import build_services, create_app
+from bookbag.app import create_app
 from bookbag.settings import Settings
+from bookbag.wiring import build_services
 from storage.db import Database
 from tests.conftest import MerchantKeys
 from workflow.services import WorkflowServices

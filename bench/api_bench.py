@@ -1,0 +1,379 @@
+"""GraphQL API benchmark against a real uvicorn server process, side by side with a plain Starlette JSON
+endpoint reading the same rows from the same database.
+
+    .venv/bin/python bench/api_bench.py [--seconds 8] [--concurrency 16] [--tickets 400] [--database-url URL]
+
+It seeds a merchant with tickets, starts ONE uvicorn worker serving ``create_app(settings)`` plus
+``GET /plain/tickets`` (same auth, same ``list_tickets`` service, ``json.dumps`` of the rows), then drives
+it from a separate load-generator process: 16 keep-alive HTTP/1.1 connections, closed loop, each sending
+its next request as soon as the previous answer arrived. Measured one after another in the same run:
+
+1. ``GET /plain/tickets?first=50``
+2. ``POST /graphql`` ``tickets(first: 50)`` selecting the same columns as the plain endpoint returns
+3. ``POST /graphql`` ``createTicket`` (the whole ingest pipeline: classify, route, SLA, triage, commit)
+
+Every response is checked (status 200, no GraphQL errors, 50 tickets / a created ticket); failures are
+counted and reported. Figures go to stdout and ``bench/results/api_bench.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing as mp
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+RESULTS = REPO / "bench" / "results" / "api_bench.json"
+
+TICKET_FIELDS = """id channel subject body category categoryConfidence priority priorityConfidence modelVersion
+  stage stageEnteredAt teamId assigneeId tags needsHuman routingRuleId version createdAt updatedAt resolvedAt
+  customer { email name vip lifetimeValue orderCount }
+  order { id total currency financialStatus fulfillmentStatus createdAt deliveredAt }
+  sla { firstResponseDueAt resolutionDueAt firstRespondedAt breachedAt }"""
+TICKETS_QUERY = f"query Page {{ tickets(first: 50) {{ edges {{ cursor node {{ {TICKET_FIELDS} }} }} "
+TICKETS_QUERY += "pageInfo { hasNextPage endCursor } } }"
+CREATE_QUERY = """mutation Create($input: CreateTicketInput!) { createTicket(input: $input) {
+  errors { code message } ticket { id stage category priority version } routing { ruleId team } } }"""
+
+SUBJECTS = [
+    ("Where is my order?", "Order #{n} has not arrived, tracking has not moved for a week."),
+    ("Refund for a broken mug", "The mug in order #{n} arrived broken. I would like a refund please."),
+    ("Change shipping address", "Please ship order #{n} to my new address, I moved last week."),
+    ("Cancel my order", "I ordered by mistake, please cancel order #{n} before it ships."),
+    ("Invoice needed", "Could you send me an invoice with VAT for order #{n}?"),
+]
+
+
+# ---------------------------------------------------------------- server process
+
+
+def plain_route(app: Any) -> None:
+    """Add the comparison endpoint: the same auth and query service, serialized with json.dumps."""
+    from anyio import to_thread
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse, Response
+
+    from workflow.merchants import authenticate
+    from workflow.tickets import TicketFilter, list_tickets
+
+    db = app.state.bookbag.db
+
+    async def tickets(request: Request) -> Response:
+        header = request.headers.get("authorization", "")
+        secret = header[7:] if header.lower().startswith("bearer ") else ""
+        first = int(request.query_params.get("first", "50"))
+
+        def work() -> dict[str, Any] | None:
+            with db.read_only() as session:
+                principal = authenticate(session, secret)
+                if principal is None:
+                    return None
+                page = list_tickets(session, principal, TicketFilter(), first=first, after=None)
+                return {
+                    "tickets": [t.model_dump(mode="json") for t in page.items],
+                    "endCursor": page.end_cursor,
+                    "hasNextPage": page.has_next_page,
+                }
+
+        body = await to_thread.run_sync(work)
+        if body is None:
+            return JSONResponse({"error": "unauthenticated"}, status_code=401)
+        return Response(json.dumps(body), media_type="application/json")
+
+    from starlette.routing import Route
+
+    app.router.routes.insert(0, Route("/plain/tickets", tickets, methods=["GET"]))
+
+
+def serve(database_url: str, port: int) -> None:
+    import uvicorn
+
+    from bookbag.app import create_app
+    from bookbag.settings import Settings
+
+    settings = Settings(database_url=database_url, env="production", run_migrations_on_start=True)
+    app = create_app(settings)
+    plain_route(app)
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+
+
+# ---------------------------------------------------------------- setup
+
+
+def seed(database_url: str, count: int) -> dict[str, str]:
+    from bookbag.settings import Settings
+    from bookbag.wiring import build_services
+    from storage.db import Database
+    from storage.migrate import upgrade
+    from workflow.ingest import TicketInput, create_ticket
+    from workflow.merchants import create_api_key, create_merchant
+    from workflow.principal import Principal, Role
+
+    db = Database.from_url(database_url)
+    upgrade(db.engine)
+    services = build_services(Settings())
+    slug = f"bench-{os.getpid()}"
+    with db.unit_of_work() as session:
+        merchant = create_merchant(session, name="Bench Shop", slug=slug)
+        keys = {
+            r: create_api_key(session, merchant_id=merchant.id, role=r).secret for r in ("viewer", "partner")
+        }
+    partner = Principal(merchant_id=merchant.id, role=Role.PARTNER)
+    done = 0
+    while done < count:
+        with db.unit_of_work() as session:
+            for _ in range(min(100, count - done)):
+                subject, body = SUBJECTS[done % len(SUBJECTS)]
+                data = TicketInput(
+                    subject=subject,
+                    body=body.format(n=1000 + done),
+                    customer_email="c@example.com",
+                    order_id=str(1000 + done),
+                    order_total=42.5,
+                    order_currency="EUR",
+                )
+                create_ticket(session, services, partner, data)
+                done += 1
+        print(f"  seeded {done}/{count} tickets", file=sys.stderr)
+    db.dispose()
+    return keys
+
+
+# ---------------------------------------------------------------- load generator (separate process)
+
+
+class Connection:
+    """A minimal keep-alive HTTP/1.1 client: far cheaper per request than a general-purpose client, so the
+    load generator does not become the bottleneck on a small machine."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def request(self, raw: bytes) -> tuple[int, bytes]:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        assert self.reader is not None
+        self.writer.write(raw)
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        status = int(lines[0].split(" ", 2)[1])
+        length = 0
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            if name.lower() == "content-length":
+                length = int(value)
+        body = await self.reader.readexactly(length)
+        return status, body
+
+
+def http_request(method: str, path: str, key: str, body: bytes | None = None) -> bytes:
+    lines = [
+        f"{method} {path} HTTP/1.1",
+        "Host: bench",
+        f"Authorization: Bearer {key}",
+        "Connection: keep-alive",
+    ]
+    if body is not None:
+        lines += ["Content-Type: application/json", f"Content-Length: {len(body)}"]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + (body or b"")
+
+
+def check_plain(body: bytes) -> bool:
+    return len(json.loads(body)["tickets"]) == 50
+
+
+def check_page(body: bytes) -> bool:
+    data = json.loads(body)
+    return "errors" not in data and len(data["data"]["tickets"]["edges"]) == 50
+
+
+def check_create(body: bytes) -> bool:
+    data = json.loads(body)
+    return (
+        "errors" not in data
+        and not data["data"]["createTicket"]["errors"]
+        and bool(data["data"]["createTicket"]["ticket"]["id"])
+    )
+
+
+async def drive(port: int, scenario: str, key: str, seconds: float, concurrency: int) -> dict[str, Any]:
+    latencies: list[float] = []
+    failures = 0
+    counter = 0
+    warmup_until = time.perf_counter() + min(1.5, seconds / 4)
+    stop_at = warmup_until + seconds
+
+    def build(n: int) -> bytes:
+        if scenario == "plain":
+            return http_request("GET", "/plain/tickets?first=50", key)
+        if scenario == "graphql_page":
+            return http_request("POST", "/graphql", key, json.dumps({"query": TICKETS_QUERY}).encode())
+        subject, body = SUBJECTS[n % len(SUBJECTS)]
+        variables = {
+            "input": {
+                "subject": subject,
+                "body": body.format(n=n),
+                "customer": {"email": "c@example.com"},
+                "order": {"id": str(n), "total": 19.9, "currency": "EUR"},
+            }
+        }
+        return http_request(
+            "POST", "/graphql", key, json.dumps({"query": CREATE_QUERY, "variables": variables}).encode()
+        )
+
+    check = {"plain": check_plain, "graphql_page": check_page, "create": check_create}[scenario]
+
+    async def client() -> None:
+        nonlocal failures, counter
+        conn = Connection("127.0.0.1", port)
+        while True:
+            counter += 1
+            raw = build(counter)
+            started = time.perf_counter()
+            if started >= stop_at:
+                return
+            status, body = await conn.request(raw)
+            ended = time.perf_counter()
+            if started < warmup_until:
+                continue
+            ok = status == 200 and check(body)
+            if ok:
+                latencies.append(ended - started)
+            else:
+                failures += 1
+
+    measure_start = time.perf_counter()
+    await asyncio.gather(*(client() for _ in range(concurrency)))
+    elapsed = time.perf_counter() - max(measure_start, warmup_until)
+    latencies.sort()
+
+    def pct(q: float) -> float:
+        return (
+            round(latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000, 2) if latencies else 0.0
+        )
+
+    return {
+        "scenario": scenario,
+        "concurrency": concurrency,
+        "seconds": round(elapsed, 2),
+        "requests": len(latencies),
+        "failures": failures,
+        "throughput_per_s": round(len(latencies) / elapsed, 1),
+        "p50_ms": pct(0.50),
+        "p90_ms": pct(0.90),
+        "p99_ms": pct(0.99),
+        "max_ms": pct(1.0),
+    }
+
+
+def load_process(port: int, scenario: str, key: str, seconds: float, concurrency: int, out: Any) -> None:
+    out.put(asyncio.run(drive(port, scenario, key, seconds, concurrency)))
+
+
+def run_load(port: int, scenario: str, key: str, seconds: float, concurrency: int) -> dict[str, Any]:
+    queue: Any = mp.get_context("spawn").Queue()
+    proc = mp.get_context("spawn").Process(
+        target=load_process, args=(port, scenario, key, seconds, concurrency, queue)
+    )
+    proc.start()
+    result: dict[str, Any] = queue.get(timeout=seconds + 120)
+    proc.join()
+    return result
+
+
+# ---------------------------------------------------------------- main
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_ready(port: int, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError("server did not start")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--seconds", type=float, default=8.0, help="measured seconds per scenario")
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--tickets", type=int, default=400, help="tickets seeded before measuring")
+    parser.add_argument("--database-url", default=None, help="default: a fresh SQLite file in a temp dir")
+    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        serve(args.database_url, args.port)
+        return 0
+
+    tmp = tempfile.TemporaryDirectory(prefix="bookbag-bench-")
+    url = args.database_url or f"sqlite:///{Path(tmp.name) / 'bench.sqlite3'}"
+    print(f"seeding {args.tickets} tickets into {url}", file=sys.stderr)
+    keys = seed(url, args.tickets)
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, __file__, "--serve", "--database-url", url, "--port", str(port)],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    try:
+        wait_ready(port)
+        results = []
+        for scenario, key in (
+            ("plain", keys["viewer"]),
+            ("graphql_page", keys["viewer"]),
+            ("create", keys["partner"]),
+        ):
+            print(
+                f"running {scenario} for {args.seconds:.0f}s at {args.concurrency} clients", file=sys.stderr
+            )
+            results.append(run_load(port, scenario, key, args.seconds, args.concurrency))
+            print(f"  {results[-1]}", file=sys.stderr)
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+        tmp.cleanup()
+    by = {r["scenario"]: r for r in results}
+    ratio = by["graphql_page"]["throughput_per_s"] / max(by["plain"]["throughput_per_s"], 1e-9)
+    summary = {
+        "database": url.split(":", 1)[0],
+        "workers": 1,
+        "concurrency": args.concurrency,
+        "seeded_tickets": args.tickets,
+        "cpu_count": os.cpu_count(),
+        "results": results,
+        "graphql_vs_plain_throughput": round(ratio, 3),
+        "targets": {
+            "graphql_vs_plain_throughput>=0.5": ratio >= 0.5,
+            "create_ticket_per_s>=300": by["create"]["throughput_per_s"] >= 300,
+            "p99_ms<50 (tickets page)": by["graphql_page"]["p99_ms"] < 50,
+            "p99_ms<50 (createTicket)": by["create"]["p99_ms"] < 50,
+        },
+    }
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(summary, indent=2) + "\n")
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
