@@ -1,0 +1,92 @@
+// Every GraphQL document the UI sends, in one place, so the contract with schema/schema.graphql is easy to check.
+
+export const ME = `query Me { me { role actor merchant { id name slug } } }`;
+
+const QUEUE_FIELDS = `
+  version generatedAt openCount
+  stages {
+    stage count oldestOpenAt oldestAgeSeconds slaBreached
+    oldestTicket { id subject priority }
+  }
+  timeInStage { fromStage toStage count meanSeconds p50Seconds p90Seconds }`;
+
+export const QUEUE = `query Queue { queue { ${QUEUE_FIELDS} } }`;
+
+export const QUEUE_UPDATES = `subscription QueueUpdates { queueUpdates { ${QUEUE_FIELDS} } }`;
+
+const TICKET_ROW = `id subject stage priority category createdAt stageEnteredAt needsHuman
+  sla { firstResponseDueAt resolutionDueAt breachedAt }
+  team { name } assignee { name }`;
+
+export const OLDEST_OPEN = `query OldestOpen($first: Int!, $after: String) {
+  tickets(filter: {openOnly: true}, first: $first, after: $after) {
+    edges { node { ${TICKET_ROW} } }
+    pageInfo { hasNextPage endCursor }
+  }
+}`;
+
+export const RECENT_TICKETS = `query RecentTickets($first: Int!) {
+  tickets(first: $first) { edges { node { id subject stage priority category } } }
+}`;
+
+const DECISION = `effect matchedRules decidingRules approvers handoff explanation`;
+
+export const TICKET_DETAIL = `query TicketDetail($id: ID!) {
+  ticket(id: $id) {
+    ${TICKET_ROW} body channel tags version categoryConfidence priorityConfidence routingRuleId modelVersion
+    customer { email name vip lifetimeValue orderCount }
+    order { id total currency financialStatus fulfillmentStatus }
+    sla { firstResponseDueAt resolutionDueAt firstRespondedAt breachedAt }
+    messages { id authorType body createdAt }
+    actions { id type amount actor status reason createdAt decidedAt rulesetVersion decision { ${DECISION} } }
+  }
+  auditLog(ticketId: $id) { id kind actor before after rulesetVersion decision createdAt }
+}`;
+
+export const RULESET = `query Ruleset {
+  ruleset { version name digest source message createdAt transitions { fromStage to } }
+  rulesetVersions { version name digest message source createdAt active }
+}`;
+
+export const VALIDATE = `mutation Validate($source: String!) {
+  validateRuleset(source: $source) {
+    valid
+    problems { message path line }
+    errors { code message field }
+  }
+}`;
+
+export const SIMULATE = `mutation Simulate($source: String, $cases: [SimulationCaseInput!]!) {
+  simulate(source: $source, cases: $cases) {
+    errors { code message field }
+    results {
+      label facts changed routing escalations
+      draft { ${DECISION} trace }
+      active { ${DECISION} trace }
+    }
+  }
+}`;
+
+export const BACKTEST = `mutation Backtest($source: String!, $limit: Int) {
+  backtest(source: $source, limit: $limit) { errors { code message field } report }
+}`;
+
+export const PUBLISH = `mutation Publish($source: String!, $message: String!) {
+  publishRuleset(source: $source, message: $message) {
+    errors { code message field }
+    problems { message path line }
+    testFailures { name message }
+    rulesetVersion { version message createdAt }
+  }
+}`;
+
+export const ACTIVATE = `mutation Activate($version: Int!) {
+  activateRulesetVersion(version: $version) {
+    errors { code message field }
+    rulesetVersion { version }
+  }
+}`;
+
+export const TEST_RULESET = `mutation TestRuleset($source: String!) {
+  testRuleset(source: $source) { errors { code message field } results { name passed message } }
+}`;

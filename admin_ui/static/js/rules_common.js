@@ -1,0 +1,30 @@
+// Shared vocabulary of the rules screens, and the two ruleset calls the panels share.
+
+import { gql, payloadError } from "./api.js";
+import { fmtTime } from "./dom.js";
+import { ACTIVATE } from "./queries.js";
+
+/** The stages of the active ruleset (from its transition graph), in graph order. */
+export function stagesOf(active) {
+  const fallback = ["new", "triaged", "assigned", "in_progress", "waiting_on_customer", "escalated", "resolved", "closed"];
+  if (!active || !active.transitions || !active.transitions.length) return fallback;
+  const seen = [];
+  for (const edge of active.transitions) {
+    for (const stage of [edge.fromStage, ...edge.to]) if (!seen.includes(stage)) seen.push(stage);
+  }
+  return seen;
+}
+
+export const ACTIONS = ["reply", "tag", "assign", "transition", "refund", "cancel_order", "change_shipping_address", "reship_order", "issue_discount", "close"];
+export const ACTORS = ["ai", "agent", "partner", "system"];
+
+export async function activateVersion(version) {
+  const data = await gql(ACTIVATE, { version });
+  const error = payloadError(data.activateRulesetVersion);
+  if (error) throw error;
+  return data.activateRulesetVersion.rulesetVersion;
+}
+
+export function when(iso) {
+  return fmtTime(iso);
+}
