@@ -1,0 +1,529 @@
+"""The scheduler: time-based workflow (escalations whose ``after:`` has passed, SLA breaches) fired once.
+
+:func:`run_due_work` is one tick: one unit of work, acting as the ``system`` actor, at a given ``now`` (a
+virtual clock in tests and simulations, the wall clock in the server). Due work is always found again from
+the database, so a restart or a crashed tick loses nothing: a rolled-back tick leaves no trace and the next
+tick finds the same work.
+
+Exactly once, with any number of processes:
+- an escalation fires once per (ticket, rule, stay in a stage): the ``escalation_firings`` row with that
+  unique key is inserted with ON CONFLICT DO NOTHING before anything is applied, and only the inserter acts;
+- on PostgreSQL the due tickets are locked with ``FOR UPDATE SKIP LOCKED``, so two schedulers never work the
+  same ticket at the same time (one skips it; the unique row settles any remaining race);
+- an SLA breach is marked once: only a ticket whose ``sla_breached_at`` is still empty is picked (and
+  locked the same way).
+
+Decisions go to the audit log with the facts they saw; the queue version is bumped in the transaction; the
+``escalated`` and ``sla_breached`` events are published after the commit, never for a rolled-back tick.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from sqlalchemy import and_, exists, or_, true
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session, col, select
+
+from storage.db import Database
+from storage.tables import EscalationFiring, Merchant, Team, Ticket
+from workflow import audit, idempotency
+from workflow.errors import DomainError
+from workflow.events import TicketEvent, publish_after_commit
+from workflow.facts import ticket_facts
+from workflow.principal import Principal
+from workflow.queue import bump_queue_version
+from workflow.rulesets import active_ruleset
+from workflow.services import WorkflowServices
+from workflow.sla import apply_sla, breach_of
+from workflow.stages import OPEN_STAGES, PRIORITIES
+from workflow.tickets import clean_tags, move_stage, snapshot
+
+log = logging.getLogger(__name__)
+
+PAGE = 500
+
+
+class EscalationRule(Protocol):
+    """What the scheduler needs of a ruleset's escalation rule (``policy``'s own type satisfies it)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def stages(self) -> Sequence[str]: ...
+    @property
+    def after(self) -> timedelta: ...
+    @property
+    def then(self) -> Mapping[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class FiredEscalation:
+    merchant_id: str
+    ticket_id: str
+    rule_id: str
+    stage: str
+    stage_entered_at: datetime
+    applied: dict[str, Any]
+    skipped: dict[str, str]
+
+
+@dataclass(frozen=True)
+class MarkedBreach:
+    merchant_id: str
+    ticket_id: str
+    sla: str  # first_response | resolution
+    due_at: datetime
+
+
+@dataclass
+class TickReport:
+    now: datetime
+    escalations: list[FiredEscalation] = field(default_factory=list)
+    breaches: list[MarkedBreach] = field(default_factory=list)
+    idempotency_pruned: int = 0
+    skipped_locked: int = 0
+    candidates_checked: int = 0
+    more_due: bool = False
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.escalations or self.breaches)
+
+
+def run_due_work(
+    database: Database,
+    services: WorkflowServices,
+    now: datetime,
+    *,
+    merchant_ids: Sequence[str] | None = None,
+    max_items: int = 5000,
+) -> TickReport:
+    """One scheduler tick at ``now``: fire due escalations, mark SLA breaches, prune old idempotency keys.
+
+    ``merchant_ids`` limits the escalations and breaches to those merchants (simulations, tests); the
+    server passes None (every merchant)."""
+    # Every service called below reads the time from services.clock: pin it to this tick's ``now``.
+    tick_services = replace(services, clock=lambda: now)
+    report = TickReport(now=now)
+    with database.unit_of_work() as session:
+        locking = session.get_bind().dialect.name == "postgresql"
+        merchants = (
+            list(merchant_ids)
+            if merchant_ids is not None
+            else list(session.exec(select(Merchant.id).order_by(col(Merchant.id))))
+        )
+        for merchant_id in merchants:
+            _fire_escalations(session, tick_services, merchant_id, now, report, locking, max_items)
+        _mark_breaches(session, tick_services, now, report, locking, max_items, merchant_ids)
+        report.idempotency_pruned = idempotency.prune(session, now)
+    return report
+
+
+# -- escalations ---------------------------------------------------------------------------------------------
+
+
+def _escalation_rules(ruleset: object) -> list[EscalationRule]:
+    rules: Iterable[EscalationRule] = getattr(ruleset, "escalations", ()) or ()
+    return sorted(rules, key=lambda rule: (rule.after, rule.id))
+
+
+def _not_fired(rule_id: str) -> Any:
+    return ~exists().where(
+        col(EscalationFiring.merchant_id) == col(Ticket.merchant_id),
+        col(EscalationFiring.ticket_id) == col(Ticket.id),
+        col(EscalationFiring.rule_id) == rule_id,
+        col(EscalationFiring.stage_entered_at) == col(Ticket.stage_entered_at),
+    )
+
+
+def _candidates(
+    session: Session, merchant_id: str, rule: EscalationRule, now: datetime, limit: int
+) -> list[Ticket]:
+    """Tickets in the rule's stages long enough, not yet fired for this stay (oldest first)."""
+    stages = [s for s in rule.stages if s in OPEN_STAGES] or list(rule.stages)
+    query = (
+        select(Ticket)
+        .where(
+            Ticket.merchant_id == merchant_id,
+            col(Ticket.stage).in_(stages),
+            col(Ticket.stage_entered_at) <= now - rule.after,
+            _not_fired(rule.id),
+        )
+        .order_by(col(Ticket.stage_entered_at), col(Ticket.id))
+        .limit(limit)
+    )
+    return list(session.exec(query))
+
+
+def _fire_escalations(
+    session: Session,
+    services: WorkflowServices,
+    merchant_id: str,
+    now: datetime,
+    report: TickReport,
+    locking: bool,
+    max_items: int,
+) -> None:
+    active = active_ruleset(session, services, merchant_id)
+    rules = _escalation_rules(active.ruleset)
+    if not rules:
+        return
+    due_ids: list[str] = []
+    seen: set[str] = set()
+    for rule in rules:
+        budget = max_items - report.candidates_checked
+        if budget <= 0:
+            report.more_due = True
+            break
+        candidates = _candidates(session, merchant_id, rule, now, min(budget, PAGE * 4))
+        report.candidates_checked += len(candidates)
+        if len(candidates) == min(budget, PAGE * 4):
+            report.more_due = True
+        for ticket in candidates:
+            if ticket.id in seen:
+                continue
+            facts = _facts(session, ticket, now)
+            due = {r.id for r in services.policy.escalations_due(active.ruleset, facts)}
+            if rule.id in due:
+                seen.add(ticket.id)
+                due_ids.append(ticket.id)
+    for start in range(0, len(due_ids), PAGE):
+        for ticket in _lock(session, merchant_id, due_ids[start : start + PAGE], locking, report):
+            _escalate_ticket(session, services, ticket, now, active.version, active.ruleset, report)
+
+
+def _lock(
+    session: Session, merchant_id: str, ids: list[str], locking: bool, report: TickReport
+) -> list[Ticket]:
+    """Re-read (and on PostgreSQL lock) the given tickets; rows another scheduler holds are skipped."""
+    query = (
+        select(Ticket)
+        .where(Ticket.merchant_id == merchant_id, col(Ticket.id).in_(ids))
+        .order_by(col(Ticket.id))
+        .execution_options(populate_existing=True)
+    )
+    if locking:
+        query = query.with_for_update(skip_locked=True)
+    rows = list(session.exec(query))
+    report.skipped_locked += len(ids) - len(rows)
+    return rows
+
+
+def _facts(session: Session, ticket: Ticket, now: datetime) -> dict[str, Any]:
+    team = session.get(Team, ticket.team_id) if ticket.team_id else None
+    return ticket_facts(ticket, now, team_name=team.name if team else None)
+
+
+def _claim(session: Session, ticket: Ticket, rule_id: str, now: datetime) -> bool:
+    """Insert the firing row; True only for the one transaction that inserted it."""
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    values = {
+        "merchant_id": ticket.merchant_id,
+        "ticket_id": ticket.id,
+        "rule_id": rule_id,
+        "stage_entered_at": ticket.stage_entered_at,
+        "fired_at": now,
+    }
+    statement = (
+        insert(EscalationFiring)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["merchant_id", "ticket_id", "rule_id", "stage_entered_at"])
+        .returning(col(EscalationFiring.id))
+    )
+    # RETURNING yields a row only when this statement inserted it (rowcount is unreliable across drivers).
+    return session.execute(statement).first() is not None
+
+
+def _escalate_ticket(
+    session: Session,
+    services: WorkflowServices,
+    ticket: Ticket,
+    now: datetime,
+    ruleset_version: int | None,
+    ruleset: Any,
+    report: TickReport,
+) -> None:
+    system = Principal.system(ticket.merchant_id)
+    facts = _facts(session, ticket, now)  # the row is fresh (and locked): decide on what it is now
+    due = [
+        r
+        for r in _escalation_rules(ruleset)
+        if r.id in {d.id for d in services.policy.escalations_due(ruleset, facts)}
+    ]
+    for rule in due:
+        entered = ticket.stage_entered_at
+        stage = ticket.stage
+        if not _claim(session, ticket, rule.id, now):
+            continue
+        before = snapshot(ticket)
+        applied, skipped = _apply(session, services, system, ticket, rule, ruleset, ruleset_version)
+        if ticket.stage == stage:  # a transition records and bumps on its own
+            ticket.version += 1
+            ticket.updated_at = now
+            session.add(ticket)
+            bump_queue_version(session, ticket.merchant_id)
+        decision = {
+            "rule_id": rule.id,
+            "after_seconds": rule.after.total_seconds(),
+            "then": dict(rule.then),
+            "stage": stage,
+            "stage_entered_at": entered.isoformat(),
+            "applied": applied,
+            "skipped": skipped,
+        }
+        audit.record(
+            session,
+            system,
+            kind="ticket.escalated",
+            ticket_id=ticket.id,
+            before=before,
+            after=snapshot(ticket),
+            ruleset_version=ruleset_version,
+            model_version=ticket.model_version,
+            facts=facts,
+            decision=decision,
+        )
+        publish_after_commit(
+            session,
+            services.bus,
+            TicketEvent(
+                kind="escalated",
+                merchant_id=ticket.merchant_id,
+                ticket_id=ticket.id,
+                data={
+                    "rule_id": rule.id,
+                    "then": dict(rule.then),
+                    "stage": ticket.stage,
+                    "version": ticket.version,
+                },
+                at=now,
+            ),
+        )
+        report.escalations.append(
+            FiredEscalation(
+                merchant_id=ticket.merchant_id,
+                ticket_id=ticket.id,
+                rule_id=rule.id,
+                stage=stage,
+                stage_entered_at=entered,
+                applied=applied,
+                skipped=skipped,
+            )
+        )
+        if ticket.stage != stage:
+            break  # a new stay in a new stage: the remaining rules were about the old one
+
+
+def _apply(
+    session: Session,
+    services: WorkflowServices,
+    system: Principal,
+    ticket: Ticket,
+    rule: EscalationRule,
+    ruleset: Any,
+    ruleset_version: int | None,
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """Carry out the rule's ``then``; what cannot apply is recorded, never raised (the firing stands)."""
+    applied: dict[str, Any] = {}
+    skipped: dict[str, str] = {}
+    then = dict(rule.then)
+    priority = then.get("priority") or then.get("set_priority")
+    if priority is not None:
+        if priority in PRIORITIES:
+            ticket.priority = str(priority)
+            apply_sla(ticket, ruleset)
+            applied["priority"] = priority
+        else:
+            skipped["priority"] = f"unknown priority {priority!r}"
+    tags = then.get("tags", then.get("tag", then.get("add_tags")))
+    if tags is not None:
+        values = [tags] if isinstance(tags, str) else [str(t) for t in tags]
+        try:
+            ticket.tags = clean_tags([*ticket.tags, *values])
+            applied["tags"] = values
+        except DomainError as exc:
+            skipped["tags"] = exc.message
+    if "needs_human" in then or "handoff" in then:
+        ticket.needs_human = bool(then.get("needs_human", then.get("handoff")))
+        applied["needs_human"] = ticket.needs_human
+    team_name = then.get("team") or then.get("assign_team")
+    if team_name is not None:
+        team = session.exec(
+            select(Team).where(Team.merchant_id == ticket.merchant_id, Team.name == str(team_name))
+        ).first()
+        if team is None:
+            skipped["team"] = f"team {team_name!r} does not exist"
+        else:
+            ticket.team_id = team.id
+            applied["team"] = team.name
+    target = then.get("transition") or then.get("stage")
+    if target is not None:
+        transitions = ruleset.transitions
+        if target == ticket.stage:
+            skipped["transition"] = f"already in {target}"
+        elif target not in transitions.get(ticket.stage, ()):
+            skipped["transition"] = f"{ticket.stage} → {target} is not in the ruleset's graph"
+        else:
+            move_stage(
+                session,
+                services,
+                system,
+                ticket,
+                str(target),
+                transitions=transitions,
+                ruleset_version=ruleset_version,
+                reason=f"escalation {rule.id}",
+            )
+            applied["transition"] = target
+    known = {
+        "priority",
+        "set_priority",
+        "tags",
+        "tag",
+        "add_tags",
+        "needs_human",
+        "handoff",
+        "team",
+        "assign_team",
+        "transition",
+        "stage",
+    }
+    for key in then:
+        if key not in known:
+            skipped[key] = "not an action the scheduler carries out"
+    return applied, skipped
+
+
+# -- SLA breaches --------------------------------------------------------------------------------------------
+
+
+def _mark_breaches(
+    session: Session,
+    services: WorkflowServices,
+    now: datetime,
+    report: TickReport,
+    locking: bool,
+    max_items: int,
+    merchant_ids: Sequence[str] | None,
+) -> None:
+    query = (
+        select(Ticket)
+        .where(
+            col(Ticket.merchant_id).in_(list(merchant_ids)) if merchant_ids is not None else true(),
+            col(Ticket.stage).in_(OPEN_STAGES),
+            col(Ticket.sla_breached_at).is_(None),
+            or_(
+                and_(col(Ticket.first_responded_at).is_(None), col(Ticket.first_response_due_at) < now),
+                and_(col(Ticket.resolved_at).is_(None), col(Ticket.resolution_due_at) < now),
+            ),
+        )
+        .order_by(col(Ticket.merchant_id), col(Ticket.id))
+        .limit(max_items)
+        .execution_options(populate_existing=True)
+    )
+    if locking:
+        query = query.with_for_update(skip_locked=True)
+    tickets = list(session.exec(query))
+    if len(tickets) == max_items:
+        report.more_due = True
+    bumped: set[str] = set()
+    for ticket in tickets:
+        kind = breach_of(ticket, now)
+        if kind is None:
+            continue
+        due_at = ticket.first_response_due_at if kind == "first_response" else ticket.resolution_due_at
+        assert due_at is not None  # breach_of found it passed
+        system = Principal.system(ticket.merchant_id)
+        before = snapshot(ticket)
+        facts = _facts(session, ticket, now)
+        ticket.sla_breached_at = due_at  # when it was breached, not when this tick noticed
+        ticket.version += 1
+        ticket.updated_at = now
+        session.add(ticket)
+        after = {**snapshot(ticket), "sla_breached_at": due_at.isoformat()}
+        audit.record(
+            session,
+            system,
+            kind="ticket.sla_breached",
+            ticket_id=ticket.id,
+            before=before,
+            after=after,
+            model_version=ticket.model_version,
+            facts=facts,
+            decision={"sla": kind, "due_at": due_at.isoformat(), "detected_at": now.isoformat()},
+        )
+        publish_after_commit(
+            session,
+            services.bus,
+            TicketEvent(
+                kind="sla_breached",
+                merchant_id=ticket.merchant_id,
+                ticket_id=ticket.id,
+                data={
+                    "sla": kind,
+                    "due_at": due_at.isoformat(),
+                    "stage": ticket.stage,
+                    "version": ticket.version,
+                },
+                at=now,
+            ),
+        )
+        if ticket.merchant_id not in bumped:
+            bump_queue_version(session, ticket.merchant_id)
+            bumped.add(ticket.merchant_id)
+        report.breaches.append(
+            MarkedBreach(merchant_id=ticket.merchant_id, ticket_id=ticket.id, sla=kind, due_at=due_at)
+        )
+
+
+# -- the loop in the server -------------------------------------------------------------------------------
+
+
+class SchedulerLoop:
+    """Runs :func:`run_due_work` every ``interval`` seconds (at once again while work is left over)."""
+
+    def __init__(
+        self,
+        database: Database,
+        services: WorkflowServices,
+        *,
+        interval: float,
+        on_tick: Callable[[TickReport], None] | None = None,
+    ) -> None:
+        self._db = database
+        self._services = services
+        self._interval = interval
+        self._on_tick = on_tick
+        self.ticks = 0
+        self.last_report: TickReport | None = None
+
+    async def run(self) -> None:
+        while True:
+            more = False
+            try:
+                report = await asyncio.to_thread(
+                    run_due_work, self._db, self._services, self._services.clock()
+                )
+                self.ticks += 1
+                self.last_report = report
+                more = report.more_due
+                if report.changed:
+                    log.info(
+                        "scheduler: %d escalation(s), %d SLA breach(es)",
+                        len(report.escalations),
+                        len(report.breaches),
+                    )
+                if self._on_tick is not None:
+                    self._on_tick(report)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the tick rolled back; the same work is found again next time
+                log.exception("scheduler tick failed")
+            await asyncio.sleep(0 if more else self._interval)
