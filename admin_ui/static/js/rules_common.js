@@ -5,14 +5,16 @@ import { fmtTime } from "./dom.js";
 import { ACTIVATE } from "./queries.js";
 
 /** The stages of the active ruleset (from its transition graph), in graph order. */
+const STAGE_ORDER = ["new", "triaged", "assigned", "in_progress", "waiting_on_customer", "escalated", "resolved", "closed"];
+
 export function stagesOf(active) {
-  const fallback = ["new", "triaged", "assigned", "in_progress", "waiting_on_customer", "escalated", "resolved", "closed"];
-  if (!active || !active.transitions || !active.transitions.length) return fallback;
+  if (!active || !active.transitions || !active.transitions.length) return STAGE_ORDER;
   const seen = [];
   for (const edge of active.transitions) {
     for (const stage of [edge.fromStage, ...edge.to]) if (!seen.includes(stage)) seen.push(stage);
   }
-  return seen;
+  const rank = (stage) => (STAGE_ORDER.includes(stage) ? STAGE_ORDER.indexOf(stage) : STAGE_ORDER.length);
+  return seen.sort((a, b) => rank(a) - rank(b));
 }
 
 export const ACTIONS = ["reply", "tag", "assign", "transition", "refund", "cancel_order", "change_shipping_address", "reship_order", "issue_discount", "close"];

@@ -59,7 +59,7 @@ export function renderTrace(trace) {
     const rows = leavesOf(pick(rule, "conditions", "leaves", "when", "condition", "checks"));
     return h("details", { class: `rule-trace${matched ? " matched" : ""}`, open: Boolean(matched) || undefined, testid: "trace-rule", dataset: { rule: id } },
       h("summary", {},
-        passFail(Boolean(matched)),
+        matched ? h("span", { class: "pass" }, "matched") : h("span", { class: "fail" }, "no match"),
         h("span", { class: "mono" }, id),
         effect ? h("span", { class: "small muted" }, `→ ${effect}`) : null,
         scope === false ? h("span", { class: "small muted" }, "(out of scope: actor, action or stage)") : null,
