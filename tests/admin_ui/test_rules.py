@@ -151,3 +151,20 @@ def test_publish_is_refused_when_the_ruleset_tests_fail(
     expect(page.get_by_test_id("publish-note")).to_contain_text("Not published")
     expect(page.get_by_test_id("test-results")).to_contain_text("small AI refund is allowed")
     assert live_server.graphql(key, ACTIVE)["ruleset"]["version"] is None
+
+
+def test_the_coverage_grid_marks_default_only_cells(page: Any, merchant: Merchant) -> None:
+    open_rules(page, merchant.keys["admin"])
+    set_draft(page, RULESET)
+    page.get_by_test_id("tab-coverage").click()
+    page.get_by_test_id("coverage-actor").select_option("ai")
+    reply = page.get_by_test_id("coverage-triaged-reply")
+    expect(reply).to_have_attribute("data-effect", "allow")
+    expect(reply).to_have_attribute("data-default-only", "false")
+    expect(reply).to_contain_text("agents-reply")
+    cancel = page.get_by_test_id("coverage-triaged-cancel_order")
+    expect(cancel).to_have_attribute("data-effect", "deny")
+    expect(cancel).to_have_attribute("data-default-only", "true")
+    # Partners may not reply under this draft: the grid follows the actor.
+    page.get_by_test_id("coverage-actor").select_option("partner")
+    expect(page.get_by_test_id("coverage-triaged-reply")).to_have_attribute("data-default-only", "true")

@@ -48,13 +48,34 @@ export const RULESET = `query Ruleset {
   rulesetVersions { version name digest message source createdAt active }
 }`;
 
-export const VALIDATE = `mutation Validate($source: String!) {
+/**
+ * Optional parts of the API this UI uses when the server offers them (lint warnings, problem codes and
+ * columns, running a ruleset's tests on their own). Found by introspection; without it (production turns
+ * it off) the UI sticks to the fields every server has.
+ */
+export const FEATURES = `query Features {
+  problem: __type(name: "RulesetProblem") { fields { name } }
+  validate: __type(name: "ValidateRulesetPayload") { fields { name } }
+  mutation: __type(name: "Mutation") { fields { name } }
+}`;
+
+export function problemFields(features) {
+  const extra = ["code", "column", "col", "severity"].filter((f) => features.problem.has(f));
+  return ["message", "path", "line", ...extra].join(" ");
+}
+
+export function validateQuery(features) {
+  const fields = problemFields(features);
+  const warnings = features.validate.has("warnings") ? `warnings { ${fields} }` : "";
+  return `mutation Validate($source: String!) {
   validateRuleset(source: $source) {
     valid
-    problems { message path line }
+    problems { ${fields} }
+    ${warnings}
     errors { code message field }
   }
 }`;
+}
 
 export const SIMULATE = `mutation Simulate($source: String, $cases: [SimulationCaseInput!]!) {
   simulate(source: $source, cases: $cases) {
@@ -71,14 +92,16 @@ export const BACKTEST = `mutation Backtest($source: String!, $limit: Int) {
   backtest(source: $source, limit: $limit) { errors { code message field } report }
 }`;
 
-export const PUBLISH = `mutation Publish($source: String!, $message: String!) {
+export function publishQuery(features) {
+  return `mutation Publish($source: String!, $message: String!) {
   publishRuleset(source: $source, message: $message) {
     errors { code message field }
-    problems { message path line }
+    problems { ${problemFields(features)} }
     testFailures { name message }
     rulesetVersion { version message createdAt }
   }
 }`;
+}
 
 export const ACTIVATE = `mutation Activate($version: Int!) {
   activateRulesetVersion(version: $version) {

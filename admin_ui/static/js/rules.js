@@ -5,7 +5,7 @@
 import { gql, payloadError } from "./api.js";
 import { debounce, h, replace } from "./dom.js";
 import { LineEditor } from "./editor.js";
-import { PUBLISH, RULESET, TEST_RULESET, VALIDATE } from "./queries.js";
+import { FEATURES, publishQuery, RULESET, TEST_RULESET, validateQuery } from "./queries.js";
 import { mountBacktest } from "./rules_backtest.js";
 import { stagesOf } from "./rules_common.js";
 import { mountCoverage } from "./rules_coverage.js";
@@ -13,6 +13,22 @@ import { mountHistory } from "./rules_history.js";
 import { mountSimulation } from "./rules_simulate.js";
 
 const VALIDATE_DELAY_MS = 350;
+
+const NO_FEATURES = { problem: new Set(), validate: new Set(), mutation: new Set() };
+let featuresPromise = null;
+
+/** What optional API fields this server has (asked once per page load). */
+function features() {
+  if (!featuresPromise) {
+    featuresPromise = gql(FEATURES)
+      .then((data) => {
+        const names = (t) => new Set(((t && t.fields) || []).map((f) => f.name));
+        return { problem: names(data.problem), validate: names(data.validate), mutation: names(data.mutation) };
+      })
+      .catch(() => NO_FEATURES);
+  }
+  return featuresPromise;
+}
 
 export function mountRules(container, { session, onAuthError }) {
   const canPublish = session.can("publish");
@@ -122,7 +138,7 @@ export function mountRules(container, { session, onAuthError }) {
   async function validate() {
     const source = editor.value;
     try {
-      const data = await gql(VALIDATE, { source });
+      const data = await gql(validateQuery(await features()), { source });
       if (source !== editor.value) return; // the merchant typed on; a newer check is on its way
       const payload = data.validateRuleset;
       const problems = payload.problems || [];
@@ -153,7 +169,7 @@ export function mountRules(container, { session, onAuthError }) {
           testid: kind === "warning" ? "lint-warning" : "validation-problem",
           onclick: () => p.line && editor.goToLine(p.line),
         },
-        h("span", { class: "where" }, p.line ? `line ${p.line}${p.column ? `:${p.column}` : ""}` : "—"),
+        h("span", { class: "where" }, p.line ? `line ${p.line}${p.column || p.col ? `:${p.column || p.col}` : ""}` : "—"),
         p.code ? h("span", { class: "code" }, p.code) : null,
         p.message,
         p.path ? h("span", { class: "muted" }, `  (${p.path})`) : null);
@@ -166,6 +182,11 @@ export function mountRules(container, { session, onAuthError }) {
 
   async function runTests() {
     const source = editor.value;
+    if (!(await features()).mutation.has("testRuleset")) {
+      state.tests = { source, results: [], unsupported: true };
+      renderTests();
+      return;
+    }
     runTestsButton.disabled = true;
     replace(testsEl, h("p", { class: "muted small" }, "running tests…"));
     try {
@@ -174,10 +195,7 @@ export function mountRules(container, { session, onAuthError }) {
       const error = payloadError(payload);
       state.tests = { source, results: payload.results || [], error: error && !(payload.results || []).length ? error.message : null };
     } catch (err) {
-      const unsupported = /Cannot query field .testRuleset/.test(err.message);
-      state.tests = unsupported
-        ? { source, results: [], unsupported: true }
-        : { source, results: [], error: err.message };
+      state.tests = { source, results: [], error: err.message };
       if (err.unauthenticated) onAuthError(err);
     } finally {
       runTestsButton.disabled = false;
@@ -239,7 +257,7 @@ export function mountRules(container, { session, onAuthError }) {
     publishNote.dataset.sticky = "";
     updatePublish();
     try {
-      const data = await gql(PUBLISH, { source, message });
+      const data = await gql(publishQuery(await features()), { source, message });
       const payload = data.publishRuleset;
       const error = payloadError(payload);
       if (error) {
