@@ -333,7 +333,7 @@ def main() -> int:
     server = subprocess.Popen(
         [sys.executable, __file__, "--serve", "--database-url", url, "--port", str(port)],
         cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [os.environ.get("PYTHONPATH"), str(REPO)]))},
     )
     try:
         wait_ready(port)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import strawberry
-from graphql import ASTValidationRule, GraphQLError, NoSchemaIntrospectionCustomRule
+from graphql import ASTValidationRule, GraphQLError, GraphQLField, NoSchemaIntrospectionCustomRule
 from strawberry.extensions import (
     AddValidationRules,
     MaskErrors,
@@ -24,6 +24,7 @@ from strawberry.extensions import (
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
+from schema.fast_execution import FastLeafExecutionContext, plan_leaf_fields
 from schema.root import Mutation, Query
 
 log = logging.getLogger("bookbag.api")
@@ -86,13 +87,21 @@ class BookbagSchema(strawberry.Schema):
                 log.debug("request %s: %s", request_id, error.message)
 
 
+def _plain_attribute(gql_field: GraphQLField) -> str | None:
+    """The attribute a field reads, when strawberry marks it basic (no resolver, extensions, permissions)."""
+    definition = (gql_field.extensions or {}).get("strawberry-definition")
+    if definition is None or not getattr(gql_field.resolve, "_is_default", False):
+        return None
+    return str(definition.python_name)
+
+
 def _rules_extension(rules: list[type[ASTValidationRule]]) -> Callable[[], SchemaExtension]:
     # The rule classes are built once so the validation cache (keyed by the rules) keeps hitting;
     # the extension instance itself is per request.
     return lambda: AddValidationRules(rules)
 
 
-def build_schema(limits: SchemaLimits | None = None) -> BookbagSchema:
+def build_schema(limits: SchemaLimits | None = None, *, fast_leaves: bool = True) -> BookbagSchema:
     limits = limits or SchemaLimits()
     rules: list[type[ASTValidationRule]] = [
         *QueryDepthLimiter(max_depth=limits.max_depth).validation_rules,
@@ -109,9 +118,13 @@ def build_schema(limits: SchemaLimits | None = None) -> BookbagSchema:
         lambda: ValidationCache(maxsize=size),
         MaskUnexpectedErrors,
     ]
-    return BookbagSchema(
+    schema = BookbagSchema(
         query=Query,
         mutation=Mutation,
         extensions=extensions,
         config=StrawberryConfig(batching_config={"max_operations": limits.max_batch_operations}),
+        execution_context_class=FastLeafExecutionContext if fast_leaves else None,
     )
+    if fast_leaves:
+        plan_leaf_fields(schema._schema, _plain_attribute)
+    return schema

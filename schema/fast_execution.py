@@ -1,0 +1,142 @@
+"""A faster path through graphql-core for the commonest fields: plain attributes of a leaf type.
+
+A 50-ticket page is ~2,000 such fields; graphql-core builds a resolve-info object, calls the resolver and
+completes the value for each one. Here, fields that strawberry marks as basic (no resolver, no arguments,
+no extensions) and whose type is a scalar, an enum, or a list of them are read and coerced directly with
+the same ``coerce_output_value`` graphql-core would use. Anything unusual (a null in a non-null field, a
+value that does not coerce, middleware being present) falls back to graphql-core's own path, so errors
+and results are exactly what the standard executor produces.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from graphql import (
+    GraphQLEnumType,
+    GraphQLList,
+    GraphQLNonNull,
+    GraphQLObjectType,
+    GraphQLScalarType,
+    GraphQLSchema,
+    Undefined,
+)
+from graphql.execution.executor import AwaitableOrValue
+from graphql.pyutils import Path
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+
+LEAF_PLAN = "bookbag-leaf-plan"
+
+# (attribute name, coerce function, non-null, is list, list items non-null)
+LeafPlan = tuple[str, Callable[[Any], Any], bool, bool, bool]
+
+
+class _Fallback(Exception):
+    pass
+
+
+def plan_leaf_fields(schema: GraphQLSchema, attribute_of: Callable[[Any], str | None]) -> int:
+    """Attach a leaf plan to every plain-attribute leaf field; ``attribute_of(field)`` names the attribute
+    (or ``None`` when the field is not a plain attribute read)."""
+    planned = 0
+    for gql_type in schema.type_map.values():
+        if not isinstance(gql_type, GraphQLObjectType) or gql_type.name.startswith("__"):
+            continue
+        for gql_field in gql_type.fields.values():
+            if gql_field.args:
+                continue
+            attribute = attribute_of(gql_field)
+            if attribute is None:
+                continue
+            type_ = gql_field.type
+            non_null = isinstance(type_, GraphQLNonNull)
+            if non_null:
+                type_ = type_.of_type
+            is_list = isinstance(type_, GraphQLList)
+            items_non_null = False
+            if is_list:
+                type_ = type_.of_type
+                items_non_null = isinstance(type_, GraphQLNonNull)
+                if items_non_null:
+                    type_ = type_.of_type
+            if not isinstance(type_, GraphQLScalarType | GraphQLEnumType):
+                continue
+            plan: LeafPlan = (attribute, type_.coerce_output_value, non_null, is_list, items_non_null)
+            gql_field.extensions = {**(gql_field.extensions or {}), LEAF_PLAN: plan}
+            planned += 1
+    return planned
+
+
+def _coerce(coerce: Callable[[Any], Any], value: Any) -> Any:
+    coerced = coerce(value)
+    if coerced is Undefined or coerced is None:
+        raise _Fallback
+    return coerced
+
+
+def _complete(plan: LeafPlan, source: Any) -> Any:
+    attribute, coerce, non_null, is_list, items_non_null = plan
+    value = getattr(source, attribute)
+    if value is None:
+        if non_null:
+            raise _Fallback
+        return None
+    if not is_list:
+        return _coerce(coerce, value)
+    if isinstance(value, str | bytes) or not hasattr(value, "__iter__"):
+        raise _Fallback
+    out = []
+    for item in value:
+        if item is None:
+            if items_non_null:
+                raise _Fallback
+            out.append(None)
+        else:
+            out.append(_coerce(coerce, item))
+    return out
+
+
+class FastLeafExecutionContext(StrawberryGraphQLCoreExecutionContext):
+    def execute_fields(  # type: ignore[override]
+        self,
+        parent_type: GraphQLObjectType,
+        source_value: Any,
+        path: Path | None,
+        grouped_field_set: Any,
+        position_context: Any,
+    ) -> AwaitableOrValue[dict[str, Any]]:
+        middleware = self.middleware_manager
+        if source_value is None or (middleware is not None and middleware._middleware_resolvers is not None):
+            return super().execute_fields(
+                parent_type, source_value, path, grouped_field_set, position_context
+            )
+        fields = parent_type.fields
+        fast: dict[str, Any] = {}
+        slow: dict[str, Any] = {}
+        for response_name, details in grouped_field_set.items():
+            field = fields.get(details[0].node.name.value)
+            plan = field.extensions.get(LEAF_PLAN) if field is not None and field.extensions else None
+            if plan is None:
+                slow[response_name] = details
+                continue
+            try:
+                fast[response_name] = _complete(plan, source_value)
+            except _Fallback:
+                slow[response_name] = details
+        if not slow:
+            return fast
+        rest = super().execute_fields(parent_type, source_value, path, slow, position_context)
+        order = list(grouped_field_set)
+
+        def merge(done: dict[str, Any]) -> dict[str, Any]:
+            merged = {**fast, **done}
+            return {name: merged[name] for name in order if name in merged}
+
+        if self.is_awaitable(rest):
+
+            async def later() -> dict[str, Any]:
+                return merge(await rest)  # type: ignore[misc]
+
+            return later()
+        return merge(rest)  # type: ignore[arg-type]
