@@ -1,0 +1,475 @@
+"""Compile a validated Ruleset to durable_rules ruleset definitions (pure data; no engine calls here).
+
+How facts reach durable_rules: every fact path a section reads becomes a few flat, typed properties
+(``f3x`` present, ``f3n`` number, ``f3s`` string, ``f3b`` bool as 1/0), so the C engine's loose comparisons
+(``"3" < 5`` is true there, ``true == 1`` too) never leak into decisions. ``contains`` and ``matches``
+cannot be expressed on flat scalars, so they are precomputed into 1/0 properties (``c0``, ``c1``...);
+every comparison, conjunction, disjunction and negation is matched by durable_rules itself.
+
+Engine limits of durable_rules 2.0.28 (src/rules/rete.c, events.c, state.h) that this module respects:
+  * 255 properties per posted object (MAX_OBJECT_PROPERTIES);
+  * 15 and/or groups per rule (MAX_SEQUENCE_EXPRESSIONS 32, two entries each);
+  * per alpha node: 512 hashed children (a full table makes ``findAlpha`` loop forever), 128 ``$nex``/or
+    children (NEXT_LIST_LENGTH), 256 rule links (BETA_LIST_LENGTH);
+  * 64 alpha nodes on the evaluation stack (MAX_STACK_SIZE) - grows with rules matching at once.
+A section whose rules would break a per-node or stack limit is split across several engine rulesets
+("shards"); a single rule that cannot fit alone, or too many properties, is a validation error.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from policy.facts import kind
+from policy.model import (
+    AllOf,
+    Condition,
+    EscalationRule,
+    HandoffRule,
+    Leaf,
+    NotOf,
+    PermissionRule,
+    RoutingRule,
+    Ruleset,
+)
+
+MAX_PROPERTIES = 250  # of 255; three are taken by sid, id and the marker
+MAX_GROUPS_PER_RULE = 15
+MAX_HASH_CHILDREN = 400
+MAX_LIST_CHILDREN = 120
+MAX_BETA_LINKS = 250
+MAX_STACK = 60
+MAX_RULES_PER_SECTION = 2000
+MARKER = "k"
+
+Json = dict[str, Any]
+SectionRule = PermissionRule | RoutingRule | EscalationRule | HandoffRule
+
+
+@dataclass(frozen=True)
+class Prop:
+    name: str
+    path: tuple[str, ...]
+    kind: str  # x (present), n, s, b
+
+
+@dataclass(frozen=True)
+class Derived:
+    name: str
+    path: tuple[str, ...]
+    op: str  # contains | matches
+    value: Any  # needle, or a compiled pattern for matches
+
+
+@dataclass(frozen=True)
+class Shard:
+    definition: str  # JSON text for durable_rules_engine.create_ruleset
+    names: dict[str, str]  # durable rule name -> ruleset rule id
+
+
+@dataclass(frozen=True)
+class Group:
+    """One independently evaluated set of rules (a decision, routing, escalations)."""
+
+    name: str
+    props: tuple[Prop, ...]
+    derived: tuple[Derived, ...]
+    shards: tuple[Shard, ...]
+    paths: tuple[tuple[str, ...], ...]
+    order: dict[str, int]
+
+
+@dataclass(frozen=True)
+class CompiledRuleset:
+    digest: str
+    groups: dict[str, Group]
+
+
+class CompileError(ValueError):
+    def __init__(self, code: str, message: str, path: tuple[str | int, ...]) -> None:
+        super().__init__(message)
+        self.code = code
+        self.path = path
+
+
+# -- conditions to durable_rules expressions ---------------------------------------------------------
+
+
+@dataclass
+class _Props:
+    props: dict[tuple[tuple[str, ...], str], Prop] = field(default_factory=dict)
+    derived: dict[tuple[tuple[str, ...], str, str], Derived] = field(default_factory=dict)
+    path_index: dict[tuple[str, ...], int] = field(default_factory=dict)
+    paths: dict[tuple[str, ...], None] = field(default_factory=dict)
+
+    def prop(self, path: tuple[str, ...], k: str) -> str:
+        self.paths[path] = None
+        key = (path, k)
+        if key not in self.props:
+            index = self.path_index.setdefault(path, len(self.path_index))
+            self.props[key] = Prop(f"f{index}{k}", path, k)
+        return self.props[key].name
+
+    def derive(self, path: tuple[str, ...], op: str, value: Any) -> str:
+        self.paths[path] = None
+        key = (path, op, repr(value))
+        if key not in self.derived:
+            compiled = re.compile(value) if op == "matches" else value
+            self.derived[key] = Derived(f"c{len(self.derived)}", path, op, compiled)
+        return self.derived[key].name
+
+
+def _enc(value: Any) -> tuple[str, Any]:
+    """(kind, encoded value) of a literal: numbers normalised so equal numbers share one alpha node."""
+    k = kind(value)
+    if k == "b":
+        return "b", 1 if value else 0
+    if k == "n":
+        number = float(value)
+        return "n", int(number) if number.is_integer() and abs(number) < 2**53 else number
+    return "s", value
+
+
+def _unique(values: Iterable[Any]) -> list[tuple[str, Any]]:
+    out: list[tuple[str, Any]] = []
+    for value in values:
+        encoded = _enc(value)
+        if encoded not in out:
+            out.append(encoded)
+    return out
+
+
+def _and(items: list[Json]) -> Json:
+    return _join("$and", items)
+
+
+def _or(items: list[Json]) -> Json:
+    return _join("$or", items)
+
+
+def _join(op: str, items: list[Json]) -> Json:
+    flat: list[Json] = []
+    for item in items:
+        if len(item) == 1 and op in item:
+            flat.extend(item[op])
+        else:
+            flat.append(item)
+    return flat[0] if len(flat) == 1 else {op: flat}
+
+
+_FLIP = {"lt": "$gte", "lte": "$gt", "gt": "$lte", "gte": "$lt"}
+
+
+class _Translator:
+    def __init__(self, props: _Props) -> None:
+        self.p = props
+
+    def condition(self, cond: Condition, negate: bool = False) -> Json:
+        if isinstance(cond, Leaf):
+            return self.leaf(cond, negate)
+        if isinstance(cond, NotOf):
+            return self.condition(cond.item, not negate)
+        parts = [self.condition(item, negate) for item in cond.items]
+        conjunctive = isinstance(cond, AllOf) != negate
+        return _and(parts) if conjunctive else _or(parts)
+
+    def eq_any(self, path: tuple[str, ...], values: Iterable[Any]) -> Json:
+        return _or([{self.p.prop(path, k): v} for k, v in _unique(values)])
+
+    def not_eq_any(self, path: tuple[str, ...], values: Iterable[Any]) -> Json:
+        by_kind: dict[str, list[Any]] = {}
+        for k, v in _unique(values):
+            by_kind.setdefault(k, []).append(v)
+        parts = []
+        for k, vs in by_kind.items():
+            name = self.p.prop(path, k)
+            parts.append(_or([{"$nex": {name: 1}}, _and([{"$neq": {name: v}} for v in vs])]))
+        return _and(parts)
+
+    def leaf(self, leaf: Leaf, negate: bool) -> Json:
+        path, op, value = leaf.fact_path, leaf.op, leaf.value
+        if op == "exists":
+            return {("$ex" if bool(value) != negate else "$nex"): {self.p.prop(path, "x"): 1}}
+        if op in ("eq", "in"):
+            values = value if op == "in" else (value,)
+            return self.not_eq_any(path, values) if negate else self.eq_any(path, values)
+        if op in ("ne", "not_in"):
+            values = value if op == "not_in" else (value,)
+            present = self.p.prop(path, "x")
+            if negate:
+                return _or([{"$nex": {present: 1}}, self.eq_any(path, values)])
+            return _and([{"$ex": {present: 1}}, self.not_eq_any(path, values)])
+        if op in _FLIP:
+            name = self.p.prop(path, "n")
+            _, number = _enc(value)
+            if negate:
+                return _or([{"$nex": {name: 1}}, {_FLIP[op]: {name: number}}])
+            return {f"${op}": {name: number}}
+        if op in ("contains", "matches"):
+            return {self.p.derive(path, op, value): 0 if negate else 1}
+        raise ValueError(f"unknown operator {op!r}")
+
+
+def _scope(values: tuple[str, ...] | None, path: tuple[str, ...]) -> Leaf | None:
+    if values is None:
+        return None
+    return Leaf(".".join(path), "in", tuple(values), "")
+
+
+def rule_parts(rule: SectionRule) -> list[Condition]:
+    """The conditions a rule's match requires, scope first (they are shared and mutually exclusive)."""
+    parts: list[Condition] = []
+    if isinstance(rule, PermissionRule):
+        for values, path in (
+            (rule.actions, ("action", "type")),
+            (rule.actors, ("action", "actor")),
+            (rule.stages, ("ticket", "stage")),
+        ):
+            leaf = _scope(values, path)
+            if leaf is not None:
+                parts.append(leaf)
+    if isinstance(rule, EscalationRule):
+        leaf = _scope(rule.stages, ("ticket", "stage"))
+        if leaf is not None:
+            parts.append(leaf)
+        parts.append(Leaf("ticket.seconds_in_stage", "gte", rule.after.total_seconds(), ""))
+    if rule.when is not None:
+        parts.append(rule.when)
+    return parts
+
+
+def rule_expression(rule: SectionRule, translator: _Translator) -> Json:
+    return _and([{MARKER: 1}, *(translator.condition(part) for part in rule_parts(rule))])
+
+
+def count_groups(expr: Json) -> int:
+    total = 0
+    for key, value in expr.items():
+        if key in ("$and", "$or"):
+            total += 1 + sum(count_groups(item) for item in value)
+    return total
+
+
+# -- a model of durable_rules' alpha network, to keep every shard inside the engine's limits ------------
+
+
+class _Node:
+    __slots__ = ("beta", "hashed", "listed")
+
+    def __init__(self) -> None:
+        self.hashed: dict[tuple[str, str, str], int] = {}
+        self.listed: list[int] = []
+        self.beta = 0
+
+
+class _Network:
+    """Mirrors rete.c createAlpha/findAlpha: nodes shared by (parent, property, operator, value)."""
+
+    def __init__(self) -> None:
+        self.nodes = [_Node()]
+        self.list_keys: dict[tuple[int, str, str], int] = {}
+
+    def _new(self) -> int:
+        self.nodes.append(_Node())
+        return len(self.nodes) - 1
+
+    def add(self, expr: Json, parent: int) -> int:
+        ((key, value),) = expr.items()
+        if key == "$and":
+            current = parent
+            for item in value:
+                current = self.add(item, current)
+            return current
+        if key == "$or":
+            forward = self._new()
+            for item in value:
+                end = self.add(item, parent)
+                self.nodes[end].listed.append(forward)
+            return forward
+        if key.startswith("$"):
+            ((prop, literal),) = value.items()
+            op = key
+        else:
+            prop, literal, op = key, value, "$eq"
+        sig = json.dumps(literal)
+        if op == "$nex":
+            list_key = (parent, prop, sig)
+            if list_key not in self.list_keys:
+                child = self._new()
+                self.nodes[parent].listed.append(child)
+                self.list_keys[list_key] = child
+            return self.list_keys[list_key]
+        node = self.nodes[parent]
+        hkey = (prop, op, sig)
+        if hkey not in node.hashed:
+            node.hashed[hkey] = self._new()
+        return node.hashed[hkey]
+
+    def add_rule(self, expr: Json) -> None:
+        self.nodes[self.add(expr, 0)].beta += 1
+
+    def fits(self) -> bool:
+        for node in self.nodes:
+            if len(node.hashed) > MAX_HASH_CHILDREN or len(node.listed) > MAX_LIST_CHILDREN:
+                return False
+            if node.beta > MAX_BETA_LINKS:
+                return False
+        return self.stack_bound() <= MAX_STACK
+
+    def stack_bound(self) -> int:
+        """Upper bound on the evaluation stack: children that can match at once, along the worst path."""
+        memo: dict[int, int] = {}
+
+        def height(index: int) -> int:
+            if index in memo:
+                return memo[index]
+            node = self.nodes[index]
+            children = list(node.hashed.values()) + node.listed
+            if not children:
+                memo[index] = 1
+                return 1
+            props_with_eq: set[str] = set()
+            at_once = len(node.listed)
+            for prop, op, _ in node.hashed:
+                if op == "$eq":
+                    props_with_eq.add(prop)
+                else:
+                    at_once += 1
+            at_once += len(props_with_eq)  # one value per property: at most one $eq child matches
+            result = max(1, at_once - 1 + max(height(c) for c in children))
+            memo[index] = result
+            return result
+
+        return height(0)
+
+
+def _fits(expressions: Sequence[Json]) -> bool:
+    network = _Network()
+    for expr in expressions:
+        network.add_rule(expr)
+    return network.fits()
+
+
+def _pack(expressions: Sequence[Json]) -> list[tuple[int, int]]:
+    """Split consecutive rules into the fewest shards whose networks fit (largest prefix each time)."""
+    shards: list[tuple[int, int]] = []
+    start = 0
+    while start < len(expressions):
+        good, step = start + 1, 1
+        while good + step <= len(expressions) and _fits(expressions[start : good + step]):
+            good += step
+            step *= 2
+        low, high = good, min(len(expressions), good + step)  # prefix [start:good] fits, [start:high] may not
+        while low < high:
+            mid = (low + high + 1) // 2
+            if _fits(expressions[start:mid]):
+                low = mid
+            else:
+                high = mid - 1
+        shards.append((start, low))
+        start = low
+    return shards
+
+
+# -- sections ------------------------------------------------------------------------------------------
+
+
+def _section_rules(ruleset: Ruleset, group: str) -> list[tuple[str, SectionRule]]:
+    if group == "decide":
+        return [("p", r) for r in ruleset.permissions] + [("h", r) for r in ruleset.handoff]
+    if group == "route":
+        return [("r", r) for r in ruleset.routing]
+    return [("e", r) for r in ruleset.escalations]
+
+
+GROUP_NAMES = ("decide", "route", "escalate")
+
+
+def compile_group(ruleset: Ruleset, group: str) -> Group:
+    props = _Props()
+    translator = _Translator(props)
+    if group == "decide":
+        # A decision always reads the scope facts, even when no rule is scoped.
+        for path in (("action", "type"), ("action", "actor"), ("ticket", "stage")):
+            props.paths[path] = None
+    rules = _section_rules(ruleset, group)
+    expressions = []
+    for _, rule in rules:
+        expr = rule_expression(rule, translator)
+        if count_groups(expr) > MAX_GROUPS_PER_RULE:
+            raise CompileError(
+                "E_ENGINE_LIMIT",
+                f"rule {rule.id!r} compiles to {count_groups(expr)} and/or groups; durable_rules allows "
+                f"{MAX_GROUPS_PER_RULE} per rule (simplify the condition or split the rule)",
+                _path_of(rule),
+            )
+        if not _fits([expr]):
+            raise CompileError(
+                "E_ENGINE_LIMIT",
+                f"rule {rule.id!r} is too wide for durable_rules' alpha network (too many alternatives "
+                "that can match at once); split it into several rules",
+                _path_of(rule),
+            )
+        expressions.append(expr)
+    if len(props.props) + len(props.derived) > MAX_PROPERTIES:
+        raise CompileError(
+            "E_ENGINE_LIMIT",
+            f"the {group} rules read {len(props.props) + len(props.derived)} engine properties; durable_rules "
+            f"allows {MAX_PROPERTIES} per evaluation (read fewer distinct facts or use fewer contains/matches)",
+            (_SECTION_OF[group],),
+        )
+    shards = []
+    for start, end in _pack(expressions):
+        definition: dict[str, Any] = {}
+        names: dict[str, str] = {}
+        for index in range(start, end):
+            prefix, rule = rules[index]
+            name = f"{prefix}{index}"
+            definition[name] = {"all": [{"m": expressions[index]}]}
+            names[name] = rule.id
+        shards.append(Shard(json.dumps(definition, ensure_ascii=True), names))
+    return Group(
+        name=group,
+        props=tuple(props.props.values()),
+        derived=tuple(props.derived.values()),
+        shards=tuple(shards),
+        paths=tuple(props.paths),
+        order={rule.id: i for i, (_, rule) in enumerate(rules)},
+    )
+
+
+_SECTION_OF = {"decide": "permissions", "route": "routing", "escalate": "escalations"}
+
+
+def _path_of(rule: SectionRule) -> tuple[str | int, ...]:
+    match = re.fullmatch(r"(\w+)\[(\d+)\]", rule.path)
+    return (match.group(1), int(match.group(2))) if match else ()
+
+
+def compile_ruleset(ruleset: Ruleset) -> CompiledRuleset:
+    return CompiledRuleset(ruleset.digest, {name: compile_group(ruleset, name) for name in GROUP_NAMES})
+
+
+def engine_limit_problems(ruleset: Ruleset) -> list[tuple[str, str, tuple[str | int, ...]]]:
+    """Engine limits as (code, message, path), checked at validation time."""
+    out: list[tuple[str, str, tuple[str | int, ...]]] = []
+    for group in GROUP_NAMES:
+        count = len(_section_rules(ruleset, group))
+        if count > MAX_RULES_PER_SECTION:
+            out.append(
+                (
+                    "E_ENGINE_LIMIT",
+                    f"{count} {group} rules; at most {MAX_RULES_PER_SECTION} are supported",
+                    (_SECTION_OF[group],),
+                )
+            )
+            continue
+        try:
+            compile_group(ruleset, group)
+        except CompileError as exc:
+            out.append((exc.code, str(exc), exc.path))
+    return out

@@ -1,0 +1,213 @@
+"""From matched rule ids to decisions: effect resolution, handoff, a one-sentence explanation, and traces.
+
+Shared by PolicyEngine (ids matched by durable_rules) and the reference evaluator (ids matched in Python),
+so the two can only disagree about *which rules matched*, which is what the differential tests check.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from policy.conditions import condition_paths, leaf_result
+from policy.facts import MISSING, resolve, subset
+from policy.model import (
+    AllOf,
+    AnyOf,
+    Condition,
+    Decision,
+    EscalationRule,
+    HandoffRule,
+    Leaf,
+    NotOf,
+    PermissionRule,
+    RoutingDecision,
+    RoutingRule,
+    Ruleset,
+)
+
+_SCOPE_PATHS = (("action", "type"), ("action", "actor"), ("ticket", "stage"))
+
+
+def decide_paths(ruleset: Ruleset) -> list[tuple[str, ...]]:
+    paths: list[tuple[str, ...]] = list(_SCOPE_PATHS)
+    for rule in ruleset.permissions:
+        paths += condition_paths(rule.when)
+    for handoff in ruleset.handoff:
+        paths += condition_paths(handoff.when)
+    return paths
+
+
+def route_paths(ruleset: Ruleset) -> list[tuple[str, ...]]:
+    return [p for rule in ruleset.routing for p in condition_paths(rule.when)]
+
+
+def decision_from_matches(
+    ruleset: Ruleset,
+    matched: set[str],
+    facts: Mapping[str, Any],
+    *,
+    trace: bool = False,
+    paths: list[tuple[str, ...]] | None = None,
+) -> Decision:
+    rules = [r for r in ruleset.permissions if r.id in matched]
+    handoffs = [h for h in ruleset.handoff if h.id in matched]
+    effect = ruleset.default_effect
+    deciding: list[PermissionRule] = []
+    for candidate in ("deny", "require_approval", "allow"):
+        deciding = [r for r in rules if r.effect == candidate]
+        if deciding:
+            effect = candidate
+            break
+    approvers: list[str] = []
+    if effect == "require_approval":
+        approvers = [a for r in deciding for a in (r.approvers or ("agent",))]
+    is_ai = resolve(facts, ("action", "actor")) == "ai"
+    handoff = bool(handoffs) and is_ai
+    deciding_ids = [r.id for r in deciding]
+    if handoff and effect == "allow":
+        effect = "require_approval"
+        deciding_ids = [h.id for h in handoffs]
+        approvers = [a for h in handoffs for a in h.approvers]
+    explanation = _explain(ruleset, effect, rules, deciding_ids, handoffs if handoff else [], approvers)
+    return Decision(
+        effect=effect,
+        matched_rules=tuple(r.id for r in rules),
+        deciding_rules=tuple(deciding_ids),
+        approvers=tuple(dict.fromkeys(approvers)),
+        handoff=handoff,
+        handoff_rules=tuple(h.id for h in handoffs) if handoff else (),
+        explanation=explanation,
+        ruleset_digest=ruleset.digest,
+        facts=subset(facts, paths if paths is not None else decide_paths(ruleset)),
+        trace=trace_decide(ruleset, matched, facts) if trace else None,
+    )
+
+
+def _explain(
+    ruleset: Ruleset,
+    effect: str,
+    rules: list[PermissionRule],
+    deciding: list[str],
+    handoffs: list[HandoffRule],
+    approvers: list[str],
+) -> str:
+    who = f" (approvers: {', '.join(dict.fromkeys(approvers))})" if effect == "require_approval" else ""
+    if handoffs and deciding == [h.id for h in handoffs]:
+        reasons = "; ".join(f"{h.id}: {h.reason}" for h in handoffs)
+        allowed = ", ".join(r.id for r in rules if r.effect == "allow")
+        return (
+            f"require_approval: the AI must hand this ticket to a human ({reasons}); "
+            f"it would otherwise be allowed by {allowed}{who}"
+        )
+    if not deciding:
+        return f"{effect}: no permission rule matched, so the default effect applies"
+    others = [r.id for r in rules if r.id not in deciding]
+    text = f"{effect} by {', '.join(deciding)}{who}"
+    if others:
+        text += f"; also matched: {', '.join(others)}"
+    if handoffs:
+        text += f"; handoff to a human flagged by {', '.join(h.id for h in handoffs)}"
+    return text
+
+
+def routing_from_matches(
+    ruleset: Ruleset,
+    matched: set[str],
+    facts: Mapping[str, Any],
+    *,
+    trace: bool = False,
+    paths: list[tuple[str, ...]] | None = None,
+) -> RoutingDecision:
+    rule: RoutingRule | None = next((r for r in ruleset.routing if r.id in matched), None)
+    read = subset(facts, paths if paths is not None else route_paths(ruleset))
+    tr = trace_rules("routing", ruleset.routing, matched, facts) if trace else None
+    if rule is None:
+        return RoutingDecision(None, None, None, (), {}, "no routing rule matched", ruleset.digest, read, tr)
+    assign = rule.assign
+    text = f"routed by {rule.id}"
+    if assign is not None:
+        text += f" to team {assign.team} ({assign.strategy})"
+    if rule.set:
+        text += f", setting {', '.join(f'{k}={v}' for k, v in rule.set.items())}"
+    return RoutingDecision(
+        rule_id=rule.id,
+        team=assign.team if assign else None,
+        strategy=assign.strategy if assign else None,
+        skills=assign.skills if assign else (),
+        set=dict(rule.set),
+        explanation=text,
+        ruleset_digest=ruleset.digest,
+        facts=read,
+        trace=tr,
+    )
+
+
+def escalations_from_matches(ruleset: Ruleset, matched: set[str]) -> list[EscalationRule]:
+    return [r for r in ruleset.escalations if r.id in matched]
+
+
+# -- traces ----------------------------------------------------------------------------------------------
+
+
+def trace_decide(ruleset: Ruleset, matched: set[str], facts: Mapping[str, Any]) -> list[dict[str, Any]]:
+    return trace_rules("permissions", ruleset.permissions, matched, facts) + trace_rules(
+        "handoff", ruleset.handoff, matched, facts
+    )
+
+
+def trace_rules(
+    section: str,
+    rules: tuple[PermissionRule, ...] | tuple[HandoffRule, ...] | tuple[RoutingRule, ...],
+    matched: set[str],
+    facts: Mapping[str, Any],
+) -> list[dict[str, Any]]:
+    out = []
+    for rule in rules:
+        entry: dict[str, Any] = {"section": section, "rule": rule.id, "matched": rule.id in matched}
+        if isinstance(rule, PermissionRule):
+            entry["effect"] = rule.effect
+            entry["scope"] = [
+                _scope_entry(name, values, facts, path)
+                for name, values, path in (
+                    ("actions", rule.actions, ("action", "type")),
+                    ("actors", rule.actors, ("action", "actor")),
+                    ("stages", rule.stages, ("ticket", "stage")),
+                )
+                if values is not None
+            ]
+        entry["conditions"] = _trace_condition(rule.when, facts) if rule.when is not None else None
+        out.append(entry)
+    return out
+
+
+def _scope_entry(
+    name: str, values: tuple[str, ...], facts: Mapping[str, Any], path: tuple[str, ...]
+) -> dict[str, Any]:
+    actual = resolve(facts, path)
+    entry: dict[str, Any] = {"scope": name, "fact": ".".join(path), "in": list(values)}
+    if actual is MISSING:
+        entry.update(missing=True, result=False)
+    else:
+        entry.update(value=actual, result=actual in values)
+    return entry
+
+
+def _trace_condition(cond: Condition, facts: Mapping[str, Any]) -> dict[str, Any]:
+    if isinstance(cond, Leaf):
+        result, actual = leaf_result(cond, facts)
+        entry: dict[str, Any] = {"path": cond.path, "fact": cond.fact, "op": cond.op, "expected": cond.value}
+        if actual is MISSING:
+            entry["missing"] = True
+        else:
+            entry["value"] = actual
+        entry["result"] = result
+        return entry
+    if isinstance(cond, NotOf):
+        inner = _trace_condition(cond.item, facts)
+        return {"path": cond.path, "not": inner, "result": not inner["result"]}
+    items = [_trace_condition(c, facts) for c in cond.items]
+    if isinstance(cond, AllOf):
+        return {"path": cond.path, "all": items, "result": all(i["result"] for i in items)}
+    assert isinstance(cond, AnyOf)
+    return {"path": cond.path, "any": items, "result": any(i["result"] for i in items)}

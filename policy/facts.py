@@ -1,0 +1,110 @@
+"""Fact values: how a dotted path is looked up and what kind of value it is.
+
+Both the durable_rules path (``engine``) and the reference evaluator use these functions, so "missing",
+"number", "string" and "bool" mean exactly the same thing on both sides:
+
+* a path is missing when any segment is absent, or the value is ``None``;
+* numbers (int/float, never bool) compare as IEEE doubles; NaN and infinities count as missing;
+* booleans equal only booleans, strings only strings.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import re
+from collections.abc import Mapping
+from typing import Any, Final
+
+
+class _Missing:
+    _instance: _Missing | None = None
+
+    def __new__(cls) -> _Missing:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "MISSING"
+
+    def __bool__(self) -> bool:
+        return False
+
+
+MISSING: Final = _Missing()
+
+
+def resolve(facts: Mapping[str, Any], path: tuple[str, ...]) -> Any:
+    """The value at ``path`` or ``MISSING``."""
+    current: Any = facts
+    for segment in path:
+        if not isinstance(current, Mapping) or segment not in current:
+            return MISSING
+        current = current[segment]
+    if current is None:
+        return MISSING
+    if isinstance(current, float) and not math.isfinite(current):
+        return MISSING
+    return current
+
+
+def kind(value: Any) -> str | None:
+    """``"n"`` number, ``"s"`` string, ``"b"`` bool, or None for anything else (lists, dicts, missing)."""
+    if isinstance(value, bool):
+        return "b"
+    if isinstance(value, int | float):
+        return "n" if math.isfinite(value) else None
+    if isinstance(value, str):
+        return "s"
+    return None
+
+
+def as_number(value: Any) -> float:
+    return float(value)
+
+
+def scalar_equal(left: Any, right: Any) -> bool:
+    """Typed equality: same kind and equal value (numbers as doubles)."""
+    k = kind(left)
+    if k is None or k != kind(right):
+        return False
+    if k == "n":
+        return float(left) == float(right)
+    return bool(left == right)
+
+
+def present(value: Any) -> bool:
+    return value is not MISSING
+
+
+def subset(facts: Mapping[str, Any], paths: list[tuple[str, ...]]) -> dict[str, Any]:
+    """The nested facts found at ``paths`` (missing ones left out): exactly what a ruleset read."""
+    out: dict[str, Any] = {}
+    for path in sorted(set(paths)):
+        value = resolve(facts, path)
+        if value is MISSING:
+            continue
+        node = out
+        for segment in path[:-1]:
+            nxt = node.get(segment)
+            if not isinstance(nxt, dict):
+                nxt = {}
+                node[segment] = nxt
+            node = nxt
+        node[path[-1]] = copy.deepcopy(value)
+    return out
+
+
+def contains(value: Any, needle: Any) -> bool:
+    """A list holding an element equal to ``needle``, or a string holding ``needle`` as a substring."""
+    if isinstance(value, list | tuple):
+        return any(scalar_equal(item, needle) for item in value)
+    if isinstance(value, str) and isinstance(needle, str):
+        return needle in value
+    return False
+
+
+def matches(value: Any, pattern: re.Pattern[str]) -> bool:
+    """``re.search`` on a string value; anything else does not match."""
+    return isinstance(value, str) and pattern.search(value) is not None

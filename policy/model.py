@@ -1,0 +1,348 @@
+"""The ruleset and decision data model: immutable dataclasses shared by every stage of the policy pipeline."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, Literal
+
+ACTORS: tuple[str, ...] = ("ai", "agent", "partner", "system")
+ACTIONS: tuple[str, ...] = (
+    "reply",
+    "tag",
+    "assign",
+    "transition",
+    "refund",
+    "cancel_order",
+    "change_shipping_address",
+    "reship_order",
+    "issue_discount",
+    "close",
+    "note",
+    "set_priority",
+)
+PRIORITIES: tuple[str, ...] = ("urgent", "high", "normal", "low")
+EFFECTS: tuple[str, ...] = ("allow", "require_approval", "deny")
+STRATEGIES: tuple[str, ...] = ("round_robin", "least_loaded")
+OPS: tuple[str, ...] = (
+    "eq",
+    "ne",
+    "lt",
+    "lte",
+    "gt",
+    "gte",
+    "in",
+    "not_in",
+    "contains",
+    "matches",
+    "exists",
+)
+NAMESPACES: tuple[str, ...] = ("ticket", "customer", "order", "action", "classifier", "time")
+
+# Known fields per namespace; None means free-form (merchant data). A `custom.` prefix is always allowed.
+KNOWN_FIELDS: Mapping[str, frozenset[str] | None] = {
+    "ticket": frozenset(
+        {
+            "id",
+            "stage",
+            "priority",
+            "category",
+            "body",
+            "subject",
+            "channel",
+            "tags",
+            "seconds_in_stage",
+            "age_seconds",
+            "team",
+            "assigned",
+            "assignee",
+            "needs_human",
+            "sla_breached",
+            "language",
+            "message_count",
+            "reopened_count",
+        }
+    ),
+    "customer": None,
+    "order": None,
+    "action": frozenset(
+        {
+            "type",
+            "actor",
+            "amount",
+            "currency",
+            "target_stage",
+            "stage",
+            "tag",
+            "tags",
+            "team",
+            "assignee",
+            "reason",
+            "percent",
+            "discount_percent",
+            "body",
+            "priority",
+        }
+    ),
+    "classifier": frozenset(
+        {"category", "category_confidence", "priority", "priority_confidence", "model_version"}
+    ),
+    "time": frozenset({"hour", "weekday", "business_hours"}),
+}
+
+Effect = Literal["allow", "require_approval", "deny"]
+Scalar = str | int | float | bool
+
+
+@dataclass(frozen=True)
+class Leaf:
+    """``{fact: path, OP: value}``; ``path`` is where it sits in the YAML (for traces)."""
+
+    fact: str
+    op: str
+    value: Any
+    path: str
+
+    @property
+    def fact_path(self) -> tuple[str, ...]:
+        return tuple(self.fact.split("."))
+
+
+@dataclass(frozen=True)
+class AllOf:
+    items: tuple[Condition, ...]
+    path: str
+
+
+@dataclass(frozen=True)
+class AnyOf:
+    items: tuple[Condition, ...]
+    path: str
+
+
+@dataclass(frozen=True)
+class NotOf:
+    item: Condition
+    path: str
+
+
+Condition = Leaf | AllOf | AnyOf | NotOf
+
+
+@dataclass(frozen=True)
+class PermissionRule:
+    id: str
+    effect: str
+    actors: tuple[str, ...] | None = None
+    actions: tuple[str, ...] | None = None
+    stages: tuple[str, ...] | None = None
+    when: Condition | None = None
+    approvers: tuple[str, ...] = ()
+    description: str = ""
+    path: str = ""
+
+
+@dataclass(frozen=True)
+class Assign:
+    team: str
+    strategy: str = "round_robin"
+    skills: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RoutingRule:
+    id: str
+    when: Condition | None = None
+    assign: Assign | None = None
+    set: Mapping[str, Any] = field(default_factory=dict)
+    description: str = ""
+    path: str = ""
+
+
+@dataclass(frozen=True)
+class SlaTarget:
+    first_response: timedelta
+    resolution: timedelta
+
+
+@dataclass(frozen=True)
+class EscalationRule:
+    """``then`` is a flat dict: any of ``transition`` (stage), ``priority``, ``team``, ``tags``, ``needs_human``."""
+
+    id: str
+    after: timedelta
+    then: Mapping[str, Any]
+    stages: tuple[str, ...] | None = None
+    when: Condition | None = None
+    description: str = ""
+    path: str = ""
+
+
+@dataclass(frozen=True)
+class HandoffRule:
+    id: str
+    when: Condition | None = None
+    reason: str = ""
+    approvers: tuple[str, ...] = ("agent",)
+    description: str = ""
+    path: str = ""
+
+
+@dataclass(frozen=True)
+class RulesetTest:
+    name: str
+    facts: Mapping[str, Any]
+    expect: Mapping[str, Any]
+    path: str = ""
+
+
+@dataclass(frozen=True)
+class Ruleset:
+    name: str
+    description: str
+    stages: tuple[str, ...]
+    transitions: Mapping[str, tuple[str, ...]]
+    default_effect: str
+    permissions: tuple[PermissionRule, ...]
+    routing: tuple[RoutingRule, ...]
+    sla: Mapping[str, SlaTarget]
+    escalations: tuple[EscalationRule, ...]
+    handoff: tuple[HandoffRule, ...]
+    tests: tuple[RulesetTest, ...]
+    digest: str
+    source: str = field(repr=False, default="")
+
+    @property
+    def version(self) -> str:
+        """Short form of the digest, used as ``ruleset_version`` in decisions."""
+        return self.digest[:12]
+
+
+@dataclass(frozen=True)
+class Problem:
+    code: str
+    message: str
+    line: int
+    col: int
+    path: str
+    severity: Literal["error", "warning"] = "error"
+    filename: str = "<ruleset>"
+
+    def __str__(self) -> str:
+        return f"{self.filename}:{self.line}:{self.col} {self.code} {self.message}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "code": self.code,
+            "message": self.message,
+            "line": self.line,
+            "col": self.col,
+            "path": self.path,
+            "severity": self.severity,
+        }
+
+
+@dataclass(frozen=True)
+class ValidationReport:
+    problems: tuple[Problem, ...]
+    warnings: tuple[Problem, ...]
+    ruleset: Ruleset | None = field(default=None, repr=False)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+class RulesetInvalid(ValueError):
+    """Raised by ``load_ruleset`` for a source with errors; ``report`` lists all of them."""
+
+    def __init__(self, report: ValidationReport) -> None:
+        first = str(report.problems[0]) if report.problems else "invalid ruleset"
+        super().__init__(f"ruleset has {len(report.problems)} problem(s); first: {first}")
+        self.report = report
+
+
+@dataclass(frozen=True)
+class Decision:
+    effect: str
+    matched_rules: tuple[str, ...]
+    deciding_rules: tuple[str, ...]
+    approvers: tuple[str, ...]
+    handoff: bool
+    handoff_rules: tuple[str, ...]
+    explanation: str
+    ruleset_digest: str
+    facts: Mapping[str, Any]
+    trace: list[dict[str, Any]] | None = None
+
+    @property
+    def ruleset_version(self) -> str:
+        return self.ruleset_digest[:12]
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "effect": self.effect,
+            "matched_rules": list(self.matched_rules),
+            "deciding_rules": list(self.deciding_rules),
+            "approvers": list(self.approvers),
+            "handoff": self.handoff,
+            "handoff_rules": list(self.handoff_rules),
+            "explanation": self.explanation,
+            "ruleset_version": self.ruleset_version,
+            "ruleset_digest": self.ruleset_digest,
+            "facts": _json_safe(self.facts),
+        }
+        if self.trace is not None:
+            out["trace"] = _json_safe(self.trace)
+        return out
+
+
+@dataclass(frozen=True)
+class RoutingDecision:
+    rule_id: str | None
+    team: str | None
+    strategy: str | None
+    skills: tuple[str, ...]
+    set: Mapping[str, Any]
+    explanation: str
+    ruleset_digest: str
+    facts: Mapping[str, Any]
+    trace: list[dict[str, Any]] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "rule_id": self.rule_id,
+            "team": self.team,
+            "strategy": self.strategy,
+            "skills": list(self.skills),
+            "set": _json_safe(dict(self.set)),
+            "explanation": self.explanation,
+            "ruleset_version": self.ruleset_digest[:12],
+            "facts": _json_safe(self.facts),
+        }
+        if self.trace is not None:
+            out["trace"] = _json_safe(self.trace)
+        return out
+
+
+@dataclass(frozen=True)
+class RulesetTestResult:
+    name: str
+    passed: bool
+    message: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "passed": self.passed, "message": self.message}
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return str(value)
