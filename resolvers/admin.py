@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import strawberry
-from strawberry.scalars import JSON
 from sqlmodel import Session
+from strawberry.scalars import JSON
 
 from resolvers import roles
 from resolvers.runner import mutate, query

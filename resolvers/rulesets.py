@@ -23,9 +23,10 @@ from schema.rulesets import (
     SimulatePayload,
     SimulationResult,
     StageEdges,
+    TestRulesetPayload,
     ValidateRulesetPayload,
     problems_of,
-    test_failures_of,
+    test_results_of,
 )
 from schema.tickets import Info
 from storage import tables
@@ -78,6 +79,7 @@ async def validate_ruleset(info: Info, source: str) -> ValidateRulesetPayload:
     except DomainError as exc:
         return ValidateRulesetPayload(errors=[UserError.from_domain(exc)])
     problems = [RulesetProblem.from_any(p) for p in report.problems]
+    warnings = [RulesetProblem.from_any(p) for p in getattr(report, "warnings", ())]
     errors = (
         []
         if report.ok
@@ -91,7 +93,22 @@ async def validate_ruleset(info: Info, source: str) -> ValidateRulesetPayload:
             )
         ]
     )
-    return ValidateRulesetPayload(valid=bool(report.ok), problems=problems, errors=errors)
+    return ValidateRulesetPayload(valid=bool(report.ok), problems=problems, warnings=warnings, errors=errors)
+
+
+async def test_ruleset(info: Info, source: str) -> TestRulesetPayload:
+    """Validate a draft and run the tests it carries, without publishing anything."""
+    services = info.context.runtime.services
+
+    def run(_session: Session, _principal: Principal) -> list[Any]:
+        ruleset = rulesets_service.load_checked(services, source, run_tests=False)
+        return list(services.policy.run_tests(ruleset))
+
+    try:
+        results = await read_as(info.context, roles.READERS, run)
+    except DomainError as exc:
+        return TestRulesetPayload(errors=[UserError.from_domain(exc)], problems=problems_of(exc.details))
+    return TestRulesetPayload(passed=all(r.passed for r in results), results=test_results_of(results))
 
 
 def _version_payload(
@@ -103,7 +120,7 @@ def _version_payload(
         return RulesetVersionPayload(
             errors=[UserError.from_domain(error)],
             problems=problems_of(error.details),
-            test_failures=test_failures_of(error.details),
+            test_failures=test_results_of(error.details),
         )
     row = load(tables.RulesetVersion, snapshot["version"])
     return RulesetVersionPayload(

@@ -21,7 +21,8 @@ class Decision:
     approvers: list[str]
     handoff: bool
     explanation: str
-    trace: JSON | None = None
+    handoff_rules: list[str] = strawberry.field(default_factory=list)
+    trace: JSON | None = strawberry.field(default=None, description="Step-by-step evaluation (simulations).")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Decision:
@@ -32,7 +33,8 @@ class Decision:
             approvers=[str(r) for r in data.get("approvers", [])],
             handoff=bool(data.get("handoff", False)),
             explanation=str(data.get("explanation", "")),
-            trace=data.get("trace"),
+            handoff_rules=[str(r) for r in data.get("handoff_rules", [])],
+            trace=JSON(data["trace"]) if data.get("trace") is not None else None,
         )
 
 

@@ -22,7 +22,6 @@ from graphql import (
     GraphQLSchema,
     Undefined,
 )
-from graphql.execution.executor import AwaitableOrValue
 from graphql.pyutils import Path
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
@@ -86,7 +85,7 @@ def _complete(plan: LeafPlan, source: Any) -> Any:
         return _coerce(coerce, value)
     if isinstance(value, str | bytes) or not hasattr(value, "__iter__"):
         raise _Fallback
-    out = []
+    out: list[Any] = []
     for item in value:
         if item is None:
             if items_non_null:
@@ -98,14 +97,14 @@ def _complete(plan: LeafPlan, source: Any) -> Any:
 
 
 class FastLeafExecutionContext(StrawberryGraphQLCoreExecutionContext):
-    def execute_fields(  # type: ignore[override]
+    def execute_fields(
         self,
         parent_type: GraphQLObjectType,
         source_value: Any,
         path: Path | None,
         grouped_field_set: Any,
         position_context: Any,
-    ) -> AwaitableOrValue[dict[str, Any]]:
+    ) -> Any:
         middleware = self.middleware_manager
         if source_value is None or (middleware is not None and middleware._middleware_resolvers is not None):
             return super().execute_fields(
@@ -136,7 +135,7 @@ class FastLeafExecutionContext(StrawberryGraphQLCoreExecutionContext):
         if self.is_awaitable(rest):
 
             async def later() -> dict[str, Any]:
-                return merge(await rest)  # type: ignore[misc]
+                return merge(await rest)
 
             return later()
         return merge(rest)  # type: ignore[arg-type]

@@ -17,6 +17,8 @@ from schema.tickets import Agent, Message, Team, Ticket
 class RoutingDecision:
     rule_id: str | None
     team: str | None
+    strategy: str | None
+    explanation: str | None
     assignee_id: strawberry.ID | None
     details: JSON = strawberry.field(
         description="The full routing decision as the policy engine reported it."
@@ -30,6 +32,8 @@ class RoutingDecision:
         return cls(
             rule_id=str(rule_id) if rule_id is not None else None,
             team=str(team) if team is not None else None,
+            strategy=str(data["strategy"]) if data.get("strategy") is not None else None,
+            explanation=str(data["explanation"]) if data.get("explanation") is not None else None,
             assignee_id=strawberry.ID(str(assignee)) if assignee else None,
             details=JSON(data),
         )

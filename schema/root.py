@@ -26,6 +26,7 @@ from schema.rulesets import (
     RulesetVersion,
     RulesetVersionPayload,
     SimulatePayload,
+    TestRulesetPayload,
     ValidateRulesetPayload,
 )
 from schema.tickets import Agent, Team, Ticket, TicketConnection
@@ -63,6 +64,9 @@ class Mutation:
     approve_action: ActionPayload = strawberry.mutation(resolver=a.approve_action)
     reject_action: ActionPayload = strawberry.mutation(resolver=a.reject_action)
     validate_ruleset: ValidateRulesetPayload = strawberry.mutation(resolver=r.validate_ruleset)
+    test_ruleset: TestRulesetPayload = strawberry.mutation(
+        resolver=r.test_ruleset, description="Run a draft's own tests without publishing it."
+    )
     publish_ruleset: RulesetVersionPayload = strawberry.mutation(resolver=r.publish_ruleset)
     activate_ruleset_version: RulesetVersionPayload = strawberry.mutation(resolver=r.activate_ruleset_version)
     simulate: SimulatePayload = strawberry.mutation(resolver=r.simulate)

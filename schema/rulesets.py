@@ -53,26 +53,39 @@ class ActiveRuleset:
     transitions: list[StageEdges]
 
 
-@strawberry.type
+@strawberry.type(description="A problem (or warning) found in a ruleset source, with its location.")
 class RulesetProblem:
     message: str
+    code: str | None = None
     path: str | None = None
     line: int | None = None
+    col: int | None = None
+    severity: str | None = None
 
     @classmethod
     def from_any(cls, problem: Any) -> RulesetProblem:
-        line = getattr(problem, "line", None)
-        path = getattr(problem, "path", None)
+        def opt_str(name: str) -> str | None:
+            value = getattr(problem, name, None)
+            return None if value is None else str(value)
+
+        def opt_int(name: str) -> int | None:
+            value = getattr(problem, name, None)
+            return value if isinstance(value, int) else None
+
         return cls(
             message=str(getattr(problem, "message", problem)),
-            path=str(path) if path is not None else None,
-            line=int(line) if isinstance(line, int) else None,
+            code=opt_str("code"),
+            path=opt_str("path"),
+            line=opt_int("line"),
+            col=opt_int("col"),
+            severity=opt_str("severity"),
         )
 
 
 @strawberry.type
-class RulesetTestFailure:
+class RulesetTestResult:
     name: str
+    passed: bool
     message: str
 
 
@@ -80,13 +93,21 @@ class RulesetTestFailure:
 class ValidateRulesetPayload(Payload):
     valid: bool = False
     problems: list[RulesetProblem] = strawberry.field(default_factory=list)
+    warnings: list[RulesetProblem] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class TestRulesetPayload(Payload):
+    passed: bool = False
+    results: list[RulesetTestResult] = strawberry.field(default_factory=list)
+    problems: list[RulesetProblem] = strawberry.field(default_factory=list)
 
 
 @strawberry.type
 class RulesetVersionPayload(Payload):
     ruleset_version: RulesetVersion | None = None
     problems: list[RulesetProblem] = strawberry.field(default_factory=list)
-    test_failures: list[RulesetTestFailure] = strawberry.field(default_factory=list)
+    test_failures: list[RulesetTestResult] = strawberry.field(default_factory=list)
 
 
 @strawberry.type
@@ -121,10 +142,14 @@ def problems_of(error_details: Any) -> list[RulesetProblem]:
     return [RulesetProblem.from_any(p) for p in problems or []]
 
 
-def test_failures_of(error_details: Any) -> list[RulesetTestFailure]:
-    if not isinstance(error_details, list):
+def test_results_of(results: Any) -> list[RulesetTestResult]:
+    if not isinstance(results, list | tuple):
         return []
     return [
-        RulesetTestFailure(name=str(getattr(t, "name", "")), message=str(getattr(t, "message", "")))
-        for t in error_details
+        RulesetTestResult(
+            name=str(getattr(t, "name", "")),
+            passed=bool(getattr(t, "passed", False)),
+            message=str(getattr(t, "message", "")),
+        )
+        for t in results
     ]
