@@ -31,71 +31,56 @@ export function mountBacktest(container, { draft, fail }) {
   return () => {};
 }
 
-/** Flip counts keyed "action: from → to", from whichever shape the report uses. */
+/** Effect flips per action from the report's `by_action` ({action: {"allow->deny": n, ...}}). */
 export function flipRows(report) {
   const rows = [];
-  const flips = report.flips ?? report.by_action ?? report.changes_by_action;
-  if (Array.isArray(flips)) {
-    for (const f of flips) rows.push({ action: f.action, from: f.from ?? f.active, to: f.to ?? f.draft, count: f.count });
-  } else if (flips && typeof flips === "object") {
-    for (const [action, inner] of Object.entries(flips)) {
-      if (typeof inner === "number") rows.push({ action, from: "", to: "", count: inner });
-      else for (const [direction, count] of Object.entries(inner)) {
-        const [from, to] = direction.split(/\s*(?:->|→|>)\s*/);
-        rows.push({ action, from, to, count });
-      }
-    }
-  } else if (Array.isArray(report.changed)) {
-    const counts = new Map();
-    for (const c of report.changed) {
-      const key = [actionOf(c), effectOf(c, "active"), effectOf(c, "draft")].join("|");
-      counts.set(key, (counts.get(key) || 0) + 1);
-    }
-    for (const [key, count] of counts) {
-      const [action, from, to] = key.split("|");
-      rows.push({ action, from, to, count });
+  for (const [action, counts] of Object.entries(report.by_action || {})) {
+    for (const [direction, count] of Object.entries(counts)) {
+      const [from, to] = direction.split("->");
+      if (from !== to && count) rows.push({ action, from, to, count });
     }
   }
   return rows.sort((a, b) => b.count - a.count);
 }
 
-function actionOf(c) {
-  return (c.facts && c.facts.action && c.facts.action.type) || c.action || "?";
-}
-
-function effectOf(c, side) {
-  const v = c[side] ?? c[`${side}_effect`];
-  return (v && typeof v === "object" ? v.effect : v) || "?";
+function actionOf(sample) {
+  return (sample.facts && sample.facts.action && sample.facts.action.type) || "?";
 }
 
 function renderReport(report) {
-  const total = report.total ?? report.cases ?? report.cases_considered ?? 0;
-  const changedList = report.changed_cases ?? report.samples ?? (Array.isArray(report.changed) ? report.changed : []);
-  const changedCount = typeof report.changed === "number" ? report.changed : report.changed_count ?? changedList.length;
+  const total = report.total ?? 0;
+  const samples = report.samples || [];
   const rows = flipRows(report);
+  const refunds = report.refund_amount_changing_approval_path;
+  const decisionCell = (d) => h("td", {}, label(d.effect), h("div", { class: "mono small muted" }, (d.deciding_rules || []).join(", ") || "default"));
   return h("div", {},
     h("p", { testid: "backtest-summary" },
-      h("strong", {}, String(changedCount)), ` of ${total} replayed decisions change under the draft.`),
+      h("strong", {}, String(report.changed ?? 0)), ` of ${total} replayed decisions change under the draft`,
+      total ? ` (${report.cases_considered ?? total} recorded decisions considered).` : ". No recorded decisions to replay yet."),
+    refunds && refunds.cases
+      ? h("p", { class: "small", testid: "backtest-refunds" },
+          `Refunds changing approval path: ${refunds.cases} cases — ${refunds.into_approval} into approval, ${refunds.out_of_approval} out of it.`)
+      : null,
     rows.length
       ? barChart({
           rows: rows.map((r) => ({ label: `${label(r.action)}: ${label(r.from)} → ${label(r.to)}`, values: [r.count], highlight: r.to === "deny" })),
-          series: [{ name: "cases that flip", className: "bar-warn" }],
+          series: [{ name: "cases whose effect flips", className: "bar-warn" }],
           width: 560,
-          labelWidth: 280,
+          labelWidth: 300,
           testid: "backtest-chart",
         })
-      : h("p", { class: "muted small" }, "Nothing flips."),
-    changedList.length
-      ? h("div", {}, h("h3", {}, "Changed cases"),
+      : h("p", { class: "muted small" }, "No effect flips."),
+    samples.length
+      ? h("div", {}, h("h3", {}, `Changed cases${samples.length < (report.changed ?? 0) ? ` (first ${samples.length})` : ""}`),
           h("table", { class: "table", testid: "backtest-changed" },
-            h("thead", {}, h("tr", {}, ["Action", "Actor", "Stage", "Active", "Draft", "Facts"].map((t) => h("th", {}, t)))),
-            h("tbody", {}, changedList.slice(0, 100).map((c) => h("tr", {},
-              h("td", {}, label(actionOf(c))),
-              h("td", {}, label(c.facts && c.facts.action && c.facts.action.actor)),
-              h("td", {}, label(c.facts && c.facts.ticket && c.facts.ticket.stage)),
-              h("td", {}, label(effectOf(c, "active"))),
-              h("td", {}, h("strong", {}, label(effectOf(c, "draft")))),
-              h("td", {}, h("details", {}, h("summary", { class: "small muted" }, "facts"), h("pre", { class: "mono" }, json(c.facts ?? c)))))))))
-      : null,
-    h("details", {}, h("summary", { class: "small muted" }, "Full report"), h("pre", { class: "mono" }, json(report))));
+            h("thead", {}, h("tr", {}, ["#", "Action", "Actor", "Stage", "Active", "Draft", ""].map((t) => h("th", {}, t)))),
+            h("tbody", {}, samples.map((c) => h("tr", {},
+              h("td", { class: "muted" }, String(c.case)),
+              h("td", {}, label(actionOf(c)), c.facts.action && c.facts.action.amount !== undefined ? ` ${c.facts.action.amount}` : ""),
+              h("td", {}, label(c.facts.action && c.facts.action.actor)),
+              h("td", {}, label(c.facts.ticket && c.facts.ticket.stage)),
+              decisionCell(c.active),
+              decisionCell(c.draft),
+              h("td", {}, h("details", {}, h("summary", { class: "small muted" }, "facts"), h("pre", { class: "mono" }, json(c.facts)))))))))
+      : null);
 }

@@ -17,7 +17,10 @@ export function stagesOf(active) {
   return seen.sort((a, b) => rank(a) - rank(b));
 }
 
-export const ACTIONS = ["reply", "tag", "assign", "transition", "refund", "cancel_order", "change_shipping_address", "reship_order", "issue_discount", "close"];
+// The actions the rules know (policy/model.py ACTIONS); `note` and `set_priority` have no GraphQL
+// ActionType, so requests on existing tickets can use only the others (TICKET_ACTIONS).
+export const ACTIONS = ["reply", "tag", "assign", "transition", "refund", "cancel_order", "change_shipping_address", "reship_order", "issue_discount", "close", "note", "set_priority"];
+export const TICKET_ACTIONS = ACTIONS.filter((a) => a !== "note" && a !== "set_priority");
 export const ACTORS = ["ai", "agent", "partner", "system"];
 
 export async function activateVersion(version) {

@@ -7,6 +7,7 @@ import { gql, payloadError } from "./api.js";
 import { enumValue, h, label, replace } from "./dom.js";
 import { SIMULATE } from "./queries.js";
 import { ACTIONS, ACTORS } from "./rules_common.js";
+import { inScope } from "./trace.js";
 
 export function mountCoverage(container, { draft, fail }) {
   const actorSelect = h("select", { testid: "coverage-actor", onchange: () => run() },
@@ -90,9 +91,8 @@ function cell(result, stage, action) {
 
 /** Rules whose actor/action/stage scope covers the cell but whose `when` needs facts we did not give. */
 function conditionalRules(trace) {
-  const rules = Array.isArray(trace) ? trace : trace && (trace.rules || trace.permissions);
-  if (!Array.isArray(rules)) return [];
-  return rules
-    .filter((r) => (r.in_scope ?? r.scope_matched ?? r.scope) === true && !(r.matched ?? r.fired))
-    .map((r) => r.id ?? r.rule ?? r.rule_id);
+  if (!Array.isArray(trace)) return [];
+  return trace
+    .filter((r) => r.section === "permissions" && !r.matched && r.conditions && inScope(r))
+    .map((r) => r.rule);
 }

@@ -4,7 +4,7 @@
 import { gql, payloadError } from "./api.js";
 import { enumValue, h, json, label, replace } from "./dom.js";
 import { RECENT_TICKETS, SIMULATE } from "./queries.js";
-import { ACTIONS, ACTORS } from "./rules_common.js";
+import { ACTIONS, ACTORS, TICKET_ACTIONS } from "./rules_common.js";
 import { effectBadge } from "./ticket.js";
 import { renderTrace } from "./trace.js";
 
@@ -34,7 +34,7 @@ export function mountSimulation(container, { draft, fail }) {
   const ticketList = h("div", { testid: "sim-ticket-list" }, h("p", { class: "muted" }, "loading tickets…"));
   const ticketAction = h("div", { class: "sim-form", style: { marginTop: "8px" } },
     field("Actor", select("t_actor", ACTORS, "ai")),
-    field("Action", select("t_action", ACTIONS, "refund")),
+    field("Action", select("t_action", TICKET_ACTIONS, "refund")),
     field("Amount", h("input", { name: "t_amount", type: "number", step: "0.01", value: "40" })));
   const ticketsPane = h("div", {}, ticketList, h("h3", {}, "Action to try on each"), ticketAction);
 

@@ -97,10 +97,12 @@ function change(event) {
   const parts = [];
   const before = event.before || {};
   const after = event.after || {};
+  const fresh = !Object.keys(before).length;
   for (const key of new Set([...Object.keys(before), ...Object.keys(after)])) {
     const a = JSON.stringify(before[key]);
     const b = JSON.stringify(after[key]);
-    if (a !== b) parts.push(`${key}: ${a ?? "–"} → ${b ?? "–"}`);
+    if (fresh) parts.push(`${key}: ${b}`);
+    else if (a !== b) parts.push(`${key}: ${a ?? "–"} → ${b ?? "–"}`);
   }
   const summary = parts.join("; ");
   if (!event.decision) return summary || "–";
