@@ -1,0 +1,84 @@
+"""The fast leaf-field path answers exactly like graphql-core's standard executor, errors included."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import strawberry
+
+from schema.build import build_schema
+from schema.fast_execution import FastLeafExecutionContext, plan_leaf_fields
+from storage.db import Database
+from tests.api.conftest import Api, create_ticket
+from tests.conftest import MerchantKeys
+from workflow.merchants import authenticate
+from workflow.services import WorkflowServices
+
+PAGE = """query($n: Int!) { tickets(first: $n) { edges { cursor node {
+  id channel subject stage priority category categoryConfidence tags needsHuman version createdAt
+  alias: subject customer { email vip lifetimeValue } order { id total currency } sla { firstResponseDueAt }
+  messages { id body authorType } team { name } __typename } } pageInfo { hasNextPage endCursor } } }"""
+
+
+async def _run(schema: strawberry.Schema, context: Any, query: str, variables: dict[str, Any]) -> Any:
+    result = await schema.execute(query, variable_values=variables, context_value=context)
+    return result.data, [e.formatted for e in result.errors or []]
+
+
+async def test_fast_and_standard_execution_agree(
+    api: Api, database: Database, services: WorkflowServices, merchant: MerchantKeys
+) -> None:
+    from resolvers.context import ApiRuntime, RequestContext
+
+    for i in range(4):
+        await create_ticket(
+            api,
+            merchant.keys["partner"],
+            subject=f"Order {i}",
+            tags=["a", f"t{i}"],
+            customer={"email": f"c{i}@example.com", "vip": i % 2 == 0},
+        )
+    with database.read_only() as session:
+        principal = authenticate(session, merchant.keys["viewer"])
+    runtime = ApiRuntime(db=database, services=services)
+    fast, standard = build_schema(), build_schema(fast_leaves=False)
+    assert fast.execution_context_class is FastLeafExecutionContext
+    fast_result = await _run(fast, RequestContext(runtime, "a", principal), PAGE, {"n": 10})
+    standard_result = await _run(standard, RequestContext(runtime, "b", principal), PAGE, {"n": 10})
+    assert fast_result == standard_result
+    assert fast_result[1] == [] and len(fast_result[0]["tickets"]["edges"]) == 4
+
+
+@strawberry.type
+class Thing:
+    name: str
+    maybe: str | None
+    count: int
+    tags: list[str]
+
+
+@strawberry.type
+class Q:
+    @strawberry.field
+    def things(self) -> list[Thing]:
+        # A null in a non-null field and a non-int in an Int field must fail exactly as graphql-core fails.
+        return [
+            Thing(name="ok", maybe=None, count=1, tags=["x"]),
+            Thing(name=None, maybe="m", count=2, tags=["y"]),  # type: ignore[arg-type]
+            Thing(name="n", maybe="m", count="three", tags=["z", None]),  # type: ignore[arg-type, list-item]
+        ]
+
+
+async def test_fallback_reproduces_standard_errors() -> None:
+    from schema.build import _plain_attribute
+
+    fast = strawberry.Schema(query=Q, execution_context_class=FastLeafExecutionContext)
+    assert plan_leaf_fields(fast._schema, _plain_attribute) == 4
+    standard = strawberry.Schema(query=Q)
+    query = "{ things { name maybe count tags } }"
+    assert await _run(fast, None, query, {}) == await _run(standard, None, query, {})
+    data, errors = await _run(fast, None, query, {})
+    assert data is None  # non-null list items: the null propagates up, as the spec requires
+    assert "Cannot return null for non-nullable field Thing.name." in [e["message"] for e in errors]
+    single = "{ things { maybe tags } }"
+    assert await _run(fast, None, single, {}) == await _run(standard, None, single, {})
