@@ -84,7 +84,7 @@ def request_action(
         handoff=decision.handoff,
         explanation=decision.explanation,
         ruleset_version=active.version,
-        facts=decision.facts,
+        facts=facts,
         created_at=now,
     )
     session.add(request)
@@ -98,7 +98,7 @@ def request_action(
         after={"action_id": request.id, "type": type, "amount": amount, "status": status},
         ruleset_version=active.version,
         model_version=ticket.model_version,
-        facts=decision.facts,
+        facts=facts,
         decision=decision_dict,
     )
     if decision.handoff and not ticket.needs_human:

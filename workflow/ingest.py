@@ -156,7 +156,7 @@ def create_ticket(
         ticket_id=ticket.id,
         ruleset_version=active.version,
         model_version=ticket.model_version,
-        facts=decision.facts if hasattr(decision, "facts") else facts,
+        facts=facts,
         decision=routing,
     )
     bump_queue_version(session, ticket.merchant_id)
