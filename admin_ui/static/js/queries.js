@@ -48,34 +48,16 @@ export const RULESET = `query Ruleset {
   rulesetVersions { version name digest message source createdAt active }
 }`;
 
-/**
- * Optional parts of the API this UI uses when the server offers them (lint warnings, problem codes and
- * columns, running a ruleset's tests on their own). Found by introspection; without it (production turns
- * it off) the UI sticks to the fields every server has.
- */
-export const FEATURES = `query Features {
-  problem: __type(name: "RulesetProblem") { fields { name } }
-  validate: __type(name: "ValidateRulesetPayload") { fields { name } }
-  mutation: __type(name: "Mutation") { fields { name } }
-}`;
+const PROBLEM = `code message path line col severity`;
 
-export function problemFields(features) {
-  const extra = ["code", "column", "col", "severity"].filter((f) => features.problem.has(f));
-  return ["message", "path", "line", ...extra].join(" ");
-}
-
-export function validateQuery(features) {
-  const fields = problemFields(features);
-  const warnings = features.validate.has("warnings") ? `warnings { ${fields} }` : "";
-  return `mutation Validate($source: String!) {
+export const VALIDATE = `mutation Validate($source: String!) {
   validateRuleset(source: $source) {
     valid
-    problems { ${fields} }
-    ${warnings}
+    problems { ${PROBLEM} }
+    warnings { ${PROBLEM} }
     errors { code message field }
   }
 }`;
-}
 
 export const SIMULATE = `mutation Simulate($source: String, $cases: [SimulationCaseInput!]!) {
   simulate(source: $source, cases: $cases) {
@@ -92,16 +74,14 @@ export const BACKTEST = `mutation Backtest($source: String!, $limit: Int) {
   backtest(source: $source, limit: $limit) { errors { code message field } report }
 }`;
 
-export function publishQuery(features) {
-  return `mutation Publish($source: String!, $message: String!) {
+export const PUBLISH = `mutation Publish($source: String!, $message: String!) {
   publishRuleset(source: $source, message: $message) {
     errors { code message field }
-    problems { ${problemFields(features)} }
+    problems { ${PROBLEM} }
     testFailures { name message }
     rulesetVersion { version message createdAt }
   }
 }`;
-}
 
 export const ACTIVATE = `mutation Activate($version: Int!) {
   activateRulesetVersion(version: $version) {
@@ -111,5 +91,10 @@ export const ACTIVATE = `mutation Activate($version: Int!) {
 }`;
 
 export const TEST_RULESET = `mutation TestRuleset($source: String!) {
-  testRuleset(source: $source) { errors { code message field } results { name passed message } }
+  testRuleset(source: $source) {
+    passed
+    results { name passed message }
+    problems { ${PROBLEM} }
+    errors { code message field }
+  }
 }`;

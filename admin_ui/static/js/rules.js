@@ -5,7 +5,7 @@
 import { gql, payloadError } from "./api.js";
 import { debounce, h, replace } from "./dom.js";
 import { LineEditor } from "./editor.js";
-import { FEATURES, publishQuery, RULESET, TEST_RULESET, validateQuery } from "./queries.js";
+import { PUBLISH, RULESET, TEST_RULESET, VALIDATE } from "./queries.js";
 import { mountBacktest } from "./rules_backtest.js";
 import { stagesOf } from "./rules_common.js";
 import { mountCoverage } from "./rules_coverage.js";
@@ -14,22 +14,6 @@ import { mountSimulation } from "./rules_simulate.js";
 
 const VALIDATE_DELAY_MS = 350;
 
-const NO_FEATURES = { problem: new Set(), validate: new Set(), mutation: new Set() };
-let featuresPromise = null;
-
-/** What optional API fields this server has (asked once per page load). */
-function features() {
-  if (!featuresPromise) {
-    featuresPromise = gql(FEATURES)
-      .then((data) => {
-        const names = (t) => new Set(((t && t.fields) || []).map((f) => f.name));
-        return { problem: names(data.problem), validate: names(data.validate), mutation: names(data.mutation) };
-      })
-      .catch(() => NO_FEATURES);
-  }
-  return featuresPromise;
-}
-
 export function mountRules(container, { session, onAuthError }) {
   const canPublish = session.can("publish");
   const state = {
@@ -37,7 +21,7 @@ export function mountRules(container, { session, onAuthError }) {
     versions: [],
     validation: null, // {valid, problems, warnings, source}
     validating: false,
-    tests: null, // {source, results, unsupported}
+    tests: null, // {source, results, error} for the draft the tests last ran on
     publishing: false,
   };
 
@@ -138,7 +122,7 @@ export function mountRules(container, { session, onAuthError }) {
   async function validate() {
     const source = editor.value;
     try {
-      const data = await gql(validateQuery(await features()), { source });
+      const data = await gql(VALIDATE, { source });
       if (source !== editor.value) return; // the merchant typed on; a newer check is on its way
       const payload = data.validateRuleset;
       const problems = payload.problems || [];
@@ -154,6 +138,8 @@ export function mountRules(container, { session, onAuthError }) {
     state.validating = false;
     renderValidation();
     updatePublish();
+    // The ruleset's own tests gate publishing, so run them whenever the draft is valid.
+    if (state.validation.valid && source === editor.value) runTests();
   }
 
   function renderValidation() {
@@ -169,7 +155,7 @@ export function mountRules(container, { session, onAuthError }) {
           testid: kind === "warning" ? "lint-warning" : "validation-problem",
           onclick: () => p.line && editor.goToLine(p.line),
         },
-        h("span", { class: "where" }, p.line ? `line ${p.line}${p.column || p.col ? `:${p.column || p.col}` : ""}` : "—"),
+        h("span", { class: "where" }, p.line ? `line ${p.line}${p.col ? `:${p.col}` : ""}` : "—"),
         p.code ? h("span", { class: "code" }, p.code) : null,
         p.message,
         p.path ? h("span", { class: "muted" }, `  (${p.path})`) : null);
@@ -182,17 +168,13 @@ export function mountRules(container, { session, onAuthError }) {
 
   async function runTests() {
     const source = editor.value;
-    if (!(await features()).mutation.has("testRuleset")) {
-      state.tests = { source, results: [], unsupported: true };
-      renderTests();
-      return;
-    }
     runTestsButton.disabled = true;
     replace(testsEl, h("p", { class: "muted small" }, "running tests…"));
     try {
       const data = await gql(TEST_RULESET, { source });
       const payload = data.testRuleset;
       const error = payloadError(payload);
+      // A draft with problems cannot run its tests; the problems list already says why.
       state.tests = { source, results: payload.results || [], error: error && !(payload.results || []).length ? error.message : null };
     } catch (err) {
       state.tests = { source, results: [], error: err.message };
@@ -208,10 +190,6 @@ export function mountRules(container, { session, onAuthError }) {
     const tests = state.tests;
     if (!tests) {
       replace(testsEl);
-      return;
-    }
-    if (tests.unsupported) {
-      replace(testsEl, h("p", { class: "small muted" }, "This server runs the ruleset's tests when you publish."));
       return;
     }
     if (tests.error) {
@@ -233,9 +211,10 @@ export function mountRules(container, { session, onAuthError }) {
     if (!state.active) return "loading…";
     if (state.validating || !state.validation) return "checking the draft…";
     if (!state.validation.valid) return "fix the problems first";
-    if (state.tests && state.tests.source === editor.value && state.tests.results.some((t) => !t.passed)) {
-      return "tests are failing";
-    }
+    const tests = state.tests && state.tests.source === editor.value ? state.tests : null;
+    if (!tests) return "running the ruleset's tests…";
+    if (tests.error) return "the ruleset's tests could not run";
+    if (tests.results.some((t) => !t.passed)) return "tests are failing";
     if (state.active.version !== null && editor.value === state.active.source) return "the draft is the active version";
     if (!publishMessage.value.trim()) return "write a message";
     if (state.publishing) return "publishing…";
@@ -257,7 +236,7 @@ export function mountRules(container, { session, onAuthError }) {
     publishNote.dataset.sticky = "";
     updatePublish();
     try {
-      const data = await gql(publishQuery(await features()), { source, message });
+      const data = await gql(PUBLISH, { source, message });
       const payload = data.publishRuleset;
       const error = payloadError(payload);
       if (error) {
