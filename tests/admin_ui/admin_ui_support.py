@@ -1,8 +1,4 @@
-"""Helpers for the admin UI's browser tests: the live server handle, the per-test merchant, signing in.
-
-(A plain module beside the tests rather than ``conftest`` imports: ``tests/admin_ui`` has no
-``__init__.py``, so that it cannot shadow the real ``admin_ui`` package.)
-"""
+"""Helpers for the admin UI's browser tests: the live server handle, the per-test merchant, signing in."""
 
 from __future__ import annotations
 

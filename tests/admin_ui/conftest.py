@@ -15,7 +15,15 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from admin_ui_support import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, LiveServer, Merchant, require_chromium
+
+from tests.admin_ui.admin_ui_support import (
+    ARTIFACTS,
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    LiveServer,
+    Merchant,
+    require_chromium,
+)
 
 
 @pytest.hookimpl(wrapper=True)

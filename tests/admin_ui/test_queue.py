@@ -7,8 +7,9 @@ import threading
 from typing import Any
 
 import pytest
-from admin_ui_support import LiveServer, Merchant, sign_in
 from playwright.sync_api import expect
+
+from tests.admin_ui.admin_ui_support import LiveServer, Merchant, sign_in
 
 pytestmark = pytest.mark.browser
 

@@ -6,8 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from admin_ui_support import LiveServer, Merchant, sign_in
 from playwright.sync_api import expect
+
+from tests.admin_ui.admin_ui_support import LiveServer, Merchant, sign_in
 
 pytestmark = pytest.mark.browser
 
@@ -40,6 +41,11 @@ permissions:
     when: {fact: action.amount, gt: 50}
     effect: require_approval
     approvers: [admin]
+  - id: partner-tags-new
+    actors: [partner]
+    actions: [tag]
+    stages: [new, triaged]
+    effect: allow
   - id: agents-reply
     actors: [agent, ai]
     actions: [reply]
@@ -69,8 +75,9 @@ def test_a_validation_error_shows_at_its_line(page: Any, merchant: Merchant) -> 
     set_draft(page, RULESET)
     expect(page.get_by_test_id("validation-status")).to_contain_text("valid")
     expect(page.get_by_test_id("validation-problem")).to_have_count(0)
-    # Valid, but the linter notices stage × action cells that only the default covers.
+    # Valid, but the linter notices that partners may tag only in some stages.
     expect(page.get_by_test_id("lint-warning").first).to_contain_text("W_UNCOVERED")
+    expect(page.get_by_test_id("lint-warning").first).to_contain_text("actor partner, action tag")
 
     broken = RULESET.replace("    effect: require_approval", "    effect: maybe_later")
     line = broken.splitlines().index("    effect: maybe_later") + 1

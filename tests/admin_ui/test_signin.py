@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from admin_ui_support import Merchant, sign_in
 from playwright.sync_api import expect
+
+from tests.admin_ui.admin_ui_support import Merchant, sign_in
 
 pytestmark = pytest.mark.browser
 
