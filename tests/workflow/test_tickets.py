@@ -124,12 +124,12 @@ def test_least_loaded_and_round_robin_respect_capacity_and_availability(
         agents.create_agent(session, admin, name="C", email="c@x.io", teams=["support"], capacity=5, available=False)
     order = []
     for _ in range(3):
+        t = ingest(database, services, m)
         with database.unit_of_work() as session:
             team_row = agents.get_team(session, m.merchant_id, team.id)
             picked = agents.pick_assignee(session, m.merchant_id, team_row, strategy="round_robin")
             assert picked is not None
             order.append(picked.id)
-            t = ingest(database, services, m)
             tickets.assign_ticket(session, services, admin, ticket_id=t.id, agent_id=picked.id)
     # A fills its capacity of 1 on the first pick; C is unavailable, so B takes the rest
     assert order == [a.id, b.id, b.id]
