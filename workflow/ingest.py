@@ -124,6 +124,7 @@ def create_ticket(
     if decision.team and team is None:
         routing["note"] = f"team {decision.team!r} does not exist; ticket left unassigned"
     ticket.team_id = team.id if team else None
+    ticket.routing_rule_id = decision.rule_id
     ticket.needs_human = bool(services.policy.handoff(active.ruleset, facts))
     apply_sla(ticket, active.ruleset)
 
