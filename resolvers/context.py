@@ -7,6 +7,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from storage.db import Database
+from workflow.live import QueueHub
 from workflow.principal import Principal
 from workflow.services import WorkflowServices
 
@@ -33,6 +34,7 @@ class ApiRuntime:
     db: Database
     services: WorkflowServices
     limits: ApiLimits = field(default_factory=ApiLimits)
+    queue_hub: QueueHub | None = None  # the process's live-queue hub (queueUpdates subscriptions)
 
 
 @dataclass

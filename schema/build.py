@@ -26,6 +26,7 @@ from strawberry.types import ExecutionContext
 
 from schema.fast_execution import FastLeafExecutionContext, plan_leaf_fields
 from schema.root import Mutation, Query
+from schema.subscriptions import Subscription
 
 log = logging.getLogger("bookbag.api")
 
@@ -121,6 +122,7 @@ def build_schema(limits: SchemaLimits | None = None, *, fast_leaves: bool = True
     schema = BookbagSchema(
         query=Query,
         mutation=Mutation,
+        subscription=Subscription,
         extensions=extensions,
         config=StrawberryConfig(batching_config={"max_operations": limits.max_batch_operations}),
         execution_context_class=FastLeafExecutionContext if fast_leaves else None,

@@ -21,15 +21,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
-from typing import Any, Protocol
+from datetime import datetime
+from typing import Any
 
 from sqlalchemy import and_, exists, or_, true
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
+from policy import EscalationRule, Ruleset
 from storage.db import Database
 from storage.tables import EscalationFiring, Merchant, Team, Ticket
 from workflow import audit, idempotency
@@ -47,19 +48,6 @@ from workflow.tickets import clean_tags, move_stage, snapshot
 log = logging.getLogger(__name__)
 
 PAGE = 500
-
-
-class EscalationRule(Protocol):
-    """What the scheduler needs of a ruleset's escalation rule (``policy``'s own type satisfies it)."""
-
-    @property
-    def id(self) -> str: ...
-    @property
-    def stages(self) -> Sequence[str]: ...
-    @property
-    def after(self) -> timedelta: ...
-    @property
-    def then(self) -> Mapping[str, Any]: ...
 
 
 @dataclass(frozen=True)
@@ -128,9 +116,8 @@ def run_due_work(
 # -- escalations ---------------------------------------------------------------------------------------------
 
 
-def _escalation_rules(ruleset: object) -> list[EscalationRule]:
-    rules: Iterable[EscalationRule] = getattr(ruleset, "escalations", ()) or ()
-    return sorted(rules, key=lambda rule: (rule.after, rule.id))
+def _escalation_rules(ruleset: Ruleset) -> list[EscalationRule]:
+    return sorted(ruleset.escalations, key=lambda rule: (rule.after, rule.id))
 
 
 def _not_fired(rule_id: str) -> Any:
@@ -146,7 +133,8 @@ def _candidates(
     session: Session, merchant_id: str, rule: EscalationRule, now: datetime, limit: int
 ) -> list[Ticket]:
     """Tickets in the rule's stages long enough, not yet fired for this stay (oldest first)."""
-    stages = [s for s in rule.stages if s in OPEN_STAGES] or list(rule.stages)
+    # No stages: any open stage (a closed ticket has nobody left to escalate to).
+    stages = list(rule.stages) if rule.stages else list(OPEN_STAGES)
     query = (
         select(Ticket)
         .where(
@@ -247,7 +235,7 @@ def _escalate_ticket(
     ticket: Ticket,
     now: datetime,
     ruleset_version: int | None,
-    ruleset: Any,
+    ruleset: Ruleset,
     report: TickReport,
 ) -> None:
     system = Principal.system(ticket.merchant_id)
@@ -327,7 +315,7 @@ def _apply(
     system: Principal,
     ticket: Ticket,
     rule: EscalationRule,
-    ruleset: Any,
+    ruleset: Ruleset,
     ruleset_version: int | None,
 ) -> tuple[dict[str, Any], dict[str, str]]:
     """Carry out the rule's ``then``; what cannot apply is recorded, never raised (the firing stands)."""
@@ -377,7 +365,7 @@ def _apply(
                 system,
                 ticket,
                 str(target),
-                transitions=transitions,
+                transitions=dict(transitions),
                 ruleset_version=ruleset_version,
                 reason=f"escalation {rule.id}",
             )

@@ -8,11 +8,11 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 import pytest
-from conftest import MerchantKeys
 
 from classifier import Prediction
 from policy import PolicyEngine
 from storage.db import Database
+from tests.conftest import MerchantKeys
 from workflow.events import EventBus, TicketEvent
 from workflow.ingest import TicketInput, create_ticket
 from workflow.principal import Principal, Role

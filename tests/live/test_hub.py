@@ -4,14 +4,15 @@ PostgreSQL LISTEN connection (including a dropped connection), on SQLite and Pos
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 
 import pytest
-from conftest import MerchantKeys
 from sqlalchemy import text
 
 from storage.db import Database
+from tests.conftest import MerchantKeys
 from workflow.events import EventBus
 from workflow.live import QueueHub, feed_from_bus
 from workflow.pg_listener import QueueListener
@@ -66,19 +67,25 @@ async def test_burst_of_1000_writes_yields_few_snapshots_computed_once(
         Collector(hub, merchant.merchant_id) as c,
     ):
         computed_before = hub.stats.snapshots_computed
+        started = time.monotonic()
         await asyncio.to_thread(burst)
+        elapsed = time.monotonic() - started
         for sub in (a, b, c):
             await sub.wait_for(lambda items: items[-1].version == 1000)
         after_initial = a.items[1:]
-        # Coalesced: a handful of snapshots for 1,000 committed writes, versions strictly increasing.
-        assert 1 <= len(after_initial) <= 100
+        # Coalesced: at most one snapshot per 0.2 s window while the burst lasts (the first at once, one
+        # more after it), however many writes landed; versions strictly increasing.
+        assert 1 <= len(after_initial) <= elapsed / 0.2 + 2
+        assert len(after_initial) < 1000 / 5
         versions = [s.version for s in a.items]
         assert versions == sorted(set(versions))
         assert total(a.items[-1]) == 1000
-        # Computed once per flush for the merchant and the very same snapshot fanned out to all three.
-        assert hub.stats.snapshots_computed - computed_before == len(after_initial)
+        # Computed once per flush for the merchant (not per subscriber), the same object fanned out to all three.
+        # (A flush whose snapshot already held every signalled change sends nothing: computed >= sent.)
+        computed = hub.stats.snapshots_computed - computed_before
+        assert len(after_initial) <= computed < 2 * len(after_initial) + 2
         assert [id(s) for s in a.items[1:]] == [id(s) for s in b.items[1:]] == [id(s) for s in c.items[1:]]
-    print(f"1000 writes -> {len(after_initial)} snapshots")
+    print(f"1000 writes in {elapsed:.1f}s -> {len(after_initial)} snapshots")
 
 
 async def test_rolled_back_change_publishes_nothing(

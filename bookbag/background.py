@@ -1,0 +1,59 @@
+"""The server's background work, started in the app's lifespan: the live queue (in-process signals, the
+PostgreSQL LISTEN connection, the periodic version safety check) and the scheduler loop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
+
+from workflow.live import QueueHub, feed_from_bus
+from workflow.pg_listener import QueueListener
+from workflow.scheduler import SchedulerLoop
+
+if TYPE_CHECKING:
+    from bookbag.app import AppState
+    from bookbag.settings import Settings
+    from storage.db import Database
+    from workflow.services import WorkflowServices
+
+log = logging.getLogger("bookbag.background")
+
+
+def build_queue_hub(settings: Settings, database: Database, services: WorkflowServices) -> QueueHub:
+    """The process's queue hub, fed at once by this process's committed events (works without a lifespan)."""
+    hub = QueueHub(database, clock=services.clock, coalesce_seconds=settings.queue_coalesce_seconds)
+    feed_from_bus(hub, services.bus)
+    return hub
+
+
+@asynccontextmanager
+async def background_work(state: AppState) -> AsyncIterator[None]:
+    """Startup hook: LISTEN (PostgreSQL), safety checks and the scheduler run until shutdown."""
+    settings, db, services = state.settings, state.db, state.services
+    hub = state.runtime.queue_hub
+    tasks: list[asyncio.Task[None]] = []
+    if hub is not None:
+        hub.bind(asyncio.get_running_loop())
+        if db.is_postgres:
+            listener = QueueListener(hub, settings.resolved_database_url())
+            tasks.append(asyncio.create_task(listener.run(), name="bookbag-queue-listener"))
+        if settings.queue_safety_check_seconds > 0:
+            tasks.append(
+                asyncio.create_task(
+                    hub.run_safety_checks(settings.queue_safety_check_seconds), name="bookbag-queue-safety"
+                )
+            )
+    if settings.scheduler_interval_seconds > 0:
+        scheduler = SchedulerLoop(db, services, interval=settings.scheduler_interval_seconds)
+        tasks.append(asyncio.create_task(scheduler.run(), name="bookbag-scheduler"))
+    try:
+        yield
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if hub is not None:
+            await hub.close()

@@ -1,0 +1,104 @@
+"""Subscription resolvers: ``queueUpdates`` (coalesced queue snapshots from the process's queue hub) and
+``ticketEvents`` (committed ticket events from the event bus), each authorized for the key's merchant.
+
+A snapshot is mapped to its GraphQL type once, however many subscribers receive it.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import AsyncGenerator
+
+import strawberry
+from strawberry.scalars import JSON
+
+from resolvers import roles
+from resolvers.runner import ApiError, read, require_role
+from schema.enums import Stage
+from schema.queue import Queue, QueueStage, StageDuration
+from schema.ticket_events import TicketEvent
+from schema.tickets import Info
+from workflow.errors import DomainError
+from workflow.queue import QueueSnapshot
+from workflow.tickets import get_ticket
+
+_MAPPED_CACHE = 64
+_mapped: OrderedDict[int, tuple[QueueSnapshot, Queue]] = OrderedDict()
+
+
+def queue_from_snapshot(snap: QueueSnapshot) -> Queue:
+    """The GraphQL view of a snapshot, memoized by identity (the hub fans one object out to everyone)."""
+    cached = _mapped.get(id(snap))
+    if cached is not None and cached[0] is snap:
+        return cached[1]
+    now = snap.generated_at
+    mapped = Queue(
+        version=snap.version,
+        generated_at=now,
+        open_count=snap.open_count,
+        stages=[
+            QueueStage(
+                stage=Stage(s.stage),
+                count=s.count,
+                oldest_open_at=s.oldest_open_at,
+                oldest_age_seconds=s.age_seconds(now),
+                sla_breached=s.sla_breached,
+                oldest_ticket_id=strawberry.ID(s.oldest_ticket_id) if s.oldest_ticket_id else None,
+            )
+            for s in snap.stages
+        ],
+        time_in_stage=[
+            StageDuration(
+                from_stage=d.from_stage,
+                to_stage=d.to_stage,
+                count=d.count,
+                mean_seconds=d.mean_seconds,
+                p50_seconds=d.p50_seconds,
+                p90_seconds=d.p90_seconds,
+            )
+            for d in snap.time_in_stage
+        ],
+    )
+    _mapped[id(snap)] = (snap, mapped)
+    while len(_mapped) > _MAPPED_CACHE:
+        _mapped.popitem(last=False)
+    return mapped
+
+
+async def queue_updates(info: Info) -> AsyncGenerator[Queue, None]:
+    ctx = info.context
+    principal = ctx.auth
+    try:
+        require_role(principal, roles.READERS)
+    except DomainError as exc:
+        raise ApiError(exc.code.value, exc.message, exc.field) from None
+    hub = ctx.runtime.queue_hub
+    if hub is None:
+        raise ApiError("UNAVAILABLE", "live queue updates are not enabled on this server")
+    async with hub.subscribe(principal.merchant_id) as snapshots:
+        async for snap in snapshots:
+            yield queue_from_snapshot(snap)
+
+
+async def ticket_events(
+    info: Info, ticket_id: strawberry.ID | None = None
+) -> AsyncGenerator[TicketEvent, None]:
+    ctx = info.context
+    principal = ctx.auth
+    try:
+        require_role(principal, roles.READERS)
+        if ticket_id is not None:
+            # Another merchant's ticket answers exactly like a missing one.
+            await read(ctx, lambda session: get_ticket(session, principal, str(ticket_id)))
+    except DomainError as exc:
+        raise ApiError(exc.code.value, exc.message, exc.field) from None
+    async with ctx.runtime.services.bus.subscribe(principal.merchant_id) as events:
+        async for event in events:
+            if ticket_id is not None and event.ticket_id != ticket_id:
+                continue
+            yield TicketEvent(
+                kind=event.kind,
+                ticket_id=strawberry.ID(event.ticket_id) if event.ticket_id else None,
+                at=event.at,
+                data=JSON(event.data),
+            )

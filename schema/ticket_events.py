@@ -1,0 +1,20 @@
+"""The ``ticketEvents`` subscription's item: one committed change to a ticket (created, message added,
+transitioned, assigned, action requested/decided, escalated, SLA breached…)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import strawberry
+from strawberry.scalars import JSON
+
+
+@strawberry.type(description="A change to a ticket, published after its transaction committed.")
+class TicketEvent:
+    kind: str = strawberry.field(
+        description="created, message_added, transitioned, assigned, updated, action_requested, "
+        "action_decided, escalated, sla_breached, …"
+    )
+    ticket_id: strawberry.ID | None
+    at: datetime
+    data: JSON
