@@ -39,5 +39,7 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def services(policy_engine: PolicyEngine, shipped_classifier: classifier.Classifier, clock: Clock) -> WorkflowServices:
+def services(
+    policy_engine: PolicyEngine, shipped_classifier: classifier.Classifier, clock: Clock
+) -> WorkflowServices:
     return WorkflowServices(policy=policy_engine, classifier=shipped_classifier, clock=clock)

@@ -11,21 +11,10 @@ from storage.db import Database
 from storage.tables import AuditEvent, StageTransition, Ticket
 from tests.conftest import MerchantKeys
 from tests.workflow.conftest import Clock
+from tests.workflow.helpers import ingest, principal
 from workflow import agents, tickets
 from workflow.errors import DomainError, ErrorCode
-from workflow.ingest import TicketInput, create_ticket
-from workflow.principal import Principal, Role
 from workflow.services import WorkflowServices
-
-
-def principal(m: MerchantKeys, role: str = "agent") -> Principal:
-    return Principal(merchant_id=m.merchant_id, role=Role(role), key_id=m.key_ids.get(role))
-
-
-def ingest(database: Database, services: WorkflowServices, m: MerchantKeys, **fields: object) -> Ticket:
-    data = TicketInput(**{"subject": "Where is my order?", "body": "Tracking has not moved for a week.", **fields})
-    with database.unit_of_work() as session:
-        return create_ticket(session, services, principal(m, "partner"), data).ticket
 
 
 def test_ingest_classifies_routes_and_triages(
@@ -40,7 +29,10 @@ def test_ingest_classifies_routes_and_triages(
     assert ticket.first_response_due_at is not None and ticket.first_response_due_at > ticket.created_at
     with database.read_only() as session:
         moves = session.exec(select(StageTransition).where(StageTransition.ticket_id == ticket.id)).all()
-        assert [(t.from_stage, t.to_stage, t.actor) for t in moves] == [(None, "new", "partner"), ("new", "triaged", "system")]
+        assert [(t.from_stage, t.to_stage, t.actor) for t in moves] == [
+            (None, "new", "partner"),
+            ("new", "triaged", "system"),
+        ]
         kinds = {e.kind for e in session.exec(select(AuditEvent).where(AuditEvent.ticket_id == ticket.id))}
         assert {"ticket.created", "ticket.routed", "ticket.transitioned"} <= kinds
 
@@ -51,17 +43,42 @@ def test_transition_follows_graph_and_version(
     m = make_merchant()
     ticket = ingest(database, services, m)
     with database.unit_of_work() as session, pytest.raises(DomainError) as err:
-        tickets.transition_ticket(session, services, principal(m), ticket_id=ticket.id, to="closed", expected_version=ticket.version + 5)
+        tickets.transition_ticket(
+            session,
+            services,
+            principal(m),
+            ticket_id=ticket.id,
+            to="closed",
+            expected_version=ticket.version + 5,
+        )
     assert err.value.code is ErrorCode.CONFLICT
     with database.unit_of_work() as session, pytest.raises(DomainError) as err:
-        tickets.transition_ticket(session, services, principal(m), ticket_id=ticket.id, to="waiting_on_customer", expected_version=None)
+        tickets.transition_ticket(
+            session,
+            services,
+            principal(m),
+            ticket_id=ticket.id,
+            to="waiting_on_customer",
+            expected_version=None,
+        )
     assert err.value.code is ErrorCode.TRANSITION_NOT_ALLOWED
     clock.advance(minutes=30)
     with database.unit_of_work() as session:
-        moved = tickets.transition_ticket(session, services, principal(m), ticket_id=ticket.id, to="escalated", expected_version=ticket.version)
+        moved = tickets.transition_ticket(
+            session,
+            services,
+            principal(m),
+            ticket_id=ticket.id,
+            to="escalated",
+            expected_version=ticket.version,
+        )
         assert moved.stage == "escalated" and moved.version == ticket.version + 1
     with database.read_only() as session:
-        last = session.exec(select(StageTransition).where(StageTransition.ticket_id == ticket.id, StageTransition.to_stage == "escalated")).one()
+        last = session.exec(
+            select(StageTransition).where(
+                StageTransition.ticket_id == ticket.id, StageTransition.to_stage == "escalated"
+            )
+        ).one()
         assert last.seconds_in_from_stage == pytest.approx(1800)
 
 
@@ -72,7 +89,9 @@ def test_failed_mutation_changes_nothing(
     ticket = ingest(database, services, m)
     with pytest.raises(DomainError), database.unit_of_work() as session:
         tickets.add_message(session, services, principal(m), ticket_id=ticket.id, body="first reply")
-        tickets.transition_ticket(session, services, principal(m), ticket_id=ticket.id, to="nowhere", expected_version=None)
+        tickets.transition_ticket(
+            session, services, principal(m), ticket_id=ticket.id, to="nowhere", expected_version=None
+        )
     with database.read_only() as session:
         again = session.get(Ticket, ticket.id)
         assert again is not None and again.version == ticket.version and again.first_responded_at is None
@@ -121,7 +140,9 @@ def test_least_loaded_and_round_robin_respect_capacity_and_availability(
         team = agents.create_team(session, admin, name="support")
         a = agents.create_agent(session, admin, name="A", email="a@x.io", teams=["support"], capacity=1)
         b = agents.create_agent(session, admin, name="B", email="b@x.io", teams=["support"], capacity=5)
-        agents.create_agent(session, admin, name="C", email="c@x.io", teams=["support"], capacity=5, available=False)
+        agents.create_agent(
+            session, admin, name="C", email="c@x.io", teams=["support"], capacity=5, available=False
+        )
     order = []
     for _ in range(3):
         t = ingest(database, services, m)
@@ -135,4 +156,7 @@ def test_least_loaded_and_round_robin_respect_capacity_and_availability(
     assert order == [a.id, b.id, b.id]
     with database.read_only() as session:
         team_row = agents.get_team(session, m.merchant_id, team.id)
-        assert agents.pick_assignee(session, m.merchant_id, team_row, strategy="least_loaded", skills=["nope"]) is None
+        assert (
+            agents.pick_assignee(session, m.merchant_id, team_row, strategy="least_loaded", skills=["nope"])
+            is None
+        )

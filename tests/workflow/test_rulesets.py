@@ -1,0 +1,97 @@
+"""Publishing, rollback and simulation of a merchant's rulesets: a broken ruleset never replaces a working one."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from storage.db import Database
+from tests.conftest import MerchantKeys
+from tests.workflow.helpers import STRICT_RULESET, ingest, principal, publish
+from workflow import rulesets
+from workflow.errors import DomainError, ErrorCode
+from workflow.services import WorkflowServices
+
+
+def test_publish_activate_and_rollback(
+    database: Database, services: WorkflowServices, make_merchant: Callable[..., MerchantKeys]
+) -> None:
+    m = make_merchant()
+    with database.read_only() as session:
+        assert rulesets.active_ruleset(session, services, m.merchant_id).version is None  # bundled default
+    first = publish(database, services, m)
+    second = publish(
+        database,
+        services,
+        m,
+        STRICT_RULESET.replace("lte: 50", "lte: 60")
+        .replace("gt: 50", "gt: 60")
+        .replace("amount: 20", "amount: 55"),
+    )
+    assert (first, second) == (1, 2)
+    with database.unit_of_work() as session:
+        rulesets.activate_version(session, services, principal(m, "admin"), version=first)
+    with database.read_only() as session:
+        active = rulesets.active_ruleset(session, services, m.merchant_id)
+        assert active.version == first and "lte: 50" in active.ruleset.source
+
+
+@pytest.mark.parametrize(
+    ("source", "code"),
+    [
+        ("ruleset: [unclosed", ErrorCode.INVALID_RULESET),
+        (STRICT_RULESET.replace("effect: allow", "effect: maybe", 1), ErrorCode.INVALID_RULESET),
+        (
+            STRICT_RULESET.replace("expect: {effect: allow", "expect: {effect: deny"),
+            ErrorCode.RULESET_TESTS_FAILED,
+        ),
+    ],
+)
+def test_broken_ruleset_never_replaces_the_working_one(
+    database: Database,
+    services: WorkflowServices,
+    make_merchant: Callable[..., MerchantKeys],
+    source: str,
+    code: ErrorCode,
+) -> None:
+    m = make_merchant()
+    good = publish(database, services, m)
+    with pytest.raises(DomainError) as err, database.unit_of_work() as session:
+        rulesets.publish_ruleset(session, services, principal(m, "admin"), source=source, message="bad")
+    assert err.value.code is code
+    with database.read_only() as session:
+        assert rulesets.active_ruleset(session, services, m.merchant_id).version == good
+        assert [v.version for v in rulesets.list_versions(session, principal(m, "admin"))] == [good]
+
+
+def test_only_admins_publish(
+    database: Database, services: WorkflowServices, make_merchant: Callable[..., MerchantKeys]
+) -> None:
+    m = make_merchant()
+    with pytest.raises(DomainError) as err, database.unit_of_work() as session:
+        rulesets.publish_ruleset(session, services, principal(m, "agent"), source=STRICT_RULESET)
+    assert err.value.code is ErrorCode.FORBIDDEN
+
+
+def test_simulation_compares_draft_with_active_and_changes_nothing(
+    database: Database, services: WorkflowServices, make_merchant: Callable[..., MerchantKeys]
+) -> None:
+    m = make_merchant()
+    publish(database, services, m)
+    ticket = ingest(database, services, m)
+    draft = STRICT_RULESET.replace("lte: 50", "lte: 100").replace("gt: 50", "gt: 100")
+    cases = [
+        rulesets.SimulationCase(ticket_id=ticket.id, action={"type": "refund", "actor": "ai", "amount": 80}),
+        rulesets.SimulationCase(
+            facts={"ticket": {"stage": "triaged"}}, action={"type": "refund", "actor": "ai", "amount": 10}
+        ),
+    ]
+    with database.read_only() as session:
+        results = rulesets.simulate(session, services, principal(m, "admin"), source=draft, cases=cases)
+    assert [r.draft["effect"] for r in results] == ["allow", "allow"]
+    assert [r.active["effect"] for r in results] == ["require_approval", "allow"]
+    assert [r.changed for r in results] == [True, False]
+    assert results[0].draft["trace"], "a simulation always carries the trace"
+    with database.read_only() as session:
+        assert rulesets.active_ruleset(session, services, m.merchant_id).version == 1
