@@ -54,6 +54,7 @@ async function signIn(key) {
   setKey(key);
   session.me = data.me;
   session.client = new SubscriptionClient({ getKey, onStatus: showConnection });
+  showConnection(session.client.status);
   $("who-merchant").textContent = data.me.merchant.name;
   $("who-role").textContent = String(data.me.role).toLowerCase();
   $("who").hidden = false;

@@ -197,14 +197,19 @@ export function mountRules(container, { session, onAuthError }) {
       return;
     }
     const failed = tests.results.filter((t) => !t.passed);
+    const passed = tests.results.filter((t) => t.passed);
+    const row = (t) =>
+      h("li", { class: t.passed ? "test-pass" : "", testid: t.passed ? "test-passed" : "test-failed" },
+        h("span", { class: t.passed ? "pass" : "fail" }, t.passed ? "✓ " : "✗ "), t.name, t.passed ? "" : ` — ${t.message}`);
     replace(testsEl,
       h("p", { class: `small ${failed.length ? "error" : "ok"}`, testid: "tests-summary" },
         tests.results.length
-          ? `${tests.results.length - failed.length}/${tests.results.length} tests pass`
+          ? `${passed.length}/${tests.results.length} tests pass`
           : "This ruleset has no tests."),
-      h("ul", { class: "problems" },
-        tests.results.map((t) => h("li", { class: t.passed ? "warning pass-row" : "", style: t.passed ? { borderLeftColor: "var(--good)", background: "var(--good-soft)" } : {} },
-          h("span", { class: t.passed ? "pass" : "fail" }, t.passed ? "✓ " : "✗ "), t.name, t.passed ? "" : ` — ${t.message}`))));
+      failed.length ? h("ul", { class: "problems" }, failed.map(row)) : null,
+      passed.length
+        ? h("details", {}, h("summary", { class: "small muted" }, `${passed.length} passing`), h("ul", { class: "problems" }, passed.map(row)))
+        : null);
   }
 
   function blockedReason() {

@@ -31,7 +31,7 @@ export function mountSimulation(container, { draft, fail }) {
         h("input", { name: "body", type: "text", placeholder: "e.g. I will file a chargeback", testid: "sim-body", style: { width: "100%" } }))));
 
   const factsJson = h("textarea", { class: "facts-json", spellcheck: false, testid: "sim-facts-json", "aria-label": "Facts as JSON" });
-  const ticketList = h("div", { testid: "sim-ticket-list" }, h("p", { class: "muted" }, "loading tickets…"));
+  const ticketList = h("div", { testid: "sim-ticket-list", class: "scroll-box" }, h("p", { class: "muted" }, "loading tickets…"));
   const ticketAction = h("div", { class: "sim-form", style: { marginTop: "8px" } },
     field("Actor", select("t_actor", ACTORS, "ai")),
     field("Action", select("t_action", TICKET_ACTIONS, "refund")),
@@ -80,8 +80,8 @@ export function mountSimulation(container, { draft, fail }) {
         ? h("table", { class: "table" },
             h("thead", {}, h("tr", {}, h("th", {}, ""), h("th", {}, "Ticket"), h("th", {}, "Stage"), h("th", {}, "Category"))),
             h("tbody", {}, rows.map((t, i) => h("tr", {},
-              h("td", {}, h("input", { type: "checkbox", value: t.id, checked: i < 3, testid: "sim-ticket-check" })),
-              h("td", {}, t.subject), h("td", {}, label(enumValue(t.stage))), h("td", {}, label(t.category))))))
+              h("td", {}, h("input", { type: "checkbox", value: t.id, checked: i < 3, testid: "sim-ticket-check", dataset: { subject: t.subject || "(no subject)" } })),
+              h("td", {}, t.subject || h("span", { class: "muted" }, "(no subject)")), h("td", {}, label(enumValue(t.stage))), h("td", {}, label(t.category))))))
         : h("p", { class: "muted" }, "No tickets yet."));
     } catch (err) {
       fail(err);
@@ -100,12 +100,13 @@ export function mountSimulation(container, { draft, fail }) {
       const list = Array.isArray(parsed) ? parsed : [parsed];
       return list.map((facts, i) => ({ facts, label: list.length > 1 ? `case ${i + 1}` : "JSON" }));
     }
-    const ids = [...ticketList.querySelectorAll("input[type=checkbox]:checked")].map((c) => c.value);
-    if (!ids.length) throw new Error("Pick at least one ticket.");
+    const picked = [...ticketList.querySelectorAll("input[type=checkbox]:checked")];
+    if (!picked.length) throw new Error("Pick at least one ticket.");
     const el = ticketAction.querySelectorAll("select, input");
     const [actor, type, amount] = [...el].map((x) => x.value);
-    return ids.map((ticketId) => ({
-      ticketId,
+    return picked.map((box) => ({
+      ticketId: box.value,
+      label: box.dataset.subject,
       action: { type: type.toUpperCase(), actor, amount: amount === "" ? null : Number(amount) },
     }));
   }
