@@ -66,6 +66,14 @@ def test_a_new_ticket_shows_up_live(page: Any, live_server: LiveServer, merchant
     expect(page.get_by_test_id("ticket-detail")).to_contain_text("Where is my parcel?")
     expect(page.get_by_test_id("ticket-audit")).to_be_visible()
 
+    # A message added elsewhere shows up on the open ticket by itself.
+    live_server.graphql(
+        merchant.keys["partner"],
+        "mutation($i: AddMessageInput!) { addMessage(input: $i) { errors { code } } }",
+        {"i": {"ticketId": ticket["id"], "body": "Any news on my parcel?", "authorType": "CUSTOMER"}},
+    )
+    expect(page.get_by_test_id("ticket-messages")).to_contain_text("Any news on my parcel?")
+
 
 def test_the_page_reconnects_after_the_socket_drops(
     page: Any, live_server: LiveServer, merchant: Merchant

@@ -98,3 +98,5 @@ export const TEST_RULESET = `mutation TestRuleset($source: String!) {
     errors { code message field }
   }
 }`;
+
+export const TICKET_EVENTS = `subscription TicketEvents($id: ID!) { ticketEvents(ticketId: $id) { kind at } }`;

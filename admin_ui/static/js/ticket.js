@@ -2,30 +2,50 @@
 // the audit trail (who did what, with the ruleset version and decision at the time).
 
 import { gql } from "./api.js";
-import { ageSeconds, enumValue, fmtDuration, fmtTime, h, json, label, replace } from "./dom.js";
-import { TICKET_DETAIL } from "./queries.js";
+import { ageSeconds, debounce, enumValue, fmtDuration, fmtTime, h, json, label, replace } from "./dom.js";
+import { TICKET_DETAIL, TICKET_EVENTS } from "./queries.js";
 
-export function mountTicket(container, { onAuthError }, id) {
+export function mountTicket(container, { session, onAuthError }, id) {
   const body = h("div", {}, h("p", { class: "muted" }, "loading…"));
-  container.append(h("p", {}, h("a", { href: "#/queue" }, "← Queue")), body);
+  const live = h("span", { class: "small muted", testid: "ticket-live" });
+  container.append(h("div", { class: "toolbar" }, h("a", { href: "#/queue" }, "← Queue"), h("span", { class: "spacer" }), live), body);
   let disposed = false;
 
-  gql(TICKET_DETAIL, { id })
-    .then((data) => {
+  async function load() {
+    try {
+      const data = await gql(TICKET_DETAIL, { id });
       if (disposed) return;
       if (!data.ticket) {
         replace(body, h("p", { class: "error", testid: "ticket-missing" }, "No such ticket."));
         return;
       }
       replace(body, render(data.ticket, data.auditLog || []));
-    })
-    .catch((err) => {
+    } catch (err) {
       if (err.unauthenticated) onAuthError(err);
       else replace(body, h("p", { class: "error" }, err.message));
-    });
+    }
+  }
 
+  // Whatever happens to this ticket elsewhere (a message, a decision, a move) shows up here by itself.
+  const reload = debounce(load, 300);
+  const stop = session.client.subscribe({ query: TICKET_EVENTS, variables: { id } }, {
+    next(payload) {
+      const event = payload.data && payload.data.ticketEvents;
+      if (!event) return;
+      live.textContent = `updated: ${label(event.kind)} at ${fmtTime(event.at)}`;
+      reload();
+    },
+    error() {
+      live.textContent = "live updates unavailable for this ticket";
+    },
+    complete() {},
+  });
+
+  load();
   return () => {
     disposed = true;
+    reload.cancel();
+    stop();
   };
 }
 
