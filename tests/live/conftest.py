@@ -9,10 +9,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from classifier import Prediction
-from policy import PolicyEngine
 from storage.db import Database
 from tests.conftest import MerchantKeys
+from tests.live.app_process import fixed_services
 from workflow.events import EventBus, TicketEvent
 from workflow.ingest import TicketInput, create_ticket
 from workflow.principal import Principal, Role
@@ -54,23 +53,10 @@ escalations:
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
 
-class FixedClassifier:
-    """The scheduler does not depend on classification; a fixed ``normal`` prediction keeps priorities, and
-    so SLA due times, deterministic in these tests."""
-
-    def predict(self, _ticket: object) -> Prediction:
-        return Prediction(
-            category="shipping_delivery",
-            category_confidence=0.9,
-            priority="normal",
-            priority_confidence=0.9,
-            model_version="fixed-test",
-        )
-
-
 @pytest.fixture(scope="session")
 def loaded_services() -> WorkflowServices:
-    return WorkflowServices(policy=PolicyEngine(), classifier=FixedClassifier())  # type: ignore[arg-type]
+    """The real policy engine with a fixed classifier (see ``app_process.FixedClassifier``)."""
+    return fixed_services()
 
 
 @dataclass

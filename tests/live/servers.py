@@ -91,11 +91,13 @@ class ThreadServer:
 
 @dataclass
 class ProcessServer:
-    """``bookbag serve`` as a separate OS process (its own hub, LISTEN connection and scheduler)."""
+    """A ``bookbag serve``-like server as a separate OS process (its own hub, LISTEN connection, scheduler)."""
 
     database_url: str
     env: dict[str, str] = field(default_factory=dict)
     port: int = field(default_factory=free_port)
+    # ``bookbag serve`` itself is ("bookbag.cli", "serve"); the tests use the same app with a fixed classifier.
+    module: tuple[str, ...] = ("tests.live.app_process",)
     proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -115,7 +117,7 @@ class ProcessServer:
             **self.env,
         }
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bookbag.cli", "serve", "--port", str(self.port)],
+            [sys.executable, "-m", *self.module, "--port", str(self.port)],
             cwd=REPO_ROOT,
             env=env,
             stdout=subprocess.DEVNULL,
@@ -143,6 +145,12 @@ class ProcessServer:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
+
+    def crash(self) -> None:
+        """SIGKILL: no shutdown, no cleanup — as if the machine lost the process."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(5)
 
 
 async def gql(base: str, key: str, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -1,0 +1,46 @@
+"""``python -m tests.live.app_process --port N``: a ``bookbag serve``-like uvicorn process for the live tests
+and the live benchmark — the real app from ``create_app(Settings())`` (settings from the environment), with
+a fixed classifier so the process starts fast and ticket priorities (hence SLA due times) are predictable.
+Everything else (policy engine, database, hub, LISTEN, scheduler) is the production code path."""
+
+from __future__ import annotations
+
+import argparse
+
+import uvicorn
+
+from bookbag.app import create_app
+from bookbag.settings import Settings
+from classifier import Prediction
+from policy import PolicyEngine
+from workflow.services import WorkflowServices
+
+
+class FixedClassifier:
+    """Always ``shipping_delivery`` / ``normal``: the live queue and the scheduler do not depend on it."""
+
+    def predict(self, _ticket: object) -> Prediction:
+        return Prediction(
+            category="shipping_delivery",
+            category_confidence=0.9,
+            priority="normal",
+            priority_confidence=0.9,
+            model_version="fixed-test",
+        )
+
+
+def fixed_services() -> WorkflowServices:
+    return WorkflowServices(policy=PolicyEngine(), classifier=FixedClassifier())  # type: ignore[arg-type]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    args = parser.parse_args()
+    app = create_app(Settings(), services=fixed_services())
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", ws="websockets-sansio")
+
+
+if __name__ == "__main__":
+    main()

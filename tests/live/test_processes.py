@@ -1,0 +1,118 @@
+"""Two real server processes on PostgreSQL: a change committed through process A reaches a queueUpdates
+subscriber on process B (LISTEN/NOTIFY); both processes' schedulers racing fire each escalation exactly once;
+and a crashed scheduler loses nothing — the due work is found again from the database after a restart."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlmodel import func, select
+
+from storage.db import Database
+from storage.tables import AuditEvent, EscalationFiring, Ticket
+from tests.conftest import MerchantKeys
+
+from .conftest import LiveWorld
+from .servers import QUEUE_UPDATES, ProcessServer, WsClient, create_ticket
+
+
+pytestmark = pytest.mark.slow  # each test starts real server processes (a few seconds each)
+
+
+@pytest.fixture
+def pg(database: Database, database_url: str) -> str:
+    if not database.is_postgres:
+        pytest.skip("several server processes need PostgreSQL (SQLite is the single-process embedded mode)")
+    return database_url
+
+
+@pytest.fixture
+def servers(pg: str) -> Iterator[Callable[..., ProcessServer]]:
+    started: list[ProcessServer] = []
+
+    def start(**env: str) -> ProcessServer:
+        values = {
+            "BOOKBAG_QUEUE_COALESCE_SECONDS": "0.05",
+            "BOOKBAG_QUEUE_SAFETY_CHECK_SECONDS": "2",
+            "BOOKBAG_SCHEDULER_INTERVAL_SECONDS": "0",
+            **env,
+        }
+        server = ProcessServer(pg, env=values)
+        started.append(server)
+        return server.start()
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+def count(database: Database, model: type, merchant_id: str, **where: str) -> int:
+    with database.read_only() as session:
+        query = select(func.count()).select_from(model).where(model.merchant_id == merchant_id)  # type: ignore[attr-defined]
+        for name, value in where.items():
+            query = query.where(getattr(model, name) == value)
+        return int(session.exec(query).one())
+
+
+async def test_a_change_through_process_a_reaches_a_subscriber_on_process_b(
+    servers: Callable[..., ProcessServer], make_merchant: Callable[..., MerchantKeys]
+) -> None:
+    a, b = servers(), servers()
+    merchant = make_merchant()
+    ws = await WsClient.open(b.ws, merchant.keys["viewer"])
+    await ws.ack()
+    sid = await ws.subscribe(QUEUE_UPDATES)
+    first = (await ws.next_data(sid))["queueUpdates"]
+    assert first["openCount"] == 0
+
+    for expected in (1, 2, 3):
+        sent = time.monotonic()
+        ticket = await create_ticket(a.http, merchant.keys["partner"])
+        update = (await ws.next_data(sid, timeout=10))["queueUpdates"]
+        while update["openCount"] < expected:  # (never expected, but a partial snapshot would not be wrong)
+            update = (await ws.next_data(sid, timeout=10))["queueUpdates"]
+        assert update["openCount"] == expected
+        assert any(s["oldestTicketId"] for s in update["stages"])
+        print(f"A -> B delivery {1000 * (time.monotonic() - sent):.0f} ms (ticket {ticket['id']})")
+    await ws.close()
+
+
+async def test_two_processes_fire_each_escalation_exactly_once(
+    servers: Callable[..., ProcessServer], world: LiveWorld, database: Database
+) -> None:
+    past = datetime.now(UTC) - timedelta(hours=1)
+    ids = [world.create_ticket(past) for _ in range(30)]
+    servers(BOOKBAG_SCHEDULER_INTERVAL_SECONDS="0.1")
+    servers(BOOKBAG_SCHEDULER_INTERVAL_SECONDS="0.1")
+
+    deadline = time.monotonic() + 60
+    while count(database, EscalationFiring, world.merchant_id) < 30:
+        assert time.monotonic() < deadline, "escalations did not fire"
+        await asyncio.sleep(0.1)
+    await asyncio.sleep(1.5)  # both schedulers keep ticking: nothing may fire a second time
+    assert count(database, EscalationFiring, world.merchant_id) == 30
+    assert count(database, AuditEvent, world.merchant_id, kind="ticket.escalated") == 30
+    with database.read_only() as session:
+        stages = session.exec(select(Ticket.stage).where(Ticket.merchant_id == world.merchant_id)).all()
+    assert sorted(stages) == ["escalated"] * len(ids)
+
+
+async def test_a_crashed_scheduler_loses_nothing(
+    servers: Callable[..., ProcessServer], world: LiveWorld, database: Database
+) -> None:
+    server = servers(BOOKBAG_SCHEDULER_INTERVAL_SECONDS="0.1")
+    server.crash()
+    # Work becomes due while no scheduler runs at all.
+    past = datetime.now(UTC) - timedelta(hours=1)
+    ids = [world.create_ticket(past) for _ in range(5)]
+    assert count(database, EscalationFiring, world.merchant_id) == 0
+    servers(BOOKBAG_SCHEDULER_INTERVAL_SECONDS="0.1")  # "the restart"
+    deadline = time.monotonic() + 60
+    while count(database, EscalationFiring, world.merchant_id) < len(ids):
+        assert time.monotonic() < deadline, "due escalations were not found after the restart"
+        await asyncio.sleep(0.1)
+    assert count(database, AuditEvent, world.merchant_id, kind="ticket.escalated") == len(ids)
