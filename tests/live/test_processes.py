@@ -19,7 +19,6 @@ from tests.conftest import MerchantKeys
 from .conftest import LiveWorld
 from .servers import QUEUE_UPDATES, ProcessServer, WsClient, create_ticket
 
-
 pytestmark = pytest.mark.slow  # each test starts real server processes (a few seconds each)
 
 
