@@ -45,14 +45,19 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
 
 
 def _database(settings: Settings) -> Any:
-    from storage.db import Database
+    from sqlalchemy.engine import make_url
+
+    from storage.db import Database, normalize_url
     from storage.migrate import upgrade
 
+    url = settings.resolved_database_url()
     try:
-        database = Database.from_url(settings.resolved_database_url())
+        database = Database.from_url(url)
         upgrade(database.engine)
     except Exception as exc:  # the one place a bad URL or unreachable server becomes one line
-        raise CliError(f"cannot open the database {settings.resolved_database_url()!r}: {exc}") from exc
+        shown = make_url(normalize_url(url)).render_as_string(hide_password=True) if "://" in url else url
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        raise CliError(f"cannot open the database {shown!r}: {reason}") from exc
     return database
 
 
