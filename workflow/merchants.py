@@ -11,7 +11,7 @@ import re
 import secrets
 from dataclasses import dataclass
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from storage.tables import ApiKey, Merchant, QueueState, utcnow
 from workflow.errors import DomainError, ErrorCode, invalid, not_found
@@ -95,7 +95,7 @@ def list_api_keys(session: Session, principal: Principal) -> list[ApiKey]:
     principal.require(Role.ADMIN)
     return list(
         session.exec(
-            select(ApiKey).where(ApiKey.merchant_id == principal.merchant_id).order_by(ApiKey.created_at)
+            select(ApiKey).where(ApiKey.merchant_id == principal.merchant_id).order_by(col(ApiKey.created_at))
         )
     )
 

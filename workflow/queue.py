@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, func, or_, text, update
+from sqlalchemy import ColumnElement, and_, func, or_, text, update
 from sqlmodel import Session, col, select
 
 from storage.tables import QueueState, StageTransition, Ticket, utcnow
@@ -70,7 +70,7 @@ def queue_version(session: Session, merchant_id: str) -> int:
     return int(version or 0)
 
 
-def breached_clause(now: datetime) -> object:
+def breached_clause(now: datetime) -> ColumnElement[bool]:
     return or_(
         col(Ticket.sla_breached_at).is_not(None),
         and_(col(Ticket.first_responded_at).is_(None), col(Ticket.first_response_due_at) < now),

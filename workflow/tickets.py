@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -220,7 +220,7 @@ def move_stage(
     ticket: Ticket,
     to: str,
     *,
-    transitions: dict[str, tuple[str, ...]],
+    transitions: Mapping[str, tuple[str, ...]],
     ruleset_version: int | None,
     reason: str | None = None,
 ) -> None:
