@@ -9,13 +9,14 @@ import { mountRules } from "./rules.js";
 import { mountTicket } from "./ticket.js";
 import { SubscriptionClient } from "./ws.js";
 
-// What each role may do, mirroring the API's role table; the server checks again on every call.
+// What each role may do in this UI, mirroring the API's role table (every key reads the queue and may
+// try drafts; publishing and rollback are admin-only). The server checks again on every call.
 const CAPABILITIES = {
-  admin: ["queue", "simulate", "edit", "publish"],
-  agent: ["queue", "simulate", "edit"],
-  viewer: ["queue", "simulate", "edit"],
-  ai: ["queue"],
-  partner: ["queue"],
+  admin: ["queue", "simulate", "publish"],
+  agent: ["queue", "simulate"],
+  viewer: ["queue", "simulate"],
+  ai: ["queue", "simulate"],
+  partner: ["queue", "simulate"],
 };
 
 const $ = (id) => document.getElementById(id);
