@@ -211,6 +211,7 @@ async def drive(port: int, scenario: str, key: str, seconds: float, concurrency:
     latencies: list[float] = []
     failures = 0
     counter = 0
+    completed = 0
     warmup_until = time.perf_counter() + min(1.5, seconds / 4)
     stop_at = warmup_until + seconds
 
@@ -235,7 +236,7 @@ async def drive(port: int, scenario: str, key: str, seconds: float, concurrency:
     check = {"plain": check_plain, "graphql_page": check_page, "create": check_create}[scenario]
 
     async def client() -> None:
-        nonlocal failures, counter
+        nonlocal failures, counter, completed
         conn = Connection("127.0.0.1", port)
         while True:
             counter += 1
@@ -245,6 +246,7 @@ async def drive(port: int, scenario: str, key: str, seconds: float, concurrency:
                 return
             status, body = await conn.request(raw)
             ended = time.perf_counter()
+            completed += 1
             if started < warmup_until:
                 continue
             ok = status == 200 and check(body)
@@ -269,6 +271,7 @@ async def drive(port: int, scenario: str, key: str, seconds: float, concurrency:
         "seconds": round(elapsed, 2),
         "requests": len(latencies),
         "failures": failures,
+        "completed_incl_warmup": completed,
         "throughput_per_s": round(len(latencies) / elapsed, 1),
         "p50_ms": pct(0.50),
         "p90_ms": pct(0.90),
@@ -281,14 +284,27 @@ def load_process(port: int, scenario: str, key: str, seconds: float, concurrency
     out.put(asyncio.run(drive(port, scenario, key, seconds, concurrency)))
 
 
-def run_load(port: int, scenario: str, key: str, seconds: float, concurrency: int) -> dict[str, Any]:
+def process_cpu_seconds(pid: int) -> float:
+    """utime + stime of a process (Linux /proc), to report server CPU per request independent of load."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_load(
+    port: int, scenario: str, key: str, seconds: float, concurrency: int, server_pid: int
+) -> dict[str, Any]:
     queue: Any = mp.get_context("spawn").Queue()
     proc = mp.get_context("spawn").Process(
         target=load_process, args=(port, scenario, key, seconds, concurrency, queue)
     )
+    cpu_before = process_cpu_seconds(server_pid)
+    load_before = os.getloadavg()[0]
     proc.start()
     result: dict[str, Any] = queue.get(timeout=seconds + 120)
     proc.join()
+    cpu = process_cpu_seconds(server_pid) - cpu_before
+    result["server_cpu_ms_per_request"] = round(cpu * 1000 / max(result["completed_incl_warmup"], 1), 2)
+    result["loadavg_1m_before_after"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
     return result
 
 
@@ -333,7 +349,10 @@ def main() -> int:
     server = subprocess.Popen(
         [sys.executable, __file__, "--serve", "--database-url", url, "--port", str(port)],
         cwd=REPO,
-        env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [os.environ.get("PYTHONPATH"), str(REPO)]))},
+        env={
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(filter(None, [os.environ.get("PYTHONPATH"), str(REPO)])),
+        },
     )
     try:
         wait_ready(port)
@@ -346,7 +365,7 @@ def main() -> int:
             print(
                 f"running {scenario} for {args.seconds:.0f}s at {args.concurrency} clients", file=sys.stderr
             )
-            results.append(run_load(port, scenario, key, args.seconds, args.concurrency))
+            results.append(run_load(port, scenario, key, args.seconds, args.concurrency, server.pid))
             print(f"  {results[-1]}", file=sys.stderr)
     finally:
         server.terminate()
@@ -354,6 +373,9 @@ def main() -> int:
         tmp.cleanup()
     by = {r["scenario"]: r for r in results}
     ratio = by["graphql_page"]["throughput_per_s"] / max(by["plain"]["throughput_per_s"], 1e-9)
+    cpu_ratio = by["plain"]["server_cpu_ms_per_request"] / max(
+        by["graphql_page"]["server_cpu_ms_per_request"], 1e-9
+    )
     summary = {
         "database": url.split(":", 1)[0],
         "workers": 1,
@@ -362,6 +384,8 @@ def main() -> int:
         "cpu_count": os.cpu_count(),
         "results": results,
         "graphql_vs_plain_throughput": round(ratio, 3),
+        "graphql_vs_plain_by_server_cpu": round(cpu_ratio, 3),
+        "note": "shared 2-core machine: compare loadavg; server CPU per request is the load-independent figure",
         "targets": {
             "graphql_vs_plain_throughput>=0.5": ratio >= 0.5,
             "create_ticket_per_s>=300": by["create"]["throughput_per_s"] >= 300,

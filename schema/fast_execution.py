@@ -75,7 +75,7 @@ def _coerce(coerce: Callable[[Any], Any], value: Any) -> Any:
 
 
 def _complete(plan: LeafPlan, source: Any) -> Any:
-    attribute, coerce, non_null, is_list, items_non_null = plan
+    attribute, coerce, non_null, is_list, _ = plan
     value = getattr(source, attribute)
     if value is None:
         if non_null:
@@ -96,7 +96,29 @@ def _complete(plan: LeafPlan, source: Any) -> Any:
     return out
 
 
+# (response name, field details, leaf plan or None for the standard path)
+_Step = tuple[str, Any, LeafPlan | None]
+
+
 class FastLeafExecutionContext(StrawberryGraphQLCoreExecutionContext):
+    def _steps(self, parent_type: GraphQLObjectType, grouped_field_set: Any) -> list[_Step]:
+        # graphql-core memoizes grouped field sets per (type, field group) for the whole execution, so the
+        # plan is computed once per selection, not once per object; the set is kept alive with its plan so
+        # its id cannot be reused while this execution runs.
+        cache: dict[tuple[str, int], tuple[Any, list[_Step]]] = self.__dict__.setdefault("_bookbag_steps", {})
+        key = (parent_type.name, id(grouped_field_set))
+        hit = cache.get(key)
+        if hit is not None:
+            return hit[1]
+        fields = parent_type.fields
+        steps: list[_Step] = []
+        for response_name, details in grouped_field_set.items():
+            field = fields.get(details[0].node.name.value)
+            plan = field.extensions.get(LEAF_PLAN) if field is not None and field.extensions else None
+            steps.append((response_name, details, plan))
+        cache[key] = (grouped_field_set, steps)
+        return steps
+
     def execute_fields(
         self,
         parent_type: GraphQLObjectType,
@@ -110,18 +132,35 @@ class FastLeafExecutionContext(StrawberryGraphQLCoreExecutionContext):
             return super().execute_fields(
                 parent_type, source_value, path, grouped_field_set, position_context
             )
-        fields = parent_type.fields
         fast: dict[str, Any] = {}
         slow: dict[str, Any] = {}
-        for response_name, details in grouped_field_set.items():
-            field = fields.get(details[0].node.name.value)
-            plan = field.extensions.get(LEAF_PLAN) if field is not None and field.extensions else None
+        for response_name, details, plan in self._steps(parent_type, grouped_field_set):
             if plan is None:
                 slow[response_name] = details
+                continue
+            attribute, coerce, non_null, is_list, _ = plan
+            value = getattr(source_value, attribute)
+            if value is None:
+                if non_null:
+                    slow[response_name] = details
+                else:
+                    fast[response_name] = None
+                continue
+            if not is_list:
+                try:
+                    coerced = coerce(value)
+                except Exception:  # let graphql-core raise it with a path and location
+                    coerced = None
+                if coerced is None or coerced is Undefined:
+                    slow[response_name] = details
+                else:
+                    fast[response_name] = coerced
                 continue
             try:
                 fast[response_name] = _complete(plan, source_value)
             except _Fallback:
+                slow[response_name] = details
+            except Exception:  # let graphql-core raise it with a path and location
                 slow[response_name] = details
         if not slow:
             return fast
@@ -138,4 +177,4 @@ class FastLeafExecutionContext(StrawberryGraphQLCoreExecutionContext):
                 return merge(await rest)
 
             return later()
-        return merge(rest)  # type: ignore[arg-type]
+        return merge(rest)

@@ -58,6 +58,12 @@ class Thing:
 
 
 @strawberry.type
+class Loose:
+    count: int | None
+    tags: list[str] | None
+
+
+@strawberry.type
 class Q:
     @strawberry.field
     def things(self) -> list[Thing]:
@@ -68,12 +74,20 @@ class Q:
             Thing(name="n", maybe="m", count="three", tags=["z", None]),  # type: ignore[arg-type, list-item]
         ]
 
+    @strawberry.field
+    def loose(self) -> list[Loose]:
+        return [
+            Loose(count=1, tags=["a"]),
+            Loose(count="three", tags=["b", None]),  # type: ignore[arg-type, list-item]
+            Loose(count=2**40, tags=None),
+        ]
+
 
 async def test_fallback_reproduces_standard_errors() -> None:
     from schema.build import _plain_attribute
 
     fast = strawberry.Schema(query=Q, execution_context_class=FastLeafExecutionContext)
-    assert plan_leaf_fields(fast._schema, _plain_attribute) == 4
+    assert plan_leaf_fields(fast._schema, _plain_attribute) == 6
     standard = strawberry.Schema(query=Q)
     query = "{ things { name maybe count tags } }"
     assert await _run(fast, None, query, {}) == await _run(standard, None, query, {})
@@ -82,3 +96,9 @@ async def test_fallback_reproduces_standard_errors() -> None:
     assert "Cannot return null for non-nullable field Thing.name." in [e["message"] for e in errors]
     single = "{ things { maybe tags } }"
     assert await _run(fast, None, single, {}) == await _run(standard, None, single, {})
+    loose = "{ loose { count tags } }"
+    fast_loose, standard_loose = await _run(fast, None, loose, {}), await _run(standard, None, loose, {})
+    assert fast_loose == standard_loose
+    assert fast_loose[0]["loose"][0] == {"count": 1, "tags": ["a"]}
+    assert fast_loose[0]["loose"][1] == {"count": None, "tags": None}  # per-field errors, as standard
+    assert len(fast_loose[1]) == 3
