@@ -75,7 +75,7 @@ def _coerce(coerce: Callable[[Any], Any], value: Any) -> Any:
 
 
 def _complete(plan: LeafPlan, source: Any) -> Any:
-    attribute, coerce, non_null, is_list, _ = plan
+    attribute, coerce, non_null, is_list, items_non_null = plan
     value = getattr(source, attribute)
     if value is None:
         if non_null:
@@ -177,4 +177,4 @@ class FastLeafExecutionContext(StrawberryGraphQLCoreExecutionContext):
                 return merge(await rest)
 
             return later()
-        return merge(rest)
+        return merge(rest)  # type: ignore[arg-type]
