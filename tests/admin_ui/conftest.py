@@ -103,8 +103,10 @@ def merchant(make_merchant: Callable[..., Merchant]) -> Merchant:
     return make_merchant()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    # Module scope, not session: Playwright's sync API keeps an event loop running in this thread while
+    # it is open, which breaks every pytest-asyncio test that runs after it in the same session.
     require_chromium()
     from playwright.sync_api import sync_playwright
 
