@@ -15,7 +15,7 @@ import uvicorn
 import websockets
 from starlette.applications import Starlette
 
-from bookbag.app import create_app
+from bookbag.app import admin_static_dir, create_app
 from storage.db import Database
 from tests.api.conftest import make_settings
 from workflow.merchants import create_api_key, create_merchant
@@ -70,6 +70,11 @@ async def test_real_server_migrates_serves_and_authenticates(served: tuple[str, 
         )
         assert ok.json() == {"data": {"me": {"role": "AGENT", "merchant": {"slug": "real-server"}}}}
         assert ok.headers["x-request-id"]
+        admin = await client.get("/admin/")
+        if admin_static_dir() is not None:
+            assert admin.status_code == 200 and "<html" in admin.text.lower()
+        else:
+            assert admin.status_code == 404
 
     url = f"ws://{address}/graphql"
     async with websockets.connect(url, subprotocols=["graphql-transport-ws"]) as ws:  # type: ignore[list-item]
