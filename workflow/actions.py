@@ -3,7 +3,7 @@ approver, or is refused; every decision is recorded with the exact facts it saw 
 
 Bookbag does not call the store itself: an executed ``refund`` (say) is recorded and announced as an event
 for the partner system that carries it out. Actions with an effect inside Bookbag (reply, tag, assign,
-transition, close) are applied to the ticket.
+transition, close, set_priority) are applied to the ticket; a ``note`` is kept in the audit log only.
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ from workflow.principal import Principal, Role
 from workflow.queue import bump_queue_version
 from workflow.rulesets import active_ruleset
 from workflow.services import WorkflowServices
-from workflow.stages import ACTION_TYPES
+from workflow.sla import apply_sla
+from workflow.stages import ACTION_TYPES, PRIORITIES
 from workflow.tickets import clean_tags, get_ticket, move_stage
 
 MAX_PARAMS_BYTES = 8192
@@ -158,6 +159,14 @@ def _execute(
         if not isinstance(agent_id, str):
             raise invalid("an assign action needs params.agentId", "params")
         ticket.assignee_id = get_agent(session, ticket.merchant_id, agent_id).id
+    elif request.type == "set_priority":
+        priority = params.get("priority")
+        if priority not in PRIORITIES:
+            raise invalid(
+                f"a set_priority action needs params.priority, one of {', '.join(PRIORITIES)}", "params"
+            )
+        ticket.priority = str(priority)
+        apply_sla(ticket, active.ruleset)
     elif request.type in ("transition", "close"):
         to = "closed" if request.type == "close" else params.get("to")
         if not isinstance(to, str):
@@ -181,7 +190,12 @@ def _execute(
         principal,
         kind="action.executed",
         ticket_id=ticket.id,
-        after={"action_id": request.id, "type": request.type, "amount": request.amount},
+        after={
+            "action_id": request.id,
+            "type": request.type,
+            "amount": request.amount,
+            "params": request.params,
+        },
         ruleset_version=request.ruleset_version,
     )
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import policy
+
 STAGES: tuple[str, ...] = (
     "new",
     "triaged",
@@ -26,18 +28,8 @@ DEFAULT_TRANSITIONS: dict[str, tuple[str, ...]] = {
     "closed": (),
 }
 
-PRIORITIES: tuple[str, ...] = ("urgent", "high", "normal", "low")
+# The rules speak about these; policy/ owns the lists so a ruleset and the workflow never disagree.
+PRIORITIES: tuple[str, ...] = policy.PRIORITIES
+ACTION_TYPES: tuple[str, ...] = policy.ACTIONS
 CHANNELS: tuple[str, ...] = ("email", "chat", "contact_form", "phone", "social", "api")
-ACTION_TYPES: tuple[str, ...] = (
-    "reply",
-    "tag",
-    "assign",
-    "transition",
-    "refund",
-    "cancel_order",
-    "change_shipping_address",
-    "reship_order",
-    "issue_discount",
-    "close",
-)
 MESSAGE_AUTHORS: tuple[str, ...] = ("customer", "agent", "ai", "system")

@@ -4,14 +4,15 @@ role, deny is recorded and refused; every decision is audited with the facts it 
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 
 import pytest
 from sqlmodel import select
 
 from storage.db import Database
-from storage.tables import AuditEvent, Message
+from storage.tables import AuditEvent, Message, Ticket
 from tests.conftest import MerchantKeys
-from tests.workflow.helpers import ingest, principal, publish
+from tests.workflow.helpers import STRICT_RULESET, ingest, principal, publish
 from workflow import actions
 from workflow.errors import DomainError, ErrorCode
 from workflow.rulesets import active_ruleset
@@ -128,3 +129,46 @@ def test_bad_action_input_is_refused_and_changes_nothing(
     assert err.value.code is ErrorCode.FORBIDDEN
     with database.read_only() as session:
         assert actions.list_actions(session, principal(m), ticket_id=ticket.id) == []
+
+
+def test_set_priority_recomputes_sla_and_note_is_audited(
+    database: Database, services: WorkflowServices, make_merchant: Callable[..., MerchantKeys]
+) -> None:
+    m = make_merchant()
+    publish(
+        database,
+        services,
+        m,
+        STRICT_RULESET.replace(
+            "actions: [reply]\n    effect: allow",
+            "actions: [reply, note, set_priority]\n    effect: allow",
+            1,
+        ),
+    )
+    ticket = ingest(database, services, m)
+    with database.unit_of_work() as session:
+        moved = actions.request_action(
+            session,
+            services,
+            principal(m, "agent"),
+            ticket_id=ticket.id,
+            type="set_priority",
+            params={"priority": "urgent"},
+        )
+        noted = actions.request_action(
+            session,
+            services,
+            principal(m, "agent"),
+            ticket_id=ticket.id,
+            type="note",
+            params={"text": "called the carrier"},
+        )
+    assert moved.request.status == noted.request.status == "executed"
+    with database.read_only() as session:
+        after = session.get(Ticket, ticket.id)
+        assert after is not None and after.priority == "urgent"
+        assert after.first_response_due_at == after.created_at + timedelta(hours=1)
+        executed = session.exec(
+            select(AuditEvent).where(AuditEvent.ticket_id == ticket.id, AuditEvent.kind == "action.executed")
+        ).all()
+        assert any(e.after.get("params") == {"text": "called the carrier"} for e in executed)
