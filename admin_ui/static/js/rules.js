@@ -71,7 +71,10 @@ export function mountRules(container, { session, onAuthError }) {
   function showTab(name) {
     if (unmountPanel) unmountPanel();
     currentTab = name;
-    for (const button of tabBar.children) button.classList.toggle("active", button.dataset.tab === name);
+    for (const button of tabBar.children) {
+      button.classList.toggle("active", button.dataset.tab === name);
+      button.setAttribute("aria-selected", String(button.dataset.tab === name));
+    }
     replace(panel);
     const [, , mount] = tabs.find(([n]) => n === name);
     unmountPanel = mount(panel, { ...panelCtx, versions: state.versions, active: state.active });
