@@ -21,6 +21,7 @@ from strawberry.exceptions import ConnectionRejectionError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types.unset import UNSET, UnsetType
 
+from bookbag.graphql_ws import LiveTransportWSHandler
 from resolvers.context import ApiRuntime, RequestContext, Unauthenticated
 from workflow.merchants import authenticate
 from workflow.principal import Principal
@@ -46,6 +47,8 @@ def bearer_secret(value: str | None) -> str | None:
 
 
 class BookbagGraphQL(GraphQL[RequestContext, None]):
+    graphql_transport_ws_handler_class = LiveTransportWSHandler  # queueUpdates: execute once, fan out
+
     def __init__(
         self, schema: Any, runtime: ApiRuntime, *, graphql_ide: bool, max_subscriptions: int
     ) -> None:

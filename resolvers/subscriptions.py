@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import AsyncGenerator
+from contextvars import ContextVar
 
 import strawberry
 from strawberry.scalars import JSON
@@ -21,6 +22,10 @@ from schema.tickets import Info
 from workflow.errors import DomainError
 from workflow.queue import QueueSnapshot
 from workflow.tickets import get_ticket
+
+# The version of the last snapshot this task's queueUpdates resolver yielded: the websocket fast path
+# (bookbag.graphql_ws) continues from it without sending that snapshot twice.
+last_queue_version: ContextVar[int] = ContextVar("last_queue_version", default=-1)
 
 _MAPPED_CACHE = 64
 _mapped: OrderedDict[int, tuple[QueueSnapshot, Queue]] = OrderedDict()
@@ -77,6 +82,7 @@ async def queue_updates(info: Info) -> AsyncGenerator[Queue, None]:
         raise ApiError("UNAVAILABLE", "live queue updates are not enabled on this server")
     async with hub.subscribe(principal.merchant_id) as snapshots:
         async for snap in snapshots:
+            last_queue_version.set(snap.version)
             yield queue_from_snapshot(snap)
 
 

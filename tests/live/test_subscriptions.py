@@ -241,3 +241,29 @@ async def test_abrupt_disconnects_leave_nothing_behind(
     await burst
     await eventually(lambda: hub.subscriber_count() == 0 and hub.channel_count() == 0)
     await eventually(lambda: bus.subscriber_count(merchant.merchant_id) == 0)
+
+
+async def test_different_selections_on_one_connection_each_get_their_own_updates(
+    server: ThreadServer, make_merchant: Callable[..., MerchantKeys]
+) -> None:
+    """queueUpdates is executed once per snapshot and document, then fanned out: each document still gets
+    exactly its own selection (with or without ``version``, aliased, with a named operation)."""
+    merchant = make_merchant()
+    ws = await WsClient.open(server.ws, merchant.keys["viewer"])
+    await ws.ack()
+    counts = await ws.subscribe("subscription { queueUpdates { openCount } }")
+    assert (await ws.next_data(counts)) == {"queueUpdates": {"openCount": 0}}
+    named = await ws.subscribe("subscription Dash { q: queueUpdates { version stages { stage count } } }")
+    first = (await ws.next_data(named))["q"]
+    assert first["version"] == 0 and len(first["stages"]) == 8
+    await create_ticket(server.http, merchant.keys["partner"])
+    seen: dict[str, dict[str, object]] = {}
+    while len(seen) < 2:
+        message = await ws.receive()
+        assert message["type"] == "next" and "errors" not in message["payload"], message
+        seen[message["id"]] = message["payload"]["data"]
+    assert seen[counts] == {"queueUpdates": {"openCount": 1}}
+    named_update = seen[named]["q"]
+    assert isinstance(named_update, dict) and named_update["version"] > 0
+    assert set(named_update) == {"version", "stages"}
+    await ws.close()

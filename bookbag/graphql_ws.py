@@ -1,0 +1,190 @@
+"""The graphql-transport-ws handler with a fan-out fast path for ``queueUpdates``.
+
+Strawberry executes a subscription's selection set once per event *per subscriber*; with thousands of
+dashboards watching one merchant that is thousands of identical executions per queue change. Here a
+``subscription { queueUpdates { … } }`` runs through Strawberry as usual for its first result (parsing,
+the protective validation rules, authorization, the initial snapshot), and from then on each new snapshot
+from the process's queue hub is executed ONCE per distinct (document, variables) and the serialized
+``next`` payload is sent to every subscriber that asked for it. Any other operation, or a first result
+carrying errors, stays entirely on Strawberry's path.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import OrderedDict
+from contextlib import aclosing
+from functools import lru_cache
+from typing import Any
+
+from graphql import (
+    DocumentNode,
+    FieldNode,
+    GraphQLError,
+    OperationDefinitionNode,
+    OperationType,
+    execute,
+    parse,
+)
+from graphql.pyutils import is_awaitable
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
+    BaseGraphQLTransportWSHandler,
+    Operation,
+    _OperationStreamClosed,
+)
+from strawberry.types import ExecutionResult
+from strawberry.types.execution import PreExecutionError
+
+from resolvers.context import RequestContext
+from resolvers.subscriptions import last_queue_version, queue_from_snapshot
+from workflow.queue import QueueSnapshot
+
+log = logging.getLogger("bookbag.ws")
+
+MAX_FAST_QUERY_CHARS = 10_000
+_FRAMES = 256
+_frames: OrderedDict[tuple[int, str, str, str | None], tuple[QueueSnapshot, str]] = OrderedDict()
+MASKED = [{"message": "Unexpected error.", "extensions": {"code": "INTERNAL_SERVER_ERROR"}}]
+
+
+@lru_cache(maxsize=512)
+def queue_updates_document(query: str, operation_name: str | None) -> DocumentNode | None:
+    """The parsed document when the operation is a subscription to ``queueUpdates`` alone, else None."""
+    if len(query) > MAX_FAST_QUERY_CHARS:
+        return None
+    try:
+        document = parse(query)
+    except GraphQLError:
+        return None
+    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    if operation_name is not None:
+        operations = [o for o in operations if o.name is not None and o.name.value == operation_name]
+    if len(operations) != 1 or operations[0].operation != OperationType.SUBSCRIPTION:
+        return None
+    selections = operations[0].selection_set.selections
+    only = selections[0] if len(selections) == 1 else None
+    if isinstance(only, FieldNode) and only.name.value == "queueUpdates" and not only.directives:
+        return document
+    return None
+
+
+def _version_of(result: ExecutionResult) -> int:
+    """The ``version`` the first result carried, if the client selected it (else -1: resend from the hub)."""
+    data = result.data or {}
+    for value in data.values():
+        if isinstance(value, dict) and isinstance(value.get("version"), int):
+            return int(value["version"])
+    return -1
+
+
+class LiveTransportWSHandler(BaseGraphQLTransportWSHandler[RequestContext, None]):
+    async def run_operation(self, operation: Operation[RequestContext, None]) -> None:
+        document = queue_updates_document(operation.query, operation.operation_name)
+        hub = self.context.runtime.queue_hub
+        if document is None or hub is None:
+            await super().run_operation(operation)
+            return
+        try:
+            fast_from = await self._first_result(operation)
+            if fast_from is not None:
+                await self._fan_out(operation, document, fast_from)
+            await operation.send_operation_message({"id": operation.id, "type": "complete"})
+        except _OperationStreamClosed:
+            return
+        except Exception as error:  # the connection went away, or a bug: end this operation only
+            if self.websocket_gone(error):
+                return
+            await self.handle_task_exception(error)
+            self.operations.pop(operation.id, None)
+            raise
+
+    @staticmethod
+    def websocket_gone(error: Exception) -> bool:
+        name = type(error).__name__
+        return name in {"WebSocketDisconnect", "WebSocketDisconnected", "ClientDisconnected"} or (
+            isinstance(error, RuntimeError) and "websocket" in str(error).lower()
+        )
+
+    async def _first_result(self, operation: Operation[RequestContext, None]) -> int | None:
+        """Strawberry's own path for the first result; returns the version to fan out from, or None when
+        the operation has finished on that path (errors, or the stream ended)."""
+        source = await self.schema.stream(
+            operation.query,
+            variable_values=operation.variables,
+            context_value=self.context,
+            root_value=self.root_value,
+            operation_name=operation.operation_name,
+        )
+        async with aclosing(source):
+            first = await anext(source, None)
+            if first is None:
+                return None
+            if isinstance(first, PreExecutionError):
+                await self._handle_pre_execution_error(operation, first)
+                return None
+            if not isinstance(first, ExecutionResult):
+                return None
+            await operation.send_next(first)
+            if first.errors:
+                async for result in source:  # keep Strawberry's behaviour for failing subscriptions
+                    if isinstance(result, ExecutionResult):
+                        await operation.send_next(result)
+                return None
+        return max(last_queue_version.get(), _version_of(first))
+
+    async def _fan_out(
+        self, operation: Operation[RequestContext, None], document: DocumentNode, last_version: int
+    ) -> None:
+        hub = self.context.runtime.queue_hub
+        assert hub is not None
+        principal = self.context.auth
+        variables = json.dumps(operation.variables or {}, sort_keys=True)
+        prefix = '{"id":' + json.dumps(operation.id) + ',"type":"next","payload":'
+        ws = getattr(self.websocket, "ws", None)
+        async with hub.subscribe(principal.merchant_id) as snapshots:
+            async for snapshot in snapshots:
+                if snapshot.version <= last_version:
+                    continue
+                last_version = snapshot.version
+                payload = await self._payload(operation, document, snapshot, variables)
+                if operation.completed:
+                    return
+                if ws is not None:
+                    await ws.send_text(prefix + payload + "}")
+                else:
+                    await self.websocket.send_json(
+                        {"id": operation.id, "type": "next", "payload": json.loads(payload)}
+                    )
+
+    async def _payload(
+        self,
+        operation: Operation[RequestContext, None],
+        document: DocumentNode,
+        snapshot: QueueSnapshot,
+        variables: str,
+    ) -> str:
+        key = (id(snapshot), operation.query, variables, operation.operation_name)
+        cached = _frames.get(key)
+        if cached is not None and cached[0] is snapshot:
+            return cached[1]
+        result: Any = execute(
+            self.schema._schema,  # type: ignore[attr-defined]
+            document,
+            root_value=queue_from_snapshot(snapshot),
+            context_value=self.context,
+            variable_values=operation.variables,
+            operation_name=operation.operation_name,
+        )
+        if is_awaitable(result):
+            result = await result
+        body: dict[str, Any] = {"data": result.data}
+        if result.errors:
+            for error in result.errors:
+                log.error("queueUpdates fan-out: %s", error.message, exc_info=error.original_error)
+            body["errors"] = MASKED
+        payload = json.dumps(body, separators=(",", ":"))
+        _frames[key] = (snapshot, payload)
+        while len(_frames) > _FRAMES:
+            _frames.popitem(last=False)
+        return payload
