@@ -16,7 +16,6 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import sessionmaker
-from sqlalchemy.pool import NullPool
 from sqlmodel import Session, create_engine
 
 log = logging.getLogger(__name__)
@@ -44,7 +43,11 @@ def make_engine(url: str, *, echo: bool = False, pool_size: int = 10, for_writes
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(
-            url, echo=echo, connect_args={"check_same_thread": False, "timeout": 30}, poolclass=NullPool
+            url,
+            echo=echo,
+            connect_args={"check_same_thread": False, "timeout": 30},
+            pool_size=pool_size,
+            max_overflow=pool_size,
         )
         event.listen(engine, "connect", _sqlite_pragmas)
         # SQLite's default deferred BEGIN lets two writers both read then deadlock on upgrade;
@@ -116,12 +119,15 @@ class Database:
 
     @contextmanager
     def read_only(self) -> Iterator[Session]:
-        """A session for reads; rolled back at the end so it never writes (and never takes SQLite's write lock)."""
+        """A session for reads that never writes (and never takes SQLite's write lock).
+
+        Closing (not rolling back) ends the transaction without expiring what was loaded, so the rows it
+        returned stay readable after the block.
+        """
         session = self._read_sessions()
         try:
             yield session
         finally:
-            session.rollback()
             session.close()
 
     def dispose(self) -> None:
