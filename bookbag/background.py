@@ -1,5 +1,6 @@
 """The server's background work, started in the app's lifespan: the live queue (in-process signals, the
-PostgreSQL LISTEN connection, the periodic version safety check) and the scheduler loop."""
+PostgreSQL LISTEN connection, the periodic version safety check), the cross-process ticket-event relay
+(PostgreSQL) and the scheduler loop."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
 from workflow.live import QueueHub, feed_from_bus
+from workflow.pg_events import EventRelay
 from workflow.pg_listener import QueueListener
 from workflow.scheduler import SchedulerLoop
 
@@ -46,6 +48,10 @@ async def background_work(state: AppState) -> AsyncIterator[None]:
                     hub.run_safety_checks(settings.queue_safety_check_seconds), name="bookbag-queue-safety"
                 )
             )
+    if db.is_postgres:
+        relay = EventRelay(services.bus, settings.resolved_database_url())
+        relay.attach()
+        tasks.append(asyncio.create_task(relay.run(), name="bookbag-event-relay"))
     if settings.scheduler_interval_seconds > 0:
         scheduler = SchedulerLoop(db, services, interval=settings.scheduler_interval_seconds)
         tasks.append(asyncio.create_task(scheduler.run(), name="bookbag-scheduler"))

@@ -17,7 +17,7 @@ from storage.tables import AuditEvent, EscalationFiring, Ticket
 from tests.conftest import MerchantKeys
 
 from .conftest import LiveWorld
-from .servers import QUEUE_UPDATES, ProcessServer, WsClient, create_ticket
+from .servers import QUEUE_UPDATES, TICKET_EVENTS, ProcessServer, WsClient, create_ticket
 
 pytestmark = pytest.mark.slow  # each test starts real server processes (a few seconds each)
 
@@ -115,3 +115,28 @@ async def test_a_crashed_scheduler_loses_nothing(
         assert time.monotonic() < deadline, "due escalations were not found after the restart"
         await asyncio.sleep(0.1)
     assert count(database, AuditEvent, world.merchant_id, kind="ticket.escalated") == len(ids)
+
+
+async def test_ticket_events_committed_through_a_reach_a_subscriber_on_b(
+    servers: Callable[..., ProcessServer], make_merchant: Callable[..., MerchantKeys]
+) -> None:
+    a, b = servers(), servers()
+    merchant = make_merchant()
+    ws = await WsClient.open(b.ws, merchant.keys["agent"])
+    await ws.ack()
+    sid = await ws.subscribe(TICKET_EVENTS)
+    await asyncio.sleep(0.5)  # the subscription is registered on B's bus
+    ticket = await create_ticket(a.http, merchant.keys["partner"])
+    kinds = []
+    while "transitioned" not in kinds:
+        event = (await ws.next_data(sid, timeout=10))["ticketEvents"]
+        assert event["ticketId"] == ticket["id"]
+        kinds.append(event["kind"])
+    assert kinds[0] == "created"
+    # Each event arrives once on B (B's own relay does not echo it back).
+    with pytest.raises(TimeoutError):
+        while True:
+            event = (await ws.next_data(sid, timeout=1.0))["ticketEvents"]
+            kinds.append(event["kind"])
+            assert kinds.count("created") == 1
+    await ws.close()
