@@ -51,15 +51,23 @@ class QueueSnapshot:
 
 
 def bump_queue_version(session: Session, merchant_id: str) -> None:
-    """Called inside every transaction that changes the queue. On PostgreSQL the NOTIFY is transactional:
-    other processes hear of it only if and when this transaction commits."""
-    session.execute(
+    """Called inside every transaction that changes the queue; bumps once per transaction and merchant.
+
+    On PostgreSQL the NOTIFY is transactional: other processes hear of it only if and when this transaction
+    commits (and PostgreSQL folds identical notifications within one transaction anyway).
+    """
+    bumped: set[str] = session.info.setdefault("bookbag_queue_bumped", set())
+    if merchant_id in bumped:
+        return
+    bumped.add(merchant_id)
+    connection = session.connection()
+    connection.execute(
         update(QueueState)
         .where(col(QueueState.merchant_id) == merchant_id)
         .values(version=QueueState.version + 1, updated_at=utcnow())
     )
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(
+    if connection.dialect.name == "postgresql":
+        connection.execute(
             text("SELECT pg_notify(:channel, :merchant)"),
             {"channel": NOTIFY_CHANNEL, "merchant": merchant_id},
         )
