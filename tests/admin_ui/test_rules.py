@@ -3,6 +3,7 @@ version history with rollback."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -117,6 +118,25 @@ def test_simulate_reads_the_decision_and_its_trace(page: Any, merchant: Merchant
     expect(page.get_by_test_id("deciding-rules").first).to_have_text("big-refund-needs-lead")
 
 
+def test_simulate_on_existing_tickets(page: Any, live_server: LiveServer, merchant: Merchant) -> None:
+    live_server.graphql(
+        merchant.keys["partner"],
+        'mutation { createTicket(input: {subject: "Broken lamp", body: "It arrived in pieces."}) { errors { code } } }',
+    )
+    open_rules(page, merchant.keys["admin"])
+    set_draft(page, RULESET)
+    page.get_by_test_id("sim-mode-tickets").check()
+    expect(page.get_by_test_id("sim-ticket-list")).to_contain_text("Broken lamp")
+    page.get_by_test_id("simulate-button").click()
+    result = page.get_by_test_id("sim-result").first
+    expect(result).to_contain_text("Broken lamp")
+    # A refund of 40 by an AI on this ticket: the draft decides, its trace shows every rule considered.
+    expect(result.get_by_test_id("decision-effect")).to_have_attribute(
+        "data-effect", re.compile("allow|deny")
+    )
+    expect(result.get_by_test_id("trace-rule").first).to_be_visible()
+
+
 def test_publish_then_roll_back(page: Any, live_server: LiveServer, merchant: Merchant) -> None:
     key = merchant.keys["admin"]
     open_rules(page, key)
@@ -183,3 +203,37 @@ def test_the_coverage_grid_marks_default_only_cells(page: Any, merchant: Merchan
     # Partners may not reply under this draft: the grid follows the actor.
     page.get_by_test_id("coverage-actor").select_option("partner")
     expect(page.get_by_test_id("coverage-triaged-reply")).to_have_attribute("data-default-only", "true")
+
+
+def test_backtest_shows_what_flips(page: Any, live_server: LiveServer, merchant: Merchant) -> None:
+    admin = merchant.keys["admin"]
+    published = live_server.graphql(
+        admin,
+        'mutation($s: String!) { publishRuleset(source: $s, message: "base") { errors { code message } } }',
+        {"s": RULESET},
+    )
+    assert published["publishRuleset"]["errors"] == []
+    created = live_server.graphql(
+        merchant.keys["partner"],
+        'mutation { createTicket(input: {subject: "Refund please", body: "The lamp arrived broken."}) '
+        "{ ticket { id } } }",
+    )
+    decided = live_server.graphql(
+        merchant.keys["agent"],
+        "mutation($t: ID!) { requestAction(input: {ticketId: $t, type: REFUND, amount: 80}) "
+        "{ errors { code } decision { effect } } }",
+        {"t": created["createTicket"]["ticket"]["id"]},
+    )
+    assert decided["requestAction"]["decision"]["effect"] == "REQUIRE_APPROVAL"
+
+    open_rules(page, admin)
+    set_draft(
+        page, RULESET.replace("when: {fact: action.amount, gt: 50}", "when: {fact: action.amount, gt: 100}")
+    )
+    page.get_by_test_id("tab-backtest").click()
+    page.get_by_test_id("backtest-button").click()
+    expect(page.get_by_test_id("backtest-summary")).to_contain_text("1 of 1 replayed decisions change")
+    expect(page.get_by_test_id("backtest-chart")).to_contain_text("refund: require approval → deny")
+    changed = page.get_by_test_id("backtest-changed")
+    expect(changed).to_contain_text("big-refund-needs-lead")
+    expect(changed).to_contain_text("refund 80")
