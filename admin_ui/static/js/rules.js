@@ -35,7 +35,10 @@ export function mountRules(container, { session, onAuthError }) {
     placeholder: "What changed and why (required)",
     testid: "publish-message",
     "aria-label": "Publish message",
-    oninput: () => updatePublish(),
+    oninput: () => {
+      unstick();
+      updatePublish();
+    },
   });
   const publishButton = h("button", { class: "primary", type: "button", testid: "publish-button", onclick: publish }, "Publish");
   const publishNote = h("span", { class: "small muted", testid: "publish-note" });
@@ -110,7 +113,14 @@ export function mountRules(container, { session, onAuthError }) {
     onDraftChanged();
   }
 
+  // The outcome of the last publish stays on screen until the draft or the message changes.
+  function unstick() {
+    delete publishNote.dataset.sticky;
+    publishNote.className = "small muted";
+  }
+
   function onDraftChanged() {
+    unstick();
     state.validating = true;
     state.tests = state.tests && state.tests.source === editor.value ? state.tests : null;
     renderTests();
@@ -241,7 +251,7 @@ export function mountRules(container, { session, onAuthError }) {
     const source = editor.value;
     const message = publishMessage.value.trim();
     state.publishing = true;
-    publishNote.dataset.sticky = "";
+    unstick();
     updatePublish();
     try {
       const data = await gql(PUBLISH, { source, message });
@@ -258,13 +268,14 @@ export function mountRules(container, { session, onAuthError }) {
         }
         publishNote.textContent = `Not published: ${error.message}`;
         publishNote.className = "small error";
+        publishNote.dataset.sticky = "1";
       } else {
         publishMessage.value = "";
         publishNote.textContent = `Published version ${payload.rulesetVersion.version}.`;
         publishNote.className = "small ok";
+        publishNote.dataset.sticky = "1";
         await load(false);
       }
-      publishNote.dataset.sticky = "1";
     } catch (err) {
       fail(err);
     } finally {
