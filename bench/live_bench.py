@@ -285,6 +285,7 @@ async def drive(
 
         # Load: createTicket open-loop at args.rate/s; probes: sequential transitions to resolved.
         created = 0
+        not_sent = 0
         create_errors = 0
         create_latencies: list[float] = []
         stop_at = time.monotonic() + args.seconds
@@ -293,8 +294,11 @@ async def drive(
         producers = asyncio.Semaphore(args.producer_concurrency)
 
         async def create_one(n: int) -> None:
-            nonlocal created, create_errors
+            nonlocal created, create_errors, not_sent
             async with producers:
+                if time.monotonic() >= stop_at:  # the window is over: this one is never sent
+                    not_sent += 1
+                    return
                 t = time.monotonic()
                 try:
                     body = {"input": {"subject": f"load {n}", "body": "where is it"}}
@@ -345,9 +349,9 @@ async def drive(
 
         window_start = time.monotonic()
         await asyncio.gather(load(), probe())
-        if inflight:
-            await asyncio.gather(*inflight, return_exceptions=True)
         window = time.monotonic() - window_start
+        if inflight:  # requests already sent finish; the rest were counted as not sent
+            await asyncio.gather(*inflight, return_exceptions=True)
         await asyncio.sleep(3.0)  # let the last snapshots arrive
         cpu_after = [s.cpu_seconds() for s in servers]
 
@@ -405,6 +409,7 @@ async def drive(
         "create_rate_target": args.rate,
         "producer_concurrency": args.producer_concurrency,
         "creates_per_second": round(created / window, 1),
+        "creates_requested_not_sent_in_window": not_sent,
         "create_errors": create_errors,
         "create_p50_ms": round(1000 * percentile(create_latencies, 0.5), 1),
         "create_p99_ms": round(1000 * percentile(create_latencies, 0.99), 1),
@@ -496,13 +501,20 @@ def main() -> None:
     )
     args = parser.parse_args()
     raise_fd_limit()
-    results: dict[str, Any] = {"command": " ".join(sys.argv), "cpus": os.cpu_count(), "runs": []}
+    results: dict[str, Any] = {
+        "command": " ".join(sys.argv),
+        "cpus": os.cpu_count(),
+        # The machine may be shared: a high load average means the servers got a fraction of a core.
+        "loadavg_at_start": [round(v, 2) for v in os.getloadavg()],
+        "runs": [],
+    }
     if args.mode in {"single", "both"}:
         results["runs"].append(run_single(args))
         print(json.dumps(results["runs"][-1], indent=2), flush=True)
     if args.mode in {"two", "both"}:
         results["runs"].append(run_two(args))
         print(json.dumps(results["runs"][-1], indent=2), flush=True)
+    results["loadavg_at_end"] = [round(v, 2) for v in os.getloadavg()]
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
     print(f"wrote {RESULTS}")
