@@ -45,6 +45,7 @@ MAX_BETA_LINKS = 250
 MAX_STACK = 60
 MAX_RULES_PER_SECTION = 2000
 MARKER = "k"
+PRIMER = "pr"
 
 Json = dict[str, Any]
 SectionRule = PermissionRule | RoutingRule | EscalationRule | HandoffRule
@@ -424,7 +425,8 @@ def compile_group(ruleset: Ruleset, group: str) -> Group:
         )
     shards = []
     for start, end in _pack(expressions):
-        definition: dict[str, Any] = {}
+        # The primer rule lets the engine run one action cycle on a fresh state (see engine._prime).
+        definition: dict[str, Any] = {PRIMER: {"all": [{"m": {PRIMER: 1}}]}}
         names: dict[str, str] = {}
         for index in range(start, end):
             prefix, rule = rules[index]

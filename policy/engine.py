@@ -7,6 +7,10 @@ What it hides about durable_rules 2.0.28 (the C engine, called directly through 
 * 1024 live states per ruleset, and a state's per-rule frames cost ~8 KB each to create -> exactly one
   state (sid "0") per engine ruleset; each evaluation asserts one fact, drains the actions it fired and
   retracts it again, so the state is empty between evaluations (a failed evaluation deletes the state);
+* ``delete_state`` frees a state's action context, which the C engine leaves uninitialised until the
+  state has run an action (valgrind: "conditional jump depends on uninitialised value" in
+  deleteStateNode, then "free(): invalid size") -> every state is primed with one action cycle on a
+  dedicated primer rule right after it is created, so deleting it later is safe;
 * ``MessageNotHandled`` (no rule matched) is a normal, empty answer here;
 * 255 properties per object -> only the typed properties the ruleset reads are posted (see ``compile``);
 * a bounded LRU of compiled ruleset versions; evicted versions' engine rulesets are deleted.
@@ -25,7 +29,7 @@ from typing import Any
 from durable.engine import durable_rules_engine as _dre
 
 from policy.backtest import BacktestReport, run_backtest
-from policy.compile import CompiledRuleset, Group, compile_ruleset
+from policy.compile import PRIMER, CompiledRuleset, Group, compile_ruleset
 from policy.explain import decision_from_matches, escalations_from_matches, routing_from_matches
 from policy.facts import MISSING, contains, kind, matches, resolve
 from policy.model import Decision, EscalationRule, RoutingDecision, Ruleset, RulesetTestResult
@@ -33,6 +37,7 @@ from policy.model import Decision, EscalationRule, RoutingDecision, Ruleset, Rul
 # The C library keeps process-global state (handle table), so every PolicyEngine shares one lock.
 _ENGINE_LOCK = threading.RLock()
 _SID = "0"
+_PRIMER_FACT = json.dumps({"sid": _SID, "id": "primer", PRIMER: 1})
 
 
 class EngineError(RuntimeError):
@@ -117,7 +122,8 @@ class PolicyEngine:
             matched: set[str] = set()
             for handle, names in lg.handles:
                 for name in self._evaluate(handle, message):
-                    matched.add(names[name])
+                    if name in names:
+                        matched.add(names[name])
             return matched, lg.paths
 
     def _evaluate(self, handle: int, message: str) -> list[str]:
@@ -170,6 +176,7 @@ class PolicyEngine:
                     self._counter += 1
                     handle = _dre.create_ruleset(f"bb{self._counter}", shard.definition)
                     handles.append((handle, shard.names))
+                    _prime(handle)
         except Exception as exc:
             self._free(_Loaded(compiled, groups))
             raise EngineError(f"durable_rules could not load ruleset {ruleset.name!r}: {exc}") from exc
@@ -190,6 +197,15 @@ class PolicyEngine:
                     _dre.delete_state(handle, _SID)
                 _dre.delete_ruleset(handle)
             lg.handles.clear()
+
+
+def _prime(handle: int) -> None:
+    """Create the evaluation state and run one full action cycle on it (initialises its action context)."""
+    code, state = _dre.assert_fact(handle, _PRIMER_FACT)
+    if code == 0 and _dre.start_action_for_state(handle, state):
+        while _dre.complete_and_start_action(handle, state):
+            pass
+    _dre.retract_fact(handle, _PRIMER_FACT)
 
 
 def _rule_name(message: str) -> str:

@@ -308,7 +308,8 @@ class _Checker:
                 return _BAD
             ok = all(self.scalar(v, (*path, i), fact) for i, v in enumerate(value))
             return tuple(value) if ok else _BAD
-        return value if self.scalar(value, path, fact) else _BAD
+        domain_fact = fact if op in ("eq", "ne") else None  # contains: a substring, not a domain value
+        return value if self.scalar(value, path, domain_fact) else _BAD
 
     def scalar(self, value: Any, path: Path, fact: str | None) -> bool:
         if not _is_scalar(value):
