@@ -19,7 +19,7 @@ from anyio import to_thread
 from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, RedirectResponse
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
@@ -120,6 +120,7 @@ def create_app(
         Route("/graphql", limited, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", graphql),
         Route("/healthz", healthz, methods=["GET"]),
+        Route("/", lambda _request: RedirectResponse("/admin/"), methods=["GET"]),
     ]
     static = admin_static_dir()
     if static is not None:

@@ -9,19 +9,21 @@ from sqlmodel import Session
 from strawberry.scalars import JSON
 
 from resolvers import roles
-from resolvers.runner import mutate, query
+from resolvers.runner import ApiError, mutate, query
 from resolvers.snapshots import dump, load
+from resolvers.subscriptions import queue_from_snapshot
 from schema.admin import ApiKey, AuditEvent, ClassifierInfo, CreateApiKeyPayload, RevokeApiKeyPayload
 from schema.common import UserError
-from schema.enums import Role, Stage
+from schema.enums import Role
 from schema.payloads import AgentPayload, TeamPayload
-from schema.queue import Queue, QueueStage, StageDuration
-from schema.tickets import Agent, Info, Team
+from schema.queue import Queue
+from schema.tickets import Agent, Info, Team, Ticket
 from storage import tables
 from workflow import agents as agents_service
 from workflow import audit as audit_service
 from workflow import merchants as merchants_service
 from workflow.principal import Principal
+from workflow.queue import oldest_open_tickets as oldest_open
 from workflow.queue import queue_snapshot
 from workflow.services import WorkflowServices
 
@@ -32,34 +34,15 @@ async def queue(info: Info) -> Queue:
     ctx = info.context
     services = ctx.runtime.services
     snap = await query(ctx, roles.READERS, lambda s, p: queue_snapshot(s, p.merchant_id, services.clock()))
-    now = snap.generated_at
-    return Queue(
-        version=snap.version,
-        generated_at=now,
-        open_count=snap.open_count,
-        stages=[
-            QueueStage(
-                stage=Stage(s.stage),
-                count=s.count,
-                oldest_open_at=s.oldest_open_at,
-                oldest_age_seconds=s.age_seconds(now),
-                sla_breached=s.sla_breached,
-                oldest_ticket_id=strawberry.ID(s.oldest_ticket_id) if s.oldest_ticket_id else None,
-            )
-            for s in snap.stages
-        ],
-        time_in_stage=[
-            StageDuration(
-                from_stage=d.from_stage,
-                to_stage=d.to_stage,
-                count=d.count,
-                mean_seconds=d.mean_seconds,
-                p50_seconds=d.p50_seconds,
-                p90_seconds=d.p90_seconds,
-            )
-            for d in snap.time_in_stage
-        ],
-    )
+    return queue_from_snapshot(snap)
+
+
+async def oldest_open_tickets(info: Info, first: int = 10) -> list[Ticket]:
+    """The merchant's oldest open tickets (by creation), oldest first; at most 100."""
+    if not 1 <= first <= 100:
+        raise ApiError("INVALID_INPUT", "first must be between 1 and 100", "first")
+    rows = await query(info.context, roles.READERS, lambda s, p: oldest_open(s, p.merchant_id, limit=first))
+    return [Ticket.from_model(row) for row in rows]
 
 
 async def audit_log(
@@ -71,14 +54,10 @@ async def audit_log(
 ) -> list[AuditEvent]:
     """Newest first. Page backwards with `beforeId` (the last id seen); `first` is at most 500."""
     if not 1 <= first <= MAX_AUDIT_PAGE:
-        from resolvers.runner import ApiError
-
         raise ApiError("INVALID_INPUT", f"first must be between 1 and {MAX_AUDIT_PAGE}", "first")
     before = None
     if before_id is not None:
         if not str(before_id).isdigit():
-            from resolvers.runner import ApiError
-
             raise ApiError("INVALID_INPUT", "beforeId must be an audit event id", "beforeId")
         before = int(str(before_id))
     rows = await query(

@@ -77,6 +77,8 @@ class ActionType(Enum):
     RESHIP_ORDER = "reship_order"
     ISSUE_DISCOUNT = "issue_discount"
     CLOSE = "close"
+    NOTE = "note"
+    SET_PRIORITY = "set_priority"
 
 
 @strawberry.enum

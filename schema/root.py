@@ -41,6 +41,9 @@ class Query:
     )
     tickets: TicketConnection = strawberry.field(resolver=t.tickets)
     queue: Queue = strawberry.field(resolver=adm.queue)
+    oldest_open_tickets: list[Ticket] = strawberry.field(
+        resolver=adm.oldest_open_tickets, description="Open tickets, oldest first (at most 100)."
+    )
     ruleset: ActiveRuleset = strawberry.field(
         resolver=r.ruleset, description="The active ruleset with its source."
     )
