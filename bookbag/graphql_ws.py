@@ -172,7 +172,12 @@ class LiveTransportWSHandler(BaseGraphQLTransportWSHandler[RequestContext, None]
             self.schema._schema,  # type: ignore[attr-defined]
             document,
             root_value=queue_from_snapshot(snapshot),
-            context_value=self.context,
+            # A fresh context per frame: DataLoader caches (e.g. oldestTicket) must not outlive one snapshot.
+            context_value=RequestContext(
+                runtime=self.context.runtime,
+                request_id=self.context.request_id,
+                principal=self.context.principal,
+            ),
             variable_values=operation.variables,
             operation_name=operation.operation_name,
         )

@@ -267,3 +267,18 @@ async def test_different_selections_on_one_connection_each_get_their_own_updates
     assert isinstance(named_update, dict) and named_update["version"] > 0
     assert set(named_update) == {"version", "stages"}
     await ws.close()
+
+
+async def test_queue_updates_can_load_the_oldest_ticket_itself(
+    server: ThreadServer, make_merchant: Callable[..., MerchantKeys]
+) -> None:
+    merchant = make_merchant()
+    ws = await WsClient.open(server.ws, merchant.keys["viewer"])
+    await ws.ack()
+    sid = await ws.subscribe("subscription { queueUpdates { stages { stage oldestTicket { id subject } } } }")
+    await ws.next_data(sid)
+    ticket = await create_ticket(server.http, merchant.keys["partner"], subject="first one")
+    update = (await ws.next_data(sid))["queueUpdates"]
+    loaded = next(s["oldestTicket"] for s in update["stages"] if s["stage"] == ticket["stage"])
+    assert loaded == {"id": ticket["id"], "subject": "first one"}
+    await ws.close()
