@@ -18,11 +18,8 @@ const TICKET_ROW = `id subject stage priority category createdAt stageEnteredAt 
   sla { firstResponseDueAt resolutionDueAt breachedAt }
   team { name } assignee { name }`;
 
-export const OLDEST_OPEN = `query OldestOpen($first: Int!, $after: String) {
-  tickets(filter: {openOnly: true}, first: $first, after: $after) {
-    edges { node { ${TICKET_ROW} } }
-    pageInfo { hasNextPage endCursor }
-  }
+export const OLDEST_OPEN = `query OldestOpen($first: Int!) {
+  oldestOpenTickets(first: $first) { ${TICKET_ROW} }
 }`;
 
 export const RECENT_TICKETS = `query RecentTickets($first: Int!) {

@@ -8,7 +8,6 @@ import { OLDEST_OPEN, QUEUE, QUEUE_UPDATES } from "./queries.js";
 
 const CLOSED = new Set(["resolved", "closed"]);
 const OLDEST_LIMIT = 12;
-const OLDEST_MAX_PAGES = 20;
 
 export function mountQueue(container, { session, onAuthError }) {
   let snapshot = null;
@@ -93,37 +92,22 @@ export function mountQueue(container, { session, onAuthError }) {
   }
 
   async function loadOldest() {
-    // The API lists tickets newest first, so the oldest open ones are on the last page: walk to it,
-    // keeping only the tail, up to a bound (then say how far the list reaches).
     try {
-      let after = null;
-      let tail = [];
-      let pages = 0;
-      let more = true;
-      while (more && pages < OLDEST_MAX_PAGES) {
-        const data = await gql(OLDEST_OPEN, { first: 100, after });
-        const page = data.tickets;
-        tail = [...tail, ...page.edges.map((e) => e.node)].slice(-OLDEST_LIMIT);
-        more = page.pageInfo.hasNextPage;
-        after = page.pageInfo.endCursor;
-        pages += 1;
-      }
+      const data = await gql(OLDEST_OPEN, { first: OLDEST_LIMIT });
       if (disposed) return;
-      tail.sort((a, b) => parseTime(a.createdAt) - parseTime(b.createdAt));
-      renderOldest(tail, more ? pages * 100 : null);
+      renderOldest(data.oldestOpenTickets);
     } catch (err) {
       fail(err);
     }
   }
 
-  function renderOldest(tickets, reach) {
+  function renderOldest(tickets) {
     if (!tickets.length) {
       replace(oldestEl, h("p", { class: "muted" }, "No open tickets."));
       return;
     }
     const now = Date.now();
     replace(oldestEl,
-      reach ? h("p", { class: "small muted" }, `Oldest among the ${reach} most recent open tickets.`) : null,
       h("table", { class: "table", testid: "oldest-open-table" },
       h("thead", {}, h("tr", {}, ["Ticket", "Stage", "Priority", "Open for", "In stage", "Owner"].map((t) => h("th", {}, t)))),
       h("tbody", {}, tickets.map((t) => {
