@@ -21,15 +21,15 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, select
 
 from storage.db import Database
 from storage.tables import QueueState
 from workflow.events import EventBus, TicketEvent
-from workflow.queue import QueueSnapshot, queue_snapshot
+from workflow.queue import QueueSnapshot, StageDuration, queue_snapshot, time_in_stage
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +37,8 @@ Clock = Callable[[], datetime]
 SnapshotFn = Callable[[Session, str], QueueSnapshot]
 # A new subscriber shares the channel's last snapshot when it is at most this old (else one is computed).
 SHARE_SNAPSHOT_SECONDS = 1.0
+TIME_IN_STAGE_WINDOW = timedelta(days=7)
+TIME_IN_STAGE_REFRESH = timedelta(seconds=30)
 
 
 @dataclass(eq=False)
@@ -89,9 +91,11 @@ class QueueHub:
         self._db = database
         self._clock = clock
         self._coalesce = max(0.0, coalesce_seconds)
-        self._snapshot = snapshot or (
-            lambda session, merchant_id: queue_snapshot(session, merchant_id, clock())
-        )
+        self._snapshot = snapshot or self._queue_snapshot
+        # Time-in-stage statistics cover days of transitions and move slowly: recomputed at most every
+        # TIME_IN_STAGE_REFRESH per merchant instead of on every flush (a scan that grows with the window).
+        self._time_in_stage: dict[str, tuple[datetime, list[StageDuration]]] = {}
+        self._tis_lock = threading.Lock()
         self._channels: dict[str, _Channel] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_lock = threading.Lock()
@@ -153,6 +157,17 @@ class QueueHub:
                     sub.offer(snapshot)
         finally:
             channel.flusher = None
+
+    def _queue_snapshot(self, session: Session, merchant_id: str) -> QueueSnapshot:
+        now = self._clock()
+        snap = queue_snapshot(session, merchant_id, now, window=timedelta(0))
+        with self._tis_lock:
+            cached = self._time_in_stage.get(merchant_id)
+        if cached is None or now - cached[0] >= TIME_IN_STAGE_REFRESH or now < cached[0]:
+            cached = (now, time_in_stage(session, merchant_id, since=now - TIME_IN_STAGE_WINDOW))
+            with self._tis_lock:
+                self._time_in_stage[merchant_id] = cached
+        return replace(snap, time_in_stage=cached[1])
 
     def _compute(self, merchant_id: str) -> QueueSnapshot:
         with self._db.read_only() as session:
@@ -234,6 +249,8 @@ class QueueHub:
             channel.subscribers.discard(sub)
             if not channel.subscribers and self._channels.get(merchant_id) is channel:
                 del self._channels[merchant_id]
+                with self._tis_lock:
+                    self._time_in_stage.pop(merchant_id, None)
                 if channel.flusher is not None:
                     channel.flusher.cancel()
 

@@ -6,14 +6,15 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import text
 
 from storage.db import Database
+from storage.tables import StageTransition
 from tests.conftest import MerchantKeys
-from workflow.events import EventBus
+from workflow.events import EventBus, TicketEvent
 from workflow.live import QueueHub, feed_from_bus
 from workflow.pg_listener import QueueListener
 from workflow.queue import bump_queue_version
@@ -198,4 +199,47 @@ async def test_notify_reaches_another_hub_and_survives_a_dropped_connection(
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+        await hub.close()
+
+
+async def test_time_in_stage_statistics_refresh_every_30_seconds(
+    database: Database, make_merchant: Callable[..., MerchantKeys]
+) -> None:
+    merchant = make_merchant()
+    now = [utcnow()]
+    bus = EventBus()
+    hub = QueueHub(database, clock=lambda: now[0], coalesce_seconds=0.01)
+    feed_from_bus(hub, bus)
+    hub.bind(asyncio.get_running_loop())
+
+    def moved(seconds: float) -> None:  # a ticket that left triaged for assigned after ``seconds``
+        ticket_id = write_ticket(database, bus, merchant.merchant_id, stage="assigned")
+        with database.unit_of_work() as session:
+            session.add(
+                StageTransition(
+                    merchant_id=merchant.merchant_id,
+                    ticket_id=ticket_id,
+                    from_stage="triaged",
+                    to_stage="assigned",
+                    seconds_in_from_stage=seconds,
+                    actor="agent",
+                    at=now[0],
+                )
+            )
+            bump_queue_version(session, merchant.merchant_id)
+        bus.publish(TicketEvent(kind="transitioned", merchant_id=merchant.merchant_id, ticket_id=ticket_id))
+
+    try:
+        async with Collector(hub, merchant.merchant_id) as sub:
+            assert sub.items[0].time_in_stage == []
+            await asyncio.to_thread(moved, 60.0)
+            items = await sub.wait_for(lambda items: items[-1].version == 2)
+            assert items[-1].time_in_stage == []  # counts are live; the 7-day statistics lag up to 30 s
+            now[0] += timedelta(seconds=31)
+            await asyncio.to_thread(moved, 120.0)
+            items = await sub.wait_for(lambda items: items[-1].version == 4)
+            (stats,) = items[-1].time_in_stage
+            assert (stats.from_stage, stats.to_stage, stats.count) == ("triaged", "assigned", 2)
+            assert stats.mean_seconds == 90.0
+    finally:
         await hub.close()
