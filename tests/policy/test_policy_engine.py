@@ -1,0 +1,69 @@
+"""PolicyEngine owner layer: thread safety, bounded cache with freeing, and a scaled-down soak."""
+
+from __future__ import annotations
+
+import sys
+import threading
+from pathlib import Path
+
+import policy
+from policy import PolicyEngine, ReferenceEvaluator
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _variant(limit: int) -> policy.Ruleset:
+    source = policy.default_ruleset_path().read_text()
+    return policy.load_ruleset(
+        source.replace("{fact: action.amount, lte: 50}", f"{{fact: action.amount, lte: {limit}}}")
+    )
+
+
+def test_threads_share_one_engine() -> None:
+    engine = PolicyEngine(max_compiled=3)
+    rulesets = [_variant(limit) for limit in (10, 30, 60, 90)]  # more versions than the cache holds
+    reference = ReferenceEvaluator()
+    errors: list[str] = []
+
+    def work(seed: int) -> None:
+        for i in range(150):
+            ruleset = rulesets[(seed + i) % len(rulesets)]
+            facts = {
+                "ticket": {"stage": "triaged"},
+                "action": {"type": "refund", "actor": "ai", "amount": (i * 7) % 100},
+                "classifier": {"category_confidence": 0.9},
+            }
+            if engine.decide(ruleset, facts).to_dict() != reference.decide(ruleset, facts).to_dict():
+                errors.append(f"{seed}/{i}")
+
+    threads = [threading.Thread(target=work, args=(s,)) for s in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert engine.compiled_count() <= 3
+    assert engine.stats["evicted"] > 0
+
+
+def test_close_frees_everything() -> None:
+    engine = PolicyEngine(max_compiled=2)
+    ruleset = _variant(40)
+    engine.decide(ruleset, {"action": {"type": "reply", "actor": "ai"}})
+    assert engine.compiled_count() == 1
+    engine.close()
+    assert engine.compiled_count() == 0
+    # Usable again after close: recompiles on demand.
+    assert engine.decide(ruleset, {"action": {"type": "reply", "actor": "ai"}}).effect == "deny"
+
+
+def test_scaled_down_soak_memory_flat() -> None:
+    sys.path.insert(0, str(ROOT / "bench"))
+    from policy_soak import run
+
+    result = run(evaluations=6000, merchants=12, publishes=60, samples=8, max_compiled=8, progress=False)
+    assert result["publishes"] == 60
+    assert result["stats"]["evicted"] > 0
+    assert result["stats"]["state_resets"] == 0
+    # Bounded cache + deleted engine rulesets: no steady growth once warm (allow allocator noise).
+    assert result["rss_growth_after_warmup_mib"] < 8, result["series"]

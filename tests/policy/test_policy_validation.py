@@ -1,0 +1,85 @@
+"""Validation: every problem at once, stable codes, YAML positions and paths; lint warnings."""
+
+from __future__ import annotations
+
+import policy
+
+BROKEN = """\
+ruleset: broken
+stages: [new, triaged]
+transitions: {new: [triaged, nowhere]}
+permissions:
+  - id: a
+    actors: [robot]
+    actions: [refund]
+    effect: allow
+    colour: blue
+  - id: a
+    when:
+      all:
+        - {fact: action.amount, lte: 50}
+        - {fact: ticket.body, matches: "(unclosed"}
+        - {fact: ticket.nope, eq: 1}
+        - {fact: action.amount, approx: 3}
+    effect: maybe
+escalations:
+  - {id: e, after: soon, then: {transition: triaged}}
+"""
+
+
+def test_every_problem_reported_with_code_line_and_path() -> None:
+    report = policy.validate_source(BROKEN, "broken.yaml")
+    assert not report.ok
+    got = {(p.code, p.line, p.path) for p in report.problems}
+    assert ("E_UNKNOWN_STAGE", 3, "transitions.new[1]") in got
+    assert ("E_UNKNOWN_ACTOR", 6, "permissions[0].actors[0]") in got
+    assert ("E_UNKNOWN_KEY", 9, "permissions[0].colour") in got
+    assert ("E_DUPLICATE_ID", 10, "permissions[1].id") in got
+    assert ("E_BAD_REGEX", 14, "permissions[1].when.all[1].matches") in got
+    assert ("E_UNKNOWN_FACT", 15, "permissions[1].when.all[2].fact") in got
+    assert ("E_UNKNOWN_OP", 16, "permissions[1].when.all[3].approx") in got
+    assert ("E_UNKNOWN_EFFECT", 17, "permissions[1].effect") in got
+    assert ("E_BAD_DURATION", 19, "escalations[0].after") in got
+    line = str(next(p for p in report.problems if p.code == "E_BAD_REGEX"))
+    assert line.startswith("broken.yaml:14:") and " E_BAD_REGEX " in line
+
+
+def test_syntax_error_has_position() -> None:
+    report = policy.validate_source("ruleset: x\nstages: [a, b\n", "bad.yaml")
+    assert [p.code for p in report.problems] == ["E_SYNTAX"]
+    assert report.problems[0].line >= 2
+
+
+def test_load_ruleset_raises_with_report() -> None:
+    try:
+        policy.load_ruleset(BROKEN)
+    except policy.RulesetInvalid as exc:
+        assert len(exc.report.problems) >= 9
+    else:
+        raise AssertionError("expected RulesetInvalid")
+
+
+def test_engine_limit_is_a_validation_error() -> None:
+    leaves = "\n".join(f"          - {{fact: customer.f{i}, eq: {i}}}" for i in range(300))
+    source = f"ruleset: wide\nstages: [new]\npermissions:\n  - id: wide\n    effect: allow\n    when:\n      any:\n{leaves}\n"
+    report = policy.validate_source(source)
+    assert [p.code for p in report.problems] == ["E_ENGINE_LIMIT"]
+    assert report.problems[0].path == "permissions[0]"
+
+
+def test_lint_warnings() -> None:
+    source = """\
+ruleset: lint
+stages: [new, closed]
+permissions:
+  - {id: block, actions: [refund], effect: deny}
+  - {id: shadowed, actions: [refund], actors: [ai], effect: allow}
+  - {id: reply-new, actions: [reply], stages: [new], effect: allow}
+routing:
+  - {id: all, assign: {team: a}}
+  - {id: late, when: {fact: customer.vip, eq: true}, assign: {team: b}}
+"""
+    report = policy.validate_source(source)
+    assert report.ok
+    codes = {w.code for w in report.warnings}
+    assert {"W_SHADOWED", "W_UNREACHABLE_ROUTE", "W_UNCOVERED"} <= codes
