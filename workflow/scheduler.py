@@ -32,7 +32,7 @@ from sqlmodel import Session, col, select
 
 from policy import EscalationRule, Ruleset
 from storage.db import Database
-from storage.tables import EscalationFiring, Merchant, Team, Ticket
+from storage.tables import EscalationFiring, IdempotencyRecord, Merchant, Team, Ticket
 from workflow import audit, idempotency
 from workflow.errors import DomainError
 from workflow.events import TicketEvent, publish_after_commit
@@ -99,18 +99,40 @@ def run_due_work(
     # Every service called below reads the time from services.clock: pin it to this tick's ``now``.
     tick_services = replace(services, clock=lambda: now)
     report = TickReport(now=now)
+    # Look before taking the write lock (SQLite has one for the whole database): most ticks find nothing.
+    with database.read_only() as session:
+        if not _anything_due(session, tick_services, now, merchant_ids):
+            return report
     with database.unit_of_work() as session:
         locking = session.get_bind().dialect.name == "postgresql"
-        merchants = (
-            list(merchant_ids)
-            if merchant_ids is not None
-            else list(session.exec(select(Merchant.id).order_by(col(Merchant.id))))
-        )
-        for merchant_id in merchants:
+        for merchant_id in _merchants(session, merchant_ids):
             _fire_escalations(session, tick_services, merchant_id, now, report, locking, max_items)
         _mark_breaches(session, tick_services, now, report, locking, max_items, merchant_ids)
         report.idempotency_pruned = idempotency.prune(session, now)
     return report
+
+
+def _merchants(session: Session, merchant_ids: Sequence[str] | None) -> list[str]:
+    if merchant_ids is not None:
+        return list(merchant_ids)
+    return list(session.exec(select(Merchant.id).order_by(col(Merchant.id))))
+
+
+def _anything_due(
+    session: Session, services: WorkflowServices, now: datetime, merchant_ids: Sequence[str] | None
+) -> bool:
+    if session.exec(_breach_query(now, merchant_ids).limit(1)).first() is not None:
+        return True
+    old_key = select(IdempotencyRecord.key).where(
+        col(IdempotencyRecord.created_at) < now - idempotency.RETENTION
+    )
+    if session.exec(old_key.limit(1)).first() is not None:
+        return True
+    for merchant_id in _merchants(session, merchant_ids):
+        ruleset = active_ruleset(session, services, merchant_id).ruleset
+        if any(_candidates(session, merchant_id, rule, now, 1) for rule in _escalation_rules(ruleset)):
+            return True
+    return False
 
 
 # -- escalations ---------------------------------------------------------------------------------------------
@@ -392,6 +414,19 @@ def _apply(
 # -- SLA breaches --------------------------------------------------------------------------------------------
 
 
+def _breach_query(now: datetime, merchant_ids: Sequence[str] | None) -> Any:
+    """Open tickets past a pending SLA due time and not yet marked."""
+    return select(Ticket).where(
+        col(Ticket.merchant_id).in_(list(merchant_ids)) if merchant_ids is not None else true(),
+        col(Ticket.stage).in_(OPEN_STAGES),
+        col(Ticket.sla_breached_at).is_(None),
+        or_(
+            and_(col(Ticket.first_responded_at).is_(None), col(Ticket.first_response_due_at) < now),
+            and_(col(Ticket.resolved_at).is_(None), col(Ticket.resolution_due_at) < now),
+        ),
+    )
+
+
 def _mark_breaches(
     session: Session,
     services: WorkflowServices,
@@ -402,16 +437,7 @@ def _mark_breaches(
     merchant_ids: Sequence[str] | None,
 ) -> None:
     query = (
-        select(Ticket)
-        .where(
-            col(Ticket.merchant_id).in_(list(merchant_ids)) if merchant_ids is not None else true(),
-            col(Ticket.stage).in_(OPEN_STAGES),
-            col(Ticket.sla_breached_at).is_(None),
-            or_(
-                and_(col(Ticket.first_responded_at).is_(None), col(Ticket.first_response_due_at) < now),
-                and_(col(Ticket.resolved_at).is_(None), col(Ticket.resolution_due_at) < now),
-            ),
-        )
+        _breach_query(now, merchant_ids)
         .order_by(col(Ticket.merchant_id), col(Ticket.id))
         .limit(max_items)
         .execution_options(populate_existing=True)

@@ -9,6 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 from sqlmodel import col, func, select
 
 from storage.tables import AuditEvent, EscalationFiring, IdempotencyRecord, Ticket
@@ -227,3 +228,24 @@ def test_the_firing_row_is_claimed_only_once(world: LiveWorld) -> None:
         assert scheduler._claim(session, row, "stale-triaged", T0) is True
         assert scheduler._claim(session, row, "stale-triaged", T0) is False
         assert scheduler._claim(session, row, "another-rule", T0) is True
+
+
+def test_a_tick_with_nothing_due_does_not_wait_for_the_write_lock(world: LiveWorld) -> None:
+    world.create_ticket(T0)
+    done = threading.Event()
+    reports: list[TickReport] = []
+
+    def idle_tick() -> None:
+        reports.append(tick(world, 5))  # nothing is due five minutes in
+        done.set()
+
+    with world.database.unit_of_work() as session:
+        session.execute(
+            text("UPDATE queue_state SET version = version WHERE merchant_id = :m"), {"m": world.merchant_id}
+        )
+        # This transaction now holds the write lock (SQLite: the database's; PostgreSQL: that row's).
+        thread = threading.Thread(target=idle_tick)
+        thread.start()
+        assert done.wait(10), "an idle tick waited for a writer"
+    thread.join(10)
+    assert reports[0].escalations == [] and reports[0].breaches == []
