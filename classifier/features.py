@@ -100,8 +100,18 @@ class TextFeaturizer:
     word_idf: np.ndarray
     char_vocab: list[str]
     char_idf: np.ndarray
+    # The columns the boosters see directly (the stacked linear scorers see all of them): trees need only the
+    # strongest n-grams, and every extra column costs training time.
+    tree_columns: np.ndarray | None = None
 
     def __post_init__(self) -> None:
+        if self.tree_columns is None:
+            self.tree_columns = np.arange(self.n_features)
+        self.tree_columns = np.asarray(self.tree_columns, dtype=np.int64)
+        if len(self.tree_columns) and (
+            self.tree_columns.min() < 0 or self.tree_columns.max() >= self.n_features
+        ):
+            raise ClassifierError("tree feature columns out of range")
         self._word = _word_vectorizer({t: i for i, t in enumerate(self.word_vocab)}, 1)
         self._char = _char_vectorizer({t: i for i, t in enumerate(self.char_vocab)}, 1)
         # CountVectorizer validates a fixed vocabulary lazily on first use; doing it now keeps transform read-only
@@ -111,6 +121,13 @@ class TextFeaturizer:
     @property
     def n_features(self) -> int:
         return len(self.word_vocab) + len(self.char_vocab)
+
+    @property
+    def n_tree_features(self) -> int:
+        return len(self.tree_columns) if self.tree_columns is not None else self.n_features
+
+    def tree_part(self, text: sp.csr_matrix) -> sp.csr_matrix:
+        return text[:, self.tree_columns] if self.tree_columns is not None else text
 
     def transform_normalized(self, texts: Sequence[str]) -> sp.csr_matrix:
         words = _tfidf(self._word.transform(texts), self.word_idf)
@@ -128,6 +145,7 @@ class TextFeaturizer:
         *,
         max_word_features: int,
         max_char_features: int,
+        max_tree_features: int,
         min_df: int = 2,
     ) -> TextFeaturizer:
         """Fit the full vocabularies, then keep the n-grams most associated (chi²) with any of the label sets."""
@@ -144,18 +162,23 @@ class TextFeaturizer:
         char_keep = _select(_tfidf(char_counts, char_idf), labels, max_char_features)
         word_terms = word.get_feature_names_out()
         char_terms = char.get_feature_names_out()
-        return cls(
+        featurizer = cls(
             word_vocab=[str(t) for t in word_terms[word_keep]],
             word_idf=word_idf[word_keep],
             char_vocab=[str(t) for t in char_terms[char_keep]],
             char_idf=char_idf[char_keep],
         )
+        featurizer.tree_columns = _select(
+            featurizer.transform_normalized(normalized), labels, max_tree_features
+        )
+        return featurizer
 
     def to_json(self) -> dict[str, Any]:
         return {
             "format": FEATURES_FORMAT,
             "word": {"ngram_range": [1, 2], "vocab": self.word_vocab, "idf": _floats(self.word_idf)},
             "char_wb": {"ngram_range": [3, 5], "vocab": self.char_vocab, "idf": _floats(self.char_idf)},
+            "tree_columns": [int(i) for i in (self.tree_columns if self.tree_columns is not None else [])],
         }
 
     @classmethod
@@ -168,6 +191,7 @@ class TextFeaturizer:
                 word_idf=np.asarray(data["word"]["idf"], dtype=np.float32),
                 char_vocab=list(data["char_wb"]["vocab"]),
                 char_idf=np.asarray(data["char_wb"]["idf"], dtype=np.float32),
+                tree_columns=np.asarray(data["tree_columns"], dtype=np.int64),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ClassifierError(f"corrupt text feature file: {exc}") from exc

@@ -19,6 +19,7 @@ from classifier.features import (
     metadata_features,
     style_features,
 )
+from classifier.linear import LinearScorer
 from classifier.types import FALLBACK_CATEGORY, ClassifierError, ModelInfo, Prediction, TicketInput
 
 MODEL_FORMAT = "bookbag-classifier/1"
@@ -26,25 +27,43 @@ MANIFEST = "manifest.json"
 TEXT_FEATURES = "text_features.json"
 CATEGORY_MODEL = "category.lgb.txt"
 PRIORITY_MODEL = "priority.lgb.txt"
+CATEGORY_LINEAR = "category.linear.npz"
+PRIORITY_LINEAR = "priority.linear.npz"
 # Used when a merchant trains without priority labels: a neutral priority with zero confidence.
 NO_PRIORITY = "normal"
 
 
-def category_matrix(featurizer: TextFeaturizer, tickets: Sequence[TicketInput]) -> sp.csr_matrix:
+def base_matrices(
+    featurizer: TextFeaturizer, tickets: Sequence[TicketInput]
+) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+    """(text TF-IDF, the boosters' share of it plus tone): the linear scorers read the first, boosters the second."""
     texts = [t.text for t in tickets]
-    return sp.hstack([featurizer.transform(texts), sp.csr_matrix(style_features(texts))], format="csr")
+    text = featurizer.transform(texts)
+    tree_text = featurizer.tree_part(text)
+    return text, sp.hstack([tree_text, sp.csr_matrix(style_features(texts))], format="csr")
 
 
-def priority_matrix(category_x: sp.csr_matrix, tickets: Sequence[TicketInput]) -> sp.csr_matrix:
-    return sp.hstack([category_x, sp.csr_matrix(metadata_features(tickets))], format="csr")
+def category_matrix(base: sp.csr_matrix, category_scores: np.ndarray) -> sp.csr_matrix:
+    return sp.hstack([base, sp.csr_matrix(category_scores)], format="csr")
 
 
-def feature_names(featurizer: TextFeaturizer, with_metadata: bool) -> list[str]:
-    names = [f"w:{t}" for t in featurizer.word_vocab] + [f"c:{t}" for t in featurizer.char_vocab]
-    names += [f"style:{n}" for n in STYLE_FEATURE_NAMES]
-    if with_metadata:
-        names += [f"meta:{n}" for n in META_FEATURE_NAMES]
-    return names
+def priority_matrix(
+    base: sp.csr_matrix,
+    tickets: Sequence[TicketInput],
+    priority_scores: np.ndarray,
+    category_scores: np.ndarray,
+) -> sp.csr_matrix:
+    blocks = [base, sp.csr_matrix(metadata_features(tickets)), sp.csr_matrix(priority_scores)]
+    return sp.hstack([*blocks, sp.csr_matrix(category_scores)], format="csr")
+
+
+def n_category_features(featurizer: TextFeaturizer, n_labels: int) -> int:
+    return featurizer.n_tree_features + len(STYLE_FEATURE_NAMES) + n_labels
+
+
+def n_priority_features(featurizer: TextFeaturizer, n_labels: int, n_priorities: int) -> int:
+    tree = featurizer.n_tree_features
+    return tree + len(STYLE_FEATURE_NAMES) + len(META_FEATURE_NAMES) + n_priorities + n_labels
 
 
 class Classifier:
@@ -53,8 +72,8 @@ class Classifier:
     def __init__(
         self,
         featurizer: TextFeaturizer,
-        category_booster: lgb.Booster,
-        priority_booster: lgb.Booster | None,
+        category: tuple[LinearScorer, lgb.Booster],
+        priority: tuple[LinearScorer, lgb.Booster] | None,
         info: ModelInfo,
         *,
         confidence_threshold: float = 0.4,
@@ -62,8 +81,8 @@ class Classifier:
         if not 0.0 <= confidence_threshold <= 1.0:
             raise ClassifierError(f"confidence threshold must be within [0, 1], got {confidence_threshold}")
         self._featurizer = featurizer
-        self._category = category_booster
-        self._priority = priority_booster
+        self._category = category
+        self._priority = priority
         self._info = info
         self.confidence_threshold = confidence_threshold
         # LightGBM boosters are not documented as safe for concurrent predict; one lock keeps it simple and a
@@ -75,9 +94,11 @@ class Classifier:
         model_dir = Path(model_dir)
         manifest = read_manifest(model_dir)
         featurizer = TextFeaturizer.load(model_dir / TEXT_FEATURES)
-        category = _load_booster(model_dir / CATEGORY_MODEL)
+        category = (_load_linear(model_dir / CATEGORY_LINEAR), _load_booster(model_dir / CATEGORY_MODEL))
         priorities = tuple(manifest.get("priorities") or ())
-        priority = _load_booster(model_dir / PRIORITY_MODEL) if priorities else None
+        priority = None
+        if priorities:
+            priority = (_load_linear(model_dir / PRIORITY_LINEAR), _load_booster(model_dir / PRIORITY_MODEL))
         info = ModelInfo(
             version=str(manifest["version"]),
             labels=tuple(manifest["labels"]),
@@ -86,10 +107,18 @@ class Classifier:
             data_hash=str(manifest.get("data_hash", "")),
             metrics=dict(manifest.get("metrics") or {}),
         )
-        expected = featurizer.n_features + len(STYLE_FEATURE_NAMES)
-        if category.num_feature() != expected or category.num_model_per_iteration() != len(info.labels):
+        n_labels = len(info.labels)
+        cat_linear, cat_booster = category
+        if (
+            cat_booster.num_feature() != n_category_features(featurizer, n_labels)
+            or cat_booster.num_model_per_iteration() != n_labels
+            or cat_linear.coef.shape != (n_labels, featurizer.n_features)
+        ):
             raise ClassifierError(f"{model_dir}: category model does not match its manifest")
-        if priority is not None and priority.num_feature() != expected + len(META_FEATURE_NAMES):
+        if priority is not None and (
+            priority[1].num_feature() != n_priority_features(featurizer, n_labels, len(priorities))
+            or priority[0].coef.shape != (len(priorities), featurizer.n_features)
+        ):
             raise ClassifierError(f"{model_dir}: priority model does not match its manifest")
         return cls(featurizer, category, priority, info, confidence_threshold=confidence_threshold)
 
@@ -130,14 +159,18 @@ class Classifier:
 
     def predict_proba(self, tickets: Sequence[TicketInput]) -> tuple[np.ndarray, np.ndarray | None]:
         """Class probabilities (columns in `info.labels` / `info.priorities` order)."""
-        x = category_matrix(self._featurizer, tickets)
+        text, base = base_matrices(self._featurizer, tickets)
+        cat_linear, cat_booster = self._category
+        cat_scores = cat_linear.proba(text)
         # One thread per call: the server parallelises across requests, and OpenMP start-up would dominate a
         # single-ticket prediction.
         with self._lock:
-            category = _as_proba(self._category.predict(x, num_threads=1))
+            category = _as_proba(cat_booster.predict(category_matrix(base, cat_scores), num_threads=1))
             priority = None
             if self._priority is not None:
-                priority = _as_proba(self._priority.predict(priority_matrix(x, tickets), num_threads=1))
+                pri_linear, pri_booster = self._priority
+                x = priority_matrix(base, tickets, pri_linear.proba(text), cat_scores)
+                priority = _as_proba(pri_booster.predict(x, num_threads=1))
         return category, priority
 
 
@@ -166,6 +199,12 @@ def read_manifest(model_dir: Path) -> dict[str, Any]:
         if key not in manifest:
             raise ClassifierError(f"{path}: missing {key!r}")
     return manifest
+
+
+def _load_linear(path: Path) -> LinearScorer:
+    if not path.is_file():
+        raise ClassifierError(f"missing model file {path}")
+    return LinearScorer.load(path)
 
 
 def _load_booster(path: Path) -> lgb.Booster:

@@ -1,0 +1,178 @@
+"""Classifier benchmark: LightGBM (stacked) vs a TF-IDF + logistic-regression baseline, side by side.
+
+Quality on the shared Bitext set (stratified 80/20 split) and on the seed set's hold-out (hand-written items never
+trained on), cross-domain transfer both ways, training time on all 26,872 Bitext tickets on one core, and
+single-ticket latency / batch throughput of the shipped default model. Prints the figures and writes
+bench/results/classifier.json.
+
+    .venv/bin/python bench/classifier_bench.py [--skip-cross] [--out bench/results/classifier.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import train_test_split
+from sklearn.pipeline import Pipeline, make_pipeline, make_union
+from threadpoolctl import threadpool_limits
+
+from classifier import Classifier, LabelledTicket, TicketInput, default_model_dir, evaluate, fit
+from classifier.default import load_seed
+from classifier.features import normalize_text
+from classifier.metrics import classification_metrics
+from classifier.seed.compose import HOLDOUT_FILE, TRAIN_FILE
+from classifier.types import DEFAULT_PRIORITIES
+
+REPO = Path(__file__).resolve().parent.parent
+BITEXT = REPO.parent / "shared" / "datasets" / "bitext-customer-support"
+
+
+def say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def load_bitext() -> list[LabelledTicket] | None:
+    if not (BITEXT / "bitext_27k.csv").is_file():
+        return None
+    mapping = json.loads((BITEXT / "intent_to_category.json").read_text())
+    with (BITEXT / "bitext_27k.csv").open(encoding="utf-8") as handle:
+        return [
+            LabelledTicket(TicketInput(body=r["text"]), mapping[r["category"]])
+            for r in csv.DictReader(handle)
+        ]
+
+
+def baseline(texts: Sequence[str], labels: Sequence[str]) -> Pipeline:
+    """The issue's reference point: TF-IDF word 1-2 + char 2-5 grams, multinomial logistic regression."""
+    features = make_union(
+        TfidfVectorizer(sublinear_tf=True, ngram_range=(1, 2), min_df=2),
+        TfidfVectorizer(sublinear_tf=True, analyzer="char_wb", ngram_range=(2, 5), min_df=2),
+    )
+    return make_pipeline(features, LogisticRegression(C=10, max_iter=1000)).fit(texts, labels)
+
+
+def texts_of(rows: Sequence[LabelledTicket]) -> list[str]:
+    return [normalize_text(r.ticket.text) for r in rows]
+
+
+def compare(
+    name: str, train_rows: list[LabelledTicket], test_rows: list[LabelledTicket], *, priority: bool
+) -> dict[str, Any]:
+    labels = sorted({r.category for r in train_rows} | {r.category for r in test_rows})
+    say(f"[{name}] LightGBM on {len(train_rows)} rows")
+    started = time.perf_counter()
+    model = fit(train_rows, labels=labels, priorities=DEFAULT_PRIORITIES if priority else None)
+    lgb_seconds = time.perf_counter() - started
+    report = evaluate(model.classifier(), test_rows)
+    say(f"[{name}] baseline on {len(train_rows)} rows")
+    started = time.perf_counter()
+    base = baseline(texts_of(train_rows), [r.category for r in train_rows])
+    base_seconds = time.perf_counter() - started
+    test_texts = texts_of(test_rows)
+    base_cat = classification_metrics([r.category for r in test_rows], list(base.predict(test_texts)), labels)
+    out: dict[str, Any] = {
+        "train_rows": len(train_rows),
+        "test_rows": len(test_rows),
+        "lightgbm": {
+            "category_macro_f1": report.category["macro_f1"],
+            "train_seconds": round(lgb_seconds, 1),
+        },
+        "baseline": {"category_macro_f1": base_cat["macro_f1"], "train_seconds": round(base_seconds, 1)},
+        "lightgbm_per_class_f1": {k: v["f1"] for k, v in report.category["per_class"].items()},
+    }
+    if priority and report.priority is not None:
+        out["lightgbm"]["priority_macro_f1"] = report.priority["macro_f1"]
+        base_pri = baseline(texts_of(train_rows), [r.priority or "" for r in train_rows])
+        truth = [r.priority or "" for r in test_rows]
+        out["baseline"]["priority_macro_f1"] = classification_metrics(
+            truth, list(base_pri.predict(test_texts)), DEFAULT_PRIORITIES
+        )["macro_f1"]
+    return out
+
+
+def cross(train_rows: list[LabelledTicket], test_rows: list[LabelledTicket]) -> dict[str, float]:
+    labels = sorted({r.category for r in train_rows} | {r.category for r in test_rows})
+    model = fit(train_rows, labels=labels)
+    lgb_f1 = evaluate(model.classifier(), test_rows).category["macro_f1"]
+    base = baseline(texts_of(train_rows), [r.category for r in train_rows])
+    truth = [r.category for r in test_rows]
+    base_f1 = classification_metrics(truth, list(base.predict(texts_of(test_rows))), labels)["macro_f1"]
+    return {"lightgbm_category_macro_f1": lgb_f1, "baseline_category_macro_f1": base_f1}
+
+
+def speed(model: Classifier, tickets: list[TicketInput]) -> dict[str, float]:
+    for t in tickets[:50]:
+        model.predict(t)
+    timings = []
+    for t in tickets[:1000]:
+        started = time.perf_counter()
+        model.predict(t)
+        timings.append((time.perf_counter() - started) * 1000)
+    batch = (tickets * (2000 // len(tickets) + 1))[:2000]
+    started = time.perf_counter()
+    for i in range(0, len(batch), 500):
+        model.predict_batch(batch[i : i + 500])
+    per_second = len(batch) / (time.perf_counter() - started)
+    timings.sort()
+    return {
+        "single_p50_ms": round(statistics.median(timings), 3),
+        "single_p95_ms": round(timings[int(len(timings) * 0.95)], 3),
+        "batch_tickets_per_s": round(per_second),
+        "mean_chars": round(statistics.mean(len(t.text) for t in tickets)),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "classifier.json")
+    parser.add_argument("--skip-cross", action="store_true", help="skip the cross-domain runs")
+    args = parser.parse_args()
+    results: dict[str, Any] = {
+        "machine": {"python": platform.python_version(), "cpu": platform.processor() or platform.machine()},
+        "threads": 1,
+    }
+    seed_train, seed_holdout = load_seed(TRAIN_FILE), load_seed(HOLDOUT_FILE)
+    bitext = load_bitext()
+    with threadpool_limits(limits=1):
+        results["seed_holdout"] = compare("seed", seed_train, seed_holdout, priority=True)
+        if bitext is None:
+            say("bitext data absent: skipping its figures")
+        else:
+            y = [r.category for r in bitext]
+            train_rows, test_rows = train_test_split(bitext, test_size=0.2, stratify=y, random_state=0)
+            results["bitext_split"] = compare("bitext", list(train_rows), list(test_rows), priority=False)
+            say("training time on all Bitext rows")
+            started = time.perf_counter()
+            fit(bitext)
+            results["train_seconds_all_bitext"] = {
+                "rows": len(bitext),
+                "seconds": round(time.perf_counter() - started, 1),
+            }
+            if not args.skip_cross:
+                say("cross-domain: seed -> bitext test split, bitext -> seed hold-out")
+                results["cross_seed_to_bitext"] = cross(seed_train, list(test_rows))
+                results["cross_bitext_to_seed"] = cross(list(train_rows), seed_holdout)
+        shipped = Classifier.load(default_model_dir())
+        results["shipped_model"] = {"version": shipped.info.version}
+        results["speed_seed_holdout_texts"] = speed(shipped, [r.ticket for r in seed_holdout])
+        if bitext is not None:
+            results["speed_bitext_texts"] = speed(shipped, [r.ticket for r in bitext[::13]])
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    print(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

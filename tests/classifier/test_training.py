@@ -1,0 +1,121 @@
+"""Training, saving, loading and evaluating on small data; clear errors for bad model directories and data."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+
+from classifier import Classifier, ClassifierError, LabelledTicket, TicketInput, evaluate, fit
+from classifier.dataset import check_trainable, load_labelled
+from classifier.model import CATEGORY_MODEL, MANIFEST, TEXT_FEATURES
+
+from .conftest import FAST, SMALL_CATEGORIES
+
+
+def test_trained_model_records_what_it_is(small_model: Path) -> None:
+    model = Classifier.load(small_model)
+    info = model.info
+    assert info.version == "test-small"
+    assert set(info.labels) == set(SMALL_CATEGORIES)
+    assert info.priorities and len(info.data_hash) == 64 and info.trained_at
+    holdout = info.metrics["holdout"]["category"]
+    assert 0.0 <= holdout["macro_f1"] <= 1.0 and holdout["n"] > 0
+    manifest = json.loads((small_model / MANIFEST).read_text())
+    assert manifest["format"] == "bookbag-classifier/1"
+
+
+def test_small_model_separates_its_labels(small_model: Path) -> None:
+    model = Classifier.load(small_model)
+    p = model.predict(
+        TicketInput(subject="Invoice please", body="Can you send me a VAT invoice for my order?")
+    )
+    assert p.raw_category == "invoice"
+    p = model.predict(TicketInput(body="I forgot my password and can't log in to my account"))
+    assert p.raw_category == "account"
+
+
+def test_threshold_turns_unsure_answers_into_other(small_model: Path) -> None:
+    strict = Classifier.load(small_model, confidence_threshold=1.0)
+    p = strict.predict(TicketInput(body="please cancel my order"))
+    assert p.category == "other" and p.raw_category in SMALL_CATEGORIES
+    assert p.category_confidence == p.raw_category_confidence < 1.0
+    with pytest.raises(ClassifierError):
+        Classifier.load(small_model, confidence_threshold=1.5)
+
+
+def test_batch_equals_single_and_threads_agree(small_model: Path) -> None:
+    model = Classifier.load(small_model)
+    tickets = [
+        TicketInput(body=f"{text} {i}") for i, text in enumerate(["cancel it", "invoice", "size?"] * 10)
+    ]
+    batch = model.predict_batch(tickets)
+    assert batch == [model.predict(t) for t in tickets]
+    results: dict[int, list[object]] = {}
+
+    def work(k: int) -> None:
+        results[k] = [model.predict(t) for t in tickets]
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(r == batch for r in results.values())
+    assert model.predict_batch([]) == []
+
+
+def test_evaluate_reports_per_class_and_confusion(small_model: Path, small_jsonl: Path) -> None:
+    model = Classifier.load(small_model)
+    rows = load_labelled([small_jsonl], priority_col="priority")
+    report = evaluate(model, rows)
+    assert report.category["n"] == len(rows)
+    assert set(report.category["per_class"]) == set(model.info.labels)
+    assert sum(map(sum, report.category["confusion"])) == len(rows)
+    assert report.priority is not None
+
+
+def test_evaluate_rejects_unknown_labels(small_model: Path) -> None:
+    model = Classifier.load(small_model)
+    with pytest.raises(ClassifierError, match="unknown"):
+        evaluate(model, [LabelledTicket(TicketInput(body="hello"), "refund_return")])
+
+
+def test_fit_without_priority_answers_neutral_priority() -> None:
+    rows = [
+        LabelledTicket(TicketInput(body=f"{w} number {i}"), w) for i in range(12) for w in ("alpha", "beta")
+    ]
+    model = fit(rows, FAST).classifier()
+    p = model.predict(TicketInput(body="alpha number 99"))
+    assert p.raw_category == "alpha" and p.priority == "normal" and p.priority_confidence == 0.0
+
+
+def test_untrainable_data_is_refused() -> None:
+    one = [LabelledTicket(TicketInput(body="x"), "a")] * 5
+    with pytest.raises(ClassifierError, match="two distinct labels"):
+        check_trainable(one)
+    rare = [*one, LabelledTicket(TicketInput(body="y"), "b")]
+    with pytest.raises(ClassifierError, match="fewer than 2"):
+        check_trainable(rare)
+
+
+@pytest.mark.parametrize(
+    "damage", ["missing_dir", "no_manifest", "bad_manifest", "bad_booster", "bad_features"]
+)
+def test_broken_model_dirs_raise_classifier_error(small_model: Path, tmp_path: Path, damage: str) -> None:
+    target = tmp_path / "m"
+    if damage != "missing_dir":
+        shutil.copytree(small_model, target)
+    if damage == "no_manifest":
+        (target / MANIFEST).unlink()
+    elif damage == "bad_manifest":
+        (target / MANIFEST).write_text("{not json")
+    elif damage == "bad_booster":
+        (target / CATEGORY_MODEL).write_text("garbage")
+    elif damage == "bad_features":
+        (target / TEXT_FEATURES).write_text(json.dumps({"format": "other"}))
+    with pytest.raises(ClassifierError):
+        Classifier.load(target)

@@ -1,0 +1,63 @@
+"""Value types and the shared feature code."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from classifier import Prediction, TicketInput
+from classifier.features import TextFeaturizer, metadata_features, normalize_text
+
+
+def test_ticket_from_mapping_coerces_csv_strings() -> None:
+    t = TicketInput.from_mapping(
+        {
+            "subject": "Hi",
+            "body": None,
+            "customer_vip": "yes",
+            "order_total": "12.5",
+            "prior_contacts": "3.0",
+            "x": 1,
+        }
+    )
+    assert t == TicketInput(subject="Hi", body="", customer_vip=True, order_total=12.5, prior_contacts=3)
+    assert TicketInput.from_mapping({"customer_vip": "maybe", "order_total": "n/a"}).order_total is None
+
+
+def test_prediction_facts_carry_raw_label() -> None:
+    p = Prediction("other", 0.31, "high", 0.8, "v1", raw_category="invoice", raw_category_confidence=0.31)
+    facts = p.to_facts()
+    assert facts["category"] == "other" and facts["raw_category"] == "invoice"
+    assert set(facts) >= {
+        "category",
+        "category_confidence",
+        "priority",
+        "priority_confidence",
+        "model_version",
+    }
+
+
+def test_normalize_replaces_identifiers_and_drops_quoted_history() -> None:
+    text = (
+        "Where is order #48213? I paid $59.99, mail me at ann@example.com\n\n"
+        "On Mon, Shop Support <s@example.com> wrote:\n> Your refund is approved"
+    )
+    out = normalize_text(text)
+    assert "48213" not in out and "59.99" not in out and "ann@" not in out
+    assert "xref" in out and "xmoney" in out and "xemail" in out
+    assert "refund" not in out
+
+
+def test_featurizer_json_round_trip_is_identical() -> None:
+    texts = ["cancel my order please", "where is my parcel", "invoice for my company", "cancel it now"] * 3
+    labels = [["cancel", "status", "invoice", "cancel"] * 3]
+    f = TextFeaturizer.fit(texts, labels, max_word_features=50, max_char_features=80, max_tree_features=20)
+    g = TextFeaturizer.from_json(f.to_json())
+    a, b = f.transform(["please cancel"]), g.transform(["please cancel"])
+    assert a.shape == b.shape and np.allclose(a.toarray(), b.toarray(), atol=1e-4)
+    assert f.n_tree_features == 20
+
+
+def test_metadata_unknown_is_nan_known_is_encoded() -> None:
+    m = metadata_features([TicketInput(), TicketInput(channel="Chat", customer_vip=False, prior_contacts=2)])
+    assert np.isnan(m[0]).all()
+    assert m[1][1] == 1.0 and m[1][0] == 0.0  # channel=chat one-hot
