@@ -35,6 +35,7 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import resource
 import statistics
 import subprocess
@@ -49,6 +50,8 @@ RESULTS = REPO / "bench" / "results" / "live_bench.json"
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+RESOLVED_COUNT = re.compile(r'"stage":\s*"RESOLVED",\s*"count":\s*(\d+)')
+VERSION = re.compile(r'"version":\s*(\d+)')
 SUBSCRIPTION = (
     "subscription { queueUpdates { version openCount stages { stage count oldestAgeSeconds slaBreached } } }"
 )
@@ -91,16 +94,19 @@ async def client_main(url: str, key: str, n: int, out: str) -> None:
             first = True
             async for raw in ws:
                 now = time.monotonic()
-                message = json.loads(raw)
-                if message.get("type") != "next":
+                # Two regex searches instead of a full JSON parse: these clients share the machine with
+                # the server, and a client that falls behind would inflate the latencies it measures.
+                text = raw if isinstance(raw, str) else raw.decode()
+                found_resolved = RESOLVED_COUNT.search(text)
+                found_version = VERSION.search(text)
+                if found_resolved is None or found_version is None or '"next"' not in text[:40]:
+                    message = json.loads(text)
                     if message.get("type") == "ping":
                         await ws.send(json.dumps({"type": "pong"}))
                         continue
-                    failures.append(str(message)[:200])
+                    failures.append(text[:200])
                     continue
-                queue = message["payload"]["data"]["queueUpdates"]
-                resolved = next(s["count"] for s in queue["stages"] if s["stage"] == "RESOLVED")
-                records[i].append((now, resolved, queue["version"]))
+                records[i].append((now, int(found_resolved.group(1)), int(found_version.group(1))))
                 if first:
                     first = False
                     ready += 1
@@ -126,6 +132,11 @@ async def client_main(url: str, key: str, n: int, out: str) -> None:
 # -- servers ---------------------------------------------------------------------------------------------
 
 
+def cpu_seconds_of(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def free_port() -> int:
     import socket
 
@@ -135,9 +146,13 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, database_url: str, kind: str, coalesce: float) -> None:
+    def __init__(self, database_url: str, kind: str, coalesce: float, deflate: bool = True) -> None:
         self.port = free_port()
         module = ["bookbag.cli", "serve"] if kind == "bookbag" else ["tests.live.app_process"]
+        if not deflate:
+            if kind == "bookbag":
+                raise SystemExit("--no-ws-deflate needs --server fixed (bookbag serve has no such option)")
+            module.append("--no-ws-deflate")
         env = {
             **os.environ,
             "BOOKBAG_DATABASE_URL": database_url,
@@ -186,9 +201,7 @@ class Server:
         return 0
 
     def cpu_seconds(self) -> float:
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        ticks = os.sysconf("SC_CLK_TCK")
-        return (int(fields[11]) + int(fields[12])) / ticks
+        return cpu_seconds_of(self.proc.pid)
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -282,6 +295,8 @@ async def drive(
         await asyncio.sleep(1.0)
         rss_after = [s.rss_bytes() for s in servers]
         cpu_before = [s.cpu_seconds() for s in servers]
+        clients_cpu_before = sum(cpu_seconds_of(proc.pid) for proc, _, _ in clients)
+        cpu_clock_before = time.monotonic()
 
         # Load: createTicket open-loop at args.rate/s; probes: sequential transitions to resolved.
         created = 0
@@ -311,7 +326,7 @@ async def drive(
         async def load() -> None:
             n = 0
             start = time.monotonic()
-            while time.monotonic() < stop_at:
+            while args.rate > 0 and time.monotonic() < stop_at:
                 n += 1
                 task = asyncio.create_task(create_one(n))
                 inflight.add(task)
@@ -354,6 +369,8 @@ async def drive(
             await asyncio.gather(*inflight, return_exceptions=True)
         await asyncio.sleep(3.0)  # let the last snapshots arrive
         cpu_after = [s.cpu_seconds() for s in servers]
+        clients_cpu = sum(cpu_seconds_of(proc.pid) for proc, _, _ in clients) - clients_cpu_before
+        cpu_span = time.monotonic() - cpu_clock_before
 
     for proc, _, _ in clients:
         proc.stdin.write("stop\n")  # type: ignore[union-attr]
@@ -401,6 +418,7 @@ async def drive(
     result: dict[str, Any] = {
         "mode": label,
         "server": args.server,
+        "ws_permessage_deflate": not args.no_ws_deflate,
         "servers": len(servers),
         "subscribers": subscribers,
         "client_processes": len(clients),
@@ -425,8 +443,9 @@ async def drive(
             / max(1, subscribers)
         ),
         "server_cpu_seconds": round(cpu_used, 1),
-        "server_cpu_cores_busy": round(cpu_used / window, 2),
+        "server_cpu_cores_busy": round(cpu_used / cpu_span, 2),
         "snapshots_delivered_per_server_cpu_second": round(snapshots_received / max(cpu_used, 1e-9)),
+        "client_processes_cpu_cores_busy": round(clients_cpu / cpu_span, 2),
         "client_failures": client_failures[:5],
         "client_failure_count": len(client_failures),
     }
@@ -441,7 +460,7 @@ def run_single(args: argparse.Namespace) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="live-bench-db-"))
     url = f"sqlite:///{tmp / 'bench.sqlite3'}"
     keys = prepare_database(url)
-    server = Server(url, args.server, args.coalesce)
+    server = Server(url, args.server, args.coalesce, not args.no_ws_deflate)
     try:
         return asyncio.run(drive([server], keys, args, "single process, SQLite"))
     finally:
@@ -463,7 +482,10 @@ def run_two(args: argparse.Namespace) -> dict[str, Any]:
     servers: list[Server] = []
     try:
         keys = prepare_database(url)
-        servers = [Server(url, args.server, args.coalesce), Server(url, args.server, args.coalesce)]
+        servers = [
+            Server(url, args.server, args.coalesce, not args.no_ws_deflate),
+            Server(url, args.server, args.coalesce, not args.no_ws_deflate),
+        ]
         return asyncio.run(drive(servers, keys, args, "two processes, PostgreSQL"))
     finally:
         for server in servers:
@@ -483,7 +505,9 @@ def main() -> None:
     )
     parser.add_argument("--subscribers", type=int, default=2000)
     parser.add_argument("--seconds", type=float, default=20.0)
-    parser.add_argument("--rate", type=float, default=100.0, help="createTicket per second (load)")
+    parser.add_argument(
+        "--rate", type=float, default=100.0, help="createTicket per second (load); 0: probes only"
+    )
     parser.add_argument("--probe-interval", type=float, default=0.25)
     parser.add_argument(
         "--producer-concurrency",
@@ -494,6 +518,9 @@ def main() -> None:
     parser.add_argument("--client-procs", type=int, default=2)
     parser.add_argument("--coalesce", type=float, default=0.1, help="BOOKBAG_QUEUE_COALESCE_SECONDS")
     parser.add_argument("--mode", choices=["single", "two", "both"], default="both")
+    parser.add_argument(
+        "--no-ws-deflate", action="store_true", help="server: permessage-deflate off (default: uvicorn's on)"
+    )
     parser.add_argument("--server", choices=["fixed", "bookbag"], default="fixed")
     parser.add_argument(
         "--postgres-url",

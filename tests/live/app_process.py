@@ -37,9 +37,21 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument(
+        "--no-ws-deflate",
+        action="store_true",
+        help="turn permessage-deflate off (uvicorn compresses every websocket message by default)",
+    )
     args = parser.parse_args()
     app = create_app(Settings(), services=fixed_services())
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", ws="websockets-sansio")
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level="warning",
+        ws="websockets-sansio",
+        ws_per_message_deflate=not args.no_ws_deflate,
+    )
 
 
 if __name__ == "__main__":
