@@ -114,17 +114,18 @@ def _demo(args: argparse.Namespace) -> int:
     database = _database(settings)
     services = build_services(settings)
 
-    def progress(done: int, total: int) -> None:
-        print(f"\r  tickets {done}/{total}", end="" if done < total else "\n", file=sys.stderr, flush=True)
-
     try:
-        demo = create_demo(database, services, slug=args.slug, tickets=args.tickets, progress=progress)
+        demo = create_demo(database, services, slug=args.slug, tickets=args.tickets, progress=_progress)
     except ValueError as exc:
         raise CliError(str(exc)) from exc
     print(f"demo merchant {demo.slug}: {demo.ticket_count} tickets")
     for role, secret in demo.keys.items():
         print(f"  {role:8} key: {secret}")
     return 0
+
+
+def _progress(done: int, total: int) -> None:
+    print(f"\r  tickets {done}/{total}", end="" if done < total else "\n", file=sys.stderr, flush=True)
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -158,7 +159,8 @@ def _demo_if_missing(settings: Settings) -> None:
     if exists:
         print("demo merchant exists; keys are in var/demo-keys.txt", file=sys.stderr)
         return
-    demo = create_demo(database, build_services(settings), slug="demo", tickets=300)
+    print("creating the demo merchant (first start only)", file=sys.stderr)
+    demo = create_demo(database, build_services(settings), slug="demo", tickets=300, progress=_progress)
     lines = [f"{role} {secret}" for role, secret in demo.keys.items()]
     keys_file = settings.data_dir / "demo-keys.txt"
     keys_file.parent.mkdir(parents=True, exist_ok=True)
