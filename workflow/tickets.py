@@ -203,12 +203,38 @@ def _touch(session: Session, services: WorkflowServices, ticket: Ticket) -> None
     bump_queue_version(session, ticket.merchant_id)
 
 
-def _emit(session: Session, services: WorkflowServices, ticket: Ticket, kind: str, **data: Any) -> None:
+def _changed(
+    session: Session,
+    services: WorkflowServices,
+    principal: Principal,
+    ticket: Ticket,
+    *,
+    audit_kind: str,
+    event_kind: str,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+    ruleset_version: int | None = None,
+    decision: dict[str, Any] | None = None,
+    **event_data: Any,
+) -> None:
+    """Every change to a ticket: a new version, an audit entry, and an event published after commit."""
+    _touch(session, services, ticket)
+    audit.record(
+        session,
+        principal,
+        kind=audit_kind,
+        ticket_id=ticket.id,
+        before=before,
+        after=snapshot(ticket) if after is None else after,
+        ruleset_version=ruleset_version,
+        model_version=ticket.model_version,
+        decision=decision,
+    )
     event = TicketEvent(
-        kind=kind,
+        kind=event_kind,
         merchant_id=ticket.merchant_id,
         ticket_id=ticket.id,
-        data={"version": ticket.version, "stage": ticket.stage, **data},
+        data={"version": ticket.version, "stage": ticket.stage, **event_data},
     )
     publish_after_commit(session, services.bus, event)
 
@@ -255,19 +281,19 @@ def move_stage(
         ticket.resolved_at = now
     elif to not in CLOSED_STAGES:
         ticket.resolved_at = None
-    _touch(session, services, ticket)
-    audit.record(
+    _changed(
         session,
+        services,
         principal,
-        kind="ticket.transitioned",
-        ticket_id=ticket.id,
+        ticket,
+        audit_kind="ticket.transitioned",
+        event_kind="transitioned",
         before=before,
-        after=snapshot(ticket),
         ruleset_version=ruleset_version,
-        model_version=ticket.model_version,
         decision={"reason": reason} if reason else None,
+        from_stage=from_stage,
+        to_stage=to,
     )
-    _emit(session, services, ticket, "transitioned", from_stage=from_stage, to_stage=to)
 
 
 def transition_ticket(
@@ -317,17 +343,18 @@ def assign_ticket(
         agent = get_agent(session, principal.merchant_id, agent_id)
         ticket.assignee_id = agent.id
     active = active_ruleset(session, services, principal.merchant_id)
-    _touch(session, services, ticket)
-    audit.record(
+    _changed(
         session,
+        services,
         principal,
-        kind="ticket.assigned",
-        ticket_id=ticket.id,
+        ticket,
+        audit_kind="ticket.assigned",
+        event_kind="assigned",
         before=before,
-        after=snapshot(ticket),
         ruleset_version=active.version,
+        assignee_id=ticket.assignee_id,
+        team_id=ticket.team_id,
     )
-    _emit(session, services, ticket, "assigned", assignee_id=ticket.assignee_id, team_id=ticket.team_id)
     if agent_id is not None and "assigned" in active.ruleset.transitions.get(ticket.stage, ()):
         move_stage(
             session,
@@ -372,16 +399,16 @@ def update_ticket(
         if value is not None:
             setattr(ticket, name, value)
     validate_ticket_fields(ticket)
-    _touch(session, services, ticket)
-    audit.record(
+    _changed(
         session,
+        services,
         principal,
-        kind="ticket.updated",
-        ticket_id=ticket.id,
+        ticket,
+        audit_kind="ticket.updated",
+        event_kind="updated",
         before=before,
         after={**snapshot(ticket), **_partner_fields(ticket)},
     )
-    _emit(session, services, ticket, "updated")
     return ticket
 
 
@@ -468,15 +495,17 @@ def add_message(
     session.add(message)
     if author in ("agent", "ai") and ticket.first_responded_at is None:
         ticket.first_responded_at = now
-    _touch(session, services, ticket)
-    audit.record(
+    _changed(
         session,
+        services,
         principal,
-        kind="message.added",
-        ticket_id=ticket.id,
+        ticket,
+        audit_kind="message.added",
+        event_kind="message_added",
         after={"message_id": message.id, "author": author},
+        message_id=message.id,
+        author=author,
     )
-    _emit(session, services, ticket, "message_added", message_id=message.id, author=author)
     return message
 
 
@@ -545,17 +574,16 @@ def correct_classification(
     if priority is not None and priority != ticket.priority:
         ticket.priority = priority
         apply_sla(ticket, active_ruleset(session, services, principal.merchant_id).ruleset)
-    _touch(session, services, ticket)
-    audit.record(
+    _changed(
         session,
+        services,
         principal,
-        kind="classification.corrected",
-        ticket_id=ticket.id,
+        ticket,
+        audit_kind="classification.corrected",
+        event_kind="updated",
         before=before,
-        after=snapshot(ticket),
-        model_version=ticket.model_version,
+        corrected=True,
     )
-    _emit(session, services, ticket, "updated", corrected=True)
     return ticket
 
 
