@@ -6,7 +6,7 @@ import csv
 import hashlib
 import json
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -162,15 +162,17 @@ def _labelled(
                 f"{where}: unknown priority {priority!r} (known: {', '.join(sorted(allowed_pri))})"
             )
     fields = dict(row)
-    if cols == ["subject", "body"]:
-        pass
-    else:
+    if cols != ["subject", "body"]:
         fields["subject"] = ""
         fields["body"] = "\n".join(str(row.get(c) or "") for c in cols)
     ticket = TicketInput.from_mapping(fields)
     if not ticket.text.strip():
         raise ClassifierError(f"{where}: empty text")
-    group = str(row.get(group_col)) if group_col and row.get(group_col) is not None else None
+    group = None
+    if group_col:
+        # A row without a group is a group of its own (e.g. an agent's correction appended to the seed set).
+        value = row.get(group_col)
+        group = str(value) if value not in (None, "") else f"{path}:{number}"
     return LabelledTicket(ticket=ticket, category=label, priority=priority, group=group)
 
 
@@ -198,14 +200,10 @@ def check_trainable(rows: Sequence[LabelledTicket], *, min_per_label: int = 2) -
 
 
 def stratified_split(
-    rows: Sequence[LabelledTicket],
-    fraction: float,
-    seed: int,
-    *,
-    key: Callable[[LabelledTicket], str] | None = None,
+    rows: Sequence[LabelledTicket], fraction: float, seed: int
 ) -> tuple[list[int], list[int]]:
     """Indices (train, hold-out): stratified by category, and by group when rows carry groups."""
-    labels = np.asarray([(key or (lambda r: r.category))(r) for r in rows])
+    labels = np.asarray([r.category for r in rows])
     n_folds = max(2, round(1 / fraction))
     if all(r.group is not None for r in rows) and len({r.group for r in rows}) >= 2 * n_folds:
         n_splits = n_folds

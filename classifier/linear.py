@@ -9,7 +9,7 @@ pickle).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -26,13 +26,19 @@ LINEAR_FORMAT = 1
 class LinearScorer:
     coef: np.ndarray  # (n_classes, n_features)
     intercept: np.ndarray  # (n_classes,)
+    _coef_t: np.ndarray = field(init=False, repr=False, compare=False)
 
     @property
     def n_classes(self) -> int:
         return int(self.coef.shape[0])
 
+    def __post_init__(self) -> None:
+        # Sparse @ dense wants the dense side contiguous; transposing once here saves a copy per call.
+        object.__setattr__(self, "_coef_t", np.ascontiguousarray(self.coef.T))
+
     def proba(self, x: sp.csr_matrix) -> np.ndarray:
-        logits = np.asarray(x @ self.coef.T) + self.intercept
+        coef_t: np.ndarray = self._coef_t
+        logits = np.asarray(x @ coef_t) + self.intercept
         logits -= logits.max(axis=1, keepdims=True)
         exp = np.exp(logits)
         out: np.ndarray = (exp / exp.sum(axis=1, keepdims=True)).astype(np.float32)

@@ -16,6 +16,7 @@ from classifier.features import (
     META_FEATURE_NAMES,
     STYLE_FEATURE_NAMES,
     TextFeaturizer,
+    join_columns,
     metadata_features,
     style_features,
 )
@@ -40,11 +41,11 @@ def base_matrices(
     texts = [t.text for t in tickets]
     text = featurizer.transform(texts)
     tree_text = featurizer.tree_part(text)
-    return text, sp.hstack([tree_text, sp.csr_matrix(style_features(texts))], format="csr")
+    return text, join_columns([tree_text, style_features(texts)])
 
 
 def category_matrix(base: sp.csr_matrix, category_scores: np.ndarray) -> sp.csr_matrix:
-    return sp.hstack([base, sp.csr_matrix(category_scores)], format="csr")
+    return join_columns([base, category_scores])
 
 
 def priority_matrix(
@@ -53,8 +54,7 @@ def priority_matrix(
     priority_scores: np.ndarray,
     category_scores: np.ndarray,
 ) -> sp.csr_matrix:
-    blocks = [base, sp.csr_matrix(metadata_features(tickets)), sp.csr_matrix(priority_scores)]
-    return sp.hstack([*blocks, sp.csr_matrix(category_scores)], format="csr")
+    return join_columns([base, metadata_features(tickets), priority_scores, category_scores])
 
 
 def n_category_features(featurizer: TextFeaturizer, n_labels: int) -> int:
@@ -175,10 +175,7 @@ class Classifier:
 
 
 def _as_proba(raw: Any) -> np.ndarray:
-    proba = np.asarray(raw, dtype=np.float64)
-    if proba.ndim == 1:  # binary objective: probability of the second label
-        proba = np.column_stack([1.0 - proba, proba])
-    return proba
+    return np.asarray(raw, dtype=np.float64).reshape(np.shape(raw)[0], -1)
 
 
 def read_manifest(model_dir: Path) -> dict[str, Any]:

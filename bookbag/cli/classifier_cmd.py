@@ -31,6 +31,10 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         "--priority-col", help="priority column (optional; without it priority is not learned)"
     )
     train.add_argument("--label-map", type=Path, help="JSON object mapping raw labels to categories")
+    train.add_argument(
+        "--group-col",
+        help="rows sharing this column's value stay on one side of the hold-out split (e.g. 'source' in the seed set)",
+    )
     train.add_argument("--out", type=Path, required=True, help="model directory to write")
     train.add_argument("--version", help="model version string (default: custom-<data hash>)")
     train.add_argument(
@@ -77,6 +81,7 @@ def _load_rows(args: argparse.Namespace, *, allowed: Any = None, allowed_pri: An
         text_cols=_text_cols(args.text_col),
         label_col=args.label_col,
         priority_col=args.priority_col,
+        group_col=getattr(args, "group_col", None),
         label_map=label_map,
         allowed_labels=allowed,
         allowed_priorities=allowed_pri,

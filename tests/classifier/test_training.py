@@ -119,3 +119,12 @@ def test_broken_model_dirs_raise_classifier_error(small_model: Path, tmp_path: P
         (target / TEXT_FEATURES).write_text(json.dumps({"format": "other"}))
     with pytest.raises(ClassifierError):
         Classifier.load(target)
+
+
+def test_grouped_split_keeps_variants_of_one_item_together(small_jsonl: Path) -> None:
+    from classifier.dataset import stratified_split
+
+    rows = load_labelled([small_jsonl], priority_col="priority", group_col="source")
+    train_idx, test_idx = stratified_split(rows, 0.2, seed=0)
+    assert test_idx and not {rows[i].group for i in train_idx} & {rows[i].group for i in test_idx}
+    assert {rows[i].category for i in test_idx} == set(SMALL_CATEGORIES)
