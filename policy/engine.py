@@ -14,6 +14,11 @@ What it hides about durable_rules 2.0.28 (the C engine, called directly through 
 * ``MessageNotHandled`` (no rule matched) is a normal, empty answer here;
 * 255 properties per object -> only the typed properties the ruleset reads are posted (see ``compile``);
 * a bounded LRU of compiled ruleset versions; evicted versions' engine rulesets are deleted.
+
+Hot path per evaluation (see ``bench/policy_bench.py``): one pass of the group's extraction plan builds the
+engine message and the decision's facts subset (``extract``), one assert/drain/retract per engine ruleset,
+then the matched rules (already in section order) become a Decision without scanning the ruleset.
+``decide_many`` holds the lock once per chunk for backtests.
 """
 
 from __future__ import annotations
@@ -22,22 +27,36 @@ import contextlib
 import json
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 from durable.engine import durable_rules_engine as _dre
 
 from policy.backtest import BacktestReport, run_backtest
-from policy.compile import PRIMER, CompiledRuleset, Group, compile_ruleset
-from policy.explain import decision_from_matches, escalations_from_matches, routing_from_matches
-from policy.facts import MISSING, contains, kind, matches, resolve
-from policy.model import Decision, EscalationRule, RoutingDecision, Ruleset, RulesetTestResult
+from policy.compile import PRIMER, CompiledRuleset, Group, SectionRule, compile_ruleset
+from policy.explain import decision_from_rules, routing_from_rule
+from policy.extract import Extractor
+from policy.model import (
+    Decision,
+    EscalationRule,
+    HandoffRule,
+    PermissionRule,
+    RoutingDecision,
+    RoutingRule,
+    Ruleset,
+    RulesetTestResult,
+)
 
 # The C library keeps process-global state (handle table), so every PolicyEngine shares one lock.
 _ENGINE_LOCK = threading.RLock()
 _SID = "0"
 _PRIMER_FACT = json.dumps({"sid": _SID, "id": "primer", PRIMER: 1})
+# Decisions in a batch are matched this many at a time per lock hold, so other threads are not starved.
+BATCH_CHUNK = 256
+_POSITION = itemgetter(0)
+Hit = tuple[int, SectionRule]  # (position of the rule in its section, the rule)
 
 
 class EngineError(RuntimeError):
@@ -47,8 +66,8 @@ class EngineError(RuntimeError):
 @dataclass
 class _LoadedGroup:
     group: Group
-    handles: list[tuple[int, dict[str, str]]]
-    paths: list[tuple[str, ...]]
+    extractor: Extractor
+    handles: list[tuple[int, dict[str, Hit]]]  # engine ruleset handle, durable rule name -> hit
 
 
 @dataclass
@@ -70,20 +89,41 @@ class PolicyEngine:
 
     # -- public API ------------------------------------------------------------------------------------
     def decide(self, ruleset: Ruleset, facts: Mapping[str, Any], *, trace: bool = False) -> Decision:
-        matched, paths = self._match(ruleset, "decide", facts)
-        return decision_from_matches(ruleset, matched, facts, trace=trace, paths=paths)
+        with _ENGINE_LOCK:
+            hits, read = self._match(ruleset, "decide", facts)
+        return _decision(ruleset, hits, read, facts, trace)
+
+    def decide_many(self, ruleset: Ruleset, facts: Iterable[Mapping[str, Any]]) -> list[Decision]:
+        """One decision per facts mapping, each matched by durable_rules; the engine lock is held once per
+        chunk of ``BATCH_CHUNK`` evaluations instead of once per evaluation (backtests, bulk replays)."""
+        items: Sequence[Mapping[str, Any]] = facts if isinstance(facts, Sequence) else list(facts)
+        out: list[Decision] = []
+        for start in range(0, len(items), BATCH_CHUNK):
+            chunk = items[start : start + BATCH_CHUNK]
+            with _ENGINE_LOCK:
+                matched = [self._match(ruleset, "decide", one) for one in chunk]
+            out.extend(
+                _decision(ruleset, hits, read, one, False)
+                for (hits, read), one in zip(matched, chunk, strict=True)
+            )
+        return out
 
     def route(self, ruleset: Ruleset, facts: Mapping[str, Any], *, trace: bool = False) -> RoutingDecision:
-        matched, paths = self._match(ruleset, "route", facts)
-        return routing_from_matches(ruleset, matched, facts, trace=trace, paths=paths)
+        with _ENGINE_LOCK:
+            hits, read = self._match(ruleset, "route", facts)
+        first = hits[0][1] if hits else None
+        assert first is None or isinstance(first, RoutingRule)
+        return routing_from_rule(ruleset, first, facts, read, _ids(hits) if trace else None)
 
     def escalations_due(self, ruleset: Ruleset, facts: Mapping[str, Any]) -> list[EscalationRule]:
-        matched, _ = self._match(ruleset, "escalate", facts)
-        return escalations_from_matches(ruleset, matched)
+        with _ENGINE_LOCK:
+            hits, _ = self._match(ruleset, "escalate", facts)
+        return [rule for _, rule in hits if isinstance(rule, EscalationRule)]
 
     def handoff(self, ruleset: Ruleset, facts: Mapping[str, Any]) -> list[str]:
-        matched, _ = self._match(ruleset, "decide", facts)
-        return [h.id for h in ruleset.handoff if h.id in matched]
+        with _ENGINE_LOCK:
+            hits, _ = self._match(ruleset, "decide", facts)
+        return [rule.id for _, rule in hits if isinstance(rule, HandoffRule)]
 
     def run_tests(self, ruleset: Ruleset) -> list[RulesetTestResult]:
         from policy.testing import run_ruleset_tests
@@ -95,7 +135,8 @@ class PolicyEngine:
 
     def matched_rules(self, ruleset: Ruleset, group: str, facts: Mapping[str, Any]) -> set[str]:
         """Raw ids matched by durable_rules in one group (decide, route, escalate); for tests and tools."""
-        return self._match(ruleset, group, facts)[0]
+        with _ENGINE_LOCK:
+            return _ids(self._match(ruleset, group, facts)[0])
 
     def compiled_count(self) -> int:
         with _ENGINE_LOCK:
@@ -108,23 +149,24 @@ class PolicyEngine:
                 _, loaded = self._cache.popitem(last=False)
                 self._free(loaded)
 
-    # -- internals -------------------------------------------------------------------------------------
+    # -- internals (callers hold _ENGINE_LOCK) ----------------------------------------------------------
     def _match(
         self, ruleset: Ruleset, group_name: str, facts: Mapping[str, Any]
-    ) -> tuple[set[str], list[tuple[str, ...]]]:
-        with _ENGINE_LOCK:
-            loaded = self._load(ruleset)
-            lg = loaded.groups[group_name]
-            self.stats["evaluations"] += 1
-            if not lg.handles:
-                return set(), lg.paths
-            message = json.dumps(_flatten(lg.group, facts), ensure_ascii=True, allow_nan=False)
-            matched: set[str] = set()
-            for handle, names in lg.handles:
-                for name in self._evaluate(handle, message):
-                    if name in names:
-                        matched.add(names[name])
-            return matched, lg.paths
+    ) -> tuple[list[Hit], dict[str, Any]]:
+        """Rules durable_rules matched, in section order, and the facts subset the group read."""
+        lg = self._load(ruleset).groups[group_name]
+        self.stats["evaluations"] += 1
+        message, read = lg.extractor.read(facts)
+        hits: list[Hit] = []
+        for handle, names in lg.handles:
+            for name in self._evaluate(handle, message):
+                hit = names.get(name)
+                # A rule fires once per matching or-branch, so the same rule can come back twice.
+                if hit is not None and hit not in hits:
+                    hits.append(hit)
+        if len(hits) > 1:
+            hits.sort(key=_POSITION)
+        return hits, read
 
     def _evaluate(self, handle: int, message: str) -> list[str]:
         try:
@@ -170,12 +212,14 @@ class PolicyEngine:
         groups: dict[str, _LoadedGroup] = {}
         try:
             for name, group in compiled.groups.items():
-                handles: list[tuple[int, dict[str, str]]] = []
-                groups[name] = _LoadedGroup(group, handles, list(group.paths))
+                rules = _section(ruleset, name)
+                handles: list[tuple[int, dict[str, Hit]]] = []
+                groups[name] = _LoadedGroup(group, Extractor(group, _SID), handles)
                 for shard in group.shards:
                     self._counter += 1
                     handle = _dre.create_ruleset(f"bb{self._counter}", shard.definition)
-                    handles.append((handle, shard.names))
+                    hits = {durable: _hit(rules, rule_id) for durable, rule_id in shard.names.items()}
+                    handles.append((handle, hits))
                     _prime(handle)
         except Exception as exc:
             self._free(_Loaded(compiled, groups))
@@ -213,31 +257,27 @@ def _rule_name(message: str) -> str:
     return message[2 : message.index('"', 2)]
 
 
-def _flatten(group: Group, facts: Mapping[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {"sid": _SID, "id": "f", "k": 1}
-    for prop in group.props:
-        value = resolve(facts, prop.path)
-        if value is MISSING:
-            continue
-        k = prop.kind
-        if k == "x":
-            out[prop.name] = 1
-            continue
-        vk = kind(value)
-        if vk != k:
-            continue
-        if k == "n":
-            number = float(value)
-            out[prop.name] = int(number) if number.is_integer() and abs(number) < 2**53 else number
-        elif k == "b":
-            out[prop.name] = 1 if value else 0
-        else:
-            out[prop.name] = value
-    for derived in group.derived:
-        value = resolve(facts, derived.path)
-        if derived.op == "contains":
-            hit = value is not MISSING and contains(value, derived.value)
-        else:
-            hit = value is not MISSING and matches(value, derived.value)
-        out[derived.name] = 1 if hit else 0
-    return out
+def _section(ruleset: Ruleset, group: str) -> list[SectionRule]:
+    """A group's rules in the order ``compile`` numbers them (permissions then handoff for decide)."""
+    if group == "decide":
+        return [*ruleset.permissions, *ruleset.handoff]
+    if group == "route":
+        return list(ruleset.routing)
+    return list(ruleset.escalations)
+
+
+def _hit(rules: list[SectionRule], rule_id: str) -> Hit:
+    position = next(i for i, rule in enumerate(rules) if rule.id == rule_id)
+    return position, rules[position]
+
+
+def _ids(hits: list[Hit]) -> set[str]:
+    return {rule.id for _, rule in hits}
+
+
+def _decision(
+    ruleset: Ruleset, hits: list[Hit], read: dict[str, Any], facts: Mapping[str, Any], trace: bool
+) -> Decision:
+    permissions = [rule for _, rule in hits if isinstance(rule, PermissionRule)]
+    handoffs = [rule for _, rule in hits if isinstance(rule, HandoffRule)]
+    return decision_from_rules(ruleset, permissions, handoffs, facts, read, _ids(hits) if trace else None)

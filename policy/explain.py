@@ -52,18 +52,32 @@ def decision_from_matches(
 ) -> Decision:
     rules = [r for r in ruleset.permissions if r.id in matched]
     handoffs = [h for h in ruleset.handoff if h.id in matched]
+    read = subset(facts, paths if paths is not None else decide_paths(ruleset))
+    return decision_from_rules(ruleset, rules, handoffs, facts, read, matched if trace else None)
+
+
+def decision_from_rules(
+    ruleset: Ruleset,
+    rules: list[PermissionRule],
+    handoffs: list[HandoffRule],
+    facts: Mapping[str, Any],
+    read: dict[str, Any],
+    trace_matched: set[str] | None = None,
+) -> Decision:
+    """The decision for matched ``rules`` and ``handoffs`` (each in ruleset order); ``read`` is the facts
+    subset the ruleset read. A trace is built only when ``trace_matched`` (all matched ids) is given."""
     effect = ruleset.default_effect
     deciding: list[PermissionRule] = []
-    for candidate in ("deny", "require_approval", "allow"):
-        deciding = [r for r in rules if r.effect == candidate]
-        if deciding:
-            effect = candidate
-            break
+    if rules:
+        for candidate in ("deny", "require_approval", "allow"):
+            deciding = [r for r in rules if r.effect == candidate]
+            if deciding:
+                effect = candidate
+                break
     approvers: list[str] = []
     if effect == "require_approval":
         approvers = [a for r in deciding for a in (r.approvers or ("agent",))]
-    is_ai = resolve(facts, ("action", "actor")) == "ai"
-    handoff = bool(handoffs) and is_ai
+    handoff = bool(handoffs) and resolve(facts, ("action", "actor")) == "ai"
     deciding_ids = [r.id for r in deciding]
     if handoff and effect == "allow":
         effect = "require_approval"
@@ -79,8 +93,8 @@ def decision_from_matches(
         handoff_rules=tuple(h.id for h in handoffs) if handoff else (),
         explanation=explanation,
         ruleset_digest=ruleset.digest,
-        facts=subset(facts, paths if paths is not None else decide_paths(ruleset)),
-        trace=trace_decide(ruleset, matched, facts) if trace else None,
+        facts=read,
+        trace=trace_decide(ruleset, trace_matched, facts) if trace_matched is not None else None,
     )
 
 
@@ -121,7 +135,18 @@ def routing_from_matches(
 ) -> RoutingDecision:
     rule: RoutingRule | None = next((r for r in ruleset.routing if r.id in matched), None)
     read = subset(facts, paths if paths is not None else route_paths(ruleset))
-    tr = trace_rules("routing", ruleset.routing, matched, facts) if trace else None
+    return routing_from_rule(ruleset, rule, facts, read, matched if trace else None)
+
+
+def routing_from_rule(
+    ruleset: Ruleset,
+    rule: RoutingRule | None,
+    facts: Mapping[str, Any],
+    read: dict[str, Any],
+    trace_matched: set[str] | None = None,
+) -> RoutingDecision:
+    """The routing decision when ``rule`` is the first matching routing rule (None: nothing matched)."""
+    tr = trace_rules("routing", ruleset.routing, trace_matched, facts) if trace_matched is not None else None
     if rule is None:
         return RoutingDecision(None, None, None, (), {}, "no routing rule matched", ruleset.digest, read, tr)
     assign = rule.assign

@@ -39,9 +39,15 @@ def resolve(facts: Mapping[str, Any], path: tuple[str, ...]) -> Any:
     """The value at ``path`` or ``MISSING``."""
     current: Any = facts
     for segment in path:
-        if not isinstance(current, Mapping) or segment not in current:
+        # Plain dicts first: an ABC isinstance check costs more than the lookup itself on the hot path.
+        if type(current) is dict:
+            current = current.get(segment, MISSING)
+            if current is MISSING:
+                return MISSING
+        elif isinstance(current, Mapping) and segment in current:
+            current = current[segment]
+        else:
             return MISSING
-        current = current[segment]
     if current is None:
         return MISSING
     if isinstance(current, float) and not math.isfinite(current):
@@ -51,6 +57,11 @@ def resolve(facts: Mapping[str, Any], path: tuple[str, ...]) -> Any:
 
 def kind(value: Any) -> str | None:
     """``"n"`` number, ``"s"`` string, ``"b"`` bool, or None for anything else (lists, dicts, missing)."""
+    t = type(value)
+    if t is str:
+        return "s"
+    if t is int:
+        return "n"
     if isinstance(value, bool):
         return "b"
     if isinstance(value, int | float):
@@ -83,17 +94,35 @@ def subset(facts: Mapping[str, Any], paths: list[tuple[str, ...]]) -> dict[str, 
     out: dict[str, Any] = {}
     for path in sorted(set(paths)):
         value = resolve(facts, path)
-        if value is MISSING:
-            continue
-        node = out
-        for segment in path[:-1]:
-            nxt = node.get(segment)
-            if not isinstance(nxt, dict):
-                nxt = {}
-                node[segment] = nxt
-            node = nxt
-        node[path[-1]] = copy.deepcopy(value)
+        if value is not MISSING:
+            place(out, path, value)
     return out
+
+
+_IMMUTABLE = frozenset({str, int, float, bool})
+
+
+def place(out: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
+    """Put a copy of ``value`` at ``path`` in the nested dict ``out`` (paths placed in sorted order)."""
+    node = out
+    for segment in path[:-1]:
+        nxt = node.get(segment)
+        if not isinstance(nxt, dict):
+            nxt = {}
+            node[segment] = nxt
+        node = nxt
+    node[path[-1]] = copy_value(value)
+
+
+def copy_value(value: Any) -> Any:
+    """A copy independent of the caller's object; scalars are immutable and returned as they are."""
+    t = type(value)
+    if t in _IMMUTABLE:
+        return value
+    # Lists of scalars (tags) are the common container; deepcopy's memo bookkeeping costs more than this.
+    if t is list and all(type(item) in _IMMUTABLE for item in value):
+        return value.copy()
+    return copy.deepcopy(value)
 
 
 def contains(value: Any, needle: Any) -> bool:
