@@ -187,6 +187,7 @@ def _case(index: int, case: SimulationCaseInput) -> rulesets_service.SimulationC
         action=action,
         now=case.now,
         label=case.label,
+        timeline=[(entry.at, entry.stage.value) for entry in case.timeline] if case.timeline else None,
     )
 
 
@@ -215,6 +216,7 @@ async def simulate(
                 changed=r.changed,
                 routing=JSON(r.routing) if r.routing is not None else None,
                 escalations=JSON(r.escalations),
+                planned_escalations=JSON(r.planned_escalations),
             )
             for r in results
         ]

@@ -113,10 +113,22 @@ class SimulationActionInput:
     params: JSON | None = None
 
 
+@strawberry.input(description="The ticket entered `stage` at `at`.")
+class TimelineEntryInput:
+    at: datetime
+    stage: Stage
+
+
 @strawberry.input(description="One case: raw `facts`, or an existing `ticketId` whose facts are computed.")
 class SimulationCaseInput:
     facts: JSON | None = None
     ticket_id: strawberry.ID | None = None
     action: SimulationActionInput | None = None
-    now: datetime | None = None
+    now: datetime | None = strawberry.field(
+        default=None, description="The virtual clock: evaluate as if it were this time."
+    )
     label: str | None = None
+    timeline: list[TimelineEntryInput] | None = strawberry.field(
+        default=None,
+        description="Stage history, oldest first; a ticket case uses the ticket's own history when omitted.",
+    )

@@ -122,7 +122,10 @@ class SimulationResult:
     )
     changed: bool
     routing: JSON | None
-    escalations: JSON
+    escalations: JSON = strawberry.field(description="Escalation rules due at the case's `now`.")
+    planned_escalations: JSON = strawberry.field(
+        description="On the virtual clock: every escalation that would fire over the stage history, up to 7 days after `now`."
+    )
 
 
 @strawberry.type

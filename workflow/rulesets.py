@@ -4,7 +4,7 @@ rollback, simulation of a draft against facts or existing tickets, and backtests
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func
@@ -12,12 +12,13 @@ from sqlmodel import Session, col, select
 
 import policy
 from policy import Ruleset
-from storage.tables import Merchant, RulesetVersion, Team
+from storage.tables import Merchant, RulesetVersion, StageTransition, Team, Ticket
 from workflow import audit
 from workflow.errors import DomainError, ErrorCode, invalid, not_found
 from workflow.facts import ticket_facts, with_action
 from workflow.principal import Principal, Role
 from workflow.services import WorkflowServices
+from workflow.timeline import StageEntry, escalation_timeline
 
 MAX_SOURCE_BYTES = 512 * 1024
 
@@ -171,6 +172,8 @@ class SimulationCase:
     action: dict[str, Any] | None = None
     now: datetime | None = None
     label: str | None = None
+    # (entered_at, stage) pairs, oldest first; for a ticket case the ticket's own history is used when omitted
+    timeline: list[tuple[datetime, str]] | None = None
 
 
 @dataclass
@@ -182,9 +185,11 @@ class SimulationResult:
     changed: bool
     routing: dict[str, Any] | None = None
     escalations: list[dict[str, Any]] = field(default_factory=list)
+    planned_escalations: list[dict[str, Any]] = field(default_factory=list)
 
 
 MAX_SIMULATION_CASES = 200
+PLANNING_HORIZON = timedelta(days=7)
 
 
 def simulate(
@@ -212,9 +217,11 @@ def simulate(
             team = session.get(Team, ticket.team_id) if ticket.team_id else None
             facts = ticket_facts(ticket, now, team_name=team.name if team else None)
             label = case.label or f"ticket {ticket.id}"
+            history = case.timeline or stage_history(session, ticket)
         elif case.facts is not None:
             facts = dict(case.facts)
             label = case.label or f"case {index + 1}"
+            history = case.timeline or []
         else:
             raise invalid("each case needs facts or a ticketId", f"cases[{index}]")
         if case.action is not None:
@@ -246,9 +253,35 @@ def simulate(
                 changed=changed,
                 routing=routing,
                 escalations=escalations,
+                planned_escalations=_planned(services, draft, facts, history, until=now + PLANNING_HORIZON),
             )
         )
     return results
+
+
+def stage_history(session: Session, ticket: Ticket) -> list[tuple[datetime, str]]:
+    """When the ticket entered each stage, oldest first (its creation is the first entry)."""
+    rows = session.exec(
+        select(StageTransition.at, StageTransition.to_stage)
+        .where(StageTransition.merchant_id == ticket.merchant_id, StageTransition.ticket_id == ticket.id)
+        .order_by(col(StageTransition.at), col(StageTransition.id))
+    ).all()
+    return [(at, stage) for at, stage in rows] or [(ticket.stage_entered_at, ticket.stage)]
+
+
+def _planned(
+    services: WorkflowServices,
+    ruleset: Ruleset,
+    facts: dict[str, Any],
+    history: list[tuple[datetime, str]],
+    *,
+    until: datetime,
+) -> list[dict[str, Any]]:
+    """The virtual clock: every escalation the ruleset would fire over the stage history, up to ``until``."""
+    if not history:
+        return []
+    entries = [StageEntry(at=at, stage=stage) for at, stage in history]
+    return [p.to_dict() for p in escalation_timeline(services.policy, ruleset, facts, entries, until=until)]
 
 
 def backtest(

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 
 import pytest
 
 from storage.db import Database
 from tests.conftest import MerchantKeys
+from tests.workflow.conftest import Clock
 from tests.workflow.helpers import STRICT_RULESET, ingest, principal, publish
 from workflow import rulesets
 from workflow.errors import DomainError, ErrorCode
@@ -95,3 +97,61 @@ def test_simulation_compares_draft_with_active_and_changes_nothing(
     assert results[0].draft["trace"], "a simulation always carries the trace"
     with database.read_only() as session:
         assert rulesets.active_ruleset(session, services, m.merchant_id).version == 1
+
+
+ESCALATING = STRICT_RULESET.replace(
+    "handoff:",
+    """escalations:
+  - id: urgent-stale
+    when: {fact: ticket.priority, eq: urgent}
+    stages: [new, triaged]
+    after: 30m
+    then: {transition: escalated}
+handoff:""",
+)
+
+
+def test_virtual_clock_shows_when_an_escalation_would_fire(
+    database: Database, services: WorkflowServices, make_merchant: Callable[..., MerchantKeys], clock: Clock
+) -> None:
+    m = make_merchant()
+    publish(database, services, m)
+    t0 = clock()
+    case = rulesets.SimulationCase(
+        facts={"ticket": {"priority": "urgent", "stage": "triaged"}},
+        now=t0 + timedelta(minutes=10),
+        timeline=[(t0, "triaged")],
+    )
+    calm = rulesets.SimulationCase(
+        facts={"ticket": {"priority": "low", "stage": "triaged"}}, now=t0, timeline=[(t0, "triaged")]
+    )
+    with database.read_only() as session:
+        urgent, low = rulesets.simulate(
+            session, services, principal(m, "admin"), source=ESCALATING, cases=[case, calm]
+        )
+    assert urgent.escalations == []  # not due yet at the case's `now`
+    assert [(p["rule_id"], p["fires_at"]) for p in urgent.planned_escalations] == [
+        ("urgent-stale", (t0 + timedelta(minutes=30)).isoformat())
+    ]
+    assert low.planned_escalations == []
+
+
+def test_ticket_cases_plan_from_the_tickets_own_history(
+    database: Database, services: WorkflowServices, make_merchant: Callable[..., MerchantKeys], clock: Clock
+) -> None:
+    m = make_merchant()
+    publish(database, services, m)
+    ticket = ingest(database, services, m, body="Someone used my card, I was charged twice, this is fraud!")
+    draft = ESCALATING.replace(
+        "when: {fact: ticket.priority, eq: urgent}", "when: {fact: ticket.stage, eq: triaged}"
+    )
+    with database.read_only() as session:
+        (result,) = rulesets.simulate(
+            session,
+            services,
+            principal(m, "admin"),
+            source=draft,
+            cases=[rulesets.SimulationCase(ticket_id=ticket.id)],
+        )
+    fires = [p for p in result.planned_escalations if p["rule_id"] == "urgent-stale"]
+    assert fires and fires[0]["fires_at"] == (ticket.stage_entered_at + timedelta(minutes=30)).isoformat()
