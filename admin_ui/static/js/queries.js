@@ -60,7 +60,7 @@ export const SIMULATE = `mutation Simulate($source: String, $cases: [SimulationC
   simulate(source: $source, cases: $cases) {
     errors { code message field }
     results {
-      label facts changed routing escalations
+      label facts changed routing escalations plannedEscalations
       draft { ${DECISION} trace }
       active { ${DECISION} trace }
     }

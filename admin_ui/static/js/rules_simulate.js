@@ -161,6 +161,10 @@ function renderResult(result, index, activeVersion) {
     (result.escalations || []).length
       ? h("p", { class: "small" }, h("strong", {}, "Escalations due: "), result.escalations.map((e) => e.id).join(", "))
       : null,
+    (result.plannedEscalations || []).length
+      ? h("p", { class: "small", testid: "planned-escalations" }, h("strong", {}, "On the clock: "),
+          result.plannedEscalations.map((p) => `${p.rule_id} fires at ${new Date(p.fires_at).toLocaleString()} (in ${p.stage})`).join("; "))
+      : null,
     result.draft && result.draft.trace ? h("div", { class: "trace" }, h("h3", {}, "Trace (draft)"), renderTrace(result.draft.trace)) : null,
     h("details", {}, h("summary", { class: "small muted" }, "Facts used"), h("pre", { class: "mono" }, json(result.facts))));
 }
