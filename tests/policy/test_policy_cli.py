@@ -84,3 +84,19 @@ def test_backtest(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert report["refund_amount_changing_approval_path"]["cases"] == 0
     cases.write_text("not json\n")
     assert main(["rules", "backtest", str(draft), "--against", DEFAULT, "--cases", str(cases)]) == 2
+
+
+def test_validate_lists_problems_in_file_order(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Validation checks a rule's effect before its condition; the listing still follows the file.
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "ruleset: x\nstages: [a]\npermissions:\n"
+        "  - id: q\n"
+        '    when: {fact: ticket.body, matches: "("}\n'
+        "    effect: nope\n"
+    )
+    capsys.readouterr()
+    assert main(["rules", "validate", str(bad)]) == 1
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert [line.split(" ")[0].removeprefix(f"{bad}:") for line in lines] == ["5:40", "6:13"]
+    assert [line.split(" ")[1] for line in lines] == ["E_BAD_REGEX", "E_UNKNOWN_EFFECT"]
