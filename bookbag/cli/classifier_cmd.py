@@ -95,6 +95,8 @@ def _train(args: argparse.Namespace) -> int:
 
     if not 0.05 <= args.holdout <= 0.5:
         raise CliError("--holdout must be between 0.05 and 0.5")
+    if args.out.exists() and not args.out.is_dir():
+        raise CliError(f"--out {args.out} exists and is not a directory")
     try:
         rows = _load_rows(args)
         _progress(f"read {len(rows)} labelled rows from {len(args.data)} file(s)")
@@ -105,6 +107,8 @@ def _train(args: argparse.Namespace) -> int:
         )
     except ClassifierError as exc:
         raise CliError(str(exc)) from exc
+    except OSError as exc:
+        raise CliError(f"cannot write the model to {args.out}: {exc}") from exc
     print(format_metrics("category (hold-out)", report.category))
     if report.priority is not None:
         print(format_metrics("priority (hold-out)", report.priority))
@@ -186,6 +190,8 @@ def _build_default(args: argparse.Namespace) -> int:
         info, report = build_default(args.out, progress=_progress)
     except ClassifierError as exc:
         raise CliError(str(exc)) from exc
+    except OSError as exc:
+        raise CliError(f"cannot write the model: {exc}") from exc
     print(format_metrics("category (seed hold-out)", report.category))
     if report.priority is not None:
         print(format_metrics("priority (seed hold-out)", report.priority))

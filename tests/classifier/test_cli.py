@@ -171,6 +171,11 @@ def test_bad_inputs_give_one_clear_error(
     code, _, err = run(["classifier", "predict", "--model", str(cli_model)], capsys)
     assert code == 2 and "invalid JSON" in _one_error_line(err)
 
+    not_a_dir = tmp_path / "file"
+    not_a_dir.write_text("x")
+    code, _, err = run(["classifier", "train", "--data", str(small_csv), "--out", str(not_a_dir)], capsys)
+    assert code == 2 and "not a directory" in _one_error_line(err)
+
     bad_map = tmp_path / "map.json"
     bad_map.write_text(json.dumps({"SOMETHING": "else"}))
     argv = ["classifier", "train", "--data", str(small_csv), "--text-col", "message", "--label-col", "intent"]
