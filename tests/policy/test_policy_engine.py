@@ -67,3 +67,49 @@ def test_scaled_down_soak_memory_flat() -> None:
     assert result["stats"]["state_resets"] == 0
     # Bounded cache + deleted engine rulesets: no steady growth once warm (allow allocator noise).
     assert result["rss_growth_after_warmup_mib"] < 8, result["series"]
+
+
+def test_unusual_fact_containers_and_types_decide_like_plain_values() -> None:
+    """Read-only mappings, deeper custom paths and str/int subclasses (enums) take the extractor's general
+    path; they must decide exactly as the equivalent plain dicts and values, and as the reference."""
+    import enum
+    from types import MappingProxyType
+
+    class Stage(enum.StrEnum):
+        TRIAGED = "triaged"
+
+    class Amount(enum.IntEnum):
+        TWENTY = 20
+
+    source = policy.default_ruleset_path().read_text()
+    source = source.replace(
+        "{fact: order.total, lt: 0.01}",
+        "{any: [{fact: order.total, lt: 0.01}, {fact: order.custom.flag, eq: x}]}",
+    )
+    ruleset = policy.load_ruleset(source)
+    plain = {
+        "ticket": {"stage": "triaged", "tags": ["angry"]},
+        "customer": {"vip": True},
+        "order": {"custom": {"flag": "y"}, "total": 30},
+        "action": {"type": "refund", "actor": "ai", "amount": 20},
+        "classifier": {"category_confidence": 0.9},
+    }
+    unusual = MappingProxyType(
+        {
+            "ticket": MappingProxyType({"stage": Stage.TRIAGED, "tags": ("angry",)}),
+            "customer": {"vip": True},
+            "order": MappingProxyType({"custom": MappingProxyType({"flag": "y"}), "total": 30.0}),
+            "action": {"type": "refund", "actor": "ai", "amount": Amount.TWENTY},
+            "classifier": {"category_confidence": 0.9},
+        }
+    )
+    engine, reference = PolicyEngine(), ReferenceEvaluator()
+    want = engine.decide(ruleset, plain)
+    assert want.effect == "require_approval" and want.handoff_rules == ("angry-vip",)
+    for facts in (plain, unusual):
+        assert engine.decide(ruleset, facts).effect == want.effect
+        assert engine.decide(ruleset, facts).deciding_rules == want.deciding_rules
+        assert engine.decide(ruleset, facts).to_dict() == reference.decide(ruleset, facts).to_dict()
+    flagged = {**plain, "order": {"custom": {"flag": "x"}, "total": 30}}
+    assert engine.decide(ruleset, flagged).effect == "deny"
+    assert engine.decide(ruleset, flagged).facts["order"] == {"custom": {"flag": "x"}, "total": 30}
