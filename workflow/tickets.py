@@ -19,6 +19,7 @@ from workflow import audit
 from workflow.agents import get_agent, get_team
 from workflow.errors import DomainError, ErrorCode, invalid, not_found
 from workflow.events import TicketEvent, publish_after_commit
+from workflow.facts import ticket_facts, with_action
 from workflow.principal import TICKET_WORKERS, TICKET_WRITERS, Actor, Principal, Role
 from workflow.queue import bump_queue_version
 from workflow.rulesets import active_ruleset
@@ -296,6 +297,27 @@ def move_stage(
     )
 
 
+def _require_permission(
+    session: Session, services: WorkflowServices, principal: Principal, ticket: Ticket, action: dict[str, Any]
+) -> None:
+    """AI agents are held to the permission rules on the direct mutations too, not only on requestAction:
+    anything short of ``allow`` refuses (an approval has to be asked for through requestAction)."""
+    if principal.actor is not Actor.AI:
+        return
+    active = active_ruleset(session, services, principal.merchant_id)
+    team = session.get(Team, ticket.team_id) if ticket.team_id else None
+    facts = with_action(
+        ticket_facts(ticket, services.clock(), team_name=team.name if team else None),
+        {**action, "actor": principal.actor.value},
+    )
+    decision = services.policy.decide(active.ruleset, facts)
+    if decision.effect != "allow":
+        hint = "; ask for it with requestAction" if decision.effect == "require_approval" else ""
+        raise DomainError(
+            ErrorCode.POLICY_DENIED, f"{decision.explanation}{hint}", "ticketId", details=decision
+        )
+
+
 def transition_ticket(
     session: Session,
     services: WorkflowServices,
@@ -308,6 +330,7 @@ def transition_ticket(
     principal.require(*TICKET_WRITERS)
     ticket = get_ticket(session, principal, ticket_id, for_update=True)
     _check_version(ticket, expected_version)
+    _require_permission(session, services, principal, ticket, {"type": "transition", "target_stage": to})
     active = active_ruleset(session, services, principal.merchant_id)
     move_stage(
         session,
@@ -336,6 +359,7 @@ def assign_ticket(
         raise invalid("give an agentId, a teamId or both", "agentId")
     ticket = get_ticket(session, principal, ticket_id, for_update=True)
     _check_version(ticket, expected_version)
+    _require_permission(session, services, principal, ticket, {"type": "assign"})
     before = snapshot(ticket)
     if team_id is not None:
         ticket.team_id = get_team(session, principal.merchant_id, team_id).id
@@ -483,6 +507,7 @@ def add_message(
     if principal.role is Role.PARTNER and author != "customer":
         raise DomainError(ErrorCode.FORBIDDEN, "partner systems relay customer messages only", "authorType")
     ticket = get_ticket(session, principal, ticket_id, for_update=True)
+    _require_permission(session, services, principal, ticket, {"type": "reply"})
     now = services.clock()
     message = Message(
         merchant_id=principal.merchant_id,

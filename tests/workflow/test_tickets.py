@@ -11,7 +11,7 @@ from storage.db import Database
 from storage.tables import AuditEvent, StageTransition, Ticket
 from tests.conftest import MerchantKeys
 from tests.workflow.conftest import Clock
-from tests.workflow.helpers import ingest, principal
+from tests.workflow.helpers import STRICT_RULESET, ingest, principal, publish
 from workflow import agents, tickets
 from workflow.errors import DomainError, ErrorCode
 from workflow.services import WorkflowServices
@@ -160,3 +160,35 @@ def test_least_loaded_and_round_robin_respect_capacity_and_availability(
             agents.pick_assignee(session, m.merchant_id, team_row, strategy="least_loaded", skills=["nope"])
             is None
         )
+
+
+def test_ai_direct_mutations_are_held_to_the_permission_rules(
+    database: Database, services: WorkflowServices, make_merchant: Callable[..., MerchantKeys]
+) -> None:
+    m = make_merchant()
+    publish(database, services, m)  # the strict ruleset lets the AI reply but not transition
+    ticket = ingest(database, services, m)
+    with pytest.raises(DomainError) as err, database.unit_of_work() as session:
+        tickets.transition_ticket(
+            session, services, principal(m, "ai"), ticket_id=ticket.id, to="escalated", expected_version=None
+        )
+    assert err.value.code is ErrorCode.POLICY_DENIED
+    with database.unit_of_work() as session:
+        reply = tickets.add_message(
+            session, services, principal(m, "ai"), ticket_id=ticket.id, body="Hi, checking now."
+        )
+        assert reply.author_type == "ai"
+    publish(
+        database,
+        services,
+        m,
+        STRICT_RULESET.replace(
+            "actions: [reply]\n    effect: allow\nrouting",
+            "actions: [reply, transition]\n    effect: allow\nrouting",
+        ),
+    )
+    with database.unit_of_work() as session:
+        moved = tickets.transition_ticket(
+            session, services, principal(m, "ai"), ticket_id=ticket.id, to="escalated", expected_version=None
+        )
+    assert moved.stage == "escalated"
