@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from classifier.dataset import LabelledTicket, data_hash, load_labelled
+from classifier.dataset import LabelledTicket, load_labelled
 from classifier.seed.compose import HOLDOUT_FILE, TRAIN_FILE, compose_files
 from classifier.training import EvalReport, Progress, TrainConfig, train
 from classifier.types import DEFAULT_CATEGORIES, DEFAULT_PRIORITIES, ModelInfo
@@ -44,11 +44,10 @@ def build_default(
         say(f"seed set composed: {n_train} training rows, {n_holdout} hold-out rows")
     rows, holdout = load_seed(TRAIN_FILE), load_seed(HOLDOUT_FILE)
     out = out_dir or DEFAULT_MODEL_DIR
-    version = f"{DEFAULT_VERSION_PREFIX}-{data_hash(rows)[:10]}"
     return train(
         rows,
         out,
-        version=version,
+        version_prefix=DEFAULT_VERSION_PREFIX,
         config=config,
         holdout=holdout,
         labels=DEFAULT_CATEGORIES,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -88,13 +89,32 @@ class TrainedModel:
             confidence_threshold=confidence_threshold,
         )
 
+    def content_hash(self) -> str:
+        """Fingerprint of everything that decides a prediction (features, weights, trees, labels)."""
+        digest = hashlib.sha256(json.dumps(self.featurizer.to_json(), sort_keys=True).encode())
+        digest.update(json.dumps([self.labels, self.priorities]).encode())
+        for part in (self.category, self.priority):
+            if part is not None:
+                digest.update(part[0].coef.tobytes() + part[0].intercept.tobytes())
+                digest.update(part[1].model_to_string().encode())
+        return digest.hexdigest()
+
     def save(
-        self, out_dir: Path, *, version: str, data_hash: str, metrics: dict[str, Any], extra: dict[str, Any]
+        self,
+        out_dir: Path,
+        *,
+        version: str | None,
+        data_hash: str,
+        metrics: dict[str, Any],
+        extra: dict[str, Any],
+        version_prefix: str = "custom",
     ) -> ModelInfo:
+        """Write the model directory; without an explicit version it is `<prefix>-<content hash>`, so two
+        different models never share a version."""
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         info = ModelInfo(
-            version=version,
+            version=version or f"{version_prefix}-{self.content_hash()[:10]}",
             labels=self.labels,
             priorities=self.priorities,
             trained_at=datetime.now(UTC).replace(microsecond=0).isoformat(),
@@ -333,6 +353,7 @@ def train(
     out_dir: Path,
     *,
     version: str | None = None,
+    version_prefix: str = "custom",
     config: TrainConfig = TrainConfig(),
     holdout: Sequence[LabelledTicket] | None = None,
     holdout_fraction: float = 0.2,
@@ -365,7 +386,6 @@ def train(
         say("refitting on all rows")
         model = fit(rows, config, labels=labels, priorities=priorities, progress=say)
     digest = data_hash(rows)
-    version = version or f"custom-{digest[:10]}"
     metrics = {
         "holdout": report.to_json(),
         "holdout_rows": len(holdout),
@@ -374,6 +394,11 @@ def train(
         "train_seconds": round(model.seconds, 2),
     }
     info = model.save(
-        out_dir, version=version, data_hash=digest, metrics=metrics, extra={"config": asdict(config)}
+        out_dir,
+        version=version,
+        version_prefix=version_prefix,
+        data_hash=digest,
+        metrics=metrics,
+        extra={"config": asdict(config)},
     )
     return info, report

@@ -36,7 +36,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         help="rows sharing this column's value stay on one side of the hold-out split (e.g. 'source' in the seed set)",
     )
     train.add_argument("--out", type=Path, required=True, help="model directory to write")
-    train.add_argument("--version", help="model version string (default: custom-<data hash>)")
+    train.add_argument("--version", help="model version string (default: custom-<model content hash>)")
     train.add_argument(
         "--holdout", type=float, default=0.2, help="share held out for the report (default 0.2)"
     )
