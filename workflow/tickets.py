@@ -623,7 +623,13 @@ def corrections_as_training_rows(session: Session, merchant_id: str) -> list[dic
     for c in rows:  # the newest correction of a ticket wins
         row = latest.setdefault(
             c.ticket_id,
-            {"subject": c.subject, "body": c.body, "category": c.old_category, "priority": c.old_priority},
+            {
+                "subject": c.subject,
+                "body": c.body,
+                "category": c.old_category,
+                "priority": c.old_priority,
+                "source": f"correction/{c.ticket_id}",
+            },
         )
         if c.category:
             row["category"] = c.category

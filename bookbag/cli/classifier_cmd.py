@@ -57,9 +57,41 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     evaluate.add_argument("--json", action="store_true", help="print the figures as JSON")
     evaluate.set_defaults(handler=_eval)
 
+    export = sub.add_parser(
+        "export-corrections",
+        help="write a merchant's classification corrections as JSONL training rows (append with train --data)",
+    )
+    export.add_argument("--merchant", required=True, help="merchant slug")
+    export.add_argument("--out", type=Path, required=True, help="JSONL file to write")
+    export.set_defaults(handler=_export_corrections)
+
     build = sub.add_parser("build-default", help="rebuild the shipped default model from the seed set")
     build.add_argument("--out", type=Path, help="write here instead of the package's default_model directory")
     build.set_defaults(handler=_build_default)
+
+
+def _export_corrections(args: argparse.Namespace) -> int:
+    from bookbag.cli.core_cmd import open_database
+    from bookbag.settings import Settings
+    from workflow.errors import DomainError
+    from workflow.merchants import get_merchant_by_slug
+    from workflow.tickets import corrections_as_training_rows
+
+    database = open_database(Settings())
+    try:
+        with database.read_only() as session:
+            merchant = get_merchant_by_slug(session, args.merchant)
+            rows = corrections_as_training_rows(session, merchant.id)
+    except DomainError as exc:
+        raise CliError(exc.message) from exc
+    try:
+        with args.out.open("w", encoding="utf-8") as out:
+            for row in rows:
+                out.write(json.dumps(row, ensure_ascii=False) + "\n")
+    except OSError as exc:
+        raise CliError(f"cannot write {args.out}: {exc.strerror}") from exc
+    print(f"{len(rows)} corrected ticket(s) written to {args.out}", file=sys.stderr)
+    return 0
 
 
 def _progress(message: str) -> None:

@@ -44,7 +44,8 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     upgrade.set_defaults(handler=_db_upgrade)
 
 
-def _database(settings: Settings) -> Any:
+def open_database(settings: Settings) -> Any:
+    """The configured database, migrated; a bad URL or unreachable server becomes one CliError line."""
     from sqlalchemy.engine import make_url
 
     from storage.db import Database, normalize_url
@@ -64,7 +65,7 @@ def _database(settings: Settings) -> Any:
 def _db_upgrade(_args: argparse.Namespace) -> int:
     from storage.migrate import current_revision
 
-    database = _database(Settings())
+    database = open_database(Settings())
     print(f"database at revision {current_revision(database.engine)}")
     return 0
 
@@ -73,7 +74,7 @@ def _merchants_create(args: argparse.Namespace) -> int:
     from workflow import merchants
     from workflow.errors import DomainError
 
-    database = _database(Settings())
+    database = open_database(Settings())
     try:
         with database.unit_of_work() as session:
             merchant = merchants.create_merchant(session, name=args.name, slug=args.slug)
@@ -91,7 +92,7 @@ def _keys_create(args: argparse.Namespace) -> int:
     from workflow import merchants
     from workflow.errors import DomainError
 
-    database = _database(Settings())
+    database = open_database(Settings())
     try:
         with database.unit_of_work() as session:
             merchant = merchants.get_merchant_by_slug(session, args.merchant)
@@ -111,7 +112,7 @@ def _demo(args: argparse.Namespace) -> int:
     if not 0 <= args.tickets <= 20_000:
         raise CliError("--tickets must be between 0 and 20000")
     settings = Settings()
-    database = _database(settings)
+    database = open_database(settings)
     services = build_services(settings)
 
     try:
@@ -162,7 +163,7 @@ def _demo_if_missing(settings: Settings) -> None:
     from bookbag.wiring import build_services
     from workflow.demo import create_demo, demo_exists
 
-    database = _database(settings)
+    database = open_database(settings)
     with database.read_only() as session:
         exists = demo_exists(session, "demo")
     if exists:

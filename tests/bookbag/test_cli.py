@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlmodel import select
 
 BOOKBAG = [sys.executable, "-m", "bookbag.cli"]
 
@@ -96,3 +97,37 @@ def test_serve_answers_on_its_port(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_corrections_export_as_training_rows(tmp_path: Path) -> None:
+    from bookbag.settings import Settings
+    from bookbag.wiring import build_services
+    from classifier import load_labelled
+    from storage.db import Database
+    from storage.tables import Ticket
+    from workflow.merchants import get_merchant_by_slug
+    from workflow.principal import Principal, Role
+    from workflow.tickets import correct_classification
+
+    assert run(["demo", "--tickets", "3", "--slug", "shop"], tmp_path).returncode == 0
+    database = Database.from_url(f"sqlite:///{tmp_path / 'bookbag.sqlite3'}")
+    services = build_services(Settings())
+    with database.unit_of_work() as session:
+        merchant = get_merchant_by_slug(session, "shop")
+        ticket = session.exec(select(Ticket).where(Ticket.merchant_id == merchant.id)).first()
+        assert ticket is not None
+        agent = Principal(merchant_id=merchant.id, role=Role.AGENT)
+        correct_classification(
+            session, services, agent, ticket_id=ticket.id, category="invoice", priority="low"
+        )
+    database.dispose()
+
+    out = tmp_path / "corrections.jsonl"
+    result = run(["classifier", "export-corrections", "--merchant", "shop", "--out", str(out)], tmp_path)
+    assert result.returncode == 0, result.stderr
+    rows = load_labelled([out], priority_col="priority", group_col="source")
+    assert [(r.category, r.priority) for r in rows] == [("invoice", "low")]
+    assert_one_line_error(
+        run(["classifier", "export-corrections", "--merchant", "nobody", "--out", str(out)], tmp_path),
+        "not found",
+    )
