@@ -12,7 +12,7 @@ from sqlmodel import Session, select
 
 from storage.db import Database
 from storage.tables import Merchant
-from workflow import agents, merchants, tickets
+from workflow import actions, agents, merchants, tickets
 from workflow.demo_samples import FIRST_NAMES, SAMPLES
 from workflow.errors import DomainError
 from workflow.ingest import TicketInput, create_ticket
@@ -34,6 +34,17 @@ PATHS: tuple[tuple[tuple[str, ...], int], ...] = (
     (("escalated",), 1),
     (("assigned", "in_progress", "resolved"), 4),
     (("assigned", "in_progress", "resolved", "closed"), 3),
+)
+
+
+# (action type, amount range or None)
+ACTIONS: tuple[tuple[str, tuple[float, float] | None], ...] = (
+    ("refund", (5, 40)),
+    ("refund", (40, 400)),
+    ("reply", None),
+    ("cancel_order", None),
+    ("issue_discount", (5, 30)),
+    ("reship_order", None),
 )
 
 
@@ -84,11 +95,12 @@ def create_demo(
                 )
     partner = Principal(merchant_id=merchant.id, role=Role.PARTNER)
     agent = Principal(merchant_id=merchant.id, role=Role.AGENT)
+    ai = Principal(merchant_id=merchant.id, role=Role.AI)
     end = services.clock()
     start = end - timedelta(days=3)
     for index in range(tickets):
         created = start + (end - start) * (index / max(1, tickets))
-        _one_ticket(database, services, rng, partner, agent, created, end)
+        _one_ticket(database, services, rng, partner, agent, ai, created, end)
         if progress is not None and (index + 1 == tickets or (index + 1) % 25 == 0):
             progress(index + 1, tickets)
     return DemoMerchant(slug=slug, ticket_count=tickets, keys=keys)
@@ -100,6 +112,7 @@ def _one_ticket(
     rng: random.Random,
     partner: Principal,
     agent: Principal,
+    ai: Principal,
     created: datetime,
     end: datetime,
 ) -> None:
@@ -148,3 +161,15 @@ def _one_ticket(
                 )
             except DomainError:
                 break  # the merchant's graph has no such edge: leave the ticket where it is
+        if rng.random() < 0.4:
+            # a decided action, so the audit log has history for backtests and the ticket view
+            kind, amount = rng.choice(ACTIONS)
+            actions.request_action(
+                session,
+                timed,
+                rng.choice([ai, ai, agent]),
+                ticket_id=ticket.id,
+                type=kind,
+                amount=None if amount is None else round(rng.uniform(*amount), 2),
+                params={"body": "Thanks, we are on it."} if kind == "reply" else {},
+            )
