@@ -9,8 +9,9 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,9 @@ _PLACEHOLDER = re.compile(r"\{\{[^}]*\}\}")
 _SPACES = re.compile(r"\s+")
 
 WORD_TOKEN_PATTERN = r"(?u)\b\w+\b"
+# Distinct words whose char n-gram columns are remembered; real inboxes repeat a small vocabulary, so this covers
+# almost every word seen in serving while bounding memory.
+CHAR_CACHE_WORDS = 1 << 16
 
 
 def normalize_text(text: str) -> str:
@@ -73,6 +77,39 @@ def _char_vectorizer(vocabulary: dict[str, int] | None, min_df: int) -> CountVec
     return CountVectorizer(
         analyzer="char_wb", ngram_range=(3, 5), min_df=min_df, vocabulary=vocabulary, dtype=np.float32
     )
+
+
+class _CharCounter:
+    """``char_wb`` n-gram counts over a fixed vocabulary, identical to ``CountVectorizer.transform``'s.
+
+    ``char_wb`` cuts n-grams inside each whitespace-separated word only, so a word's columns can be computed once
+    and remembered; CountVectorizer instead rebuilds every n-gram string of every text, which made up half of a
+    batch prediction's time. The memo is an ``lru_cache`` (thread-safe), so transform stays safe to share.
+    """
+
+    def __init__(self, vocab: Sequence[str]) -> None:
+        self.n_columns = len(vocab)
+        index = {t: i for i, t in enumerate(vocab)}
+        analyze = _char_vectorizer(None, 1).build_analyzer()
+
+        def columns(word: str) -> tuple[int, ...]:
+            return tuple(index[g] for g in analyze(word) if g in index)
+
+        self._columns: Callable[[str], tuple[int, ...]] = lru_cache(maxsize=CHAR_CACHE_WORDS)(columns)
+
+    def transform(self, texts: Sequence[str]) -> sp.csr_matrix:
+        columns = self._columns
+        indptr = np.zeros(len(texts) + 1, dtype=np.int64)
+        found: list[int] = []
+        for row, text in enumerate(texts):
+            for word in text.split():
+                found.extend(columns(word))
+            indptr[row + 1] = len(found)
+        indices = np.asarray(found, dtype=np.int32)
+        ones = np.ones(len(indices), dtype=np.float32)
+        counts = sp.csr_matrix((ones, indices, indptr), shape=(len(texts), self.n_columns))
+        counts.sum_duplicates()  # sorts each row's columns and adds up repeats, as CountVectorizer's output
+        return counts
 
 
 def _tfidf(counts: sp.csr_matrix, idf: np.ndarray) -> sp.csr_matrix:
@@ -151,7 +188,7 @@ class TextFeaturizer:
         ):
             raise ClassifierError("tree feature columns out of range")
         self._word = _word_vectorizer({t: i for i, t in enumerate(self.word_vocab)}, 1)
-        self._char = _char_vectorizer({t: i for i, t in enumerate(self.char_vocab)}, 1)
+        self._char = _CharCounter(self.char_vocab)
         # CountVectorizer validates a fixed vocabulary lazily on first use; doing it now keeps transform read-only
         # and therefore safe to call from several threads.
         self.transform_normalized(["warm up"])

@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 
 from classifier import Prediction, TicketInput
-from classifier.features import TextFeaturizer, metadata_features, normalize_text
+from classifier.features import (
+    TextFeaturizer,
+    _char_vectorizer,
+    _CharCounter,
+    metadata_features,
+    normalize_text,
+)
 
 
 def test_ticket_from_mapping_coerces_csv_strings() -> None:
@@ -61,3 +67,25 @@ def test_metadata_unknown_is_nan_known_is_encoded() -> None:
     m = metadata_features([TicketInput(), TicketInput(channel="Chat", customer_vip=False, prior_contacts=2)])
     assert np.isnan(m[0]).all()
     assert m[1][1] == 1.0 and m[1][0] == 0.0  # channel=chat one-hot
+
+
+def test_memoised_char_counts_equal_count_vectorizer() -> None:
+    texts = [
+        "where is my order xref, it was due tuesday!!",
+        "refund refund refund please",
+        "",
+        "a",
+        "  double   spaced\ttabs\nand lines ",
+        "ünïcødé façade naïve",
+        "supercalifragilisticexpialidocious charged twice",
+    ]
+    vocab = sorted({g for t in texts for g in _char_vectorizer(None, 1).build_analyzer()(t)})[::2]
+    reference = _char_vectorizer({g: i for i, g in enumerate(vocab)}, 1).transform(texts)
+    reference.sort_indices()
+    counter = _CharCounter(vocab)
+    for _ in range(2):  # cold memo, then warm
+        ours = counter.transform(texts)
+        assert ours.shape == reference.shape and ours.dtype == reference.dtype
+        assert np.array_equal(ours.indptr, reference.indptr)
+        assert np.array_equal(ours.indices, reference.indices)
+        assert np.array_equal(ours.data, reference.data)
