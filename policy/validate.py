@@ -418,18 +418,23 @@ class _Checker:
         spec = self.mapping(value, path, _SET_KEYS)
         if spec is None:
             return None
+        ok = self.ticket_updates(spec, path)
+        if "category" in spec and self.string(spec["category"], (*path, "category")) is None:
+            ok = False
+        return dict(spec) if ok else None
+
+    def ticket_updates(self, spec: dict[str, Any], path: Path) -> bool:
+        """The checks shared by routing ``set:`` and escalation ``then:``: priority, tags, needs_human."""
         ok = True
         if "priority" in spec and spec["priority"] not in PRIORITIES:
             self.err("E_UNKNOWN_PRIORITY", f"unknown priority {spec['priority']!r}", (*path, "priority"))
-            ok = False
-        if "category" in spec and self.string(spec["category"], (*path, "category")) is None:
             ok = False
         if "tags" in spec and self.string_list(spec["tags"], (*path, "tags")) is None:
             ok = False
         if "needs_human" in spec and not isinstance(spec["needs_human"], bool):
             self.err("E_TYPE", "needs_human must be true or false", (*path, "needs_human"))
             ok = False
-        return dict(spec) if ok else None
+        return ok
 
     def escalation(self, item: dict[str, Any], path: Path) -> EscalationRule | None:
         self.mapping(
@@ -463,15 +468,9 @@ class _Checker:
         if "transition" in spec and spec["transition"] not in self.stages:
             self.err("E_UNKNOWN_STAGE", f"unknown stage {spec['transition']!r}", (*path, "transition"))
             ok = False
-        if "priority" in spec and spec["priority"] not in PRIORITIES:
-            self.err("E_UNKNOWN_PRIORITY", f"unknown priority {spec['priority']!r}", (*path, "priority"))
+        if not self.ticket_updates(spec, path):
             ok = False
         if "team" in spec and self.string(spec["team"], (*path, "team")) is None:
-            ok = False
-        if "tags" in spec and self.string_list(spec["tags"], (*path, "tags")) is None:
-            ok = False
-        if "needs_human" in spec and not isinstance(spec["needs_human"], bool):
-            self.err("E_TYPE", "needs_human must be true or false", (*path, "needs_human"))
             ok = False
         return dict(spec) if ok else None
 
