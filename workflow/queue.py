@@ -6,10 +6,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, and_, func, or_, text, update
+from sqlalchemy import ColumnElement, and_, bindparam, func, or_, text, update
 from sqlmodel import Session, col, select
+from sqlmodel.sql.sqltypes import UTCDateTime
 
-from storage.tables import QueueState, StageTransition, Ticket, utcnow
+from storage.tables import QueueState, Ticket, utcnow
 from workflow.stages import OPEN_STAGES, STAGES
 
 NOTIFY_CHANNEL = "bookbag_queue"
@@ -135,47 +136,45 @@ def queue_snapshot(
     )
 
 
+_TIME_IN_STAGE_SQL = text(
+    """
+    WITH ranked AS (
+        SELECT from_stage, to_stage, seconds_in_from_stage AS s,
+               ROW_NUMBER() OVER (PARTITION BY from_stage, to_stage ORDER BY seconds_in_from_stage) AS rn,
+               COUNT(*) OVER (PARTITION BY from_stage, to_stage) AS n
+        FROM stage_transitions
+        WHERE merchant_id = :merchant_id AND at >= :since
+          AND from_stage IS NOT NULL AND seconds_in_from_stage IS NOT NULL
+    )
+    SELECT from_stage, to_stage, MAX(n), AVG(s),
+           MAX(CASE WHEN rn = CAST(FLOOR(0.5 * (n - 1) + 0.5) AS INTEGER) + 1 THEN s END),
+           MAX(CASE WHEN rn = CAST(FLOOR(0.9 * (n - 1) + 0.5) AS INTEGER) + 1 THEN s END)
+    FROM ranked
+    GROUP BY from_stage, to_stage
+    """
+).bindparams(bindparam("since", type_=UTCDateTime()))  # bound the way the `at` column stores it
+
+
 def time_in_stage(session: Session, merchant_id: str, *, since: datetime) -> list[StageDuration]:
-    """Mean/p50/p90 seconds spent before each observed stage change, over the window."""
-    rows = session.exec(
-        select(
-            StageTransition.from_stage, StageTransition.to_stage, StageTransition.seconds_in_from_stage
-        ).where(
-            StageTransition.merchant_id == merchant_id,
-            col(StageTransition.at) >= since,
-            col(StageTransition.from_stage).is_not(None),
-            col(StageTransition.seconds_in_from_stage).is_not(None),
-        )
-    ).all()
-    buckets: dict[tuple[str, str], list[float]] = {}
-    for from_stage, to_stage, seconds in rows:
-        if from_stage is None or seconds is None:
-            continue
-        buckets.setdefault((from_stage, to_stage), []).append(float(seconds))
+    """Mean/p50/p90 seconds spent before each observed stage change, over the window.
+
+    Computed in the database (window functions, on SQLite and PostgreSQL alike) so the cost does not grow
+    with rows shipped to Python; percentiles are nearest-rank on the sorted durations.
+    """
+    rows = session.execute(_TIME_IN_STAGE_SQL, {"merchant_id": merchant_id, "since": since}).all()
     order = {stage: i for i, stage in enumerate(STAGES)}
-    result = []
-    for (from_stage, to_stage), values in sorted(
-        buckets.items(), key=lambda kv: (order.get(kv[0][0], 99), order.get(kv[0][1], 99))
-    ):
-        values.sort()
-        result.append(
-            StageDuration(
-                from_stage=from_stage,
-                to_stage=to_stage,
-                count=len(values),
-                mean_seconds=sum(values) / len(values),
-                p50_seconds=_percentile(values, 0.5),
-                p90_seconds=_percentile(values, 0.9),
-            )
+    rows = sorted(rows, key=lambda r: (order.get(r[0], 99), order.get(r[1], 99)))
+    return [
+        StageDuration(
+            from_stage=str(from_stage),
+            to_stage=str(to_stage),
+            count=int(count),
+            mean_seconds=float(mean),
+            p50_seconds=float(p50),
+            p90_seconds=float(p90),
         )
-    return result
-
-
-def _percentile(sorted_values: list[float], q: float) -> float:
-    if not sorted_values:
-        return 0.0
-    index = min(len(sorted_values) - 1, max(0, round(q * (len(sorted_values) - 1))))
-    return sorted_values[index]
+        for from_stage, to_stage, count, mean, p50, p90 in rows
+    ]
 
 
 def oldest_open_tickets(session: Session, merchant_id: str, *, limit: int = 10) -> list[Ticket]:

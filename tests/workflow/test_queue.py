@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 
 import pytest
 
@@ -63,3 +64,26 @@ def test_every_change_bumps_the_version_and_other_merchants_are_not_counted(
     with database.read_only() as session:
         two = queue_snapshot(session, mine.merchant_id, clock())
     assert one.open_count == 1 and 0 < one.version < two.version
+
+
+def test_time_in_stage_percentiles_are_nearest_rank(
+    database: Database, services: WorkflowServices, make_merchant: Callable[..., MerchantKeys], clock: Clock
+) -> None:
+    m = make_merchant()
+    publish(database, services, m)
+    for minutes in (50, 10, 40, 20, 30):
+        ticket = ingest(database, services, m)
+        clock.advance(minutes=minutes)
+        with database.unit_of_work() as session:
+            tickets.transition_ticket(
+                session, services, principal(m), ticket_id=ticket.id, to="escalated", expected_version=None
+            )
+    with database.read_only() as session:
+        stats = queue_snapshot(session, m.merchant_id, clock()).time_in_stage
+    (escalations,) = [d for d in stats if (d.from_stage, d.to_stage) == ("triaged", "escalated")]
+    assert escalations.count == 5
+    assert escalations.mean_seconds == pytest.approx(1800)
+    assert (escalations.p50_seconds, escalations.p90_seconds) == (pytest.approx(1800), pytest.approx(3000))
+    with database.read_only() as session:
+        later = queue_snapshot(session, m.merchant_id, clock() + timedelta(days=30)).time_in_stage
+    assert later == []  # outside the 7-day window
