@@ -15,14 +15,14 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from storage.tables import ActionRequest, Message, Team, Ticket
+from storage.tables import ActionRequest, Message, Ticket
 from workflow import audit
 from workflow.errors import DomainError, ErrorCode, forbidden, invalid, not_found
 from workflow.events import TicketEvent, publish_after_commit
-from workflow.facts import ticket_facts, with_action
+from workflow.facts import stored_ticket_facts, with_action
 from workflow.principal import Principal, Role
 from workflow.queue import bump_queue_version
-from workflow.rulesets import active_ruleset
+from workflow.rulesets import ActiveRuleset, active_ruleset
 from workflow.services import WorkflowServices
 from workflow.sla import apply_sla
 from workflow.stages import ACTION_TYPES, PRIORITIES
@@ -63,9 +63,8 @@ def request_action(
     ticket = get_ticket(session, principal, ticket_id, for_update=True)
     active = active_ruleset(session, services, principal.merchant_id)
     now = services.clock()
-    team = session.get(Team, ticket.team_id) if ticket.team_id else None
     action_facts = {**_scalar_params(params), "type": type, "actor": principal.actor.value, "amount": amount}
-    facts = with_action(ticket_facts(ticket, now, team_name=team.name if team else None), action_facts)
+    facts = with_action(stored_ticket_facts(session, ticket, now), action_facts)
     decision = services.policy.decide(active.ruleset, facts)
     status = {"allow": "executed", "require_approval": "pending_approval", "deny": "denied"}[decision.effect]
     approvers = list(decision.approvers) or (list(DEFAULT_APPROVERS) if status == "pending_approval" else [])
@@ -106,7 +105,7 @@ def request_action(
         ticket.needs_human = True
         session.add(ticket)
     if status == "executed":
-        _execute(session, services, principal, ticket, request)
+        _execute(session, services, principal, ticket, request, active)
     else:
         bump_queue_version(session, ticket.merchant_id)
     publish_after_commit(
@@ -124,11 +123,15 @@ def request_action(
 
 
 def _execute(
-    session: Session, services: WorkflowServices, principal: Principal, ticket: Ticket, request: ActionRequest
+    session: Session,
+    services: WorkflowServices,
+    principal: Principal,
+    ticket: Ticket,
+    request: ActionRequest,
+    active: ActiveRuleset,
 ) -> None:
     params = request.params
     now = services.clock()
-    active = active_ruleset(session, services, principal.merchant_id)
     transitions = active.ruleset.transitions
     if request.type == "reply":
         body = str(params.get("body", "")).strip()
@@ -214,7 +217,16 @@ def get_action(
     return request
 
 
-def _decidable(session: Session, principal: Principal, action_id: str) -> ActionRequest:
+def _decide(
+    session: Session,
+    services: WorkflowServices,
+    principal: Principal,
+    action_id: str,
+    *,
+    status: str,
+    reason: str | None = None,
+) -> ActionRequest:
+    """Approve or reject a pending request: only a named approver role may, and the decision is audited."""
     request = get_action(session, principal, action_id, for_update=True)
     if request.status != "pending_approval":
         raise DomainError(
@@ -222,27 +234,32 @@ def _decidable(session: Session, principal: Principal, action_id: str) -> Action
         )
     if principal.role.value not in request.approvers:
         raise forbidden(f"only {', '.join(request.approvers)} may decide this request")
+    request.status = status
+    request.reason = reason
+    request.decided_by_key_id = principal.key_id
+    request.decided_at = services.clock()
+    session.add(request)
+    after: dict[str, Any] = {"action_id": request.id, "status": status}
+    if reason is not None:
+        after["reason"] = reason
+    audit.record(
+        session,
+        principal,
+        kind=f"action.{status}",
+        ticket_id=request.ticket_id,
+        after=after,
+        ruleset_version=request.ruleset_version,
+    )
     return request
 
 
 def approve_action(
     session: Session, services: WorkflowServices, principal: Principal, *, action_id: str
 ) -> ActionRequest:
-    request = _decidable(session, principal, action_id)
+    request = _decide(session, services, principal, action_id, status="approved")
     ticket = get_ticket(session, principal, request.ticket_id, for_update=True)
-    request.status = "approved"
-    request.decided_by_key_id = principal.key_id
-    request.decided_at = services.clock()
-    session.add(request)
-    audit.record(
-        session,
-        principal,
-        kind="action.approved",
-        ticket_id=ticket.id,
-        after={"action_id": request.id, "status": "approved"},
-        ruleset_version=request.ruleset_version,
-    )
-    _execute(session, services, principal, ticket, request)
+    active = active_ruleset(session, services, principal.merchant_id)
+    _execute(session, services, principal, ticket, request, active)
     publish_after_commit(
         session,
         services.bus,
@@ -261,20 +278,7 @@ def reject_action(
 ) -> ActionRequest:
     if not reason.strip() or len(reason) > 2000:
         raise invalid("a rejection needs a reason of 1-2000 characters", "reason")
-    request = _decidable(session, principal, action_id)
-    request.status = "rejected"
-    request.reason = reason.strip()
-    request.decided_by_key_id = principal.key_id
-    request.decided_at = services.clock()
-    session.add(request)
-    audit.record(
-        session,
-        principal,
-        kind="action.rejected",
-        ticket_id=request.ticket_id,
-        after={"action_id": request.id, "status": "rejected", "reason": request.reason},
-        ruleset_version=request.ruleset_version,
-    )
+    request = _decide(session, services, principal, action_id, status="rejected", reason=reason.strip())
     bump_queue_version(session, principal.merchant_id)
     publish_after_commit(
         session,

@@ -9,7 +9,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from storage.tables import Ticket
+from sqlmodel import Session
+
+from storage.tables import Team, Ticket
 
 BUSINESS_HOURS = range(9, 18)  # Mon-Fri 09:00-17:59 UTC; merchants' own calendars are future work
 
@@ -81,6 +83,12 @@ def ticket_facts(ticket: Ticket, now: datetime, *, team_name: str | None = None)
         ),
         "time": time_facts(now),
     }
+
+
+def stored_ticket_facts(session: Session, ticket: Ticket, now: datetime) -> dict[str, Any]:
+    """:func:`ticket_facts` for a stored ticket, with its team's name looked up."""
+    team = session.get(Team, ticket.team_id) if ticket.team_id else None
+    return ticket_facts(ticket, now, team_name=team.name if team else None)
 
 
 def with_action(facts: dict[str, Any], action: dict[str, Any]) -> dict[str, Any]:

@@ -12,10 +12,10 @@ from sqlmodel import Session, col, select
 
 import policy
 from policy import Ruleset
-from storage.tables import Merchant, RulesetVersion, StageTransition, Team, Ticket
+from storage.tables import Merchant, RulesetVersion, StageTransition, Ticket
 from workflow import audit
 from workflow.errors import DomainError, ErrorCode, invalid, not_found
-from workflow.facts import ticket_facts, with_action
+from workflow.facts import stored_ticket_facts, with_action
 from workflow.principal import Principal, Role
 from workflow.services import WorkflowServices
 from workflow.timeline import StageEntry, escalation_timeline
@@ -214,8 +214,7 @@ def simulate(
         now = case.now or services.clock()
         if case.ticket_id is not None:
             ticket = get_ticket(session, principal, case.ticket_id)
-            team = session.get(Team, ticket.team_id) if ticket.team_id else None
-            facts = ticket_facts(ticket, now, team_name=team.name if team else None)
+            facts = stored_ticket_facts(session, ticket, now)
             label = case.label or f"ticket {ticket.id}"
             history = case.timeline or stage_history(session, ticket)
         elif case.facts is not None:

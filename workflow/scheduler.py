@@ -32,11 +32,12 @@ from sqlmodel import Session, col, select
 
 from policy import EscalationRule, Ruleset
 from storage.db import Database
-from storage.tables import EscalationFiring, IdempotencyRecord, Merchant, Team, Ticket
+from storage.tables import EscalationFiring, IdempotencyRecord, Merchant, Ticket
 from workflow import audit, idempotency
+from workflow.agents import get_team_by_name
 from workflow.errors import DomainError
 from workflow.events import TicketEvent, publish_after_commit
-from workflow.facts import ticket_facts
+from workflow.facts import stored_ticket_facts
 from workflow.principal import Principal
 from workflow.queue import bump_queue_version
 from workflow.rulesets import active_ruleset
@@ -198,7 +199,7 @@ def _fire_escalations(
         for ticket in candidates:
             if ticket.id in seen:
                 continue
-            facts = _facts(session, ticket, now)
+            facts = stored_ticket_facts(session, ticket, now)
             due = {r.id for r in services.policy.escalations_due(active.ruleset, facts)}
             if rule.id in due:
                 seen.add(ticket.id)
@@ -223,11 +224,6 @@ def _lock(
     rows = list(session.exec(query))
     report.skipped_locked += len(ids) - len(rows)
     return rows
-
-
-def _facts(session: Session, ticket: Ticket, now: datetime) -> dict[str, Any]:
-    team = session.get(Team, ticket.team_id) if ticket.team_id else None
-    return ticket_facts(ticket, now, team_name=team.name if team else None)
 
 
 def _claim(session: Session, ticket: Ticket, rule_id: str, now: datetime) -> bool:
@@ -261,7 +257,8 @@ def _escalate_ticket(
     report: TickReport,
 ) -> None:
     system = Principal.system(ticket.merchant_id)
-    facts = _facts(session, ticket, now)  # the row is fresh (and locked): decide on what it is now
+    # the row is fresh (and locked): decide on what it is now
+    facts = stored_ticket_facts(session, ticket, now)
     due = [
         r
         for r in _escalation_rules(ruleset)
@@ -365,9 +362,7 @@ def _apply(
         applied["needs_human"] = ticket.needs_human
     team_name = then.get("team") or then.get("assign_team")
     if team_name is not None:
-        team = session.exec(
-            select(Team).where(Team.merchant_id == ticket.merchant_id, Team.name == str(team_name))
-        ).first()
+        team = get_team_by_name(session, ticket.merchant_id, str(team_name))
         if team is None:
             skipped["team"] = f"team {team_name!r} does not exist"
         else:
@@ -456,7 +451,7 @@ def _mark_breaches(
         assert due_at is not None  # breach_of found it passed
         system = Principal.system(ticket.merchant_id)
         before = snapshot(ticket)
-        facts = _facts(session, ticket, now)
+        facts = stored_ticket_facts(session, ticket, now)
         ticket.sla_breached_at = due_at  # when it was breached, not when this tick noticed
         ticket.version += 1
         ticket.updated_at = now

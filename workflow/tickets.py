@@ -19,10 +19,10 @@ from workflow import audit
 from workflow.agents import get_agent, get_team
 from workflow.errors import DomainError, ErrorCode, invalid, not_found
 from workflow.events import TicketEvent, publish_after_commit
-from workflow.facts import ticket_facts, with_action
+from workflow.facts import stored_ticket_facts, with_action
 from workflow.principal import TICKET_WORKERS, TICKET_WRITERS, Actor, Principal, Role
 from workflow.queue import bump_queue_version
-from workflow.rulesets import active_ruleset
+from workflow.rulesets import ActiveRuleset, active_ruleset
 from workflow.services import WorkflowServices
 from workflow.sla import apply_sla
 from workflow.stages import CLOSED_STAGES, MESSAGE_AUTHORS, PRIORITIES
@@ -298,17 +298,20 @@ def move_stage(
 
 
 def _require_permission(
-    session: Session, services: WorkflowServices, principal: Principal, ticket: Ticket, action: dict[str, Any]
+    session: Session,
+    services: WorkflowServices,
+    principal: Principal,
+    ticket: Ticket,
+    action: dict[str, Any],
+    active: ActiveRuleset | None = None,
 ) -> None:
     """AI agents are held to the permission rules on the direct mutations too, not only on requestAction:
     anything short of ``allow`` refuses (an approval has to be asked for through requestAction)."""
     if principal.actor is not Actor.AI:
         return
-    active = active_ruleset(session, services, principal.merchant_id)
-    team = session.get(Team, ticket.team_id) if ticket.team_id else None
+    active = active or active_ruleset(session, services, principal.merchant_id)
     facts = with_action(
-        ticket_facts(ticket, services.clock(), team_name=team.name if team else None),
-        {**action, "actor": principal.actor.value},
+        stored_ticket_facts(session, ticket, services.clock()), {**action, "actor": principal.actor.value}
     )
     decision = services.policy.decide(active.ruleset, facts)
     if decision.effect != "allow":
@@ -330,8 +333,10 @@ def transition_ticket(
     principal.require(*TICKET_WRITERS)
     ticket = get_ticket(session, principal, ticket_id, for_update=True)
     _check_version(ticket, expected_version)
-    _require_permission(session, services, principal, ticket, {"type": "transition", "target_stage": to})
     active = active_ruleset(session, services, principal.merchant_id)
+    _require_permission(
+        session, services, principal, ticket, {"type": "transition", "target_stage": to}, active
+    )
     move_stage(
         session,
         services,
@@ -359,14 +364,14 @@ def assign_ticket(
         raise invalid("give an agentId, a teamId or both", "agentId")
     ticket = get_ticket(session, principal, ticket_id, for_update=True)
     _check_version(ticket, expected_version)
-    _require_permission(session, services, principal, ticket, {"type": "assign"})
+    active = active_ruleset(session, services, principal.merchant_id)
+    _require_permission(session, services, principal, ticket, {"type": "assign"}, active)
     before = snapshot(ticket)
     if team_id is not None:
         ticket.team_id = get_team(session, principal.merchant_id, team_id).id
     if agent_id is not None:
         agent = get_agent(session, principal.merchant_id, agent_id)
         ticket.assignee_id = agent.id
-    active = active_ruleset(session, services, principal.merchant_id)
     _changed(
         session,
         services,
