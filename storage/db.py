@@ -13,14 +13,16 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import Table, event, insert
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.orm import sessionmaker
-from sqlmodel import Session, create_engine
+from sqlalchemy.orm import ORMExecuteState, sessionmaker
+from sqlmodel import Session, SQLModel, create_engine
 
 log = logging.getLogger(__name__)
 
 _AFTER_COMMIT = "bookbag_after_commit"
+_PENDING_ROWS = "bookbag_pending_rows"
+_DEFERS_ROWS = "bookbag_defers_rows"
 
 
 def normalize_url(url: str) -> str:
@@ -74,13 +76,46 @@ def after_commit(session: Session, callback: Callable[[], None]) -> None:
     session.info.setdefault(_AFTER_COMMIT, []).append(callback)
 
 
+def insert_later(session: Session, model: type[SQLModel], row: dict[str, Any]) -> None:
+    """Add one row to an append-only log table (audit entries, stage transitions) without an ORM object.
+
+    In a :class:`Database` session the rows are written with one multi-row INSERT per table, after the ORM
+    flush, before the session's next statement and before commit, so reads in the same unit of work see
+    them; in any other session they are written at once. ``row`` holds every column but the generated id.
+    """
+    table: Table = model.__table__  # type: ignore[attr-defined]
+    if not session.info.get(_DEFERS_ROWS):
+        session.flush()
+        session.execute(insert(table), [row])
+        return
+    session.info.setdefault(_PENDING_ROWS, {}).setdefault(table, []).append(row)
+
+
+def write_pending_rows(session: Session) -> None:
+    """Write the rows :func:`insert_later` queued (after flushing ORM objects they may refer to)."""
+    pending: dict[Table, list[dict[str, Any]]] | None = session.info.pop(_PENDING_ROWS, None)
+    if not pending:
+        return
+    session.flush()
+    for table, rows in pending.items():
+        session.execute(insert(table), rows)
+
+
+def _before_statement(state: ORMExecuteState) -> None:
+    write_pending_rows(state.session)  # type: ignore[arg-type]
+
+
 class Database:
     """An engine plus a session factory; the one place that commits."""
 
     def __init__(self, engine: Engine, read_engine: Engine | None = None) -> None:
         self.engine = engine
         self.read_engine = read_engine or engine
-        self._sessions = sessionmaker(bind=engine, class_=Session, expire_on_commit=False)
+        self._sessions = sessionmaker(
+            bind=engine, class_=Session, expire_on_commit=False, info={_DEFERS_ROWS: True}
+        )
+        event.listen(self._sessions, "do_orm_execute", _before_statement)
+        event.listen(self._sessions, "before_commit", write_pending_rows)
         self._read_sessions = sessionmaker(bind=self.read_engine, class_=Session, expire_on_commit=False)
 
     @classmethod
@@ -107,6 +142,7 @@ class Database:
         except BaseException:
             session.rollback()
             session.info.pop(_AFTER_COMMIT, None)
+            session.info.pop(_PENDING_ROWS, None)
             raise
         finally:
             callbacks = session.info.pop(_AFTER_COMMIT, [])

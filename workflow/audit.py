@@ -6,7 +6,8 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from storage.tables import AuditEvent
+from storage.db import insert_later
+from storage.tables import AuditEvent, utcnow
 from workflow.principal import Principal
 
 
@@ -22,22 +23,25 @@ def record(
     model_version: str | None = None,
     facts: dict[str, Any] | None = None,
     decision: dict[str, Any] | None = None,
-) -> AuditEvent:
-    event = AuditEvent(
-        merchant_id=principal.merchant_id,
-        ticket_id=ticket_id,
-        kind=kind,
-        actor=principal.actor.value,
-        api_key_id=principal.key_id,
-        before=before or {},
-        after=after or {},
-        ruleset_version=ruleset_version,
-        model_version=model_version,
-        facts=facts,
-        decision=decision,
+) -> None:
+    insert_later(
+        session,
+        AuditEvent,
+        {
+            "merchant_id": principal.merchant_id,
+            "ticket_id": ticket_id,
+            "kind": kind,
+            "actor": principal.actor.value,
+            "api_key_id": principal.key_id,
+            "before": before or {},
+            "after": after or {},
+            "ruleset_version": ruleset_version,
+            "model_version": model_version,
+            "facts": facts,
+            "decision": decision,
+            "created_at": utcnow(),
+        },
     )
-    session.add(event)
-    return event
 
 
 def list_audit(

@@ -10,7 +10,7 @@ from typing import Any
 from sqlmodel import Session
 
 import classifier
-from storage.tables import StageTransition, Ticket
+from storage.tables import Ticket
 from workflow import audit
 from workflow.agents import get_team_by_name, pick_assignee
 from workflow.errors import invalid
@@ -22,7 +22,7 @@ from workflow.rulesets import active_ruleset
 from workflow.services import WorkflowServices
 from workflow.sla import apply_sla
 from workflow.stages import CHANNELS, PRIORITIES
-from workflow.tickets import clean_tags, move_stage, snapshot, validate_ticket_fields
+from workflow.tickets import clean_tags, move_stage, record_transition, snapshot, validate_ticket_fields
 
 
 @dataclass
@@ -129,18 +129,7 @@ def create_ticket(
     apply_sla(ticket, active.ruleset)
 
     session.add(ticket)
-    session.flush()  # the ticket row must exist before rows that reference it (no ORM relationships here)
-    session.add(
-        StageTransition(
-            merchant_id=ticket.merchant_id,
-            ticket_id=ticket.id,
-            from_stage=None,
-            to_stage="new",
-            actor=principal.actor.value,
-            at=now,
-        )
-    )
-    session.flush()
+    record_transition(session, principal, ticket, None, "new", at=now)
     audit.record(
         session,
         principal,

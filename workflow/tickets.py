@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import Text, and_, cast, func, or_
 from sqlmodel import Session, col, select
 
+from storage.db import insert_later
 from storage.tables import ClassificationCorrection, Message, StageTransition, Team, Ticket
 from workflow import audit
 from workflow.agents import get_agent, get_team
@@ -240,6 +241,32 @@ def _changed(
     publish_after_commit(session, services.bus, event)
 
 
+def record_transition(
+    session: Session,
+    principal: Principal,
+    ticket: Ticket,
+    from_stage: str | None,
+    to: str,
+    *,
+    at: datetime,
+    seconds_in_from_stage: float | None = None,
+) -> None:
+    """One stage-transition row: the source of time-in-stage statistics."""
+    insert_later(
+        session,
+        StageTransition,
+        {
+            "merchant_id": ticket.merchant_id,
+            "ticket_id": ticket.id,
+            "from_stage": from_stage,
+            "to_stage": to,
+            "seconds_in_from_stage": seconds_in_from_stage,
+            "actor": principal.actor.value,
+            "at": at,
+        },
+    )
+
+
 def move_stage(
     session: Session,
     services: WorkflowServices,
@@ -264,17 +291,7 @@ def move_stage(
     now = services.clock()
     before = snapshot(ticket)
     spent = max(0.0, (now - ticket.stage_entered_at).total_seconds())
-    session.add(
-        StageTransition(
-            merchant_id=ticket.merchant_id,
-            ticket_id=ticket.id,
-            from_stage=ticket.stage,
-            to_stage=to,
-            seconds_in_from_stage=spent,
-            actor=principal.actor.value,
-            at=now,
-        )
-    )
+    record_transition(session, principal, ticket, ticket.stage, to, at=now, seconds_in_from_stage=spent)
     from_stage = ticket.stage
     ticket.stage = to
     ticket.stage_entered_at = now
