@@ -8,19 +8,21 @@ are published after the data they describe is durable, and never for a rolled-ba
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Table, event, insert
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.orm import ORMExecuteState, sessionmaker
 from sqlmodel import Session, SQLModel, create_engine
 
 log = logging.getLogger(__name__)
 
 _AFTER_COMMIT = "bookbag_after_commit"
+SQLITE_BUSY_TIMEOUT_S = 30
 _PENDING_ROWS = "bookbag_pending_rows"
 _DEFERS_ROWS = "bookbag_defers_rows"
 
@@ -47,17 +49,51 @@ def make_engine(url: str, *, echo: bool = False, pool_size: int = 10, for_writes
         engine = create_engine(
             url,
             echo=echo,
-            connect_args={"check_same_thread": False, "timeout": 30},
+            connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_S},
             pool_size=pool_size,
             max_overflow=pool_size,
         )
         event.listen(engine, "connect", _sqlite_pragmas)
-        # SQLite's default deferred BEGIN lets two writers both read then deadlock on upgrade;
-        # BEGIN IMMEDIATE takes the write lock up front so writers queue instead.
-        begin = "BEGIN IMMEDIATE" if for_writes else "BEGIN"
-        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql(begin))
+        if for_writes:
+            _queue_sqlite_writers(engine)
+        else:
+            event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN"))
         return engine
     return create_engine(url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+
+
+def _queue_sqlite_writers(engine: Engine) -> None:
+    """SQLite has one writer at a time. Its default deferred BEGIN lets two writers both read, then deadlock
+    on the upgrade; BEGIN IMMEDIATE takes the write lock up front. Writers of this process also queue on a
+    lock of their own first: a waiter wakes the moment the lock is free, where SQLite's busy handler sleeps
+    in steps of up to 100 ms (which, under load, idles the database and stretches the tail latency). Other
+    processes still wait through ``busy_timeout``."""
+    writer = threading.Lock()
+    held = "bookbag_writer_lock"
+
+    def begin(conn: Connection) -> None:
+        if not writer.acquire(timeout=SQLITE_BUSY_TIMEOUT_S):
+            raise TimeoutError(f"waited {SQLITE_BUSY_TIMEOUT_S} s for the database write lock")
+        try:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        except BaseException:
+            writer.release()
+            raise
+        conn.info[held] = True
+
+    def finish(conn: Connection, statement: str) -> None:
+        # Connection events fire *before* the DBAPI commit/rollback; end the transaction here (pysqlite's own
+        # commit()/rollback() that follow are no-ops without an open transaction), then let the next writer in.
+        if conn.info.get(held):
+            driver = conn.connection.driver_connection
+            if driver is not None and driver.in_transaction:
+                driver.execute(statement)  # a failing COMMIT keeps the lock until the rollback that follows
+            conn.info.pop(held)
+            writer.release()
+
+    event.listen(engine, "begin", begin)
+    event.listen(engine, "commit", lambda conn: finish(conn, "COMMIT"))
+    event.listen(engine, "rollback", lambda conn: finish(conn, "ROLLBACK"))
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -67,7 +103,7 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA synchronous=NORMAL")
-    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_S * 1000}")
     cur.close()
 
 
