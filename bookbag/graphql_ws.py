@@ -11,12 +11,13 @@ carrying errors, stays entirely on Strawberry's path.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections import OrderedDict
 from contextlib import aclosing
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from graphql import (
     DocumentNode,
@@ -36,15 +37,18 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
 from strawberry.types import ExecutionResult
 from strawberry.types.execution import PreExecutionError
 
+from bookbag.ws_direct import direct_writer, encode_text_frame
 from resolvers.context import RequestContext
 from resolvers.subscriptions import last_queue_version, queue_from_snapshot
+from workflow.live import Push
 from workflow.queue import QueueSnapshot
 
 log = logging.getLogger("bookbag.ws")
 
 MAX_FAST_QUERY_CHARS = 10_000
 _FRAMES = 256
-_frames: OrderedDict[tuple[int, str, str, str | None], tuple[QueueSnapshot, str]] = OrderedDict()
+_PREFIXES_PER_FRAME = 8
+_frames: OrderedDict[tuple[int, _DocumentKey], _Frame] = OrderedDict()
 MASKED = [{"message": "Unexpected error.", "extensions": {"code": "INTERNAL_SERVER_ERROR"}}]
 
 
@@ -139,15 +143,28 @@ class LiveTransportWSHandler(BaseGraphQLTransportWSHandler[RequestContext, None]
         hub = self.context.runtime.queue_hub
         assert hub is not None
         principal = self.context.auth
-        variables = json.dumps(operation.variables or {}, sort_keys=True)
+        key = _DocumentKey(
+            operation.query, json.dumps(operation.variables or {}, sort_keys=True), operation.operation_name
+        )
         prefix = '{"id":' + json.dumps(operation.id) + ',"type":"next","payload":'
         ws = getattr(self.websocket, "ws", None)
-        async with hub.subscribe(principal.merchant_id) as snapshots:
+        writer = direct_writer(ws) if ws is not None else None
+        push: Push | None = None
+        if writer is not None:
+            prefix_bytes = prefix.encode()
+
+            def push(snapshot: QueueSnapshot) -> bool:
+                # Called by the hub's fan-out loop for every subscriber: keep it to a cache hit and a write.
+                if operation.completed:
+                    return False
+                entry = self._frame(operation, document, snapshot, key)
+                return entry.payload is not None and writer.write(entry.frame(prefix_bytes))
+
+        # Snapshots the push declines (a slow connection, a document that resolves asynchronously, no direct
+        # writer) arrive here and go through the ASGI send, which waits while the client is not reading.
+        async with hub.subscribe(principal.merchant_id, after_version=last_version, push=push) as snapshots:
             async for snapshot in snapshots:
-                if snapshot.version <= last_version:
-                    continue
-                last_version = snapshot.version
-                payload = await self._payload(operation, document, snapshot, variables)
+                payload = await self._payload(operation, document, snapshot, key)
                 if operation.completed:
                     return
                 if ws is not None:
@@ -157,17 +174,18 @@ class LiveTransportWSHandler(BaseGraphQLTransportWSHandler[RequestContext, None]
                         {"id": operation.id, "type": "next", "payload": json.loads(payload)}
                     )
 
-    async def _payload(
+    def _frame(
         self,
         operation: Operation[RequestContext, None],
         document: DocumentNode,
         snapshot: QueueSnapshot,
-        variables: str,
-    ) -> str:
-        key = (id(snapshot), operation.query, variables, operation.operation_name)
-        cached = _frames.get(key)
-        if cached is not None and cached[0] is snapshot:
-            return cached[1]
+        key: _DocumentKey,
+    ) -> _Frame:
+        """The (cached) result of ``document`` for ``snapshot``: executed once per snapshot and document."""
+        cache_key = (id(snapshot), key)
+        cached = _frames.get(cache_key)
+        if cached is not None and cached.snapshot is snapshot:
+            return cached
         result: Any = execute(
             self.schema._schema,  # type: ignore[attr-defined]
             document,
@@ -181,15 +199,66 @@ class LiveTransportWSHandler(BaseGraphQLTransportWSHandler[RequestContext, None]
             variable_values=operation.variables,
             operation_name=operation.operation_name,
         )
+        entry = _Frame(snapshot)
         if is_awaitable(result):
-            result = await result
+            entry.pending = asyncio.ensure_future(result)
+        else:
+            entry.complete(result)
+        _frames[cache_key] = entry
+        while len(_frames) > _FRAMES:
+            _frames.popitem(last=False)
+        return entry
+
+    async def _payload(
+        self,
+        operation: Operation[RequestContext, None],
+        document: DocumentNode,
+        snapshot: QueueSnapshot,
+        key: _DocumentKey,
+    ) -> str:
+        entry = self._frame(operation, document, snapshot, key)
+        if entry.payload is None:
+            assert entry.pending is not None
+            result = await asyncio.shield(entry.pending)
+            if entry.payload is None:
+                entry.complete(result)
+        assert entry.payload is not None
+        return entry.payload
+
+
+class _DocumentKey(NamedTuple):
+    query: str
+    variables: str
+    operation_name: str | None
+
+
+class _Frame:
+    """One document's ``next`` payload for one snapshot, and its encoded websocket frames per message prefix."""
+
+    __slots__ = ("frames", "payload", "payload_bytes", "pending", "snapshot")
+
+    def __init__(self, snapshot: QueueSnapshot) -> None:
+        self.snapshot = snapshot
+        self.payload: str | None = None
+        self.payload_bytes = b""
+        self.pending: asyncio.Future[Any] | None = None
+        self.frames: dict[bytes, bytes] = {}
+
+    def complete(self, result: Any) -> None:
         body: dict[str, Any] = {"data": result.data}
         if result.errors:
             for error in result.errors:
                 log.error("queueUpdates fan-out: %s", error.message, exc_info=error.original_error)
             body["errors"] = MASKED
-        payload = json.dumps(body, separators=(",", ":"))
-        _frames[key] = (snapshot, payload)
-        while len(_frames) > _FRAMES:
-            _frames.popitem(last=False)
-        return payload
+        self.payload = json.dumps(body, separators=(",", ":"))
+        self.payload_bytes = self.payload.encode()
+
+    def frame(self, prefix: bytes) -> bytes:
+        """The complete frame for a subscriber whose messages start with ``prefix`` (its operation id)."""
+        frame = self.frames.get(prefix)
+        if frame is None:
+            frame = encode_text_frame(prefix + self.payload_bytes + b"}")
+            # Clients usually share an operation id ("1", "q"); random ids get a frame each, not cached.
+            if len(self.frames) < _PREFIXES_PER_FRAME:
+                self.frames[prefix] = frame
+        return frame

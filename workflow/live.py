@@ -41,18 +41,32 @@ TIME_IN_STAGE_WINDOW = timedelta(days=7)
 TIME_IN_STAGE_REFRESH = timedelta(seconds=30)
 
 
+# A subscriber's synchronous delivery: True when the snapshot was delivered on the spot (e.g. its bytes written
+# to the subscriber's socket); False hands it to the subscriber's own task instead.
+Push = Callable[[QueueSnapshot], bool]
+
+
 @dataclass(eq=False)
 class _Subscriber:
     merchant_id: str
     wakeup: asyncio.Event = field(default_factory=asyncio.Event)
     latest: QueueSnapshot | None = None
     last_version: int = -1
+    push: Push | None = None
+    # The subscriber's task holds a snapshot it has not finished with: a later one must not overtake it.
+    busy: bool = False
 
     def offer(self, snapshot: QueueSnapshot) -> None:
         # Versions only move forward for a subscriber; the same version again is nothing new.
         if snapshot.version <= self.last_version:
             return
         self.last_version = snapshot.version
+        if self.push is not None and self.latest is None and not self.busy:
+            try:
+                if self.push(snapshot):
+                    return
+            except Exception:  # a failing push must not stop the fan-out to the others: the slow path retries
+                log.exception("queue snapshot push failed")
         self.latest = snapshot
         self.wakeup.set()
 
@@ -227,15 +241,22 @@ class QueueHub:
         return len(self._channels)
 
     @asynccontextmanager
-    async def subscribe(self, merchant_id: str) -> AsyncIterator[AsyncIterator[QueueSnapshot]]:
+    async def subscribe(
+        self, merchant_id: str, *, after_version: int = -1, push: Push | None = None
+    ) -> AsyncIterator[AsyncIterator[QueueSnapshot]]:
         """``async with hub.subscribe(m) as snapshots: async for s in snapshots: ...`` — the first item is a
-        current snapshot, then one per coalesced change. Leaving the block (or cancellation) unsubscribes."""
+        current snapshot, then one per coalesced change. Leaving the block (or cancellation) unsubscribes.
+
+        ``after_version``: only snapshots with a higher version are delivered (the subscriber has seen that
+        one). ``push``: called synchronously by the fan-out for each new snapshot, in version order; what it
+        declines (returns False) goes to the iterator instead, and while the iterator's consumer holds a
+        snapshot nothing is pushed, so deliveries never overtake each other."""
         if self._loop is None:
             self.bind(asyncio.get_running_loop())
         channel = self._channels.get(merchant_id)
         if channel is None:
             channel = self._channels[merchant_id] = _Channel(merchant_id)
-        sub = _Subscriber(merchant_id)
+        sub = _Subscriber(merchant_id, last_version=after_version, push=push)
         channel.subscribers.add(sub)
         try:
             fresh = time.monotonic() - channel.latest_at <= SHARE_SNAPSHOT_SECONDS
@@ -257,10 +278,13 @@ class QueueHub:
     @staticmethod
     async def _stream(sub: _Subscriber) -> AsyncIterator[QueueSnapshot]:
         while True:
+            # The consumer asked for the next item: it is done with the previous one.
+            sub.busy = False
             await sub.wakeup.wait()
             sub.wakeup.clear()
             snapshot, sub.latest = sub.latest, None
             if snapshot is not None:
+                sub.busy = True
                 yield snapshot
 
 

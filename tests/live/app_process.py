@@ -38,9 +38,9 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument(
-        "--no-ws-deflate",
+        "--ws-deflate",
         action="store_true",
-        help="turn permessage-deflate off (uvicorn compresses every websocket message by default)",
+        help="turn permessage-deflate on (off by default, as in bookbag serve)",
     )
     args = parser.parse_args()
     app = create_app(Settings(), services=fixed_services())
@@ -50,7 +50,7 @@ def main() -> None:
         port=args.port,
         log_level="warning",
         ws="websockets-sansio",
-        ws_per_message_deflate=not args.no_ws_deflate,
+        ws_per_message_deflate=args.ws_deflate,
     )
 
 

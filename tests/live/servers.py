@@ -58,11 +58,15 @@ def free_port() -> int:
 class ThreadServer:
     """uvicorn serving ``app`` (lifespan on) from a background thread of the test process."""
 
-    def __init__(self, app: Starlette) -> None:
+    def __init__(self, app: Starlette, *, ws_deflate: bool = False) -> None:
         self.app = app
         self._sock = free_socket()
         self.port = int(self._sock.getsockname()[1])
-        config = uvicorn.Config(app, log_level="warning", lifespan="on", ws="websockets-sansio")
+        # As ``bookbag serve`` runs it: websockets-sansio without permessage-deflate (``ws_deflate`` turns it
+        # on, which takes the fan-out's per-connection fallback path).
+        config = uvicorn.Config(
+            app, log_level="warning", lifespan="on", ws="websockets-sansio", ws_per_message_deflate=ws_deflate
+        )
         self.server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self._sock]}, daemon=True)
 
@@ -180,8 +184,10 @@ class WsClient:
         self._ids = 0
 
     @classmethod
-    async def open(cls, url: str, key: str | None, *, payload: dict[str, Any] | None = None) -> WsClient:
-        conn = await connect(url, subprotocols=["graphql-transport-ws"])  # type: ignore[list-item]
+    async def open(
+        cls, url: str, key: str | None, *, payload: dict[str, Any] | None = None, max_queue: int = 16
+    ) -> WsClient:
+        conn = await connect(url, subprotocols=["graphql-transport-ws"], max_queue=max_queue)  # type: ignore[list-item]
         init = payload if payload is not None else ({"Authorization": f"Bearer {key}"} if key else {})
         await conn.send(json.dumps({"type": "connection_init", "payload": init}))
         return cls(conn)
