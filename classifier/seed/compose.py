@@ -27,7 +27,7 @@ SEED_DIR = Path(__file__).parent
 TRAIN_FILE = SEED_DIR / "train.jsonl"
 HOLDOUT_FILE = SEED_DIR / "holdout.jsonl"
 TRAIN_VARIANTS = 8
-HOLDOUT_VARIANTS = 4
+HOLDOUT_VARIANTS = 8
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
 
 
