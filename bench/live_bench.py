@@ -33,25 +33,27 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import json
 import os
 import re
 import resource
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results" / "live_bench.json"
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-RESOLVED_COUNT = re.compile(r'"stage":\s*"RESOLVED",\s*"count":\s*(\d+)')
-VERSION = re.compile(r'"version":\s*(\d+)')
+RESOLVED_COUNT = re.compile(rb'"stage":\s*"RESOLVED",\s*"count":\s*(\d+)')
+VERSION = re.compile(rb'"version":\s*(\d+)')
 SUBSCRIPTION = (
     "subscription { queueUpdates { version openCount stages { stage count oldestAgeSeconds slaBreached } } }"
 )
@@ -69,63 +71,169 @@ def raise_fd_limit() -> None:
 # -- the client process --------------------------------------------------------------------------------
 
 
-async def client_main(url: str, key: str, n: int, out: str) -> None:
-    from websockets.asyncio.client import connect
+class Subscriber(asyncio.Protocol):
+    """One graphql-transport-ws subscriber as a bare asyncio protocol: a hand-written upgrade request, masked
+    client frames for the three messages a client sends, and for each ``next`` frame two byte-regex searches
+    (version, resolved count) and a timestamp. No websocket library, no JSON decoding per snapshot: 2,000 of
+    these share the machine with the server, and a client that falls behind would inflate the latencies it
+    measures. The timestamp is taken when the bytes reach this process's event loop."""
 
+    def __init__(
+        self, host: str, path: str, key: str, records: list[tuple[float, int, int]], on_first: Any
+    ) -> None:
+        self.host, self.path, self.key = host, path, key
+        self.records = records
+        self.on_first = on_first
+        self.transport: asyncio.Transport | None = None
+        self.buffer = bytearray()
+        self.state = "upgrade"
+        self.closed: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport = cast(asyncio.Transport, transport)
+        nonce = base64.b64encode(os.urandom(16)).decode()
+        transport.write(
+            (
+                f"GET {self.path} HTTP/1.1\r\nHost: {self.host}\r\nUpgrade: websocket\r\n"
+                f"Connection: Upgrade\r\nSec-WebSocket-Key: {nonce}\r\nSec-WebSocket-Version: 13\r\n"
+                "Sec-WebSocket-Protocol: graphql-transport-ws\r\n\r\n"
+            ).encode()
+        )
+
+    def send(self, opcode: int, payload: bytes) -> None:
+        mask = os.urandom(4)
+        size = len(payload)
+        header = (
+            bytes((0x80 | opcode, 0x80 | size))
+            if size < 126
+            else struct.pack("!BBH", 0x80 | opcode, 0xFE, size)
+        )
+        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+        assert self.transport is not None
+        self.transport.write(header + mask + masked)
+
+    def data_received(self, data: bytes) -> None:
+        now = time.monotonic()
+        buffer = self.buffer
+        buffer += data
+        if self.state == "upgrade":
+            end = buffer.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            if b" 101 " not in buffer[: buffer.find(b"\r\n")]:
+                self.fail(f"upgrade refused: {bytes(buffer[:80])!r}")
+                return
+            del buffer[: end + 4]
+            self.state = "ack"
+            init = {"type": "connection_init", "payload": {"Authorization": f"Bearer {self.key}"}}
+            self.send(0x1, json.dumps(init).encode())
+        while len(buffer) >= 2:
+            opcode, size = buffer[0] & 0x0F, buffer[1] & 0x7F
+            start = 2
+            if size == 126:
+                if len(buffer) < 4:
+                    return
+                size, start = (buffer[2] << 8) | buffer[3], 4
+            elif size == 127:
+                if len(buffer) < 10:
+                    return
+                size, start = int.from_bytes(buffer[2:10], "big"), 10
+            if len(buffer) < start + size:
+                return
+            payload = bytes(buffer[start : start + size])
+            del buffer[: start + size]
+            self.frame(opcode, payload, now)
+
+    def frame(self, opcode: int, payload: bytes, now: float) -> None:
+        if opcode == 0x9:  # websocket ping (uvicorn's keepalive)
+            self.send(0xA, payload)
+            return
+        if opcode == 0x8:
+            self.fail(f"closed by the server: {payload[:80]!r}")
+            return
+        if opcode != 0x1:
+            return
+        if self.state == "next":
+            resolved = RESOLVED_COUNT.search(payload)
+            version = VERSION.search(payload)
+            if resolved is not None and version is not None and b'"next"' in payload[:60]:
+                self.records.append((now, int(resolved.group(1)), int(version.group(1))))
+                return
+            if b'"ping"' in payload[:40]:
+                self.send(0x1, b'{"type":"pong"}')
+                return
+            self.fail(payload[:200].decode(errors="replace"))
+            return
+        message = json.loads(payload)
+        if self.state == "ack" and message.get("type") == "connection_ack":
+            self.state = "first"
+            body = {"id": "q", "type": "subscribe", "payload": {"query": SUBSCRIPTION}}
+            self.send(0x1, json.dumps(body).encode())
+        elif self.state == "first" and message.get("type") == "next":
+            self.state = "next"
+            self.frame(opcode, payload, now)
+            self.on_first()
+        elif message.get("type") == "ping":
+            self.send(0x1, b'{"type":"pong"}')
+        else:
+            self.fail(payload[:200].decode(errors="replace"))
+
+    def fail(self, why: str) -> None:
+        if not self.closed.done():
+            self.closed.set_result(why)
+        if self.transport is not None:
+            self.transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.closed.done():
+            self.closed.set_result(f"connection lost: {exc}")
+
+
+async def client_main(url: str, key: str, n: int, out: str) -> None:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 80
     records: list[list[tuple[float, int, int]]] = [[] for _ in range(n)]
     ready = 0
     all_ready = asyncio.Event()
     failures: list[str] = []
     gate = asyncio.Semaphore(64)
+    loop = asyncio.get_running_loop()
+    subscribers: list[Subscriber] = []
+
+    def first() -> None:
+        nonlocal ready
+        ready += 1
+        if ready == n:
+            all_ready.set()
 
     async def one(i: int) -> None:
-        nonlocal ready
-        try:
-            async with gate:
-                ws = await connect(url, subprotocols=["graphql-transport-ws"], max_size=None, open_timeout=60)  # type: ignore[list-item]
-                await ws.send(
-                    json.dumps({"type": "connection_init", "payload": {"Authorization": f"Bearer {key}"}})
+        async with gate:
+            try:
+                _transport, subscriber = await loop.create_connection(
+                    lambda: Subscriber(f"{host}:{port}", parts.path, key, records[i], first), host, port
                 )
-                ack = json.loads(await ws.recv())
-                assert ack["type"] == "connection_ack", ack
-                await ws.send(
-                    json.dumps({"id": "q", "type": "subscribe", "payload": {"query": SUBSCRIPTION}})
-                )
-            first = True
-            async for raw in ws:
-                now = time.monotonic()
-                # Two regex searches instead of a full JSON parse: these clients share the machine with
-                # the server, and a client that falls behind would inflate the latencies it measures.
-                text = raw if isinstance(raw, str) else raw.decode()
-                found_resolved = RESOLVED_COUNT.search(text)
-                found_version = VERSION.search(text)
-                if found_resolved is None or found_version is None or '"next"' not in text[:40]:
-                    message = json.loads(text)
-                    if message.get("type") == "ping":
-                        await ws.send(json.dumps({"type": "pong"}))
-                        continue
-                    failures.append(text[:200])
-                    continue
-                records[i].append((now, int(found_resolved.group(1)), int(found_version.group(1))))
-                if first:
-                    first = False
-                    ready += 1
-                    if ready == n:
-                        all_ready.set()
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            failures.append(f"{type(exc).__name__}: {exc}"[:200])
+            except OSError as exc:
+                failures.append(f"connect: {exc}")
+                return
+            subscribers.append(subscriber)
+            # Hold the gate until the subscription is live: at most 64 handshakes in flight.
+            while subscriber.state != "next" and not subscriber.closed.done():
+                await asyncio.sleep(0.005)
 
     tasks = [asyncio.create_task(one(i)) for i in range(n)]
     waiter = asyncio.create_task(all_ready.wait())
     done, _ = await asyncio.wait({waiter}, timeout=180)
-    print("ready" if done else f"not-ready {ready}/{n} {failures[:3]}", flush=True)
-    loop = asyncio.get_running_loop()
+    lost = [s.closed.result() for s in subscribers if s.closed.done()]
+    print("ready" if done else f"not-ready {ready}/{n} {(failures + lost)[:3]}", flush=True)
     await loop.run_in_executor(None, sys.stdin.readline)  # "stop"
     for task in tasks:
         task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
+    failures += [s.closed.result() for s in subscribers if s.closed.done()]
+    for subscriber in subscribers:
+        if subscriber.transport is not None:
+            subscriber.transport.abort()
     Path(out).write_text(json.dumps({"records": records, "failures": failures}))
 
 
@@ -146,13 +254,13 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, database_url: str, kind: str, coalesce: float, deflate: bool = True) -> None:
+    def __init__(self, database_url: str, kind: str, coalesce: float, deflate: bool = False) -> None:
         self.port = free_port()
         module = ["bookbag.cli", "serve"] if kind == "bookbag" else ["tests.live.app_process"]
-        if not deflate:
+        if deflate:
             if kind == "bookbag":
-                raise SystemExit("--no-ws-deflate needs --server fixed (bookbag serve has no such option)")
-            module.append("--no-ws-deflate")
+                raise SystemExit("--ws-deflate needs --server fixed (bookbag serve has no such option)")
+            module.append("--ws-deflate")
         env = {
             **os.environ,
             "BOOKBAG_DATABASE_URL": database_url,
@@ -238,7 +346,7 @@ async def gql(client: Any, key: str, query: str, variables: dict[str, Any]) -> d
     response = await client.post(
         "/graphql", json={"query": query, "variables": variables}, headers={"authorization": f"Bearer {key}"}
     )
-    body: dict[str, Any] = response.json()
+    body = cast(dict[str, Any], response.json())
     if "errors" in body:
         raise RuntimeError(str(body["errors"])[:300])
     return body["data"]
@@ -418,7 +526,9 @@ async def drive(
     result: dict[str, Any] = {
         "mode": label,
         "server": args.server,
-        "ws_permessage_deflate": not args.no_ws_deflate,
+        "ws_permessage_deflate": args.ws_deflate,
+        "coalesce_seconds": args.coalesce,
+        "loadavg_at_end_of_run": [round(v, 2) for v in os.getloadavg()],
         "servers": len(servers),
         "subscribers": subscribers,
         "client_processes": len(clients),
@@ -445,6 +555,11 @@ async def drive(
         "server_cpu_seconds": round(cpu_used, 1),
         "server_cpu_cores_busy": round(cpu_used / cpu_span, 2),
         "snapshots_delivered_per_server_cpu_second": round(snapshots_received / max(cpu_used, 1e-9)),
+        # CPU per flush: what one snapshot round (compute once, fan out to every subscriber) costs the server,
+        # with the createTicket load included (load-independent, unlike the wall-clock latencies).
+        "server_cpu_ms_per_snapshot_round": round(
+            1000 * cpu_used / max(1e-9, snapshots_received / max(1, subscribers)), 1
+        ),
         "client_processes_cpu_cores_busy": round(clients_cpu / cpu_span, 2),
         "client_failures": client_failures[:5],
         "client_failure_count": len(client_failures),
@@ -460,7 +575,7 @@ def run_single(args: argparse.Namespace) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="live-bench-db-"))
     url = f"sqlite:///{tmp / 'bench.sqlite3'}"
     keys = prepare_database(url)
-    server = Server(url, args.server, args.coalesce, not args.no_ws_deflate)
+    server = Server(url, args.server, args.coalesce, args.ws_deflate)
     try:
         return asyncio.run(drive([server], keys, args, "single process, SQLite"))
     finally:
@@ -483,8 +598,8 @@ def run_two(args: argparse.Namespace) -> dict[str, Any]:
     try:
         keys = prepare_database(url)
         servers = [
-            Server(url, args.server, args.coalesce, not args.no_ws_deflate),
-            Server(url, args.server, args.coalesce, not args.no_ws_deflate),
+            Server(url, args.server, args.coalesce, args.ws_deflate),
+            Server(url, args.server, args.coalesce, args.ws_deflate),
         ]
         return asyncio.run(drive(servers, keys, args, "two processes, PostgreSQL"))
     finally:
@@ -498,7 +613,12 @@ def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--client":
         _, _, url, key, n, out = sys.argv
         raise_fd_limit()
-        asyncio.run(client_main(url, key, int(n), out))
+        try:
+            import uvloop
+        except ImportError:  # pragma: no cover
+            asyncio.run(client_main(url, key, int(n), out))
+        else:
+            uvloop.run(client_main(url, key, int(n), out))
         return
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -519,8 +639,9 @@ def main() -> None:
     parser.add_argument("--coalesce", type=float, default=0.1, help="BOOKBAG_QUEUE_COALESCE_SECONDS")
     parser.add_argument("--mode", choices=["single", "two", "both"], default="both")
     parser.add_argument(
-        "--no-ws-deflate", action="store_true", help="server: permessage-deflate off (default: uvicorn's on)"
+        "--ws-deflate", action="store_true", help="server: permessage-deflate on (--server fixed only)"
     )
+    parser.add_argument("--out", type=Path, default=RESULTS, help="where the JSON results go")
     parser.add_argument("--server", choices=["fixed", "bookbag"], default="fixed")
     parser.add_argument(
         "--postgres-url",
@@ -542,9 +663,9 @@ def main() -> None:
         results["runs"].append(run_two(args))
         print(json.dumps(results["runs"][-1], indent=2), flush=True)
     results["loadavg_at_end"] = [round(v, 2) for v in os.getloadavg()]
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"wrote {RESULTS}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":
