@@ -30,6 +30,7 @@ from bookbag.wiring import build_services
 from resolvers.context import ApiLimits, ApiRuntime
 from schema.build import BookbagSchema, SchemaLimits, build_schema
 from storage.db import Database
+from workflow.merchants import PrincipalCache
 from workflow.services import WorkflowServices
 
 log = logging.getLogger("bookbag.app")
@@ -90,6 +91,7 @@ def create_app(
         db=db,
         services=services or build_services(settings),
         limits=ApiLimits(max_page_size=settings.max_page_size),
+        principals=PrincipalCache(ttl_seconds=settings.auth_cache_seconds),
     )
     runtime.queue_hub = build_queue_hub(settings, db, runtime.services)
     schema = build_schema(schema_limits(settings))

@@ -65,13 +65,20 @@ class BookbagGraphQL(GraphQL[RequestContext, None]):
         secret = bearer_secret(header)
         if secret is None:
             return None
+        cache = self.runtime.principals
+        cached = cache.get(secret)
+        if cached is not None:
+            return cached
         db = self.runtime.db
 
         def work() -> Principal | None:
             with db.read_only() as session:
                 return authenticate(session, secret)
 
-        return await to_thread.run_sync(work)
+        principal = await to_thread.run_sync(work)
+        if principal is not None:
+            cache.put(secret, principal)
+        return principal
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket

@@ -33,6 +33,7 @@ class Settings(BaseSettings):
     queue_coalesce_seconds: float = 0.2
     queue_safety_check_seconds: float = 10.0
     run_migrations_on_start: bool = True
+    auth_cache_seconds: float = 5.0
 
     @property
     def is_production(self) -> bool:

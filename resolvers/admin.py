@@ -134,6 +134,7 @@ async def revoke_api_key(info: Info, id: strawberry.ID) -> RevokeApiKeyPayload:
     )
     if error is not None or snapshot is None:
         return RevokeApiKeyPayload(errors=[UserError.from_domain(error)] if error else [])
+    info.context.runtime.principals.forget_key(str(id))
     row = load(tables.ApiKey, snapshot["key"])
     return RevokeApiKeyPayload(api_key=ApiKey.from_model(row) if row else None)
 

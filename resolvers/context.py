@@ -6,8 +6,11 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
+from anyio import CapacityLimiter
+
 from storage.db import Database
 from workflow.live import QueueHub
+from workflow.merchants import PrincipalCache
 from workflow.principal import Principal
 from workflow.services import WorkflowServices
 
@@ -25,6 +28,10 @@ class ApiLimits:
     default_page_size: int = 20
     max_cases: int = 200
     max_backtest: int = 1000
+    # Units of work that write run in at most this many worker threads at once: Python runs one thread at
+    # a time and SQLite has one writer, so more threads only queue on the GIL and the write lock (a holder
+    # waiting for the GIL keeps every other writer waiting too).
+    max_concurrent_writes: int = 2
 
 
 @dataclass
@@ -35,6 +42,15 @@ class ApiRuntime:
     services: WorkflowServices
     limits: ApiLimits = field(default_factory=ApiLimits)
     queue_hub: QueueHub | None = None  # the process's live-queue hub (queueUpdates subscriptions)
+    principals: PrincipalCache = field(default_factory=lambda: PrincipalCache(ttl_seconds=0))
+    _write_limiter: CapacityLimiter | None = field(default=None, init=False, repr=False)
+
+    @property
+    def write_limiter(self) -> CapacityLimiter:
+        """Created on first use, inside the running event loop."""
+        if self._write_limiter is None:
+            self._write_limiter = CapacityLimiter(self.limits.max_concurrent_writes)
+        return self._write_limiter
 
 
 @dataclass

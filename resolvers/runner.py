@@ -124,13 +124,13 @@ async def mutate(
     try:
         require_role(principal, roles)
         try:
-            result = await to_thread.run_sync(unit)
+            result = await to_thread.run_sync(unit, limiter=runtime.write_limiter)
         except IntegrityError:
             if idempotency_key is None:
                 raise
             # Two first requests with one key raced: the loser's work was rolled back; replay the winner's.
             ran = False
-            result = await to_thread.run_sync(unit)
+            result = await to_thread.run_sync(unit, limiter=runtime.write_limiter)
     except DomainError as exc:
         return None, exc, False
     return result, None, not ran

@@ -9,6 +9,10 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlmodel import Session, col, select
@@ -89,6 +93,51 @@ def authenticate(session: Session, secret: str | None) -> Principal | None:
     if key is None or key.revoked_at is not None:
         return None
     return Principal(merchant_id=key.merchant_id, role=Role(key.role), key_id=key.id)
+
+
+class PrincipalCache:
+    """Keys that authenticated recently → their principal, for ``ttl_seconds``, so a client's requests skip
+    the key lookup. Only valid keys are kept (at most ``max_entries``, least recently used out first). A key
+    revoked through this process stops working at once (:meth:`forget_key`); one revoked by another process
+    (or the CLI) stops within ``ttl_seconds``. ``ttl_seconds=0`` turns the cache off."""
+
+    def __init__(
+        self, ttl_seconds: float, *, max_entries: int = 10_000, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.ttl_seconds = ttl_seconds
+        self.max_entries = max_entries
+        self._clock = clock
+        self._entries: OrderedDict[str, tuple[float, Principal]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, secret: str) -> Principal | None:
+        if self.ttl_seconds <= 0:
+            return None
+        digest = hash_secret(secret)
+        with self._lock:
+            entry = self._entries.get(digest)
+            if entry is None:
+                return None
+            if entry[0] <= self._clock():
+                del self._entries[digest]
+                return None
+            self._entries.move_to_end(digest)
+            return entry[1]
+
+    def put(self, secret: str, principal: Principal) -> None:
+        if self.ttl_seconds <= 0:
+            return
+        digest = hash_secret(secret)
+        with self._lock:
+            self._entries[digest] = (self._clock() + self.ttl_seconds, principal)
+            self._entries.move_to_end(digest)
+            while len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
+
+    def forget_key(self, key_id: str) -> None:
+        with self._lock:
+            for digest in [d for d, (_, p) in self._entries.items() if p.key_id == key_id]:
+                del self._entries[digest]
 
 
 def list_api_keys(session: Session, principal: Principal) -> list[ApiKey]:

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 
+import httpx
 from sqlalchemy import func
 from sqlmodel import select
 
+from bookbag.app import create_app
 from storage.db import Database
-from storage.tables import Ticket
-from tests.api.conftest import CREATE, Api, create_ticket
+from storage.tables import ApiKey as ApiKeyRow
+from storage.tables import Ticket, utcnow
+from tests.api.conftest import CREATE, Api, create_ticket, make_settings
 from tests.conftest import MerchantKeys
+from workflow.merchants import PrincipalCache
+from workflow.principal import Principal, Role
+from workflow.services import WorkflowServices
 
 ME = "query { me { role actor keyId merchant { id slug } } }"
 
@@ -42,6 +49,7 @@ async def test_me_reports_role_actor_and_merchant(api: Api, merchant: MerchantKe
 
 
 async def test_revoked_key_is_refused(api: Api, merchant: MerchantKeys) -> None:
+    await api.ok(ME, key=merchant.keys["viewer"])  # authenticated once: now in the process's key cache
     revoke = "mutation($id: ID!) { revokeApiKey(id: $id) { errors { code } apiKey { revokedAt } } }"
     data = await api.ok(revoke, {"id": merchant.key_ids["viewer"]}, key=merchant.keys["admin"])
     assert data["revokeApiKey"]["errors"] == []
@@ -144,3 +152,44 @@ async def test_viewer_cannot_create_tickets(api: Api, merchant: MerchantKeys, da
             select(func.count()).select_from(Ticket).where(Ticket.merchant_id == merchant.merchant_id)
         ).one()
     assert count == 0
+
+
+async def test_a_key_revoked_by_another_process_stops_working_within_the_cache_ttl(
+    database_url: str, database: Database, services: WorkflowServices, merchant: MerchantKeys
+) -> None:
+    app = create_app(
+        make_settings(database_url, auth_cache_seconds=0.3), services=services, database=database
+    )
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        api = Api(client)
+        await api.ok(ME, key=merchant.keys["agent"])
+        with database.unit_of_work() as session:  # as `bookbag` in another process would
+            key = session.get(ApiKeyRow, merchant.key_ids["agent"])
+            assert key is not None
+            key.revoked_at = utcnow()
+            session.add(key)
+        await api.ok(ME, key=merchant.keys["agent"])  # still cached in this process
+        await asyncio.sleep(0.4)
+        assert (await api.post({"query": ME}, merchant.keys["agent"])).status_code == 401
+
+
+def test_principal_cache_expires_evicts_and_forgets() -> None:
+    now = [0.0]
+    cache = PrincipalCache(ttl_seconds=5, max_entries=2, clock=lambda: now[0])
+    a = Principal(merchant_id="m1", role=Role.AGENT, key_id="k1")
+    b = Principal(merchant_id="m1", role=Role.VIEWER, key_id="k2")
+    c = Principal(merchant_id="m2", role=Role.ADMIN, key_id="k3")
+    cache.put("secret-a", a)
+    cache.put("secret-b", b)
+    assert cache.get("secret-a") == a and cache.get("secret-b") == b
+    assert cache.get("secret-x") is None
+    cache.put("secret-c", c)  # over max_entries: the least recently used (a) goes
+    assert cache.get("secret-a") is None and cache.get("secret-c") == c
+    cache.forget_key("k2")
+    assert cache.get("secret-b") is None
+    now[0] = 5.0
+    assert cache.get("secret-c") is None  # expired
+    off = PrincipalCache(ttl_seconds=0)
+    off.put("secret-a", a)
+    assert off.get("secret-a") is None
