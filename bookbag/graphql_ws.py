@@ -7,6 +7,13 @@ the protective validation rules, authorization, the initial snapshot), and from 
 from the process's queue hub is executed ONCE per distinct (document, variables) and the serialized
 ``next`` payload is sent to every subscriber that asked for it. Any other operation, or a first result
 carrying errors, stays entirely on Strawberry's path.
+
+Sending is the other per-subscriber cost. On an uncompressed uvicorn websockets-sansio connection (what
+``bookbag serve`` runs) the hub's flush loop calls each subscriber's ``push``, which looks the frame up in
+the cache and writes its bytes to the socket (``bookbag.ws_direct``): no task wake-up, no ASGI message, no
+frame encoding per subscriber. A slow connection (write buffer full), a compressed one, or a document
+whose execution is asynchronous takes the subscriber's own task and the ASGI send instead, which waits for
+the client and then sends only the newest snapshot.
 """
 
 from __future__ import annotations

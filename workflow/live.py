@@ -7,6 +7,12 @@ runs ``queue_snapshot`` once (in a worker thread) for all of that merchant's sub
 only the latest snapshot it has not yet taken, so a slow client skips intermediate versions instead of
 queueing them, and memory per subscriber stays constant.
 
+A subscriber may also give a synchronous ``push``: the flush then hands it each new snapshot directly, in
+one loop over the channel's subscribers, without waking a task per subscriber (the websocket layer writes
+the already-encoded frame to the socket there). What a push declines (a slow connection) goes the task way,
+and nothing is pushed while the task still holds an earlier snapshot, so a subscriber's versions stay in
+order.
+
 The hub remembers the version it last sent per merchant; :meth:`QueueHub.safety_check` compares it with the
 database and resends where they differ, so a lost signal (a dropped LISTEN connection) never leaves a
 dashboard stale for longer than one check interval.
