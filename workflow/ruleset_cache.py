@@ -18,12 +18,17 @@ class RulesetCache:
         self._items: OrderedDict[str, Ruleset] = OrderedDict()
         self._default: Ruleset | None = None
 
-    def get(self, digest: str, source: str) -> Ruleset:
+    def cached(self, digest: str) -> Ruleset | None:
         with self._lock:
             found = self._items.get(digest)
             if found is not None:
                 self._items.move_to_end(digest)
-                return found
+            return found
+
+    def get(self, digest: str, source: str) -> Ruleset:
+        found = self.cached(digest)
+        if found is not None:
+            return found
         ruleset = policy.load_ruleset(source)
         with self._lock:
             self._items[digest] = ruleset

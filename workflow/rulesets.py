@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func
+from sqlalchemy import and_, func
 from sqlmodel import Session, col, select
 
 import policy
@@ -32,18 +32,36 @@ class ActiveRuleset:
 
 
 def active_ruleset(session: Session, services: WorkflowServices, merchant_id: str) -> ActiveRuleset:
-    merchant = session.get(Merchant, merchant_id)
-    if merchant is None:
+    """The merchant's active ruleset: one small query on the hot path (the parsed ruleset is cached by digest;
+    the source is read only when this process has not parsed that version yet)."""
+    found = session.exec(
+        select(
+            Merchant.active_ruleset_version,
+            RulesetVersion.digest,
+            RulesetVersion.created_at,
+            RulesetVersion.message,
+        )
+        .select_from(Merchant)
+        .outerjoin(
+            RulesetVersion,
+            and_(
+                col(RulesetVersion.merchant_id) == Merchant.id,
+                col(RulesetVersion.version) == Merchant.active_ruleset_version,
+            ),
+        )
+        .where(Merchant.id == merchant_id)
+    ).first()
+    if found is None:
         raise not_found("merchant")
-    if merchant.active_ruleset_version is None:
+    version, digest, created_at, message = found
+    if version is None:
         return ActiveRuleset(version=None, ruleset=services.rulesets.default())
-    row = _version_row(session, merchant_id, merchant.active_ruleset_version)
-    return ActiveRuleset(
-        version=row.version,
-        ruleset=services.rulesets.get(row.digest, row.source),
-        created_at=row.created_at,
-        message=row.message,
-    )
+    if digest is None:
+        raise not_found(f"ruleset version {version}", "version")
+    ruleset = services.rulesets.cached(digest)
+    if ruleset is None:
+        ruleset = services.rulesets.get(digest, _version_row(session, merchant_id, version).source)
+    return ActiveRuleset(version=version, ruleset=ruleset, created_at=created_at, message=message)
 
 
 def _version_row(session: Session, merchant_id: str, version: int) -> RulesetVersion:
