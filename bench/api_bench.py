@@ -95,15 +95,21 @@ def plain_route(app: Any) -> None:
 
 
 def serve(database_url: str, port: int) -> None:
-    import uvicorn
-
     from bookbag.app import create_app
+    from bookbag.server import run_server
     from bookbag.settings import Settings
 
-    settings = Settings(database_url=database_url, env="production", run_migrations_on_start=True)
+    settings = Settings(
+        database_url=database_url,
+        env="production",
+        run_migrations_on_start=True,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+    )
     app = create_app(settings)
     plain_route(app)
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    run_server(app, settings, access_log=False)
 
 
 # ---------------------------------------------------------------- setup

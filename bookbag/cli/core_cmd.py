@@ -130,9 +130,8 @@ def _progress(done: int, total: int) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
     from bookbag.app import create_app
+    from bookbag.server import run_server
 
     settings = Settings()
     if args.host:
@@ -146,16 +145,7 @@ def _serve(args: argparse.Namespace) -> int:
         f"Bookbag on http://{settings.host}:{settings.port}/  (GraphQL /graphql, admin /admin/)",
         file=sys.stderr,
     )
-    # websockets-sansio without per-message deflate: ~28 KB per open connection instead of ~126 KB, and
-    # about 1.7x the fan-out throughput per CPU-second (bench/live_bench.py); queue snapshots are small.
-    uvicorn.run(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level,
-        ws="websockets-sansio",
-        ws_per_message_deflate=False,
-    )
+    run_server(app, settings)
     return 0
 
 
