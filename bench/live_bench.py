@@ -269,12 +269,14 @@ class Server:
             "BOOKBAG_QUEUE_COALESCE_SECONDS": str(coalesce),
             "BOOKBAG_LOG_LEVEL": "warning",
         }
+        self.log = tempfile.NamedTemporaryFile(prefix="live-bench-server-", suffix=".log", delete=False)  # noqa: SIM115 - open while the server runs
         self.proc = subprocess.Popen(
             [sys.executable, "-m", *module, "--port", str(self.port)],
             cwd=REPO,
             env=env,
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            # A file, not a pipe: nobody reads the server's stderr while it runs, and a full pipe would block it.
+            stderr=self.log,
             preexec_fn=raise_fd_limit,
         )
         import httpx
@@ -283,7 +285,7 @@ class Server:
         while True:
             if self.proc.poll() is not None:
                 raise RuntimeError(
-                    f"server exited: {self.proc.stderr.read().decode()[-2000:] if self.proc.stderr else ''}"
+                    f"server exited: {Path(self.log.name).read_text(errors='replace')[-2000:]}"
                 )
             try:
                 if httpx.get(f"{self.http}/healthz", timeout=1).status_code == 200:
