@@ -24,7 +24,7 @@ from strawberry.extensions import (
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
-from schema.fast_execution import FastLeafExecutionContext, plan_leaf_fields
+from schema.fast_execution import FastLeafExecutionContext, plan_leaf_fields, plan_object_fields
 from schema.root import Mutation, Query
 from schema.subscriptions import Subscription
 
@@ -129,4 +129,5 @@ def build_schema(limits: SchemaLimits | None = None, *, fast_leaves: bool = True
     )
     if fast_leaves:
         plan_leaf_fields(schema._schema, _plain_attribute)
+        plan_object_fields(schema._schema, _plain_attribute)
     return schema

@@ -1,11 +1,19 @@
-"""A faster path through graphql-core for the commonest fields: plain attributes of a leaf type.
+"""A faster path through graphql-core for the commonest fields: plain attribute reads.
 
-A 50-ticket page is ~2,000 such fields; graphql-core builds a resolve-info object, calls the resolver and
+A 50-ticket page is ~2,000 fields; graphql-core builds a resolve-info object, calls the resolver and
 completes the value for each one. Here, fields that strawberry marks as basic (no resolver, no arguments,
-no extensions) and whose type is a scalar, an enum, or a list of them are read and coerced directly with
-the same ``coerce_output_value`` graphql-core would use. Anything unusual (a null in a non-null field, a
-value that does not coerce, middleware being present) falls back to graphql-core's own path, so errors
-and results are exactly what the standard executor produces.
+no extensions) are read directly:
+
+* leaves (a scalar, an enum, or a list of them) are coerced with the same ``coerce_output_value``
+  graphql-core would use;
+* objects (or lists of objects) whose selected sub-fields are all such plain reads, recursively, are
+  built in one pass without graphql-core's per-field machinery (the sub-selection is collected once per
+  document by graphql-core itself, so fragments, aliases, ``@skip``/``@include`` mean what they always do).
+
+Anything unusual (a null in a non-null field, a value that does not coerce, a resolver or ``__typename``
+anywhere below, ``@defer``, a type with ``is_type_of``, middleware being present) falls back to
+graphql-core's own path for that field, so errors and results are exactly what the standard executor
+produces.
 """
 
 from __future__ import annotations
@@ -26,19 +34,37 @@ from graphql.pyutils import Path
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 LEAF_PLAN = "bookbag-leaf-plan"
+OBJECT_PLAN = "bookbag-object-plan"
 
 # (attribute name, coerce function, non-null, is list, list items non-null)
 LeafPlan = tuple[str, Callable[[Any], Any], bool, bool, bool]
+# (attribute name, object type, non-null, is list, list items non-null)
+ObjectPlan = tuple[str, GraphQLObjectType, bool, bool, bool]
 
 
 class _Fallback(Exception):
     pass
 
 
-def plan_leaf_fields(schema: GraphQLSchema, attribute_of: Callable[[Any], str | None]) -> int:
-    """Attach a leaf plan to every plain-attribute leaf field; ``attribute_of(field)`` names the attribute
-    (or ``None`` when the field is not a plain attribute read)."""
-    planned = 0
+def _unwrap(type_: Any) -> tuple[Any, bool, bool, bool]:
+    """(named type, non-null, is list, list items non-null) for T, T!, [T], [T!], [T]!, [T!]!."""
+    non_null = isinstance(type_, GraphQLNonNull)
+    if non_null:
+        type_ = type_.of_type
+    is_list = isinstance(type_, GraphQLList)
+    items_non_null = False
+    if is_list:
+        type_ = type_.of_type
+        items_non_null = isinstance(type_, GraphQLNonNull)
+        if items_non_null:
+            type_ = type_.of_type
+    return type_, non_null, is_list, items_non_null
+
+
+def _plain_fields(
+    schema: GraphQLSchema, attribute_of: Callable[[Any], str | None]
+) -> list[tuple[Any, str, Any, bool, bool, bool]]:
+    found = []
     for gql_type in schema.type_map.values():
         if not isinstance(gql_type, GraphQLObjectType) or gql_type.name.startswith("__"):
             continue
@@ -46,23 +72,34 @@ def plan_leaf_fields(schema: GraphQLSchema, attribute_of: Callable[[Any], str | 
             if gql_field.args:
                 continue
             attribute = attribute_of(gql_field)
-            if attribute is None:
-                continue
-            type_ = gql_field.type
-            non_null = isinstance(type_, GraphQLNonNull)
-            if non_null:
-                type_ = type_.of_type
-            is_list = isinstance(type_, GraphQLList)
-            items_non_null = False
-            if is_list:
-                type_ = type_.of_type
-                items_non_null = isinstance(type_, GraphQLNonNull)
-                if items_non_null:
-                    type_ = type_.of_type
-            if not isinstance(type_, GraphQLScalarType | GraphQLEnumType):
-                continue
-            plan: LeafPlan = (attribute, type_.coerce_output_value, non_null, is_list, items_non_null)
-            gql_field.extensions = {**(gql_field.extensions or {}), LEAF_PLAN: plan}
+            if attribute is not None:
+                found.append((gql_field, attribute, *_unwrap(gql_field.type)))
+    return found
+
+
+def _attach(gql_field: Any, key: str, plan: Any) -> None:
+    gql_field.extensions = {**(gql_field.extensions or {}), key: plan}
+
+
+def plan_leaf_fields(schema: GraphQLSchema, attribute_of: Callable[[Any], str | None]) -> int:
+    """Attach a leaf plan to every plain-attribute leaf field; ``attribute_of(field)`` names the attribute
+    (or ``None`` when the field is not a plain attribute read)."""
+    planned = 0
+    for gql_field, attribute, type_, non_null, is_list, items_non_null in _plain_fields(schema, attribute_of):
+        if isinstance(type_, GraphQLScalarType | GraphQLEnumType):
+            leaf: LeafPlan = (attribute, type_.coerce_output_value, non_null, is_list, items_non_null)
+            _attach(gql_field, LEAF_PLAN, leaf)
+            planned += 1
+    return planned
+
+
+def plan_object_fields(schema: GraphQLSchema, attribute_of: Callable[[Any], str | None]) -> int:
+    """Attach an object plan to every plain-attribute field of an object type without ``is_type_of``."""
+    planned = 0
+    for gql_field, attribute, type_, non_null, is_list, items_non_null in _plain_fields(schema, attribute_of):
+        if isinstance(type_, GraphQLObjectType) and type_.is_type_of is None:
+            plan: ObjectPlan = (attribute, type_, non_null, is_list, items_non_null)
+            _attach(gql_field, OBJECT_PLAN, plan)
             planned += 1
     return planned
 
@@ -96,8 +133,41 @@ def _complete(plan: LeafPlan, source: Any) -> Any:
     return out
 
 
-# (response name, field details, leaf plan or None for the standard path)
-_Step = tuple[str, Any, LeafPlan | None]
+# (attribute name, non-null, is list, list items non-null, the steps of the sub-selection)
+_Inline = tuple[str, bool, bool, bool, list["_Step"]]
+# (response name, field details, leaf plan, inline object plan); neither plan: the standard path
+_Step = tuple[str, Any, LeafPlan | None, _Inline | None]
+
+
+def _build_object(steps: list[_Step], source: Any) -> dict[str, Any]:
+    """The result of a selection made only of plain reads; raises to fall back on anything unusual."""
+    out: dict[str, Any] = {}
+    for response_name, _details, leaf, inline in steps:
+        if leaf is not None:
+            out[response_name] = _complete(leaf, source)
+            continue
+        assert inline is not None
+        attribute, non_null, is_list, items_non_null, sub_steps = inline
+        value = getattr(source, attribute)
+        if value is None:
+            if non_null:
+                raise _Fallback
+            out[response_name] = None
+        elif not is_list:
+            out[response_name] = _build_object(sub_steps, value)
+        else:
+            if isinstance(value, str | bytes | dict) or not hasattr(value, "__iter__"):
+                raise _Fallback
+            items: list[Any] = []
+            for item in value:
+                if item is None:
+                    if items_non_null:
+                        raise _Fallback
+                    items.append(None)
+                else:
+                    items.append(_build_object(sub_steps, item))
+            out[response_name] = items
+    return out
 
 
 class FastLeafExecutionContext(StrawberryGraphQLCoreExecutionContext):
@@ -114,10 +184,25 @@ class FastLeafExecutionContext(StrawberryGraphQLCoreExecutionContext):
         steps: list[_Step] = []
         for response_name, details in grouped_field_set.items():
             field = fields.get(details[0].node.name.value)
-            plan = field.extensions.get(LEAF_PLAN) if field is not None and field.extensions else None
-            steps.append((response_name, details, plan))
+            extensions = field.extensions if field is not None and field.extensions else {}
+            steps.append(
+                (response_name, details, extensions.get(LEAF_PLAN), self._inline(extensions, details))
+            )
         cache[key] = (grouped_field_set, steps)
         return steps
+
+    def _inline(self, extensions: dict[str, Any], details: Any) -> _Inline | None:
+        plan: ObjectPlan | None = extensions.get(OBJECT_PLAN)
+        if plan is None:
+            return None
+        attribute, object_type, non_null, is_list, items_non_null = plan
+        grouped, new_defer_usages, _ = self.collect_subfields(object_type, details)
+        if new_defer_usages:
+            return None
+        sub_steps = self._steps(object_type, grouped)
+        if any(leaf is None and inline is None for _, _, leaf, inline in sub_steps):
+            return None
+        return attribute, non_null, is_list, items_non_null, sub_steps
 
     def execute_fields(
         self,
@@ -134,7 +219,15 @@ class FastLeafExecutionContext(StrawberryGraphQLCoreExecutionContext):
             )
         fast: dict[str, Any] = {}
         slow: dict[str, Any] = {}
-        for response_name, details, plan in self._steps(parent_type, grouped_field_set):
+        for response_name, details, plan, inline in self._steps(parent_type, grouped_field_set):
+            if inline is not None:
+                try:
+                    fast[response_name] = _build_object(
+                        [(response_name, details, None, inline)], source_value
+                    )[response_name]
+                except Exception:  # _Fallback, or a coercion error: graphql-core reports it with a path
+                    slow[response_name] = details
+                continue
             if plan is None:
                 slow[response_name] = details
                 continue

@@ -20,6 +20,12 @@ PAGE = """query($n: Int!) { tickets(first: $n) { edges { cursor node {
   messages { id body authorType } team { name } __typename } } pageInfo { hasNextPage endCursor } } }"""
 
 
+# Only plain reads below `edges`: the whole list of edges is built without graphql-core's field machinery.
+PLAIN_PAGE = """query($n: Int!, $no: Boolean!) { tickets(first: $n) { edges { cursor node {
+  id subject tags version ... on Ticket { priority } sla { resolutionDueAt } c: customer { email }
+  order @include(if: $no) { id } } } } }"""
+
+
 async def _run(schema: strawberry.Schema, context: Any, query: str, variables: dict[str, Any]) -> Any:
     result = await schema.execute(query, variable_values=variables, context_value=context)
     return result.data, [e.formatted for e in result.errors or []]
@@ -43,10 +49,12 @@ async def test_fast_and_standard_execution_agree(
     runtime = ApiRuntime(db=database, services=services)
     fast, standard = build_schema(), build_schema(fast_leaves=False)
     assert fast.execution_context_class is FastLeafExecutionContext
-    fast_result = await _run(fast, RequestContext(runtime, "a", principal), PAGE, {"n": 10})
-    standard_result = await _run(standard, RequestContext(runtime, "b", principal), PAGE, {"n": 10})
-    assert fast_result == standard_result
-    assert fast_result[1] == [] and len(fast_result[0]["tickets"]["edges"]) == 4
+    for query in (PAGE, PLAIN_PAGE):
+        variables = {"n": 10, "no": False}
+        fast_result = await _run(fast, RequestContext(runtime, "a", principal), query, variables)
+        standard_result = await _run(standard, RequestContext(runtime, "b", principal), query, variables)
+        assert fast_result == standard_result
+        assert fast_result[1] == [] and len(fast_result[0]["tickets"]["edges"]) == 4
 
 
 @strawberry.type
@@ -102,3 +110,50 @@ async def test_fallback_reproduces_standard_errors() -> None:
     assert fast_loose[0]["loose"][0] == {"count": 1, "tags": ["a"]}
     assert fast_loose[0]["loose"][1] == {"count": None, "tags": None}  # per-field errors, as standard
     assert len(fast_loose[1]) == 3
+
+
+@strawberry.type
+class Holder:
+    thing: Thing
+    maybe_thing: Thing | None
+    things: list[Thing]
+
+
+@strawberry.type
+class NestedQ:
+    @strawberry.field
+    def holders(self) -> list[Holder]:
+        good = Thing(name="ok", maybe=None, count=1, tags=["x"])
+        bad = Thing(name=None, maybe="m", count=2, tags=["y"])  # type: ignore[arg-type]
+        odd = Thing(name="n", maybe="m", count="three", tags=["z"])  # type: ignore[arg-type]
+        return [
+            Holder(thing=good, maybe_thing=None, things=[good, good]),
+            Holder(thing=good, maybe_thing=odd, things=[good]),
+            Holder(thing=good, maybe_thing=bad, things=[]),
+        ]
+
+
+async def test_inlined_objects_fall_back_to_the_standard_errors() -> None:
+    from schema.build import _plain_attribute
+    from schema.fast_execution import plan_object_fields
+
+    fast = strawberry.Schema(query=NestedQ, execution_context_class=FastLeafExecutionContext)
+    plan_leaf_fields(fast._schema, _plain_attribute)
+    assert plan_object_fields(fast._schema, _plain_attribute) == 3
+    standard = strawberry.Schema(query=NestedQ)
+    for query in (
+        "{ holders { thing { name count } things { name tags } } }",  # all good: fully inlined
+        "{ holders { thing { name } maybeThing { count } } }",  # a non-Int count below a nullable object
+        "{ holders { maybeThing { name maybe } } }",  # a null in a non-null field below a nullable object
+        "{ holders { thing { __typename name } } }",  # __typename: not inlined, same answer
+    ):
+        fast_result, standard_result = (
+            await _run(fast, None, query, {}),
+            await _run(standard, None, query, {}),
+        )
+        assert fast_result == standard_result, query
+    data, errors = await _run(fast, None, "{ holders { maybeThing { name maybe } } }", {})
+    assert data == {
+        "holders": [{"maybeThing": None}, {"maybeThing": {"name": "n", "maybe": "m"}}, {"maybeThing": None}]
+    }
+    assert [e["path"] for e in errors] == [["holders", 2, "maybeThing", "name"]]
