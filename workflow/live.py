@@ -26,6 +26,7 @@ import logging
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -113,8 +114,12 @@ class QueueHub:
         self._coalesce = max(0.0, coalesce_seconds)
         self._snapshot = snapshot or self._queue_snapshot
         # Time-in-stage statistics cover days of transitions and move slowly: recomputed at most every
-        # TIME_IN_STAGE_REFRESH per merchant instead of on every flush (a scan that grows with the window).
+        # TIME_IN_STAGE_REFRESH per merchant instead of on every flush (a scan that grows with the window),
+        # and off the delivery path: a flush that finds them stale sends the previous ones and has them
+        # refreshed in the background, so the live counts never wait for a 7-day scan.
         self._time_in_stage: dict[str, tuple[datetime, list[StageDuration]]] = {}
+        self._tis_refreshing: set[str] = set()
+        self._tis_pool: ThreadPoolExecutor | None = None
         self._tis_lock = threading.Lock()
         self._channels: dict[str, _Channel] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -133,6 +138,10 @@ class QueueHub:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        with self._tis_lock:
+            pool, self._tis_pool = self._tis_pool, None
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
         with self._loop_lock:
             self._loop = None
 
@@ -183,11 +192,31 @@ class QueueHub:
         snap = queue_snapshot(session, merchant_id, now, window=timedelta(0))
         with self._tis_lock:
             cached = self._time_in_stage.get(merchant_id)
-        if cached is None or now - cached[0] >= TIME_IN_STAGE_REFRESH or now < cached[0]:
+            stale = cached is not None and (now - cached[0] >= TIME_IN_STAGE_REFRESH or now < cached[0])
+            refresh = stale and merchant_id not in self._tis_refreshing
+            if refresh:
+                self._tis_refreshing.add(merchant_id)
+                if self._tis_pool is None:
+                    self._tis_pool = ThreadPoolExecutor(1, thread_name_prefix="bookbag-time-in-stage")
+                self._tis_pool.submit(self._refresh_time_in_stage, merchant_id, now)
+        if cached is None:  # the first snapshot of a channel computes them in line
             cached = (now, time_in_stage(session, merchant_id, since=now - TIME_IN_STAGE_WINDOW))
             with self._tis_lock:
                 self._time_in_stage[merchant_id] = cached
         return replace(snap, time_in_stage=cached[1])
+
+    def _refresh_time_in_stage(self, merchant_id: str, now: datetime) -> None:
+        try:
+            with self._db.read_only() as session:
+                stats = time_in_stage(session, merchant_id, since=now - TIME_IN_STAGE_WINDOW)
+            with self._tis_lock:
+                if merchant_id in self._time_in_stage:  # else: nobody watches the merchant any more
+                    self._time_in_stage[merchant_id] = (now, stats)
+        except Exception:
+            log.exception("time-in-stage statistics for %s failed", merchant_id)
+        finally:
+            with self._tis_lock:
+                self._tis_refreshing.discard(merchant_id)
 
     def _compute(self, merchant_id: str) -> QueueSnapshot:
         with self._db.read_only() as session:
