@@ -130,6 +130,7 @@ def seed(database_url: str, count: int) -> dict[str, str]:
     from bookbag.wiring import build_services
     from storage.db import Database
     from storage.migrate import upgrade
+    from workflow.demo import create_demo_teams
     from workflow.ingest import TicketInput, create_ticket
     from workflow.merchants import create_api_key, create_merchant
     from workflow.principal import Principal, Role
@@ -140,6 +141,7 @@ def seed(database_url: str, count: int) -> dict[str, str]:
     slug = f"bench-{os.getpid()}"
     with db.unit_of_work() as session:
         merchant = create_merchant(session, name="Bench Shop", slug=slug)
+        create_demo_teams(session, merchant.id)  # routing assigns agents, as in a real store
         keys = {
             r: create_api_key(session, merchant_id=merchant.id, role=r).secret for r in ("viewer", "partner")
         }

@@ -59,6 +59,24 @@ def demo_exists(session: Session, slug: str) -> bool:
     return session.exec(select(Merchant).where(Merchant.slug == slug)).first() is not None
 
 
+def create_demo_teams(session: Session, merchant_id: str) -> None:
+    """The demo's teams and agents (the names the bundled rulesets route to)."""
+    admin = Principal(merchant_id=merchant_id, role=Role.ADMIN)
+    for team_name, members in TEAMS.items():
+        agents.create_team(session, admin, name=team_name)
+        for name, skills, capacity in members:
+            email = name.lower().replace(" ", ".") + "@demo.store"
+            agents.create_agent(
+                session,
+                admin,
+                name=name,
+                email=email,
+                teams=[team_name],
+                skills=skills,
+                capacity=capacity,
+            )
+
+
 def create_demo(
     database: Database,
     services: WorkflowServices,
@@ -79,20 +97,7 @@ def create_demo(
             ).secret
             for role in Role
         }
-        admin = Principal(merchant_id=merchant.id, role=Role.ADMIN)
-        for team_name, members in TEAMS.items():
-            agents.create_team(session, admin, name=team_name)
-            for name, skills, capacity in members:
-                email = name.lower().replace(" ", ".") + "@demo.store"
-                agents.create_agent(
-                    session,
-                    admin,
-                    name=name,
-                    email=email,
-                    teams=[team_name],
-                    skills=skills,
-                    capacity=capacity,
-                )
+        create_demo_teams(session, merchant.id)
     partner = Principal(merchant_id=merchant.id, role=Role.PARTNER)
     agent = Principal(merchant_id=merchant.id, role=Role.AGENT)
     ai = Principal(merchant_id=merchant.id, role=Role.AI)

@@ -127,6 +127,23 @@ def create_ticket(
     ticket.routing_rule_id = decision.rule_id
     ticket.needs_human = bool(services.policy.handoff(active.ruleset, facts))
     apply_sla(ticket, active.ruleset)
+    # Pick the agent before the ticket is added to the session, so the candidates query does not flush a
+    # half-built ticket (one INSERT per ticket, no UPDATE after it).
+    agent = None
+    if team is not None and decision.strategy:
+        agent = pick_assignee(
+            session,
+            principal.merchant_id,
+            team,
+            strategy=decision.strategy,
+            skills=list(decision.skills or ()),
+        )
+        if agent is not None:
+            routing["assignee_id"] = agent.id
+        else:
+            routing["note"] = (
+                f"no available agent with capacity in team {team.name!r}; left in the team queue"
+            )
 
     session.add(ticket)
     record_transition(session, principal, ticket, None, "new", at=now)
@@ -172,30 +189,17 @@ def create_ticket(
             ruleset_version=active.version,
             reason="classified and routed",
         )
-    if team is not None and decision.strategy:
-        agent = pick_assignee(
-            session,
-            principal.merchant_id,
-            team,
-            strategy=decision.strategy,
-            skills=list(decision.skills or ()),
-        )
-        if agent is not None:
-            ticket.assignee_id = agent.id
-            routing["assignee_id"] = agent.id
-            if "assigned" in transitions.get(ticket.stage, ()):
-                move_stage(
-                    session,
-                    services,
-                    system,
-                    ticket,
-                    "assigned",
-                    transitions=transitions,
-                    ruleset_version=active.version,
-                    reason=f"routed by {decision.rule_id}",
-                )
-        else:
-            routing["note"] = (
-                f"no available agent with capacity in team {team.name!r}; left in the team queue"
+    if agent is not None:
+        ticket.assignee_id = agent.id
+        if "assigned" in transitions.get(ticket.stage, ()):
+            move_stage(
+                session,
+                services,
+                system,
+                ticket,
+                "assigned",
+                transitions=transitions,
+                ruleset_version=active.version,
+                reason=f"routed by {decision.rule_id}",
             )
     return IngestResult(ticket=ticket, prediction=prediction, routing=routing, ruleset_version=active.version)
