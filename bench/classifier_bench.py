@@ -3,9 +3,14 @@
 Quality on the shared Bitext set (stratified 80/20 split) and on the seed set's hold-out (hand-written items never
 trained on), cross-domain transfer both ways, training time on all 26,872 Bitext tickets on one core, and
 single-ticket latency / batch throughput of the shipped default model. Prints the figures and writes
-bench/results/classifier.json.
+bench/results/classifier_bench.json.
 
-    .venv/bin/python bench/classifier_bench.py [--skip-cross] [--out bench/results/classifier.json]
+    .venv/bin/python bench/classifier_bench.py [--skip-cross] [--out bench/results/classifier_bench.json]
+    .venv/bin/python bench/classifier_bench.py --select   # the model-selection runs (training rows only)
+
+`--select` reproduces how the training configuration was chosen: cross-validation on training rows only (3-fold
+stratified on the Bitext training split, 4-fold grouped by hand-written item on the seed training rows), never on
+the Bitext test split or the seed hold-out.
 """
 
 from __future__ import annotations
@@ -23,11 +28,11 @@ from typing import Any
 
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import train_test_split
+from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold, train_test_split
 from sklearn.pipeline import Pipeline, make_pipeline, make_union
 from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
-from classifier import Classifier, LabelledTicket, TicketInput, default_model_dir, evaluate, fit
+from classifier import Classifier, LabelledTicket, TicketInput, TrainConfig, default_model_dir, evaluate, fit
 from classifier.default import load_seed
 from classifier.features import normalize_text
 from classifier.metrics import classification_metrics
@@ -149,10 +154,81 @@ def speed(model_dir: Path, tickets: list[TicketInput]) -> dict[str, float]:
     }
 
 
+# Candidates compared by `--select`; the last one is TrainConfig's default.
+CANDIDATES: dict[str, TrainConfig] = {
+    "boosters from scratch, char 3-5 (previous default)": TrainConfig(
+        boost_from_linear=(), char_ngram_range=(3, 5)
+    ),
+    "category from linear, char 3-5": TrainConfig(boost_from_linear=("category",), char_ngram_range=(3, 5)),
+    "both from linear, char 2-5": TrainConfig(
+        boost_from_linear=("category", "priority"), char_ngram_range=(2, 5)
+    ),
+    "boosters from scratch, char 2-5": TrainConfig(boost_from_linear=(), char_ngram_range=(2, 5)),
+    "category from linear, char 2-5 (default)": TrainConfig(),
+}
+
+
+def select(seed_train: list[LabelledTicket], bitext_train: list[LabelledTicket] | None) -> dict[str, Any]:
+    """Cross-validated figures of each candidate configuration, on training rows only."""
+    out: dict[str, Any] = {}
+    y = [r.category for r in seed_train]
+    groups = [r.group for r in seed_train]
+    seed_folds = list(StratifiedGroupKFold(4, shuffle=True, random_state=7).split(y, y, groups))
+    for name, config in CANDIDATES.items():
+        say(f"[select] seed grouped CV: {name}")
+        cat, pri = [], []
+        for fit_idx, held_idx in seed_folds:
+            model = fit(
+                [seed_train[i] for i in fit_idx],
+                config,
+                labels=DEFAULT_CATEGORIES,
+                priorities=DEFAULT_PRIORITIES,
+            )
+            report = evaluate(model.classifier(), [seed_train[i] for i in held_idx])
+            cat.append(report.category["macro_f1"])
+            pri.append(report.priority["macro_f1"] if report.priority else 0.0)
+        out.setdefault("seed_grouped_cv", {})[name] = {
+            "category_macro_f1": round(statistics.mean(cat), 4),
+            "priority_macro_f1": round(statistics.mean(pri), 4),
+        }
+    if bitext_train is None:
+        return out
+    y = [r.category for r in bitext_train]
+    labels = sorted(set(y))
+    folds = list(StratifiedKFold(3, shuffle=True, random_state=1).split(y, y))
+    scores: dict[str, list[float]] = {}
+    errors: dict[str, int] = {}
+    for fit_idx, held_idx in folds:
+        fit_rows = [bitext_train[i] for i in fit_idx]
+        held = [bitext_train[i] for i in held_idx]
+        truth = [r.category for r in held]
+        say("[select] bitext CV fold: baseline")
+        base = baseline(texts_of(fit_rows), [r.category for r in fit_rows])
+        predicted = list(base.predict(texts_of(held)))
+        scores.setdefault("baseline", []).append(classification_metrics(truth, predicted, labels)["macro_f1"])
+        errors["baseline"] = errors.get("baseline", 0) + sum(
+            a != b for a, b in zip(truth, predicted, strict=True)
+        )
+        for name, config in CANDIDATES.items():
+            say(f"[select] bitext CV fold: {name}")
+            classifier = fit(fit_rows, config, labels=labels).classifier()
+            predicted = [p.raw_category for p in classifier.predict_batch([r.ticket for r in held])]
+            scores.setdefault(name, []).append(classification_metrics(truth, predicted, labels)["macro_f1"])
+            errors[name] = errors.get(name, 0) + sum(a != b for a, b in zip(truth, predicted, strict=True))
+    out["bitext_train_split_3fold_cv"] = {
+        name: {"category_macro_f1": round(statistics.mean(v), 5), "errors": errors[name], "rows": len(y)}
+        for name, v in scores.items()
+    }
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "classifier.json")
+    parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "classifier_bench.json")
     parser.add_argument("--skip-cross", action="store_true", help="skip the cross-domain runs")
+    parser.add_argument(
+        "--select", action="store_true", help="only the model-selection CV runs (training rows)"
+    )
     args = parser.parse_args()
     results: dict[str, Any] = {
         "machine": {"python": platform.python_version(), "cpu": platform.processor() or platform.machine()},
@@ -160,6 +236,15 @@ def main() -> int:
     }
     seed_train, seed_holdout = load_seed(TRAIN_FILE), load_seed(HOLDOUT_FILE)
     bitext = load_bitext()
+    if args.select:
+        bitext_train = None
+        if bitext is not None:
+            y = [r.category for r in bitext]
+            bitext_train = list(train_test_split(bitext, test_size=0.2, stratify=y, random_state=0)[0])
+        with threadpool_limits(limits=1):
+            selection = select(seed_train, bitext_train)
+        print(json.dumps(selection, indent=2))
+        return 0
     with threadpool_limits(limits=1):
         # Same labels, order and config as `build-default`: this row reproduces the shipped model's figures.
         results["seed_holdout"] = compare(

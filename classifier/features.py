@@ -73,9 +73,14 @@ def _word_vectorizer(vocabulary: dict[str, int] | None, min_df: int) -> CountVec
     )
 
 
-def _char_vectorizer(vocabulary: dict[str, int] | None, min_df: int) -> CountVectorizer:
+DEFAULT_CHAR_NGRAMS = (3, 5)
+
+
+def _char_vectorizer(
+    vocabulary: dict[str, int] | None, min_df: int, ngram_range: tuple[int, int] = DEFAULT_CHAR_NGRAMS
+) -> CountVectorizer:
     return CountVectorizer(
-        analyzer="char_wb", ngram_range=(3, 5), min_df=min_df, vocabulary=vocabulary, dtype=np.float32
+        analyzer="char_wb", ngram_range=ngram_range, min_df=min_df, vocabulary=vocabulary, dtype=np.float32
     )
 
 
@@ -87,10 +92,10 @@ class _CharCounter:
     batch prediction's time. The memo is an ``lru_cache`` (thread-safe), so transform stays safe to share.
     """
 
-    def __init__(self, vocab: Sequence[str]) -> None:
+    def __init__(self, vocab: Sequence[str], ngram_range: tuple[int, int] = DEFAULT_CHAR_NGRAMS) -> None:
         self.n_columns = len(vocab)
         index = {t: i for i, t in enumerate(vocab)}
-        analyze = _char_vectorizer(None, 1).build_analyzer()
+        analyze = _char_vectorizer(None, 1, ngram_range).build_analyzer()
 
         def columns(word: str) -> tuple[int, ...]:
             return tuple(index[g] for g in analyze(word) if g in index)
@@ -178,6 +183,8 @@ class TextFeaturizer:
     # The columns the boosters see directly (the stacked linear scorers see all of them): trees need only the
     # strongest n-grams, and every extra column costs training time.
     tree_columns: np.ndarray | None = None
+    # Character n-gram lengths (within word boundaries); short ones keep misspelt words close to the right ones.
+    char_ngram_range: tuple[int, int] = DEFAULT_CHAR_NGRAMS
 
     def __post_init__(self) -> None:
         if self.tree_columns is None:
@@ -188,7 +195,10 @@ class TextFeaturizer:
         ):
             raise ClassifierError("tree feature columns out of range")
         self._word = _word_vectorizer({t: i for i, t in enumerate(self.word_vocab)}, 1)
-        self._char = _CharCounter(self.char_vocab)
+        self.char_ngram_range = (int(self.char_ngram_range[0]), int(self.char_ngram_range[1]))
+        if not 1 <= self.char_ngram_range[0] <= self.char_ngram_range[1]:
+            raise ClassifierError(f"bad character n-gram range {self.char_ngram_range}")
+        self._char = _CharCounter(self.char_vocab, self.char_ngram_range)
         # CountVectorizer validates a fixed vocabulary lazily on first use; doing it now keeps transform read-only
         # and therefore safe to call from several threads.
         self.transform_normalized(["warm up"])
@@ -224,11 +234,12 @@ class TextFeaturizer:
         max_char_features: int,
         max_tree_features: int,
         min_df: int = 2,
+        char_ngram_range: tuple[int, int] = DEFAULT_CHAR_NGRAMS,
     ) -> TextFeaturizer:
         """Fit the full vocabularies, then keep the n-grams most associated (chi²) with any of the label sets."""
         normalized = [normalize_text(t) for t in texts]
         word = _word_vectorizer(None, min_df)
-        char = _char_vectorizer(None, min_df)
+        char = _char_vectorizer(None, min_df, char_ngram_range)
         try:
             word_counts = word.fit_transform(normalized).tocsr()
             char_counts = char.fit_transform(normalized).tocsr()
@@ -244,6 +255,7 @@ class TextFeaturizer:
             word_idf=word_idf[word_keep],
             char_vocab=[str(t) for t in char_terms[char_keep]],
             char_idf=char_idf[char_keep],
+            char_ngram_range=char_ngram_range,
         )
         featurizer.tree_columns = _select(
             featurizer.transform_normalized(normalized), labels, max_tree_features
@@ -254,7 +266,11 @@ class TextFeaturizer:
         return {
             "format": FEATURES_FORMAT,
             "word": {"ngram_range": [1, 2], "vocab": self.word_vocab, "idf": _floats(self.word_idf)},
-            "char_wb": {"ngram_range": [3, 5], "vocab": self.char_vocab, "idf": _floats(self.char_idf)},
+            "char_wb": {
+                "ngram_range": list(self.char_ngram_range),
+                "vocab": self.char_vocab,
+                "idf": _floats(self.char_idf),
+            },
             "tree_columns": [int(i) for i in (self.tree_columns if self.tree_columns is not None else [])],
         }
 
@@ -269,6 +285,7 @@ class TextFeaturizer:
                 char_vocab=list(data["char_wb"]["vocab"]),
                 char_idf=np.asarray(data["char_wb"]["idf"], dtype=np.float32),
                 tree_columns=np.asarray(data["tree_columns"], dtype=np.int64),
+                char_ngram_range=tuple(data["char_wb"].get("ngram_range", DEFAULT_CHAR_NGRAMS)),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ClassifierError(f"corrupt text feature file: {exc}") from exc

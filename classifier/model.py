@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,8 @@ CATEGORY_MODEL = "category.lgb.txt"
 PRIORITY_MODEL = "priority.lgb.txt"
 CATEGORY_LINEAR = "category.linear.npz"
 PRIORITY_LINEAR = "priority.linear.npz"
+# The two boosters, by the name TrainConfig.boost_from_linear and the manifest use.
+BOOSTED_TASKS = ("category", "priority")
 # Used when a merchant trains without priority labels: a neutral priority with zero confidence.
 NO_PRIORITY = "normal"
 
@@ -77,6 +79,7 @@ class Classifier:
         info: ModelInfo,
         *,
         confidence_threshold: float = 0.4,
+        boost_from_linear: Collection[str] = (),
     ) -> None:
         if not 0.0 <= confidence_threshold <= 1.0:
             raise ClassifierError(f"confidence threshold must be within [0, 1], got {confidence_threshold}")
@@ -85,6 +88,11 @@ class Classifier:
         self._priority = priority
         self._info = info
         self.confidence_threshold = confidence_threshold
+        # Tasks trained with the linear scorer's log-probabilities as the booster's starting scores (TrainConfig).
+        unknown = sorted(set(boost_from_linear) - set(BOOSTED_TASKS))
+        if unknown:
+            raise ClassifierError(f"boost_from_linear: unknown task(s) {', '.join(unknown)}")
+        self._boost_from_linear = frozenset(boost_from_linear)
         # LightGBM boosters are not documented as safe for concurrent predict; one lock keeps it simple and a
         # prediction takes about a millisecond.
         self._lock = threading.Lock()
@@ -120,7 +128,14 @@ class Classifier:
             or priority[0].coef.shape != (len(priorities), featurizer.n_features)
         ):
             raise ClassifierError(f"{model_dir}: priority model does not match its manifest")
-        return cls(featurizer, category, priority, info, confidence_threshold=confidence_threshold)
+        return cls(
+            featurizer,
+            category,
+            priority,
+            info,
+            confidence_threshold=confidence_threshold,
+            boost_from_linear=tuple(manifest.get("boost_from_linear") or ()),
+        )
 
     @property
     def info(self) -> ModelInfo:
@@ -165,13 +180,33 @@ class Classifier:
         # One thread per call: the server parallelises across requests, and OpenMP start-up would dominate a
         # single-ticket prediction.
         with self._lock:
-            category = _as_proba(cat_booster.predict(category_matrix(base, cat_scores), num_threads=1))
+            category = self._booster_proba(
+                "category", cat_booster, category_matrix(base, cat_scores), cat_scores
+            )
             priority = None
             if self._priority is not None:
                 pri_linear, pri_booster = self._priority
-                x = priority_matrix(base, tickets, pri_linear.proba(text), cat_scores)
-                priority = _as_proba(pri_booster.predict(x, num_threads=1))
+                pri_scores = pri_linear.proba(text)
+                x = priority_matrix(base, tickets, pri_scores, cat_scores)
+                priority = self._booster_proba("priority", pri_booster, x, pri_scores)
         return category, priority
+
+    def _booster_proba(
+        self, task: str, booster: lgb.Booster, x: sp.csr_matrix, linear_proba: np.ndarray
+    ) -> np.ndarray:
+        if task not in self._boost_from_linear:
+            return _as_proba(booster.predict(x, num_threads=1))
+        raw = _as_proba(booster.predict(x, raw_score=True, num_threads=1)) + log_proba(linear_proba)
+        raw -= raw.max(axis=1, keepdims=True)
+        exp = np.exp(raw)
+        out: np.ndarray = exp / exp.sum(axis=1, keepdims=True)
+        return out
+
+
+def log_proba(proba: np.ndarray) -> np.ndarray:
+    """Log-probabilities as boosters' starting scores; clipped so a 'never' stays finite and correctable."""
+    out: np.ndarray = np.log(np.clip(proba.astype(np.float64), 1e-6, 1.0))
+    return out
 
 
 def _as_proba(raw: Any) -> np.ndarray:

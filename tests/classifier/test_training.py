@@ -128,3 +128,35 @@ def test_grouped_split_keeps_variants_of_one_item_together(small_jsonl: Path) ->
     train_idx, test_idx = stratified_split(rows, 0.2, seed=0)
     assert test_idx and not {rows[i].group for i in train_idx} & {rows[i].group for i in test_idx}
     assert {rows[i].category for i in test_idx} == set(SMALL_CATEGORIES)
+
+
+def test_boosting_from_the_linear_scorer_survives_save_and_load(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from .conftest import load_seed_small
+
+    rows = load_seed_small(tmp_path)
+    config = replace(FAST, boost_from_linear=("category", "priority"), char_ngram_range=(2, 5))
+    trained = fit(rows, config)
+    trained.save(tmp_path / "model", version=None, data_hash="", metrics={}, extra={})
+    manifest = json.loads((tmp_path / "model" / MANIFEST).read_text())
+    features = json.loads((tmp_path / "model" / TEXT_FEATURES).read_text())
+    assert manifest["boost_from_linear"] == ["category", "priority"]
+    assert features["char_wb"]["ngram_range"] == [2, 5]
+    assert any(len(g) == 2 for g in features["char_wb"]["vocab"])
+    loaded = Classifier.load(tmp_path / "model")
+    in_memory = trained.classifier()
+    tickets = [r.ticket for r in rows[:40]]
+    for a, b in zip(loaded.predict_proba(tickets), in_memory.predict_proba(tickets), strict=True):
+        assert a is not None and b is not None
+        assert abs(a - b).max() < 1e-5
+        assert abs(a.sum(axis=1) - 1.0).max() < 1e-6
+    # The same boosters read as plain probabilities (flag off) give different answers: the flag is load-bearing.
+    plain = Classifier(
+        loaded._featurizer, loaded._category, loaded._priority, loaded.info, boost_from_linear=()
+    )
+    for a, b in zip(plain.predict_proba(tickets), loaded.predict_proba(tickets), strict=True):
+        assert a is not None and b is not None and abs(a - b).max() > 1e-3
+    with pytest.raises(ClassifierError):
+        fit(rows, replace(FAST, boost_from_linear=("categroy",)))
+    assert evaluate(loaded, rows).category["macro_f1"] > 0.9
