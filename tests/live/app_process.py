@@ -6,10 +6,12 @@ Everything else (policy engine, database, hub, LISTEN, scheduler) is the product
 from __future__ import annotations
 
 import argparse
+import os
 
 import uvicorn
 
 from bookbag.app import create_app
+from bookbag.server import run_server
 from bookbag.settings import Settings
 from classifier import Prediction
 from policy import PolicyEngine
@@ -43,14 +45,21 @@ def main() -> None:
         help="turn permessage-deflate on (off by default, as in bookbag serve)",
     )
     args = parser.parse_args()
-    app = create_app(Settings(), services=fixed_services())
+    settings = Settings()
+    settings.host, settings.port = args.host, args.port
+    if "BOOKBAG_LOG_LEVEL" not in os.environ:  # quiet by default: nobody reads a test server's stderr
+        settings.log_level = "warning"
+    app = create_app(settings, services=fixed_services())
+    if not args.ws_deflate:
+        run_server(app, settings, access_log=False)  # exactly as ``bookbag serve`` runs it
+        return
     uvicorn.run(
         app,
         host=args.host,
         port=args.port,
         log_level="warning",
         ws="websockets-sansio",
-        ws_per_message_deflate=args.ws_deflate,
+        ws_per_message_deflate=True,
     )
 
 
