@@ -22,12 +22,15 @@ from collections.abc import Callable
 from typing import Any
 
 from graphql import (
+    GraphQLBoolean,
     GraphQLEnumType,
+    GraphQLID,
     GraphQLList,
     GraphQLNonNull,
     GraphQLObjectType,
     GraphQLScalarType,
     GraphQLSchema,
+    GraphQLString,
     Undefined,
 )
 from graphql.pyutils import Path
@@ -36,10 +39,16 @@ from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 LEAF_PLAN = "bookbag-leaf-plan"
 OBJECT_PLAN = "bookbag-object-plan"
 
-# (attribute name, coerce function, non-null, is list, list items non-null)
-LeafPlan = tuple[str, Callable[[Any], Any], bool, bool, bool]
+# (attribute name, coerce function, non-null, is list, list items non-null, passthrough type): a non-list
+# value whose exact type is the passthrough type is its own output (String/ID: str, Boolean: bool), which
+# is what graphql-core's serializers return for it
+LeafPlan = tuple[str, Callable[[Any], Any], bool, bool, bool, type | None]
 # (attribute name, object type, non-null, is list, list items non-null)
 ObjectPlan = tuple[str, GraphQLObjectType, bool, bool, bool]
+
+
+_STANDARD = {t.name: t for t in (GraphQLString, GraphQLID, GraphQLBoolean)}
+_PASSTHROUGH: dict[str, type] = {"String": str, "ID": str, "Boolean": bool}
 
 
 class _Fallback(Exception):
@@ -87,7 +96,16 @@ def plan_leaf_fields(schema: GraphQLSchema, attribute_of: Callable[[Any], str | 
     planned = 0
     for gql_field, attribute, type_, non_null, is_list, items_non_null in _plain_fields(schema, attribute_of):
         if isinstance(type_, GraphQLScalarType | GraphQLEnumType):
-            leaf: LeafPlan = (attribute, type_.coerce_output_value, non_null, is_list, items_non_null)
+            standard = type_ is _STANDARD.get(type_.name) and not is_list
+            passthrough = _PASSTHROUGH.get(type_.name) if standard else None
+            leaf: LeafPlan = (
+                attribute,
+                type_.coerce_output_value,
+                non_null,
+                is_list,
+                items_non_null,
+                passthrough,
+            )
             _attach(gql_field, LEAF_PLAN, leaf)
             planned += 1
     return planned
@@ -112,7 +130,7 @@ def _coerce(coerce: Callable[[Any], Any], value: Any) -> Any:
 
 
 def _complete(plan: LeafPlan, source: Any) -> Any:
-    attribute, coerce, non_null, is_list, items_non_null = plan
+    attribute, coerce, non_null, is_list, items_non_null, _ = plan
     value = getattr(source, attribute)
     if value is None:
         if non_null:
@@ -144,7 +162,8 @@ def _build_object(steps: list[_Step], source: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for response_name, _details, leaf, inline in steps:
         if leaf is not None:
-            out[response_name] = _complete(leaf, source)
+            value = getattr(source, leaf[0])
+            out[response_name] = value if type(value) is leaf[5] else _complete(leaf, source)
             continue
         assert inline is not None
         attribute, non_null, is_list, items_non_null, sub_steps = inline
@@ -231,8 +250,11 @@ class FastLeafExecutionContext(StrawberryGraphQLCoreExecutionContext):
             if plan is None:
                 slow[response_name] = details
                 continue
-            attribute, coerce, non_null, is_list, _ = plan
+            attribute, coerce, non_null, is_list, _, passthrough = plan
             value = getattr(source_value, attribute)
+            if type(value) is passthrough:
+                fast[response_name] = value
+                continue
             if value is None:
                 if non_null:
                     slow[response_name] = details
