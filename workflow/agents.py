@@ -7,8 +7,10 @@ open tickets). Both skip unavailable agents and agents at capacity, and can requ
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import cache
+from typing import Any
 
-from sqlalchemy import func
+from sqlalchemy import bindparam, func
 from sqlmodel import Session, col, select
 
 from storage.tables import Agent, Team, TeamMember, Ticket
@@ -32,8 +34,40 @@ def create_team(session: Session, principal: Principal, *, name: str) -> Team:
     return team
 
 
+# Statements on the ingest path are built once (with bound parameters) instead of on every ticket.
+@cache
+def _team_by_name() -> Any:
+    return select(Team).where(Team.merchant_id == bindparam("merchant_id"), Team.name == bindparam("name"))
+
+
+@cache
+def _team_members() -> Any:
+    return (
+        select(Agent)
+        .join(TeamMember, col(TeamMember.agent_id) == col(Agent.id))
+        .where(TeamMember.team_id == bindparam("team_id"), Agent.merchant_id == bindparam("merchant_id"))
+        .order_by(col(Agent.created_at), col(Agent.id))
+    )
+
+
+@cache
+def _open_load() -> Any:
+    return (
+        select(Ticket.assignee_id, func.count())
+        .where(
+            Ticket.merchant_id == bindparam("merchant_id"),
+            col(Ticket.assignee_id).in_(bindparam("agent_ids", expanding=True)),
+            col(Ticket.stage).in_(OPEN_STAGES),
+        )
+        .group_by(Ticket.assignee_id)
+    )
+
+
 def get_team_by_name(session: Session, merchant_id: str, name: str) -> Team | None:
-    return session.exec(select(Team).where(Team.merchant_id == merchant_id, Team.name == name)).first()
+    team: Team | None = session.exec(
+        _team_by_name(), params={"merchant_id": merchant_id, "name": name}
+    ).first()
+    return team
 
 
 def get_team(session: Session, merchant_id: str, team_id: str) -> Team:
@@ -111,15 +145,7 @@ def list_agents(session: Session, merchant_id: str) -> list[Agent]:
 def open_load(session: Session, merchant_id: str, agent_ids: Sequence[str]) -> dict[str, int]:
     if not agent_ids:
         return {}
-    rows = session.exec(
-        select(Ticket.assignee_id, func.count())
-        .where(
-            Ticket.merchant_id == merchant_id,
-            col(Ticket.assignee_id).in_(agent_ids),
-            col(Ticket.stage).in_(OPEN_STAGES),
-        )
-        .group_by(Ticket.assignee_id)
-    ).all()
+    rows = session.exec(_open_load(), params={"merchant_id": merchant_id, "agent_ids": list(agent_ids)}).all()
     return {agent_id: int(n) for agent_id, n in rows if agent_id is not None}
 
 
@@ -134,13 +160,8 @@ def pick_assignee(
     """The agent to assign within ``team``, or None when nobody is available with spare capacity."""
     if strategy not in STRATEGIES:
         raise invalid(f"unknown assignment strategy {strategy!r}", "strategy")
-    members = list(
-        session.exec(
-            select(Agent)
-            .join(TeamMember, col(TeamMember.agent_id) == col(Agent.id))
-            .where(TeamMember.team_id == team.id, Agent.merchant_id == merchant_id)
-            .order_by(col(Agent.created_at), col(Agent.id))
-        )
+    members: list[Agent] = list(
+        session.exec(_team_members(), params={"team_id": team.id, "merchant_id": merchant_id})
     )
     needed = set(skills)
     candidates = [a for a in members if a.available and needed.issubset(a.skills)]

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
+from typing import Any
 
 from sqlalchemy import ColumnElement, and_, bindparam, func, or_, text, update
 from sqlmodel import Session, col, select
@@ -51,6 +53,15 @@ class QueueSnapshot:
         return sum(s.count for s in self.stages if s.stage in OPEN_STAGES)
 
 
+@cache
+def _bump_version() -> Any:
+    return (
+        update(QueueState)
+        .where(col(QueueState.merchant_id) == bindparam("for_merchant"))
+        .values(version=QueueState.version + 1, updated_at=bindparam("now"))
+    )
+
+
 def bump_queue_version(session: Session, merchant_id: str) -> None:
     """Called inside every transaction that changes the queue; bumps once per transaction and merchant.
 
@@ -62,11 +73,7 @@ def bump_queue_version(session: Session, merchant_id: str) -> None:
         return
     bumped.add(merchant_id)
     connection = session.connection()
-    connection.execute(
-        update(QueueState)
-        .where(col(QueueState.merchant_id) == merchant_id)
-        .values(version=QueueState.version + 1, updated_at=utcnow())
-    )
+    connection.execute(_bump_version(), {"for_merchant": merchant_id, "now": utcnow()})
     if connection.dialect.name == "postgresql":
         connection.execute(
             text("SELECT pg_notify(:channel, :merchant)"),

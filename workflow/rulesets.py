@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any
 
-from sqlalchemy import and_, func
+from sqlalchemy import and_, bindparam, func
 from sqlmodel import Session, col, select
 
 import policy
@@ -31,10 +32,10 @@ class ActiveRuleset:
     message: str = ""
 
 
-def active_ruleset(session: Session, services: WorkflowServices, merchant_id: str) -> ActiveRuleset:
-    """The merchant's active ruleset: one small query on the hot path (the parsed ruleset is cached by digest;
-    the source is read only when this process has not parsed that version yet)."""
-    found = session.exec(
+@cache
+def _active_version() -> Any:
+    """The active version's number, digest and metadata (built once: this runs for every ticket)."""
+    return (
         select(
             Merchant.active_ruleset_version,
             RulesetVersion.digest,
@@ -49,8 +50,14 @@ def active_ruleset(session: Session, services: WorkflowServices, merchant_id: st
                 col(RulesetVersion.version) == Merchant.active_ruleset_version,
             ),
         )
-        .where(Merchant.id == merchant_id)
-    ).first()
+        .where(Merchant.id == bindparam("merchant_id"))
+    )
+
+
+def active_ruleset(session: Session, services: WorkflowServices, merchant_id: str) -> ActiveRuleset:
+    """The merchant's active ruleset: one small query on the hot path (the parsed ruleset is cached by digest;
+    the source is read only when this process has not parsed that version yet)."""
+    found = session.exec(_active_version(), params={"merchant_id": merchant_id}).first()
     if found is None:
         raise not_found("merchant")
     version, digest, created_at, message = found
