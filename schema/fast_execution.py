@@ -163,7 +163,19 @@ def _build_object(steps: list[_Step], source: Any) -> dict[str, Any]:
     for response_name, _details, leaf, inline in steps:
         if leaf is not None:
             value = getattr(source, leaf[0])
-            out[response_name] = value if type(value) is leaf[5] else _complete(leaf, source)
+            if type(value) is leaf[5]:
+                out[response_name] = value
+            elif value is None:
+                if leaf[2]:
+                    raise _Fallback
+                out[response_name] = None
+            elif leaf[3]:
+                out[response_name] = _complete(leaf, source)
+            else:
+                coerced = leaf[1](value)
+                if coerced is None or coerced is Undefined:
+                    raise _Fallback
+                out[response_name] = coerced
             continue
         assert inline is not None
         attribute, non_null, is_list, items_non_null, sub_steps = inline

@@ -109,7 +109,8 @@ def get_tickets_by_ids(session: Session, merchant_id: str, ids: Sequence[str]) -
 
 
 def encode_cursor(ticket: Ticket) -> str:
-    raw = json.dumps([ticket.created_at.isoformat(), ticket.id]).encode()
+    # json.dumps([created_at, id]) spelled out (ids and ISO timestamps need no escaping): one per edge
+    raw = f'["{ticket.created_at.isoformat()}", "{ticket.id}"]'.encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 

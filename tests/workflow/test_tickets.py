@@ -192,3 +192,18 @@ def test_ai_direct_mutations_are_held_to_the_permission_rules(
             session, services, principal(m, "ai"), ticket_id=ticket.id, to="escalated", expected_version=None
         )
     assert moved.stage == "escalated"
+
+
+def test_cursor_encoding_is_stable_and_round_trips() -> None:
+    import base64
+    import json
+    from datetime import UTC, datetime
+
+    from storage.tables import Ticket as TicketRow
+    from workflow.tickets import decode_cursor, encode_cursor
+
+    created = datetime(2026, 11, 26, 7, 5, 3, 123456, tzinfo=UTC)
+    row = TicketRow(id="tkt_0123456789abcdef0123", merchant_id="m", subject="s", created_at=created)
+    expected = base64.urlsafe_b64encode(json.dumps([created.isoformat(), row.id]).encode()).decode()
+    assert encode_cursor(row) == expected.rstrip("=")  # cursors handed out before stay valid
+    assert decode_cursor(encode_cursor(row)) == (created, row.id)
