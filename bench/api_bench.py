@@ -531,6 +531,9 @@ def main() -> int:
         paced = dict(item.split("=") for item in args.paced.split(",") if item) if args.load == "wrk" else {}
         runs: list[tuple[str, float | None]] = [(s, None) for s in keys_for]
         runs += [(scenario, float(rate)) for scenario, rate in paced.items()]
+        if args.load == "wrk":  # warm every path first, so no scenario pays for the server's first seconds
+            for scenario, key in keys_for.items():
+                run_wrk(port, scenario, key, 2, args.concurrency, server.pid, None)
         for scenario, rate in runs:
             how = f"paced at {rate:g}/s" if rate else "closed loop"
             print(
