@@ -174,9 +174,23 @@ def select(seed_train: list[LabelledTicket], bitext_train: list[LabelledTicket] 
     y = [r.category for r in seed_train]
     groups = [r.group for r in seed_train]
     seed_folds = list(StratifiedGroupKFold(4, shuffle=True, random_state=7).split(y, y, groups))
+    base_f1: dict[str, list[float]] = {"category": [], "priority": []}
+    for fit_idx, held_idx in seed_folds:
+        say("[select] seed grouped CV: baseline")
+        fit_rows, held = [seed_train[i] for i in fit_idx], [seed_train[i] for i in held_idx]
+        for task, task_labels in (("category", DEFAULT_CATEGORIES), ("priority", DEFAULT_PRIORITIES)):
+            base = baseline(texts_of(fit_rows), [getattr(r, task) or "" for r in fit_rows])
+            truth = [getattr(r, task) or "" for r in held]
+            predicted = list(base.predict(texts_of(held)))
+            base_f1[task].append(classification_metrics(truth, predicted, task_labels)["macro_f1"])
+    seed_cv: dict[str, dict[str, float]] = {
+        "baseline": {f"{task}_macro_f1": round(statistics.mean(v), 4) for task, v in base_f1.items()}
+    }
+    out["seed_grouped_cv"] = seed_cv
     for name, config in CANDIDATES.items():
         say(f"[select] seed grouped CV: {name}")
-        cat, pri = [], []
+        cat: list[float] = []
+        pri: list[float] = []
         for fit_idx, held_idx in seed_folds:
             model = fit(
                 [seed_train[i] for i in fit_idx],
@@ -187,14 +201,14 @@ def select(seed_train: list[LabelledTicket], bitext_train: list[LabelledTicket] 
             report = evaluate(model.classifier(), [seed_train[i] for i in held_idx])
             cat.append(report.category["macro_f1"])
             pri.append(report.priority["macro_f1"] if report.priority else 0.0)
-        out.setdefault("seed_grouped_cv", {})[name] = {
+        seed_cv[name] = {
             "category_macro_f1": round(statistics.mean(cat), 4),
             "priority_macro_f1": round(statistics.mean(pri), 4),
         }
     if bitext_train is None:
         return out
     y = [r.category for r in bitext_train]
-    labels = sorted(set(y))
+    bitext_labels = sorted(set(y))
     folds = list(StratifiedKFold(3, shuffle=True, random_state=1).split(y, y))
     scores: dict[str, list[float]] = {}
     errors: dict[str, int] = {}
@@ -205,15 +219,19 @@ def select(seed_train: list[LabelledTicket], bitext_train: list[LabelledTicket] 
         say("[select] bitext CV fold: baseline")
         base = baseline(texts_of(fit_rows), [r.category for r in fit_rows])
         predicted = list(base.predict(texts_of(held)))
-        scores.setdefault("baseline", []).append(classification_metrics(truth, predicted, labels)["macro_f1"])
+        scores.setdefault("baseline", []).append(
+            classification_metrics(truth, predicted, bitext_labels)["macro_f1"]
+        )
         errors["baseline"] = errors.get("baseline", 0) + sum(
             a != b for a, b in zip(truth, predicted, strict=True)
         )
         for name, config in CANDIDATES.items():
             say(f"[select] bitext CV fold: {name}")
-            classifier = fit(fit_rows, config, labels=labels).classifier()
+            classifier = fit(fit_rows, config, labels=bitext_labels).classifier()
             predicted = [p.raw_category for p in classifier.predict_batch([r.ticket for r in held])]
-            scores.setdefault(name, []).append(classification_metrics(truth, predicted, labels)["macro_f1"])
+            scores.setdefault(name, []).append(
+                classification_metrics(truth, predicted, bitext_labels)["macro_f1"]
+            )
             errors[name] = errors.get(name, 0) + sum(a != b for a, b in zip(truth, predicted, strict=True))
     out["bitext_train_split_3fold_cv"] = {
         name: {"category_macro_f1": round(statistics.mean(v), 5), "errors": errors[name], "rows": len(y)}
