@@ -11,7 +11,9 @@ What it does, per mode:
   through LISTEN/NOTIFY. Figures are reported for A's and B's subscribers separately.
 
 Subscribers are graphql-transport-ws clients in separate processes (``--client-procs``), each subscription
-selecting ``version openCount stages { stage count oldestAgeSeconds slaBreached }``. Load: ``createTicket``
+selecting ``version openCount stages { stage count oldestAgeSeconds slaBreached }``. Each client is a bare
+asyncio protocol on uvloop (a hand-written upgrade request, two byte-regex searches per snapshot, no JSON
+decoding) so that 2,000 of them cost the shared cores little and measure the server rather than themselves. Load: ``createTicket``
 sent open-loop at ``--rate`` per second. Measured change ("probe"): every ``--probe-interval`` seconds one
 pre-created ticket is moved to ``resolved`` (sequentially, so the k-th probe makes the resolved count exactly
 k); its latency for a subscriber is the time from the moment that mutation's HTTP response came back to the
@@ -24,9 +26,11 @@ Also reported: server RSS growth per subscriber, server CPU seconds used during 
 snapshots delivered per server CPU-second (the figure comparable to Hasura's ~5,000 live queries per vCPU at a
 1 s refresh). Results go to stdout and ``bench/results/live_bench.json``.
 
-``--server bookbag`` runs the real ``bookbag serve``; ``--server fixed`` (default) runs the same app
-(``tests.live.app_process``) with a fixed classifier, so the server's CPU goes to the live queue rather than to
-the LightGBM model; the choice is recorded in the results.
+``--server bookbag`` runs the real ``bookbag serve``; ``--server fixed`` (default) runs the same app through the
+same ``bookbag.server.run_server`` (``tests.live.app_process``) with a fixed classifier, so the server's CPU goes
+to the live queue rather than to the LightGBM model; the choice is recorded in the results. With ``fixed``,
+``--server-gc-threshold a,b,c`` sets ``gc.set_threshold`` in the servers (an experiment: full collections walk
+every open connection's objects, ~150 per websocket). ``--out`` writes the results elsewhere (partial runs).
 """
 
 from __future__ import annotations
@@ -254,9 +258,22 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, database_url: str, kind: str, coalesce: float, deflate: bool = False) -> None:
+    def __init__(
+        self,
+        database_url: str,
+        kind: str,
+        coalesce: float,
+        deflate: bool = False,
+        gc_threshold: str | None = None,
+    ) -> None:
         self.port = free_port()
         module = ["bookbag.cli", "serve"] if kind == "bookbag" else ["tests.live.app_process"]
+        if gc_threshold:
+            if kind == "bookbag":
+                raise SystemExit(
+                    "--server-gc-threshold needs --server fixed (bookbag serve has no such option)"
+                )
+            module += ["--gc-threshold", gc_threshold]
         if deflate:
             if kind == "bookbag":
                 raise SystemExit("--ws-deflate needs --server fixed (bookbag serve has no such option)")
@@ -533,6 +550,7 @@ async def drive(
         "server": args.server,
         "ws_permessage_deflate": args.ws_deflate,
         "coalesce_seconds": args.coalesce,
+        "server_gc_threshold": args.server_gc_threshold or "default",
         "loadavg_at_end_of_run": [round(v, 2) for v in os.getloadavg()],
         "servers": len(servers),
         "subscribers": subscribers,
@@ -595,7 +613,7 @@ def run_single(args: argparse.Namespace) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="live-bench-db-"))
     url = f"sqlite:///{tmp / 'bench.sqlite3'}"
     keys = prepare_database(url)
-    server = Server(url, args.server, args.coalesce, args.ws_deflate)
+    server = Server(url, args.server, args.coalesce, args.ws_deflate, args.server_gc_threshold)
     try:
         return asyncio.run(drive([server], keys, args, "single process, SQLite"))
     finally:
@@ -618,8 +636,8 @@ def run_two(args: argparse.Namespace) -> dict[str, Any]:
     try:
         keys = prepare_database(url)
         servers = [
-            Server(url, args.server, args.coalesce, args.ws_deflate),
-            Server(url, args.server, args.coalesce, args.ws_deflate),
+            Server(url, args.server, args.coalesce, args.ws_deflate, args.server_gc_threshold),
+            Server(url, args.server, args.coalesce, args.ws_deflate, args.server_gc_threshold),
         ]
         return asyncio.run(drive(servers, keys, args, "two processes, PostgreSQL"))
     finally:
@@ -662,6 +680,10 @@ def main() -> None:
         "--ws-deflate", action="store_true", help="server: permessage-deflate on (--server fixed only)"
     )
     parser.add_argument("--out", type=Path, default=RESULTS, help="where the JSON results go")
+    parser.add_argument(
+        "--server-gc-threshold",
+        help="--server fixed only: gc.set_threshold in the server processes, e.g. 20000,20,10",
+    )
     parser.add_argument("--server", choices=["fixed", "bookbag"], default="fixed")
     parser.add_argument(
         "--postgres-url",

@@ -6,6 +6,7 @@ Everything else (policy engine, database, hub, LISTEN, scheduler) is the product
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 
 import uvicorn
@@ -44,7 +45,13 @@ def main() -> None:
         action="store_true",
         help="turn permessage-deflate on (off by default, as in bookbag serve)",
     )
+    parser.add_argument(
+        "--gc-threshold",
+        help="gc.set_threshold(a, b, c) before serving, e.g. 20000,20,10 (an experiment for bench/live_bench.py)",
+    )
     args = parser.parse_args()
+    if args.gc_threshold:
+        gc.set_threshold(*(int(part) for part in args.gc_threshold.split(",")))
     settings = Settings()
     settings.host, settings.port = args.host, args.port
     if "BOOKBAG_LOG_LEVEL" not in os.environ:  # quiet by default: nobody reads a test server's stderr
