@@ -12,8 +12,9 @@ it from a separate load-generator process, 16 keep-alive HTTP/1.1 connections. T
 
 * closed loop: each connection sends its next request as soon as the previous answer arrived, which
   measures the most the one worker can do (latency there is mostly queueing: 16 / throughput);
-* paced (``--paced``, wrk only): the same 16 connections, each pausing a random (exponential) think time
-  so that together they offer the given rate; this is the latency a client sees at that load.
+* paced (``--paced``, wrk only): the same 16 connections send requests on one Poisson schedule at the given
+  rate (a request goes when its slot comes and a connection is free); this is the latency a client sees
+  at that load.
 
 Measured one after another in the same run:
 
@@ -330,7 +331,7 @@ def run_load(
 
 WRK_SCRIPT = r"""
 local key = "%(key)s"
-local think_ms = %(think_ms)f
+local interval_ms = %(interval_ms)f
 local scenario = "%(scenario)s"
 local create_query = %(create_query)s
 threads = {}
@@ -386,9 +387,28 @@ function done(summary, latency, requests)
 end
 """
 
+# Paced runs: one Poisson schedule at the target rate shared by the thread's connections (wrk asks delay()
+# before each request); a request whose slot has passed goes at once, so the offered rate holds as long as
+# a connection is free. The clock is CLOCK_MONOTONIC through LuaJIT's FFI (wrk's Lua has no wall clock).
 DELAY = """
+local ffi = require("ffi")
+ffi.cdef[[
+typedef struct { long tv_sec; long tv_nsec; } bookbag_timespec;
+int clock_gettime(int clk_id, bookbag_timespec *tp);
+]]
+local timespec = ffi.new("bookbag_timespec")
+local next_due = nil
+
+local function now_ms()
+  ffi.C.clock_gettime(1, timespec)
+  return tonumber(timespec.tv_sec) * 1000 + tonumber(timespec.tv_nsec) / 1e6
+end
+
 function delay()
-  return -math.log(1 - math.random()) * think_ms
+  local now = now_ms()
+  if next_due == nil then next_due = now end
+  next_due = next_due - math.log(1 - math.random()) * interval_ms
+  return math.max(0, next_due - now)
 end
 """
 
@@ -400,12 +420,12 @@ def lua_string(value: str) -> str:
 def run_wrk(
     port: int, scenario: str, key: str, seconds: float, concurrency: int, server_pid: int, rate: float | None
 ) -> dict[str, Any]:
-    """One wrk run; ``rate`` set: paced (think time per connection = concurrency / rate), else closed loop."""
-    think_ms = concurrency / rate * 1000 if rate else 0.0
+    """One wrk run; ``rate`` set: paced (requests offered at that mean rate), else closed loop."""
+    interval_ms = 1000 / rate if rate else 0.0
     page_body = json.dumps({"query": TICKETS_QUERY})
     script = WRK_SCRIPT % {
         "key": key,
-        "think_ms": think_ms,
+        "interval_ms": interval_ms,
         "scenario": scenario,
         "create_query": lua_string(json.dumps(CREATE_QUERY)),
         "page_body": lua_string(page_body),
