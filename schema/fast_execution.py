@@ -19,11 +19,13 @@ produces.
 from __future__ import annotations
 
 from collections.abc import Callable
+from enum import Enum
 from typing import Any
 
 from graphql import (
     GraphQLBoolean,
     GraphQLEnumType,
+    GraphQLFloat,
     GraphQLID,
     GraphQLList,
     GraphQLNonNull,
@@ -39,16 +41,51 @@ from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 LEAF_PLAN = "bookbag-leaf-plan"
 OBJECT_PLAN = "bookbag-object-plan"
 
-# (attribute name, coerce function, non-null, is list, list items non-null, passthrough type): a non-list
-# value whose exact type is the passthrough type is its own output (String/ID: str, Boolean: bool), which
-# is what graphql-core's serializers return for it
-LeafPlan = tuple[str, Callable[[Any], Any], bool, bool, bool, type | None]
+# (attribute name, coerce function, non-null, is list, list items non-null, fast type, fast output): a
+# non-list value whose exact type is the fast type has its output without the serializer call chain, the
+# same output the serializer gives: itself (String/ID: str, Boolean: bool; Float: a finite float) or, for
+# a strawberry enum, its member's GraphQL name
+LeafPlan = tuple[str, Callable[[Any], Any], bool, bool, bool, type | None, Any]
 # (attribute name, object type, non-null, is list, list items non-null)
 ObjectPlan = tuple[str, GraphQLObjectType, bool, bool, bool]
 
 
-_STANDARD = {t.name: t for t in (GraphQLString, GraphQLID, GraphQLBoolean)}
-_PASSTHROUGH: dict[str, type] = {"String": str, "ID": str, "Boolean": bool}
+_STANDARD = {t.name: t for t in (GraphQLString, GraphQLID, GraphQLBoolean, GraphQLFloat)}
+_PASSTHROUGH: dict[str, type] = {"String": str, "ID": str, "Boolean": bool, "Float": float}
+_ITSELF = object()  # fast output: the value itself
+_FINITE = object()  # fast output: the value itself when finite (graphql-core refuses NaN and infinities)
+_MISS = object()
+
+
+def _fast_leaf(type_: Any, is_list: bool) -> tuple[type | None, Any]:
+    if is_list:
+        return None, None
+    standard = _STANDARD.get(type_.name)
+    if standard is not None and type_ is standard:
+        return _PASSTHROUGH[standard.name], _FINITE if standard is GraphQLFloat else _ITSELF
+    wrapped = getattr(type_, "wrapped_cls", None)  # strawberry's enum type: members → names
+    if isinstance(type_, GraphQLEnumType) and isinstance(wrapped, type) and issubclass(wrapped, Enum):
+        names = {}
+        for member in wrapped:
+            name = next((n for n, v in type_.values.items() if member.value == v.value), None)
+            if name is None:
+                return None, None
+            names[member] = name
+        return wrapped, names
+    return None, None
+
+
+def _fast_output(leaf: LeafPlan, value: Any) -> Any:
+    """The serializer's output for ``value`` when the plan knows it without calling it, else ``_MISS``."""
+    if type(value) is not leaf[5]:
+        return _MISS
+    out = leaf[6]
+    if out is _ITSELF:
+        return value
+    if out is _FINITE:
+        number: Any = value
+        return number if number - number == 0.0 else _MISS
+    return out[value]
 
 
 class _Fallback(Exception):
@@ -96,15 +133,15 @@ def plan_leaf_fields(schema: GraphQLSchema, attribute_of: Callable[[Any], str | 
     planned = 0
     for gql_field, attribute, type_, non_null, is_list, items_non_null in _plain_fields(schema, attribute_of):
         if isinstance(type_, GraphQLScalarType | GraphQLEnumType):
-            standard = type_ is _STANDARD.get(type_.name) and not is_list
-            passthrough = _PASSTHROUGH.get(type_.name) if standard else None
+            fast_type, fast_out = _fast_leaf(type_, is_list)
             leaf: LeafPlan = (
                 attribute,
                 type_.coerce_output_value,
                 non_null,
                 is_list,
                 items_non_null,
-                passthrough,
+                fast_type,
+                fast_out,
             )
             _attach(gql_field, LEAF_PLAN, leaf)
             planned += 1
@@ -130,7 +167,7 @@ def _coerce(coerce: Callable[[Any], Any], value: Any) -> Any:
 
 
 def _complete(plan: LeafPlan, source: Any) -> Any:
-    attribute, coerce, non_null, is_list, items_non_null, _ = plan
+    attribute, coerce, non_null, is_list, items_non_null = plan[:5]
     value = getattr(source, attribute)
     if value is None:
         if non_null:
@@ -163,8 +200,9 @@ def _build_object(steps: list[_Step], source: Any) -> dict[str, Any]:
     for response_name, _details, leaf, inline in steps:
         if leaf is not None:
             value = getattr(source, leaf[0])
-            if type(value) is leaf[5]:
-                out[response_name] = value
+            fast = _fast_output(leaf, value)
+            if fast is not _MISS:
+                out[response_name] = fast
             elif value is None:
                 if leaf[2]:
                     raise _Fallback
@@ -262,10 +300,11 @@ class FastLeafExecutionContext(StrawberryGraphQLCoreExecutionContext):
             if plan is None:
                 slow[response_name] = details
                 continue
-            attribute, coerce, non_null, is_list, _, passthrough = plan
+            attribute, coerce, non_null, is_list = plan[:4]
             value = getattr(source_value, attribute)
-            if type(value) is passthrough:
-                fast[response_name] = value
+            known = _fast_output(plan, value)
+            if known is not _MISS:
+                fast[response_name] = known
                 continue
             if value is None:
                 if non_null:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from typing import Any
 
 import strawberry
@@ -157,3 +158,44 @@ async def test_inlined_objects_fall_back_to_the_standard_errors() -> None:
         "holders": [{"maybeThing": None}, {"maybeThing": {"name": "n", "maybe": "m"}}, {"maybeThing": None}]
     }
     assert [e["path"] for e in errors] == [["holders", 2, "maybeThing", "name"]]
+
+
+@strawberry.enum
+class Color(Enum):
+    RED = "red"
+    DARK_BLUE = "dark-blue"
+
+
+@strawberry.type
+class Reading:
+    score: float
+    maybe_score: float | None
+    color: Color
+
+
+@strawberry.type
+class ReadingsQ:
+    @strawberry.field
+    def readings(self) -> list[Reading]:
+        return [
+            Reading(score=1.5, maybe_score=None, color=Color.DARK_BLUE),
+            Reading(score=2.0, maybe_score=float("nan"), color=Color.RED),
+            Reading(score=float("inf"), maybe_score=3.25, color=Color.RED),
+        ]
+
+
+async def test_fast_floats_and_enums_match_the_standard_serializers() -> None:
+    from schema.build import _plain_attribute
+
+    fast = strawberry.Schema(query=ReadingsQ, execution_context_class=FastLeafExecutionContext)
+    plan_leaf_fields(fast._schema, _plain_attribute)
+    standard = strawberry.Schema(query=ReadingsQ)
+    for query in ("{ readings { maybeScore color } }", "{ readings { score color } }"):
+        fast_result, standard_result = (
+            await _run(fast, None, query, {}),
+            await _run(standard, None, query, {}),
+        )
+        assert fast_result == standard_result, query
+    data, errors = await _run(fast, None, "{ readings { maybeScore color } }", {})
+    assert data["readings"][0] == {"maybeScore": None, "color": "DARK_BLUE"}
+    assert data["readings"][1]["maybeScore"] is None and len(errors) == 1  # NaN is not a Float
