@@ -2,8 +2,9 @@
 
 Trees split one n-gram at a time and struggle to add up hundreds of weak text cues; a linear model does exactly
 that. Its class probabilities become extra LightGBM features (out-of-fold during training, so the boosters learn
-how far to trust them), and the boosters combine them with metadata and tone. Stored as a plain ``.npz`` (no
-pickle).
+how far to trust them), and the boosters combine them with metadata and tone. For the category, its
+log-probabilities are also the booster's starting scores (``TrainConfig.boost_from_linear``), so the trees only
+correct it. Stored as a plain ``.npz`` (no pickle).
 """
 
 from __future__ import annotations
