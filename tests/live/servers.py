@@ -166,14 +166,16 @@ async def gql(base: str, key: str, query: str, variables: dict[str, Any] | None 
         )
     body: dict[str, Any] = response.json()
     assert "errors" not in body, body
-    return body["data"]
+    data: dict[str, Any] = body["data"]
+    return data
 
 
 async def create_ticket(base: str, key: str, subject: str = "where is my parcel") -> dict[str, Any]:
     data = await gql(base, key, CREATE, {"input": {"subject": subject, "body": "ordered ten days ago"}})
     payload: dict[str, Any] = data["createTicket"]
     assert payload["errors"] == [], payload
-    return payload["ticket"]
+    ticket: dict[str, Any] = payload["ticket"]
+    return ticket
 
 
 class WsClient:

@@ -13,7 +13,7 @@ from sqlalchemy import text
 from sqlmodel import col, func, select
 
 from storage.tables import AuditEvent, EscalationFiring, IdempotencyRecord, Ticket
-from workflow import scheduler
+from workflow import idempotency, scheduler
 from workflow.principal import Principal, Role
 from workflow.queue import queue_version
 from workflow.scheduler import TickReport, run_due_work
@@ -151,7 +151,7 @@ def test_a_failed_tick_publishes_nothing_and_the_next_one_finds_the_work(
     def fail(*_args: Any, **_kwargs: Any) -> int:
         raise RuntimeError("database went away mid-tick")
 
-    monkeypatch.setattr(scheduler.idempotency, "prune", fail)  # the last step of the tick's transaction
+    monkeypatch.setattr(idempotency, "prune", fail)  # the last step of the tick's transaction
     with pytest.raises(RuntimeError):
         tick(world, 31)
     assert len(world.events) == published  # nothing for the rolled-back escalation

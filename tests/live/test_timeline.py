@@ -50,7 +50,7 @@ def test_a_stale_ticket_escalates_after_its_time_in_stage(engine: PolicyEngine) 
 
 def test_leaving_the_stage_in_time_prevents_it_and_conditions_apply(engine: PolicyEngine) -> None:
     entries = [StageEntry(T0, "triaged"), StageEntry(T0 + timedelta(minutes=5), "assigned")]
-    vip = {"customer": {"vip": True}}
+    vip: dict[str, object] = {"customer": {"vip": True}}
     assert plan(engine, LIVE_RULESET, entries, vip, 2) == [("vip-stale-assigned", T0 + timedelta(minutes=15))]
     assert plan(engine, LIVE_RULESET, entries, {"customer": {"vip": False}}, 2) == []
 
