@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import socket
+import struct
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -29,7 +32,7 @@ from workflow.queue import QueueSnapshot
 from workflow.services import WorkflowServices
 
 from .helpers import write_ticket
-from .servers import ThreadServer, WsClient, create_ticket
+from .servers import QUEUE_UPDATES, ThreadServer, WsClient, create_ticket
 
 SUBSCRIPTION = "subscription { queueUpdates { version openCount stages { stage count } } }"
 
@@ -135,6 +138,7 @@ class WriteSpy:
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.writers: list[ws_direct.DirectWriter | None] = []
         self.frames: list[tuple[bytes, bool]] = []
+        self.buffered: list[tuple[ws_direct.DirectWriter, bool, int]] = []
         real_factory, real_write = ws_direct.direct_writer, ws_direct.DirectWriter.write
 
         def factory(websocket: Any) -> ws_direct.DirectWriter | None:
@@ -145,6 +149,7 @@ class WriteSpy:
         def write(writer: ws_direct.DirectWriter, frame: bytes) -> bool:
             written = real_write(writer, frame)
             self.frames.append((frame, written))
+            self.buffered.append((writer, written, writer._transport.get_write_buffer_size()))
             return written
 
         monkeypatch.setattr("bookbag.graphql_ws.direct_writer", factory)
@@ -264,3 +269,102 @@ async def test_a_declined_push_goes_to_the_iterator_and_nothing_overtakes_it(
         assert versions == sorted(set(versions)) and versions[-1] == 4
     finally:
         await hub.close()
+
+
+def client_frame(payload: bytes) -> bytes:
+    """A masked client text frame (payload < 64 KiB)."""
+    mask = os.urandom(4)
+    size = len(payload)
+    header = bytes((0x81, 0x80 | size)) if size < 126 else struct.pack("!BBH", 0x81, 0xFE, size)
+    return header + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
+def server_texts(buffer: bytearray) -> list[bytes]:
+    """Complete unmasked text frames at the start of ``buffer`` (consumed)."""
+    texts = []
+    while len(buffer) >= 2:
+        size, start = buffer[1] & 0x7F, 2
+        if size == 126:
+            size, start = int.from_bytes(buffer[2:4], "big"), 4
+        elif size == 127:
+            size, start = int.from_bytes(buffer[2:10], "big"), 10
+        if len(buffer) < start + size:
+            break
+        if buffer[0] & 0x0F == 0x1:
+            texts.append(bytes(buffer[start : start + size]))
+        del buffer[: start + size]
+    return texts
+
+
+async def test_a_client_that_stops_reading_is_skipped_not_queued_for(
+    make_server: Callable[[bool], ThreadServer],
+    make_merchant: Callable[..., MerchantKeys],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A subscriber whose client stops reading: the direct write declines once its buffer is full, nothing
+    more piles up for it (bounded by the buffer limit and one held snapshot), the others keep getting every
+    change, and when it reads again it gets the newest version, in order."""
+    spy = WriteSpy(monkeypatch)
+    server = make_server(False)
+    merchant = make_merchant()
+    loop = asyncio.get_running_loop()
+    stalled = socket.socket()
+    stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # small kernel buffers: fills up sooner
+    stalled.setblocking(False)
+    await loop.sock_connect(stalled, ("127.0.0.1", server.port))
+    await loop.sock_sendall(
+        stalled,
+        b"GET /graphql HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+        b"Sec-WebSocket-Protocol: graphql-transport-ws\r\n\r\n",
+    )
+    received = bytearray()
+    while b"\r\n\r\n" not in received:
+        received += await asyncio.wait_for(loop.sock_recv(stalled, 65536), 10)
+    assert received.startswith(b"HTTP/1.1 101 ")
+    del received[: received.index(b"\r\n\r\n") + 4]
+    init = {"type": "connection_init", "payload": {"Authorization": f"Bearer {merchant.keys['viewer']}"}}
+    subscribe = {"id": "s", "type": "subscribe", "payload": {"query": QUEUE_UPDATES}}
+    await loop.sock_sendall(stalled, client_frame(json.dumps(init).encode()))
+    await loop.sock_sendall(stalled, client_frame(json.dumps(subscribe).encode()))
+    while b'"next"' not in received:  # the ack and the first snapshot
+        received += await asyncio.wait_for(loop.sock_recv(stalled, 65536), 10)
+    texts = server_texts(received)
+    assert len(spy.writers) == 1 and spy.writers[0] is not None
+    stalled_writer = spy.writers[0]
+    # The server side of the stalled connection gets a small send buffer too.
+    stalled_writer._transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+
+    reader = await WsClient.open(server.ws, merchant.keys["viewer"])
+    await reader.ack()
+    sid = await reader.subscribe(QUEUE_UPDATES)
+    await reader.next_data(sid)
+    created = 0
+    while not any(w is stalled_writer and not ok for w, ok, _ in spy.buffered):
+        assert created < 1500, "the stalled connection's buffer never filled"
+        await create_ticket(server.http, merchant.keys["partner"])
+        created += 1
+        if created % 20 == 0:
+            await next_with_open_count(reader, sid, created)  # the reading client keeps up all along
+    for _ in range(20):  # more changes while it is stalled: they replace each other, they do not queue
+        await create_ticket(server.http, merchant.keys["partner"])
+        created += 1
+    assert (await next_with_open_count(reader, sid, created))["openCount"] == created
+
+    limit = ws_direct.MAX_BUFFERED_BYTES + max(len(frame) for frame, _ in spy.frames)
+    assert max(size for w, _, size in spy.buffered if w is stalled_writer) <= limit
+    assert stalled_writer._transport.get_write_buffer_size() <= limit + 65536  # + uvicorn's high-water mark
+
+    # It reads again: the newest version arrives, and versions only ever went up.
+    versions = [json.loads(t)["payload"]["data"]["queueUpdates"]["version"] for t in texts if b'"next"' in t]
+    while not versions or versions[-1] < created:
+        received += await asyncio.wait_for(loop.sock_recv(stalled, 65536), 10)
+        versions += [
+            json.loads(t)["payload"]["data"]["queueUpdates"]["version"]
+            for t in server_texts(received)
+            if b'"next"' in t
+        ]
+    assert versions == sorted(set(versions)) and versions[-1] == created
+    assert len(versions) < created  # intermediate versions were skipped, not queued
+    stalled.close()
+    await reader.close()
