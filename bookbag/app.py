@@ -90,7 +90,11 @@ def create_app(
     runtime = ApiRuntime(
         db=db,
         services=services or build_services(settings),
-        limits=ApiLimits(max_page_size=settings.max_page_size),
+        limits=ApiLimits(
+            max_page_size=settings.max_page_size,
+            max_concurrent_reads=settings.db_read_threads,
+            max_concurrent_writes=settings.db_write_threads,
+        ),
         principals=PrincipalCache(ttl_seconds=settings.auth_cache_seconds),
     )
     runtime.queue_hub = build_queue_hub(settings, db, runtime.services)

@@ -75,7 +75,7 @@ class BookbagGraphQL(GraphQL[RequestContext, None]):
             with db.read_only() as session:
                 return authenticate(session, secret)
 
-        principal = await to_thread.run_sync(work)
+        principal = await to_thread.run_sync(work, limiter=self.runtime.read_limiter)
         if principal is not None:
             cache.put(secret, principal)
         return principal

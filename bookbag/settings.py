@@ -34,6 +34,8 @@ class Settings(BaseSettings):
     queue_safety_check_seconds: float = 10.0
     run_migrations_on_start: bool = True
     auth_cache_seconds: float = 5.0
+    db_read_threads: int = Field(default=2, ge=1, le=64)
+    db_write_threads: int = Field(default=2, ge=1, le=64)
 
     @property
     def is_production(self) -> bool:

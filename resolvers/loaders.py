@@ -37,7 +37,7 @@ class Loaders:
                     session.expunge_all()  # keep the rows loaded past read_only()'s rollback
                     return found
 
-            found = await to_thread.run_sync(work)
+            found = await to_thread.run_sync(work, limiter=self._runtime.read_limiter)
             return [found.get(key, default()) for key in keys]
 
         return load

@@ -59,7 +59,7 @@ async def read(ctx: RequestContext, fn: Callable[[Session], T]) -> T:
             session.expunge_all()
             return result
 
-    return await to_thread.run_sync(work)
+    return await to_thread.run_sync(work, limiter=ctx.runtime.read_limiter)
 
 
 async def read_as(
