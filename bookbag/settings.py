@@ -30,7 +30,7 @@ class Settings(BaseSettings):
     max_batch_operations: int = 5
     max_subscriptions_per_connection: int = 20
     scheduler_interval_seconds: float = 5.0
-    queue_coalesce_seconds: float = 0.2
+    queue_coalesce_seconds: float = 0.1
     queue_safety_check_seconds: float = 10.0
     run_migrations_on_start: bool = True
     auth_cache_seconds: float = 5.0
