@@ -527,6 +527,7 @@ def main() -> int:
         default="plain=100,graphql_page=100,create=300",
         help="paced runs (wrk only): scenario=requests per second, comma-separated; empty for none",
     )
+    parser.add_argument("--out", type=Path, default=RESULTS, help="where the JSON results go")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -606,8 +607,8 @@ def main() -> int:
             f"p99_ms<50 (createTicket, {latency_of['create']['mode']})": latency_of["create"]["p99_ms"] < 50,
         },
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(summary, indent=2) + "\n")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(summary, indent=2) + "\n")
     print(json.dumps(summary, indent=2))
     return 0
 
