@@ -199,3 +199,21 @@ async def test_fast_floats_and_enums_match_the_standard_serializers() -> None:
     data, errors = await _run(fast, None, "{ readings { maybeScore color } }", {})
     assert data["readings"][0] == {"maybeScore": None, "color": "DARK_BLUE"}
     assert data["readings"][1]["maybeScore"] is None and len(errors) == 1  # NaN is not a Float
+
+
+async def test_ticket_conversion_reads_loaded_and_expired_rows_alike(
+    api: Api, database: Database, merchant: MerchantKeys
+) -> None:
+    from sqlmodel import select
+
+    from schema.tickets import Ticket
+    from storage.tables import Ticket as TicketRow
+
+    await create_ticket(api, merchant.keys["partner"], subject="Where is my parcel?")
+    with database.read_only() as session:
+        row = session.exec(select(TicketRow).where(TicketRow.merchant_id == merchant.merchant_id)).one()
+        loaded = Ticket.from_model(row)
+        session.expire(row)  # every column unloaded: the conversion must load them, not miss them
+        assert "subject" not in row.__dict__
+        assert Ticket.from_model(row) == loaded
+    assert loaded.subject == "Where is my parcel?"
