@@ -18,6 +18,9 @@ produces.
 
 from __future__ import annotations
 
+import datetime as dt
+import keyword
+from collections import OrderedDict
 from collections.abc import Callable
 from enum import Enum
 from typing import Any
@@ -27,6 +30,7 @@ from graphql import (
     GraphQLEnumType,
     GraphQLFloat,
     GraphQLID,
+    GraphQLInt,
     GraphQLList,
     GraphQLNonNull,
     GraphQLObjectType,
@@ -37,6 +41,7 @@ from graphql import (
 )
 from graphql.pyutils import Path
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+from strawberry.schema.types.base_scalars import isoformat as strawberry_isoformat
 
 LEAF_PLAN = "bookbag-leaf-plan"
 OBJECT_PLAN = "bookbag-object-plan"
@@ -54,7 +59,10 @@ _STANDARD = {t.name: t for t in (GraphQLString, GraphQLID, GraphQLBoolean, Graph
 _PASSTHROUGH: dict[str, type] = {"String": str, "ID": str, "Boolean": bool, "Float": float}
 _ITSELF = object()  # fast output: the value itself
 _FINITE = object()  # fast output: the value itself when finite (graphql-core refuses NaN and infinities)
+_INT32 = object()  # fast output: the value itself when it fits GraphQL's 32-bit Int
+_ISOFORMAT = object()  # fast output: value.isoformat(), strawberry's serializer for its date/time scalars
 _MISS = object()
+_ISO_TYPES = {"DateTime": dt.datetime, "Date": dt.date, "Time": dt.time}
 
 
 def _fast_leaf(type_: Any, is_list: bool) -> tuple[type | None, Any]:
@@ -63,6 +71,10 @@ def _fast_leaf(type_: Any, is_list: bool) -> tuple[type | None, Any]:
     standard = _STANDARD.get(type_.name)
     if standard is not None and type_ is standard:
         return _PASSTHROUGH[standard.name], _FINITE if standard is GraphQLFloat else _ITSELF
+    if type_ is GraphQLInt:
+        return int, _INT32
+    if type_.name in _ISO_TYPES and type_.serialize is strawberry_isoformat:
+        return _ISO_TYPES[type_.name], _ISOFORMAT
     wrapped = getattr(type_, "wrapped_cls", None)  # strawberry's enum type: members → names
     if isinstance(type_, GraphQLEnumType) and isinstance(wrapped, type) and issubclass(wrapped, Enum):
         names = {}
@@ -82,9 +94,13 @@ def _fast_output(leaf: LeafPlan, value: Any) -> Any:
     out = leaf[6]
     if out is _ITSELF:
         return value
+    number: Any = value
     if out is _FINITE:
-        number: Any = value
         return number if number - number == 0.0 else _MISS
+    if out is _INT32:
+        return number if -(2**31) <= number < 2**31 else _MISS
+    if out is _ISOFORMAT:
+        return number.isoformat()
     return out[value]
 
 
@@ -166,15 +182,28 @@ def _coerce(coerce: Callable[[Any], Any], value: Any) -> Any:
     return coerced
 
 
-def _complete(plan: LeafPlan, source: Any) -> Any:
-    attribute, coerce, non_null, is_list, items_non_null = plan[:5]
-    value = getattr(source, attribute)
+# (attribute name, non-null, is list, list items non-null, the steps of the sub-selection)
+_Inline = tuple[str, bool, bool, bool, list["_Step"]]
+# (response name, field details, leaf plan, inline object plan); neither plan: the standard path
+_Step = tuple[str, Any, LeafPlan | None, _Inline | None]
+
+
+def _leaf_value(leaf: LeafPlan, value: Any) -> Any:
+    """A leaf's output (what graphql-core's completion gives); raises ``_Fallback`` on anything unusual."""
+    fast = _fast_output(leaf, value)
+    if fast is not _MISS:
+        return fast
     if value is None:
-        if non_null:
+        if leaf[2]:
             raise _Fallback
         return None
-    if not is_list:
-        return _coerce(coerce, value)
+    if leaf[3]:
+        return _complete_list(leaf, value)
+    return _coerce(leaf[1], value)
+
+
+def _complete_list(plan: LeafPlan, value: Any) -> list[Any]:
+    coerce, items_non_null = plan[1], plan[4]
     if isinstance(value, str | bytes) or not hasattr(value, "__iter__"):
         raise _Fallback
     out: list[Any] = []
@@ -188,55 +217,104 @@ def _complete(plan: LeafPlan, source: Any) -> Any:
     return out
 
 
-# (attribute name, non-null, is list, list items non-null, the steps of the sub-selection)
-_Inline = tuple[str, bool, bool, bool, list["_Step"]]
-# (response name, field details, leaf plan, inline object plan); neither plan: the standard path
-_Step = tuple[str, Any, LeafPlan | None, _Inline | None]
+def _null(non_null: bool) -> None:
+    if non_null:
+        raise _Fallback
+
+
+def _object_list(build: Callable[[Any], dict[str, Any]], value: Any, items_non_null: bool) -> list[Any]:
+    if isinstance(value, str | bytes | dict) or not hasattr(value, "__iter__"):
+        raise _Fallback
+    items: list[Any] = []
+    for item in value:
+        if item is None:
+            _null(items_non_null)
+            items.append(None)
+        else:
+            items.append(build(item))
+    return items
+
+
+# Builders compiled from a selection's plan, shared across requests. The key names each leaf plan by id;
+# the cached entry keeps the steps (and so those plans) alive, so an id cannot be reused while cached.
+_BUILDERS: OrderedDict[tuple[Any, ...], tuple[list[_Step], Callable[[Any], dict[str, Any]]]] = OrderedDict()
+_MAX_BUILDERS = 512
+
+
+def _plan_key(steps: list[_Step]) -> tuple[Any, ...]:
+    key: list[Any] = []
+    for response_name, _details, leaf, inline in steps:
+        if leaf is not None:
+            key.append((response_name, id(leaf)))
+        else:
+            assert inline is not None
+            key.append((response_name, *inline[:4], _plan_key(inline[4])))
+    return tuple(key)
+
+
+def _builder(steps: list[_Step]) -> Callable[[Any], dict[str, Any]]:
+    """A function building the result of ``steps`` from a source object, compiled once per plan: one dict
+    display with the fast path of each leaf written out, instead of interpreting the plan per object."""
+    key = _plan_key(steps)
+    hit = _BUILDERS.get(key)
+    if hit is not None:
+        return hit[1]
+    build = _compile(steps)
+    _BUILDERS[key] = (steps, build)
+    while len(_BUILDERS) > _MAX_BUILDERS:
+        _BUILDERS.popitem(last=False)
+    return build
+
+
+def _compile(steps: list[_Step]) -> Callable[[Any], dict[str, Any]]:
+    names: dict[str, Any] = {
+        "_leaf_value": _leaf_value,
+        "_null": _null,
+        "_object_list": _object_list,
+    }
+    entries: list[str] = []
+    for i, (response_name, _details, leaf, inline) in enumerate(steps):
+        attribute = leaf[0] if leaf is not None else inline[0]  # type: ignore[index]
+        read = (
+            f"src.{attribute}"
+            if attribute.isidentifier() and not keyword.iskeyword(attribute)
+            else f"getattr(src, {attribute!r})"
+        )
+        if leaf is not None:
+            names[f"P{i}"], names[f"T{i}"], names[f"N{i}"] = leaf, leaf[5], leaf[6]
+            # a null in a nullable field is null; anything else unusual goes the general way
+            fallback = (
+                f"_leaf_value(P{i}, v)" if leaf[2] else f"(None if v is None else _leaf_value(P{i}, v))"
+            )
+            kind = leaf[6]
+            if kind is _ITSELF:
+                value = f"(v if type(v := {read}) is T{i} else {fallback})"
+            elif kind is _FINITE:
+                value = f"(v if type(v := {read}) is T{i} and v - v == 0.0 else {fallback})"
+            elif kind is _INT32:
+                value = f"(v if type(v := {read}) is T{i} and -2147483648 <= v <= 2147483647 else {fallback})"
+            elif kind is _ISOFORMAT:
+                value = f"(v.isoformat() if type(v := {read}) is T{i} else {fallback})"
+            elif isinstance(kind, dict):
+                value = f"(N{i}[v] if type(v := {read}) is T{i} else {fallback})"
+            else:
+                value = f"(None if (v := {read}) is None and not {leaf[2]} else _leaf_value(P{i}, v))"
+        else:
+            assert inline is not None
+            _, non_null, is_list, items_non_null, sub_steps = inline
+            names[f"B{i}"] = _builder(sub_steps)
+            built = f"_object_list(B{i}, v, {items_non_null})" if is_list else f"B{i}(v)"
+            value = f"({built} if (v := {read}) is not None else _null({non_null}))"
+        entries.append(f"{response_name!r}: {value}")
+    source = "def build(src):\n    return {" + ", ".join(entries) + "}\n"
+    exec(compile(source, "<bookbag fast builder>", "exec"), names)  # the source is built above, from the plan
+    build: Callable[[Any], dict[str, Any]] = names["build"]
+    return build
 
 
 def _build_object(steps: list[_Step], source: Any) -> dict[str, Any]:
     """The result of a selection made only of plain reads; raises to fall back on anything unusual."""
-    out: dict[str, Any] = {}
-    for response_name, _details, leaf, inline in steps:
-        if leaf is not None:
-            value = getattr(source, leaf[0])
-            fast = _fast_output(leaf, value)
-            if fast is not _MISS:
-                out[response_name] = fast
-            elif value is None:
-                if leaf[2]:
-                    raise _Fallback
-                out[response_name] = None
-            elif leaf[3]:
-                out[response_name] = _complete(leaf, source)
-            else:
-                coerced = leaf[1](value)
-                if coerced is None or coerced is Undefined:
-                    raise _Fallback
-                out[response_name] = coerced
-            continue
-        assert inline is not None
-        attribute, non_null, is_list, items_non_null, sub_steps = inline
-        value = getattr(source, attribute)
-        if value is None:
-            if non_null:
-                raise _Fallback
-            out[response_name] = None
-        elif not is_list:
-            out[response_name] = _build_object(sub_steps, value)
-        else:
-            if isinstance(value, str | bytes | dict) or not hasattr(value, "__iter__"):
-                raise _Fallback
-            items: list[Any] = []
-            for item in value:
-                if item is None:
-                    if items_non_null:
-                        raise _Fallback
-                    items.append(None)
-                else:
-                    items.append(_build_object(sub_steps, item))
-            out[response_name] = items
-    return out
+    return _builder(steps)(source)
 
 
 class FastLeafExecutionContext(StrawberryGraphQLCoreExecutionContext):
@@ -323,10 +401,8 @@ class FastLeafExecutionContext(StrawberryGraphQLCoreExecutionContext):
                     fast[response_name] = coerced
                 continue
             try:
-                fast[response_name] = _complete(plan, source_value)
-            except _Fallback:
-                slow[response_name] = details
-            except Exception:  # let graphql-core raise it with a path and location
+                fast[response_name] = _complete_list(plan, value)
+            except Exception:  # _Fallback, or a coercion error: graphql-core reports it with a path
                 slow[response_name] = details
         if not slow:
             return fast

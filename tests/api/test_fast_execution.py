@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
 
@@ -171,6 +172,13 @@ class Reading:
     score: float
     maybe_score: float | None
     color: Color
+    count: int | None = 1
+    at: datetime | None = None
+
+
+@strawberry.type
+class Readings:
+    readings: list[Reading]
 
 
 @strawberry.type
@@ -183,6 +191,17 @@ class ReadingsQ:
             Reading(score=float("inf"), maybe_score=3.25, color=Color.RED),
         ]
 
+    @strawberry.field
+    def wrapped(self) -> Readings:  # below this resolver, everything is built by the compiled builders
+        moment = datetime(2026, 11, 26, 7, 0, tzinfo=UTC)
+        return Readings(
+            readings=[
+                Reading(score=1.0, maybe_score=None, color=Color.RED, count=2**40, at=moment),
+                Reading(score=2.0, maybe_score=0.5, color=Color.DARK_BLUE, count=-3, at=None),
+                Reading(score=float("nan"), maybe_score=1.0, color=Color.RED, count=True),
+            ]
+        )
+
 
 async def test_fast_floats_and_enums_match_the_standard_serializers() -> None:
     from schema.build import _plain_attribute
@@ -190,7 +209,12 @@ async def test_fast_floats_and_enums_match_the_standard_serializers() -> None:
     fast = strawberry.Schema(query=ReadingsQ, execution_context_class=FastLeafExecutionContext)
     plan_leaf_fields(fast._schema, _plain_attribute)
     standard = strawberry.Schema(query=ReadingsQ)
-    for query in ("{ readings { maybeScore color } }", "{ readings { score color } }"):
+    for query in (
+        "{ readings { maybeScore color } }",
+        "{ readings { score color } }",
+        "{ wrapped { readings { maybeScore color count at } } }",
+        "{ wrapped { readings { score } } }",
+    ):
         fast_result, standard_result = (
             await _run(fast, None, query, {}),
             await _run(standard, None, query, {}),
