@@ -183,8 +183,8 @@ def _coerce(coerce: Callable[[Any], Any], value: Any) -> Any:
     return coerced
 
 
-# (attribute name, non-null, is list, list items non-null, the steps of the sub-selection)
-_Inline = tuple[str, bool, bool, bool, list["_Step"]]
+# (attribute name, non-null, is list, list items non-null, the steps of the sub-selection, their builder)
+_Inline = tuple[str, bool, bool, bool, list["_Step"], Callable[[Any], dict[str, Any]]]
 # (response name, field details, leaf plan, inline object plan); neither plan: the standard path
 _Step = tuple[str, Any, LeafPlan | None, _Inline | None]
 
@@ -299,11 +299,10 @@ def _compile(steps: list[_Step]) -> Callable[[Any], dict[str, Any]]:
             elif isinstance(kind, dict):
                 value = f"(N{i}[v] if type(v := {read}) is T{i} else {fallback})"
             else:
-                value = f"(None if (v := {read}) is None and not {leaf[2]} else _leaf_value(P{i}, v))"
+                value = f"_leaf_value(P{i}, {read})"
         else:
             assert inline is not None
-            _, non_null, is_list, items_non_null, sub_steps = inline
-            names[f"B{i}"] = _builder(sub_steps)
+            _, non_null, is_list, items_non_null, _, names[f"B{i}"] = inline
             built = f"_object_list(B{i}, v, {items_non_null})" if is_list else f"B{i}(v)"
             value = f"({built} if (v := {read}) is not None else _null({non_null}))"
         entries.append(f"{response_name!r}: {value}")
@@ -313,9 +312,13 @@ def _compile(steps: list[_Step]) -> Callable[[Any], dict[str, Any]]:
     return build
 
 
-def _build_object(steps: list[_Step], source: Any) -> dict[str, Any]:
-    """The result of a selection made only of plain reads; raises to fall back on anything unusual."""
-    return _builder(steps)(source)
+def _inline_value(inline: _Inline, value: Any) -> Any:
+    """An inlined object field's output (what its builder's entry gives); raises to fall back."""
+    _, non_null, is_list, items_non_null, _, build = inline
+    if value is None:
+        _null(non_null)
+        return None
+    return _object_list(build, value, items_non_null) if is_list else build(value)
 
 
 class FastLeafExecutionContext(StrawberryGraphQLCoreExecutionContext):
@@ -350,7 +353,7 @@ class FastLeafExecutionContext(StrawberryGraphQLCoreExecutionContext):
         sub_steps = self._steps(object_type, grouped)
         if any(leaf is None and inline is None for _, _, leaf, inline in sub_steps):
             return None
-        return attribute, non_null, is_list, items_non_null, sub_steps
+        return attribute, non_null, is_list, items_non_null, sub_steps, _builder(sub_steps)
 
     def build_response(self, data: dict[str, Any] | None) -> Any:
         response = super().build_response(data)
@@ -384,39 +387,16 @@ class FastLeafExecutionContext(StrawberryGraphQLCoreExecutionContext):
         for response_name, details, plan, inline in self._steps(parent_type, grouped_field_set):
             if inline is not None:
                 try:
-                    fast[response_name] = _build_object(
-                        [(response_name, details, None, inline)], source_value
-                    )[response_name]
+                    fast[response_name] = _inline_value(inline, getattr(source_value, inline[0]))
                 except Exception:  # _Fallback, or a coercion error: graphql-core reports it with a path
                     slow[response_name] = details
                 continue
             if plan is None:
                 slow[response_name] = details
                 continue
-            attribute, coerce, non_null, is_list = plan[:4]
-            value = getattr(source_value, attribute)
-            known = _fast_output(plan, value)
-            if known is not _MISS:
-                fast[response_name] = known
-                continue
-            if value is None:
-                if non_null:
-                    slow[response_name] = details
-                else:
-                    fast[response_name] = None
-                continue
-            if not is_list:
-                try:
-                    coerced = coerce(value)
-                except Exception:  # let graphql-core raise it with a path and location
-                    coerced = None
-                if coerced is None or coerced is Undefined:
-                    slow[response_name] = details
-                else:
-                    fast[response_name] = coerced
-                continue
+            value = getattr(source_value, plan[0])
             try:
-                fast[response_name] = _complete_list(plan, value)
+                fast[response_name] = _leaf_value(plan, value)
             except Exception:  # _Fallback, or a coercion error: graphql-core reports it with a path
                 slow[response_name] = details
         if not slow:
