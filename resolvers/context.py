@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from anyio import CapacityLimiter
 
+from resolvers.group_commit import BatchWork, GroupCommit
 from storage.db import Database
 from workflow.live import QueueHub
 from workflow.merchants import PrincipalCache
@@ -34,6 +35,9 @@ class ApiLimits:
     # SQLite has one writer anyway.
     max_concurrent_reads: int = 2
     max_concurrent_writes: int = 2
+    # createTicket requests waiting together for the database are written in one transaction, at most this
+    # many at once (resolvers.group_commit).
+    max_group_commit: int = 32
 
 
 @dataclass
@@ -46,6 +50,7 @@ class ApiRuntime:
     queue_hub: QueueHub | None = None  # the process's live-queue hub (queueUpdates subscriptions)
     principals: PrincipalCache = field(default_factory=lambda: PrincipalCache(ttl_seconds=0))
     _limiters: dict[str, CapacityLimiter] = field(default_factory=dict, init=False, repr=False)
+    _group_commits: dict[str, GroupCommit] = field(default_factory=dict, init=False, repr=False)
 
     @property
     def read_limiter(self) -> CapacityLimiter:
@@ -54,6 +59,14 @@ class ApiRuntime:
     @property
     def write_limiter(self) -> CapacityLimiter:
         return self._limiter("write", self.limits.max_concurrent_writes)
+
+    def group_commit(self, operation: str, work: BatchWork) -> GroupCommit:
+        """The group-committed write path of ``operation`` (one per runtime, created on first use)."""
+        if operation not in self._group_commits:
+            self._group_commits[operation] = GroupCommit(
+                self, operation, work, max_batch=self.limits.max_group_commit
+            )
+        return self._group_commits[operation]
 
     def _limiter(self, name: str, size: int) -> CapacityLimiter:
         # Created on first use, inside the running event loop.

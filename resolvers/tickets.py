@@ -4,13 +4,14 @@ correctClassification."""
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import strawberry
 from sqlmodel import Session
 
 from resolvers import roles
-from resolvers.runner import mutate, query
+from resolvers.runner import mutate, query, require_role
 from resolvers.snapshots import dump, load
 from schema.common import PageInfo, UserError
 from schema.enums import Actor, Role
@@ -37,7 +38,7 @@ from schema.tickets import Info, Ticket, TicketConnection, TicketEdge
 from storage import tables
 from workflow import tickets as tickets_service
 from workflow.errors import DomainError, invalid
-from workflow.ingest import TicketInput, create_ticket
+from workflow.ingest import TicketInput, create_tickets
 from workflow.merchants import get_merchant
 from workflow.principal import Principal
 from workflow.services import WorkflowServices
@@ -157,6 +158,22 @@ def _ticket_payload(
     return TicketPayload(ticket=Ticket.from_model(row) if row else None, replayed=replayed)
 
 
+def _create_tickets(
+    session: Session, services: WorkflowServices, requests: Sequence[tuple[Principal, Any]]
+) -> list[dict[str, Any] | DomainError]:
+    """createTicket's batch service (see resolvers.group_commit): one snapshot or refusal per request."""
+    return [
+        result
+        if isinstance(result, DomainError)
+        else {
+            "ticket": dump(result.ticket),
+            "routing": result.routing,
+            "classification": result.prediction.to_facts(),
+        }
+        for result in create_tickets(session, services, requests)
+    ]
+
+
 async def create_ticket_resolver(
     info: Info, input: CreateTicketInput, idempotency_key: str | None = None
 ) -> CreateTicketPayload:
@@ -182,21 +199,13 @@ async def create_ticket_resolver(
         **_jsonable(fields),
     }
 
-    def work(session: Session, services: WorkflowServices, principal: Principal) -> dict[str, Any]:
-        result = create_ticket(session, services, principal, data)
-        return {
-            "ticket": dump(result.ticket),
-            "routing": result.routing,
-            "classification": result.prediction.to_facts(),
-        }
-
-    snapshot, error, replayed = await mutate(
-        info.context,
-        roles.TICKET_WRITERS,
-        operation="createTicket",
-        payload=payload,
-        idempotency_key=idempotency_key,
-        work=work,
+    try:
+        require_role(info.context.auth, roles.TICKET_WRITERS)
+    except DomainError as exc:
+        return CreateTicketPayload(errors=[UserError.from_domain(exc)])
+    group = info.context.runtime.group_commit("createTicket", _create_tickets)
+    snapshot, error, replayed = await group.submit(
+        info.context.auth, payload=payload, idempotency_key=idempotency_key, item=data
     )
     if error is not None or snapshot is None:
         return CreateTicketPayload(errors=[UserError.from_domain(error)] if error else [])

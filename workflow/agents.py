@@ -149,6 +149,55 @@ def open_load(session: Session, merchant_id: str, agent_ids: Sequence[str]) -> d
     return {agent_id: int(n) for agent_id, n in rows if agent_id is not None}
 
 
+class Assigner:
+    """Chooses assignees for one merchant within one unit of work.
+
+    Team members and their open-ticket counts are read once per team and then kept up to date in memory as
+    tickets are handed out, so a batch of new tickets is spread as if each had been assigned on its own
+    (the tickets it assigns need not be written yet).
+    """
+
+    def __init__(self, session: Session, merchant_id: str) -> None:
+        self._session = session
+        self._merchant_id = merchant_id
+        self._members: dict[str, list[Agent]] = {}
+        self._load: dict[str, int] = {}
+
+    def pick(self, team: Team, *, strategy: str = "least_loaded", skills: Sequence[str] = ()) -> Agent | None:
+        """The agent to assign within ``team`` (counted as one more open ticket for them), or None when
+        nobody is available with spare capacity."""
+        if strategy not in STRATEGIES:
+            raise invalid(f"unknown assignment strategy {strategy!r}", "strategy")
+        members = self._team_members(team)
+        needed = set(skills)
+        load = self._load
+        eligible = [
+            a for a in members if a.available and needed.issubset(a.skills) and load[a.id] < a.capacity
+        ]
+        if not eligible:
+            return None
+        if strategy == "least_loaded":
+            chosen = min(eligible, key=lambda a: (load[a.id], members.index(a)))
+        else:  # round robin: the first eligible member after the cursor, then advance the cursor past them
+            count = len(members)
+            start = team.round_robin_cursor
+            chosen = next(m for step in range(count) if (m := members[(start + step) % count]) in eligible)
+            team.round_robin_cursor = (members.index(chosen) + 1) % count
+            self._session.add(team)
+        load[chosen.id] += 1
+        return chosen
+
+    def _team_members(self, team: Team) -> list[Agent]:
+        members = self._members.get(team.id)
+        if members is None:
+            params = {"team_id": team.id, "merchant_id": self._merchant_id}
+            members = self._members[team.id] = list(self._session.exec(_team_members(), params=params))
+            unknown = [a.id for a in members if a.id not in self._load]
+            counted = open_load(self._session, self._merchant_id, unknown)
+            self._load.update({agent_id: counted.get(agent_id, 0) for agent_id in unknown})
+        return members
+
+
 def pick_assignee(
     session: Session,
     merchant_id: str,
@@ -158,25 +207,4 @@ def pick_assignee(
     skills: Sequence[str] = (),
 ) -> Agent | None:
     """The agent to assign within ``team``, or None when nobody is available with spare capacity."""
-    if strategy not in STRATEGIES:
-        raise invalid(f"unknown assignment strategy {strategy!r}", "strategy")
-    members: list[Agent] = list(
-        session.exec(_team_members(), params={"team_id": team.id, "merchant_id": merchant_id})
-    )
-    needed = set(skills)
-    candidates = [a for a in members if a.available and needed.issubset(a.skills)]
-    load = open_load(session, merchant_id, [a.id for a in candidates])
-    eligible = [a for a in candidates if load.get(a.id, 0) < a.capacity]
-    if not eligible:
-        return None
-    if strategy == "least_loaded":
-        return min(eligible, key=lambda a: (load.get(a.id, 0), members.index(a)))
-    # round robin: the first eligible member after the cursor, then advance the cursor past them
-    count = len(members)
-    for step in range(count):
-        candidate = members[(team.round_robin_cursor + step) % count]
-        if candidate in eligible:
-            team.round_robin_cursor = (members.index(candidate) + 1) % count
-            session.add(team)
-            return candidate
-    return None
+    return Assigner(session, merchant_id).pick(team, strategy=strategy, skills=skills)

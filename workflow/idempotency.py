@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -27,6 +27,61 @@ def request_hash(operation: str, payload: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+def check_key(key: str) -> None:
+    if not 1 <= len(key) <= 200:
+        raise invalid("idempotencyKey must be 1-200 characters", "idempotencyKey")
+
+
+def replay(
+    record: IdempotencyRecord | None, operation: str, payload: dict[str, Any]
+) -> dict[str, Any] | None:
+    """The stored response when ``record`` is this same request again, None when there is no record;
+    IDEMPOTENCY_MISMATCH when the key was used for a different input."""
+    if record is None:
+        return None
+    if record.request_hash != request_hash(operation, payload) or record.operation != operation:
+        raise DomainError(
+            ErrorCode.IDEMPOTENCY_MISMATCH,
+            "this idempotencyKey was used with a different input",
+            "idempotencyKey",
+        )
+    return dict(record.response)
+
+
+def find_records(session: Session, merchant_id: str, keys: Collection[str]) -> dict[str, IdempotencyRecord]:
+    """The merchant's stored records for ``keys``, by key (one query)."""
+    if not keys:
+        return {}
+    rows = session.exec(
+        select(IdempotencyRecord).where(
+            IdempotencyRecord.merchant_id == merchant_id, col(IdempotencyRecord.key).in_(list(keys))
+        )
+    )
+    return {record.key: record for record in rows}
+
+
+def remember(
+    session: Session,
+    *,
+    merchant_id: str,
+    key: str,
+    operation: str,
+    payload: dict[str, Any],
+    response: dict[str, Any],
+) -> None:
+    """Store the first response under ``key`` in the caller's unit of work. Two racing first requests: the
+    loser's unit of work fails on the primary key and nothing of it is kept."""
+    session.add(
+        IdempotencyRecord(
+            merchant_id=merchant_id,
+            key=key,
+            operation=operation,
+            request_hash=request_hash(operation, payload),
+            response=response,
+        )
+    )
+
+
 def run_idempotent(
     session: Session,
     *,
@@ -36,31 +91,18 @@ def run_idempotent(
     payload: dict[str, Any],
     run: Callable[[], dict[str, Any]],
 ) -> dict[str, Any]:
-    """Run ``run`` once per (merchant, key). Two racing first requests: the loser's unit of work fails on the
-    primary key and nothing of it is kept; its retry then replays the winner's response."""
+    """Run ``run`` once per (merchant, key); a repeat returns the first response. Two racing first requests:
+    the loser's unit of work fails on the primary key and nothing of it is kept; its retry then replays the
+    winner's response."""
     if key is None:
         return run()
-    if not 1 <= len(key) <= 200:
-        raise invalid("idempotencyKey must be 1-200 characters", "idempotencyKey")
-    digest = request_hash(operation, payload)
-    existing = session.exec(
-        select(IdempotencyRecord).where(
-            IdempotencyRecord.merchant_id == merchant_id, IdempotencyRecord.key == key
-        )
-    ).first()
-    if existing is not None:
-        if existing.request_hash != digest or existing.operation != operation:
-            raise DomainError(
-                ErrorCode.IDEMPOTENCY_MISMATCH,
-                "this idempotencyKey was used with a different input",
-                "idempotencyKey",
-            )
-        return dict(existing.response)
+    check_key(key)
+    replayed = replay(find_records(session, merchant_id, [key]).get(key), operation, payload)
+    if replayed is not None:
+        return replayed
     response = run()
-    session.add(
-        IdempotencyRecord(
-            merchant_id=merchant_id, key=key, operation=operation, request_hash=digest, response=response
-        )
+    remember(
+        session, merchant_id=merchant_id, key=key, operation=operation, payload=payload, response=response
     )
     session.flush()
     return response

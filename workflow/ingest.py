@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -10,10 +11,10 @@ from typing import Any
 from sqlmodel import Session
 
 import classifier
-from storage.tables import Ticket
+from storage.tables import Agent, Team, Ticket
 from workflow import audit
-from workflow.agents import get_team_by_name, pick_assignee
-from workflow.errors import invalid
+from workflow.agents import Assigner, get_team_by_name
+from workflow.errors import DomainError, invalid
 from workflow.events import TicketEvent, publish_after_commit
 from workflow.facts import ticket_facts
 from workflow.principal import TICKET_WRITERS, Principal
@@ -57,14 +58,63 @@ class IngestResult:
 def create_ticket(
     session: Session, services: WorkflowServices, principal: Principal, data: TicketInput
 ) -> IngestResult:
-    principal.require(*TICKET_WRITERS)
+    """Ingest one ticket; an input that is refused raises its DomainError."""
+    (result,) = create_tickets(session, services, [(principal, data)])
+    if isinstance(result, DomainError):
+        raise result
+    return result
+
+
+def create_tickets(
+    session: Session, services: WorkflowServices, requests: Sequence[tuple[Principal, TicketInput]]
+) -> list[IngestResult | DomainError]:
+    """Ingest several tickets in the caller's unit of work, each exactly as it would be on its own.
+
+    A request whose input is refused gets its DomainError in its place and writes nothing; the others go
+    on. The work shared by a batch is done once: one classifier call, and per merchant one read of the
+    active ruleset, of each routed-to team and of its members' load (kept up to date as tickets are
+    assigned, so a batch is spread over agents as one-at-a-time ingest would spread it).
+    """
+    now = services.clock()
+    results: list[IngestResult | DomainError | None] = []
+    accepted: list[tuple[int, Principal, Ticket, TicketInput]] = []
+    for principal, data in requests:
+        try:
+            principal.require(*TICKET_WRITERS)
+            ticket = _new_ticket(principal.merchant_id, data, now)
+        except DomainError as exc:
+            results.append(exc)
+            continue
+        accepted.append((len(results), principal, ticket, data))
+        results.append(None)
+    predictions = services.classifier.predict_batch(
+        [_classifier_input(ticket, data) for _, _, ticket, data in accepted]
+    )
+    merchants: dict[str, _MerchantIngest] = {}
+    routed: list[_Routed] = []
+    for (index, principal, ticket, _), prediction in zip(accepted, predictions, strict=True):
+        merchant = merchants.get(principal.merchant_id)
+        if merchant is None:
+            merchant = _MerchantIngest(session, services, principal.merchant_id)
+            merchants[principal.merchant_id] = merchant
+        routed.append(merchant.route(principal, ticket, prediction, now))
+        results[index] = IngestResult(ticket, prediction, routed[-1].routing, merchant.active.version)
+    # Every read is done: now the writes, one ticket after another (the audit and transition rows of the
+    # whole batch go out as one multi-row INSERT per table).
+    for one in routed:
+        _store(session, services, one, now)
+    return [r for r in results if r is not None]
+
+
+def _new_ticket(merchant_id: str, data: TicketInput, now: datetime) -> Ticket:
     if not data.subject.strip() and not data.body.strip():
         raise invalid("a ticket needs a subject or a body", "body")
     if data.channel not in CHANNELS:
         raise invalid(f"channel must be one of {', '.join(CHANNELS)}", "channel")
-    now = services.clock()
+    if data.prior_contacts is not None and not 0 <= data.prior_contacts < 10**6:
+        raise invalid("prior contacts must be non-negative", "priorContacts")
     ticket = Ticket(
-        merchant_id=principal.merchant_id,
+        merchant_id=merchant_id,
         channel=data.channel,
         subject=data.subject.strip(),
         body=data.body,
@@ -87,84 +137,115 @@ def create_ticket(
         stage_entered_at=now,
     )
     validate_ticket_fields(ticket)
-    if data.prior_contacts is not None and not 0 <= data.prior_contacts < 10**6:
-        raise invalid("prior contacts must be non-negative", "priorContacts")
+    return ticket
 
-    prediction = services.classifier.predict(
-        classifier.TicketInput(
-            subject=ticket.subject,
-            body=ticket.body,
-            channel=ticket.channel,
-            customer_vip=ticket.customer_vip,
-            customer_lifetime_value=ticket.customer_lifetime_value,
-            customer_order_count=ticket.customer_order_count,
-            order_total=ticket.order_total,
-            order_financial_status=ticket.order_financial_status,
-            order_fulfillment_status=ticket.order_fulfillment_status,
-            prior_contacts=data.prior_contacts,
-        )
+
+def _classifier_input(ticket: Ticket, data: TicketInput) -> classifier.TicketInput:
+    return classifier.TicketInput(
+        subject=ticket.subject,
+        body=ticket.body,
+        channel=ticket.channel,
+        customer_vip=ticket.customer_vip,
+        customer_lifetime_value=ticket.customer_lifetime_value,
+        customer_order_count=ticket.customer_order_count,
+        order_total=ticket.order_total,
+        order_financial_status=ticket.order_financial_status,
+        order_fulfillment_status=ticket.order_fulfillment_status,
+        prior_contacts=data.prior_contacts,
     )
-    ticket.category = prediction.category
-    ticket.category_confidence = prediction.category_confidence
-    ticket.priority = prediction.priority
-    ticket.priority_confidence = prediction.priority_confidence
-    ticket.model_version = prediction.model_version
 
-    active = active_ruleset(session, services, principal.merchant_id)
-    system = Principal.system(principal.merchant_id)
-    facts = ticket_facts(ticket, now)
-    decision = services.policy.route(active.ruleset, facts)
-    routing = decision.to_dict()
-    overrides = dict(decision.set or {})
-    if overrides.get("priority") in PRIORITIES:
-        ticket.priority = str(overrides["priority"])
-    if "tags" in overrides and isinstance(overrides["tags"], list):
-        ticket.tags = clean_tags([*ticket.tags, *map(str, overrides["tags"])])
-    team = get_team_by_name(session, principal.merchant_id, decision.team) if decision.team else None
-    if decision.team and team is None:
-        routing["note"] = f"team {decision.team!r} does not exist; ticket left unassigned"
-    ticket.team_id = team.id if team else None
-    ticket.routing_rule_id = decision.rule_id
-    ticket.needs_human = bool(services.policy.handoff(active.ruleset, facts))
-    apply_sla(ticket, active.ruleset)
-    # Pick the agent before the ticket is added to the session, so the candidates query does not flush a
-    # half-built ticket (one INSERT per ticket, no UPDATE after it).
-    agent = None
-    if team is not None and decision.strategy:
-        agent = pick_assignee(
-            session,
-            principal.merchant_id,
-            team,
-            strategy=decision.strategy,
-            skills=list(decision.skills or ()),
-        )
-        if agent is not None:
-            routing["assignee_id"] = agent.id
-        else:
-            routing["note"] = (
-                f"no available agent with capacity in team {team.name!r}; left in the team queue"
-            )
 
+class _MerchantIngest:
+    """What routing one merchant's new tickets reads once per unit of work: the active ruleset, the teams
+    routed to, and (through the assigner) their members and load."""
+
+    def __init__(self, session: Session, services: WorkflowServices, merchant_id: str) -> None:
+        self.session = session
+        self.services = services
+        self.merchant_id = merchant_id
+        self.system = Principal.system(merchant_id)
+        self.active = active_ruleset(session, services, merchant_id)
+        self.assigner = Assigner(session, merchant_id)
+        self._teams: dict[str, Team | None] = {}
+
+    def team(self, name: str) -> Team | None:
+        if name not in self._teams:
+            self._teams[name] = get_team_by_name(self.session, self.merchant_id, name)
+        return self._teams[name]
+
+    def route(
+        self, principal: Principal, ticket: Ticket, prediction: classifier.Prediction, now: datetime
+    ) -> _Routed:
+        """Classification, routing rules, SLA due times and the assignee, all on the unsaved ticket."""
+        ruleset = self.active.ruleset
+        policy = self.services.policy
+        ticket.category = prediction.category
+        ticket.category_confidence = prediction.category_confidence
+        ticket.priority = prediction.priority
+        ticket.priority_confidence = prediction.priority_confidence
+        ticket.model_version = prediction.model_version
+        facts = ticket_facts(ticket, now)
+        decision = policy.route(ruleset, facts)
+        routing = decision.to_dict()
+        overrides = dict(decision.set or {})
+        if overrides.get("priority") in PRIORITIES:
+            ticket.priority = str(overrides["priority"])
+        if "tags" in overrides and isinstance(overrides["tags"], list):
+            ticket.tags = clean_tags([*ticket.tags, *map(str, overrides["tags"])])
+        team = self.team(decision.team) if decision.team else None
+        if decision.team and team is None:
+            routing["note"] = f"team {decision.team!r} does not exist; ticket left unassigned"
+        ticket.team_id = team.id if team else None
+        ticket.routing_rule_id = decision.rule_id
+        ticket.needs_human = bool(policy.handoff(ruleset, facts))
+        apply_sla(ticket, ruleset)
+        agent = None
+        if team is not None and decision.strategy:
+            agent = self.assigner.pick(team, strategy=decision.strategy, skills=list(decision.skills or ()))
+            if agent is not None:
+                routing["assignee_id"] = agent.id
+            else:
+                routing["note"] = (
+                    f"no available agent with capacity in team {team.name!r}; left in the team queue"
+                )
+        return _Routed(principal, ticket, routing, facts, agent, self)
+
+
+@dataclass(frozen=True)
+class _Routed:
+    principal: Principal
+    ticket: Ticket
+    routing: dict[str, Any]
+    facts: dict[str, Any]
+    agent: Agent | None
+    merchant: _MerchantIngest
+
+
+def _store(session: Session, services: WorkflowServices, routed: _Routed, now: datetime) -> None:
+    """Write one routed ticket: its row, the created and routed audit entries, and the system's moves to
+    ``triaged`` (and ``assigned`` when an agent was picked) where the ruleset's graph has those edges."""
+    ticket, agent, merchant = routed.ticket, routed.agent, routed.merchant
+    version = merchant.active.version
     session.add(ticket)
-    record_transition(session, principal, ticket, None, "new", at=now)
+    record_transition(session, routed.principal, ticket, None, "new", at=now)
     audit.record(
         session,
-        principal,
+        routed.principal,
         kind="ticket.created",
         ticket_id=ticket.id,
         after=snapshot(ticket),
-        ruleset_version=active.version,
+        ruleset_version=version,
         model_version=ticket.model_version,
     )
     audit.record(
         session,
-        system,
+        merchant.system,
         kind="ticket.routed",
         ticket_id=ticket.id,
-        ruleset_version=active.version,
+        ruleset_version=version,
         model_version=ticket.model_version,
-        facts=facts,
-        decision=routing,
+        facts=routed.facts,
+        decision=routed.routing,
     )
     bump_queue_version(session, ticket.merchant_id)
     publish_after_commit(
@@ -177,16 +258,16 @@ def create_ticket(
             data={"stage": "new", "category": ticket.category, "priority": ticket.priority},
         ),
     )
-    transitions = active.ruleset.transitions
+    transitions = merchant.active.ruleset.transitions
     if "triaged" in transitions.get("new", ()):
         move_stage(
             session,
             services,
-            system,
+            merchant.system,
             ticket,
             "triaged",
             transitions=transitions,
-            ruleset_version=active.version,
+            ruleset_version=version,
             reason="classified and routed",
         )
     if agent is not None:
@@ -195,11 +276,10 @@ def create_ticket(
             move_stage(
                 session,
                 services,
-                system,
+                merchant.system,
                 ticket,
                 "assigned",
                 transitions=transitions,
-                ruleset_version=active.version,
-                reason=f"routed by {decision.rule_id}",
+                ruleset_version=version,
+                reason=f"routed by {ticket.routing_rule_id}",
             )
-    return IngestResult(ticket=ticket, prediction=prediction, routing=routing, ruleset_version=active.version)

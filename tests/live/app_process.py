@@ -22,6 +22,9 @@ from workflow.services import WorkflowServices
 class FixedClassifier:
     """Always ``shipping_delivery`` / ``normal``: the live queue and the scheduler do not depend on it."""
 
+    def predict_batch(self, tickets: list[object]) -> list[Prediction]:
+        return [self.predict(ticket) for ticket in tickets]
+
     def predict(self, _ticket: object) -> Prediction:
         return Prediction(
             category="shipping_delivery",
