@@ -48,6 +48,17 @@ BatchWork = Callable[
 
 
 @dataclass
+class GroupCommitStats:
+    """Counters since start: how many groups ran, how many requests they held, the largest group, and how
+    many groups failed as a whole (and were rerun one request at a time)."""
+
+    groups: int = 0
+    requests: int = 0
+    largest: int = 0
+    rerun_alone: int = 0
+
+
+@dataclass
 class _Request:
     principal: Principal
     key: str | None
@@ -70,6 +81,7 @@ class GroupCommit:
         self.max_batch = max_batch
         self._pending: deque[_Request] = deque()
         self._drainer: asyncio.Task[None] | None = None
+        self.stats = GroupCommitStats()
 
     async def submit(
         self, principal: Principal, *, payload: dict[str, Any], idempotency_key: str | None, item: Any
@@ -91,6 +103,9 @@ class GroupCommit:
         try:
             while self._pending:
                 batch = self._take()
+                self.stats.groups += 1
+                self.stats.requests += len(batch)
+                self.stats.largest = max(self.stats.largest, len(batch))
                 outcomes = await to_thread.run_sync(self._run, batch, limiter=self.runtime.write_limiter)
                 for request, outcome in zip(batch, outcomes, strict=True):
                     if request.future.done():  # the client went away; the work is done all the same
@@ -135,6 +150,7 @@ class GroupCommit:
                 with self.runtime.db.unit_of_work() as session:
                     return list(self._attempt(session, batch))
             except Exception:
+                self.stats.rerun_alone += 1
                 log.info(
                     "%s: a group of %d failed as a whole; running each alone", self.operation, len(batch)
                 )

@@ -158,7 +158,7 @@ def _ticket_payload(
     return TicketPayload(ticket=Ticket.from_model(row) if row else None, replayed=replayed)
 
 
-def _create_tickets(
+def ingest_group(
     session: Session, services: WorkflowServices, requests: Sequence[tuple[Principal, Any]]
 ) -> list[dict[str, Any] | DomainError]:
     """createTicket's batch service (see resolvers.group_commit): one snapshot or refusal per request."""
@@ -203,7 +203,7 @@ async def create_ticket_resolver(
         require_role(info.context.auth, roles.TICKET_WRITERS)
     except DomainError as exc:
         return CreateTicketPayload(errors=[UserError.from_domain(exc)])
-    group = info.context.runtime.group_commit("createTicket", _create_tickets)
+    group = info.context.runtime.group_commit("createTicket", ingest_group)
     snapshot, error, replayed = await group.submit(
         info.context.auth, payload=payload, idempotency_key=idempotency_key, item=data
     )

@@ -1,0 +1,268 @@
+"""createTicket's group commit, through HTTP on SQLite and PostgreSQL: requests sent together are written
+in one transaction, yet each gets exactly what it would have got alone (its own refusal, idempotency,
+assignment spread, audit trail), and a group that fails as a whole is rerun one request at a time."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from typing import Any
+
+import pytest
+from sqlalchemy import func
+from sqlmodel import select
+from starlette.applications import Starlette
+
+import classifier
+from resolvers.context import ApiRuntime
+from resolvers.group_commit import GroupCommit, GroupCommitStats
+from resolvers.tickets import ingest_group
+from storage.db import Database
+from storage.tables import Agent, AuditEvent, IdempotencyRecord, StageTransition, Ticket
+from tests.api.conftest import CREATE, Api
+from tests.conftest import MerchantKeys
+from workflow import agents, idempotency
+from workflow.errors import ErrorCode
+from workflow.ingest import TicketInput
+from workflow.principal import Principal, Role
+from workflow.services import WorkflowServices
+
+SUBJECTS = [
+    ("Where is my order?", "Order #{n} has not arrived, tracking has not moved for a week."),
+    ("Refund request", "The mug in order #{n} arrived broken, I want my money back."),
+    ("Change my address", "Please ship order #{n} to my new address before it leaves."),
+    ("Cancel order", "I ordered #{n} by mistake, please cancel it."),
+]
+
+
+def ticket_input(n: int) -> dict[str, Any]:
+    subject, body = SUBJECTS[n % len(SUBJECTS)]
+    return {"subject": subject, "body": body.format(n=1000 + n)}
+
+
+def group_commit(app: Starlette) -> GroupCommit:
+    found: GroupCommit = app.state.bookbag.runtime._group_commits["createTicket"]
+    return found
+
+
+async def create_together(api: Api, key: str, variables: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Send every createTicket at once (one event loop: all are queued before the first group is taken)."""
+    bodies = await asyncio.gather(*(api.raw(CREATE, v, key=key) for v in variables))
+    return list(bodies)
+
+
+TEAMS = {  # team: (agents, skills, capacity)
+    "senior": (3, [], 2),  # VIP tickets, least loaded: room for six
+    "support": (3, ["shipping"], 10),  # round robin
+    "billing": (2, ["billing"], 10),  # round robin
+}
+
+
+def with_teams(database: Database, merchant: MerchantKeys) -> None:
+    admin = Principal(merchant_id=merchant.merchant_id, role=Role.ADMIN)
+    with database.unit_of_work() as session:
+        for team, (size, skills, capacity) in TEAMS.items():
+            agents.create_team(session, admin, name=team)
+            for n in range(size):
+                agents.create_agent(
+                    session,
+                    admin,
+                    name=f"{team} {n}",
+                    email=f"{team}.{n}@shop.test",
+                    teams=[team],
+                    skills=skills,
+                    capacity=capacity,
+                )
+
+
+def assignment_by_ticket(database: Database, merchant_id: str) -> list[tuple[str, str | None, str, int, int]]:
+    """Per ticket in creation order: subject, assignee email, stage, audit entries, stage transitions."""
+    with database.read_only() as session:
+        emails = {a.id: a.email for a in session.exec(select(Agent).where(Agent.merchant_id == merchant_id))}
+        tickets = session.exec(
+            select(Ticket).where(Ticket.merchant_id == merchant_id).order_by(Ticket.created_at, Ticket.body)
+        ).all()
+        out = []
+        for t in tickets:
+            audits = session.exec(
+                select(func.count()).select_from(AuditEvent).where(AuditEvent.ticket_id == t.id)
+            ).one()
+            moves = session.exec(
+                select(func.count()).select_from(StageTransition).where(StageTransition.ticket_id == t.id)
+            ).one()
+            out.append((t.body, emails.get(t.assignee_id or ""), t.stage, int(audits), int(moves)))
+        return sorted(out)
+
+
+def count(database: Database, model: Any, merchant_id: str) -> int:
+    with database.read_only() as session:
+        return int(
+            session.exec(
+                select(func.count()).select_from(model).where(model.merchant_id == merchant_id)
+            ).one()
+        )
+
+
+async def test_requests_sent_together_are_written_together_as_if_alone(
+    api: Api,
+    app: Starlette,
+    database: Database,
+    make_merchant: Callable[..., MerchantKeys],
+) -> None:
+    together, alone = make_merchant(), make_merchant()
+    with_teams(database, together)
+    with_teams(database, alone)
+    variables = [{"input": ticket_input(n)} for n in range(12)]
+    variables += [{"input": {**ticket_input(n), "customer": {"vip": True}}} for n in range(12, 20)]
+
+    await api.ok("{ me { role } }", key=together.keys["partner"])  # the key is cached: requests run alike
+    bodies = await create_together(api, together.keys["partner"], variables)
+    stats = group_commit(app).stats
+    # The first request may find the database idle and go alone; the rest queue behind it and go together.
+    assert stats.requests == 20 and stats.largest >= 10 and stats.rerun_alone == 0
+    for body, sent in zip(bodies, variables, strict=True):
+        payload = body["data"]["createTicket"]
+        assert payload["errors"] == [] and payload["replayed"] is False
+        assert payload["ticket"]["subject"] == sent["input"]["subject"]
+    assert len({b["data"]["createTicket"]["ticket"]["id"] for b in bodies}) == 20
+
+    for v in variables:  # the same tickets, one request at a time, for a merchant set up the same way
+        body = await api.raw(CREATE, v, key=alone.keys["partner"])
+        assert body["data"]["createTicket"]["errors"] == []
+    assert group_commit(app).stats.requests == 40
+
+    grouped = assignment_by_ticket(database, together.merchant_id)
+    single = assignment_by_ticket(database, alone.merchant_id)
+    assert grouped == single
+    load = Counter(email for _, email, _, _, _ in grouped)
+    # VIPs: least loaded within capacity (2 each), the last two wait in the team queue; round robin turns.
+    assert [load[f"senior.{n}@shop.test"] for n in range(3)] == [2, 2, 2] and load[None] >= 2
+    assert sum(1 for n in range(3) if load[f"support.{n}@shop.test"]) >= 2
+    assert sum(1 for n in range(2) if load[f"billing.{n}@shop.test"]) == 2
+
+
+# The rest drive GroupCommit.submit directly: requests gathered in one event loop are all queued before the
+# first group is taken, so which requests share a group is certain.
+
+
+def runtime_for(database: Database, services: WorkflowServices) -> ApiRuntime:
+    return ApiRuntime(db=database, services=services)
+
+
+def partner(merchant: MerchantKeys) -> Principal:
+    return Principal(merchant_id=merchant.merchant_id, role=Role.PARTNER)
+
+
+async def submit_together(
+    group: GroupCommit, principal: Principal, requests: Sequence[tuple[TicketInput, str | None]]
+) -> list[Any]:
+    return list(
+        await asyncio.gather(
+            *(
+                group.submit(principal, payload=asdict(data), idempotency_key=key, item=data)
+                for data, key in requests
+            ),
+            return_exceptions=True,
+        )
+    )
+
+
+def new(n: int, **fields: Any) -> TicketInput:
+    return TicketInput(**{**ticket_input(n), **fields})
+
+
+async def test_a_refused_input_fails_alone_and_the_rest_of_its_group_is_written(
+    database: Database, services: WorkflowServices, merchant: MerchantKeys
+) -> None:
+    group = runtime_for(database, services).group_commit("createTicket", ingest_group)
+    outcomes = await submit_together(
+        group,
+        partner(merchant),
+        [
+            (new(0), None),
+            (TicketInput(subject="  ", body=""), None),
+            (new(1, customer_email="not-an-email"), None),
+            (new(2), None),
+        ],
+    )
+    assert group.stats == GroupCommitStats(groups=1, requests=4, largest=4, rerun_alone=0)
+    (ok_first, _, _), (_, empty, _), (_, bad_email, _), (ok_last, _, _) = outcomes
+    assert ok_first["ticket"]["subject"] == "Where is my order?" and ok_last["ticket"]["id"]
+    assert empty.code is ErrorCode.INVALID_INPUT and bad_email.field == "customerEmail"
+    assert count(database, Ticket, merchant.merchant_id) == 2
+    assert count(database, AuditEvent, merchant.merchant_id) == 2 * 3  # created, routed, triaged
+
+
+async def test_one_key_twice_in_a_group_replays_and_a_changed_input_is_a_mismatch(
+    database: Database, services: WorkflowServices, merchant: MerchantKeys
+) -> None:
+    group = runtime_for(database, services).group_commit("createTicket", ingest_group)
+    outcomes = await submit_together(
+        group,
+        partner(merchant),
+        [(new(0), "order-1000"), (new(0), "order-1000"), (new(1), "order-1000"), (new(2), "order-1002")],
+    )
+    (first, _, replayed_first), (again, _, replayed_again), (_, mismatch, _), (third, _, _) = outcomes
+    assert replayed_first is False and replayed_again is True and again == first
+    assert mismatch.code is ErrorCode.IDEMPOTENCY_MISMATCH
+    assert third["ticket"]["id"] != first["ticket"]["id"]
+    # A key appears once per group: each repeat waited for a later group, where it was looked up.
+    assert group.stats == GroupCommitStats(groups=3, requests=4, largest=2, rerun_alone=0)
+    assert count(database, Ticket, merchant.merchant_id) == 2
+    assert count(database, IdempotencyRecord, merchant.merchant_id) == 2
+
+
+class FailsOn:
+    """The shipped classifier, except that it breaks (as a bug would) on one subject."""
+
+    def __init__(self, model: classifier.Classifier, subject: str) -> None:
+        self.model, self.subject = model, subject
+
+    def predict_batch(self, tickets: Sequence[classifier.TicketInput]) -> list[classifier.Prediction]:
+        if any(t.subject == self.subject for t in tickets):
+            raise RuntimeError("classifier exploded")
+        return self.model.predict_batch(tickets)
+
+
+async def test_a_group_that_fails_as_a_whole_is_rerun_one_request_at_a_time(
+    database: Database, services: WorkflowServices, merchant: MerchantKeys
+) -> None:
+    breaking = WorkflowServices(
+        policy=services.policy,
+        classifier=FailsOn(services.classifier, "boom"),  # type: ignore[arg-type]
+    )
+    group = runtime_for(database, breaking).group_commit("createTicket", ingest_group)
+    outcomes = await submit_together(
+        group,
+        partner(merchant),
+        [(new(0), None), (TicketInput(subject="boom", body="breaks the classifier"), None), (new(1), "k-1")],
+    )
+    assert group.stats == GroupCommitStats(groups=1, requests=3, largest=3, rerun_alone=1)
+    ok_first, broken, ok_last = outcomes
+    assert isinstance(broken, RuntimeError)  # raised to that request alone (the API masks it)
+    assert ok_first[1] is None and ok_last[1] is None
+    assert count(database, Ticket, merchant.merchant_id) == 2  # nothing of the failed group was kept
+    assert count(database, AuditEvent, merchant.merchant_id) == 2 * 3
+    assert count(database, IdempotencyRecord, merchant.merchant_id) == 1
+
+
+async def test_a_key_stored_by_another_request_meanwhile_replays_its_response(
+    database: Database, services: WorkflowServices, merchant: MerchantKeys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    group = runtime_for(database, services).group_commit("createTicket", ingest_group)
+    [(first, _, _)] = await submit_together(group, partner(merchant), [(new(0), "race")])
+    # The next lookup misses the stored key, as when another process commits it after this group looked.
+    real = idempotency.find_records
+    misses = iter([True])
+
+    def find_records(*args: Any, **kwargs: Any) -> Any:
+        return {} if next(misses, False) else real(*args, **kwargs)
+
+    monkeypatch.setattr("resolvers.group_commit.find_records", find_records)
+    racing, other = await submit_together(group, partner(merchant), [(new(0), "race"), (new(3), None)])
+    assert racing == (first, None, True)
+    assert other[1] is None and other[0]["ticket"]["id"] != first["ticket"]["id"]
+    assert group.stats.rerun_alone == 1  # the group hit the key's primary key and was rerun
+    assert count(database, Ticket, merchant.merchant_id) == 2
