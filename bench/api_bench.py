@@ -171,6 +171,47 @@ def seed(database_url: str, count: int) -> dict[str, str]:
     return keys
 
 
+def latest_created_at(database_url: str) -> Any:
+    from sqlalchemy import func, select
+
+    from storage.db import make_engine
+    from storage.tables import Ticket
+
+    engine = make_engine(database_url, for_writes=False)
+    try:
+        with engine.connect() as conn:
+            return conn.execute(select(func.max(Ticket.created_at))).scalar()
+    finally:
+        engine.dispose()
+
+
+def commit_groups(database_url: str, since: Any) -> dict[str, Any]:
+    """How createTicket requests were grouped (resolvers.group_commit): the tickets of one group share one
+    ``created_at``, so the sizes are read back from the database rather than reported by the server."""
+    from sqlalchemy import func, select
+
+    from storage.db import make_engine
+    from storage.tables import Ticket
+
+    engine = make_engine(database_url, for_writes=False)
+    try:
+        with engine.connect() as conn:
+            query = select(func.count()).where(Ticket.created_at > since).group_by(Ticket.created_at)
+            sizes = sorted(int(n) for n in conn.execute(query).scalars())
+    finally:
+        engine.dispose()
+    if not sizes:
+        return {"groups": 0}
+    return {
+        "groups": len(sizes),
+        "tickets": sum(sizes),
+        "mean_size": round(sum(sizes) / len(sizes), 2),
+        "p50_size": sizes[len(sizes) // 2],
+        "max_size": sizes[-1],
+        "tickets_in_groups_of_one": sum(1 for n in sizes if n == 1),
+    }
+
+
 # ---------------------------------------------------------------- load generator (separate process)
 
 
@@ -422,9 +463,17 @@ def lua_string(value: str) -> str:
 
 
 def run_wrk(
-    port: int, scenario: str, key: str, seconds: float, concurrency: int, server_pid: int, rate: float | None
+    port: int,
+    scenario: str,
+    key: str,
+    seconds: float,
+    concurrency: int,
+    server_pid: int,
+    rate: float | None,
+    database_url: str | None = None,
 ) -> dict[str, Any]:
-    """One wrk run; ``rate`` set: paced (requests offered at that mean rate), else closed loop."""
+    """One wrk run; ``rate`` set: paced (requests offered at that mean rate), else closed loop. With
+    ``database_url``, a createTicket run also reports how the measured requests were grouped."""
     interval_ms = 1000 / rate if rate else 0.0
     page_body = json.dumps({"query": TICKETS_QUERY})
     script = WRK_SCRIPT % {
@@ -444,6 +493,7 @@ def run_wrk(
             check=True,
             capture_output=True,
         )
+        since = latest_created_at(database_url) if database_url and scenario == "create" else None
         cpu_before = process_cpu_seconds(server_pid)
         load_before = os.getloadavg()[0]
         done = subprocess.run(
@@ -488,6 +538,11 @@ def run_wrk(
         "mean_ms": round(mean_us / 1000, 2),
         "server_cpu_ms_per_request": round(cpu * 1000 / max(requests, 1), 2),
         "loadavg_1m_before_after": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+        **(
+            {"commit_groups": commit_groups(database_url, since)}
+            if database_url and since is not None
+            else {}
+        ),
     }
 
 
@@ -601,7 +656,7 @@ def main() -> int:
             )
             if args.load == "wrk":
                 result = run_wrk(
-                    port, scenario, keys_for[scenario], args.seconds, args.concurrency, server.pid, rate
+                    port, scenario, keys_for[scenario], args.seconds, args.concurrency, server.pid, rate, url
                 )
             else:
                 result = run_load(

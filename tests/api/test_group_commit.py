@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import func
-from sqlmodel import select
+from sqlmodel import col, select
 from starlette.applications import Starlette
 
 import classifier
@@ -20,7 +20,7 @@ from resolvers.context import ApiRuntime
 from resolvers.group_commit import GroupCommit, GroupCommitStats
 from resolvers.tickets import ingest_group
 from storage.db import Database
-from storage.tables import Agent, AuditEvent, IdempotencyRecord, StageTransition, Ticket
+from storage.tables import Agent, AuditEvent, IdempotencyRecord, StageTransition, Team, Ticket
 from tests.api.conftest import CREATE, Api
 from tests.conftest import MerchantKeys
 from workflow import agents, idempotency
@@ -82,7 +82,7 @@ def assignment_by_ticket(database: Database, merchant_id: str) -> list[tuple[str
     with database.read_only() as session:
         emails = {a.id: a.email for a in session.exec(select(Agent).where(Agent.merchant_id == merchant_id))}
         tickets = session.exec(
-            select(Ticket).where(Ticket.merchant_id == merchant_id).order_by(Ticket.created_at, Ticket.body)
+            select(Ticket).where(Ticket.merchant_id == merchant_id).order_by(col(Ticket.created_at), col(Ticket.body))
         ).all()
         out = []
         for t in tickets:
@@ -266,3 +266,28 @@ async def test_a_key_stored_by_another_request_meanwhile_replays_its_response(
     assert other[1] is None and other[0]["ticket"]["id"] != first["ticket"]["id"]
     assert group.stats.rerun_alone == 1  # the group hit the key's primary key and was rerun
     assert count(database, Ticket, merchant.merchant_id) == 2
+
+
+async def test_one_group_can_hold_several_merchants_each_routed_by_its_own_teams(
+    database: Database, services: WorkflowServices, make_merchant: Callable[..., MerchantKeys]
+) -> None:
+    first, second = make_merchant(), make_merchant()
+    with_teams(database, first)
+    with_teams(database, second)
+    group = runtime_for(database, services).group_commit("createTicket", ingest_group)
+    submits = [
+        group.submit(partner(m), payload=asdict(new(n)), idempotency_key="same-key", item=new(n))
+        for n, m in enumerate([first, second])
+    ]
+    outcomes = await asyncio.gather(*submits)
+    assert group.stats == GroupCommitStats(groups=1, requests=2, largest=2, rerun_alone=0)
+    for (snapshot, error, replayed), merchant in zip(outcomes, [first, second], strict=True):
+        assert error is None and snapshot is not None and replayed is False
+        with database.read_only() as session:
+            ticket = session.get(Ticket, snapshot["ticket"]["id"])
+            assert ticket is not None and ticket.merchant_id == merchant.merchant_id
+            team = session.get(Team, ticket.team_id)
+            agent = session.get(Agent, ticket.assignee_id)
+            assert team is not None and team.merchant_id == merchant.merchant_id
+            assert agent is not None and agent.merchant_id == merchant.merchant_id
+        assert count(database, IdempotencyRecord, merchant.merchant_id) == 1
