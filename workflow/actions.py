@@ -279,7 +279,7 @@ def reject_action(
     if not reason.strip() or len(reason) > 2000:
         raise invalid("a rejection needs a reason of 1-2000 characters", "reason")
     request = _decide(session, services, principal, action_id, status="rejected", reason=reason.strip())
-    bump_queue_version(session, principal.merchant_id)
+    # A rejection leaves the ticket and the queue as they were: no queue version bump, no snapshot refresh.
     publish_after_commit(
         session,
         services.bus,

@@ -77,9 +77,13 @@ async def test_require_approval_then_approver_only(
     assert [e["code"] for e in twice["errors"]] == ["CONFLICT"]
 
     other = await request(api, merchant.keys["agent"], ticket["id"], "REFUND", amount=300.0)
+    queue_version = (await api.ok("{ queue { version } }", key=merchant.keys["viewer"]))["queue"]["version"]
     rejected = await api.ok(
         REJECT, {"id": other["action"]["id"], "r": "too much"}, key=merchant.keys["admin"]
     )
+    # A rejection changes neither the ticket nor the queue: no new queue version for subscribers.
+    after = (await api.ok("{ queue { version } }", key=merchant.keys["viewer"]))["queue"]["version"]
+    assert after == queue_version
     assert rejected["rejectAction"]["action"] == {
         "id": other["action"]["id"],
         "status": "REJECTED",

@@ -82,7 +82,9 @@ def assignment_by_ticket(database: Database, merchant_id: str) -> list[tuple[str
     with database.read_only() as session:
         emails = {a.id: a.email for a in session.exec(select(Agent).where(Agent.merchant_id == merchant_id))}
         tickets = session.exec(
-            select(Ticket).where(Ticket.merchant_id == merchant_id).order_by(col(Ticket.created_at), col(Ticket.body))
+            select(Ticket)
+            .where(Ticket.merchant_id == merchant_id)
+            .order_by(col(Ticket.created_at), col(Ticket.body))
         ).all()
         out = []
         for t in tickets:
