@@ -2,7 +2,7 @@
 endpoint reading the same rows from the same database.
 
     .venv/bin/python bench/api_bench.py [--seconds 8] [--concurrency 16] [--tickets 400] [--database-url URL]
-        [--load wrk|python] [--paced plain=100,graphql_page=100,create=300]
+        [--load wrk|python] [--paced plain=100,graphql_page=100,graphql_page=200,create=300]
 
 It seeds a merchant with tickets, starts ONE uvicorn worker serving ``create_app(settings)`` plus
 ``GET /plain/tickets`` (same auth, same ``list_tickets`` service, ``json.dumps`` of the rows), then drives
@@ -608,8 +608,9 @@ def main() -> int:
     )
     parser.add_argument(
         "--paced",
-        default="plain=100,graphql_page=100,create=300",
-        help="paced runs (wrk only): scenario=requests per second, comma-separated; empty for none",
+        default="plain=100,graphql_page=100,graphql_page=200,create=300",
+        help="paced runs (wrk only): scenario=requests per second, comma-separated (a scenario may repeat; "
+        "its latency target is read from its last, fastest-paced run); empty for none",
     )
     parser.add_argument("--out", type=Path, default=RESULTS, help="where the JSON results go")
     parser.add_argument(
@@ -639,12 +640,12 @@ def main() -> int:
         wait_ready(port)
         results = []
         keys_for = {"plain": keys["viewer"], "graphql_page": keys["viewer"], "create": keys["partner"]}
-        paced = dict(item.split("=") for item in args.paced.split(",") if item) if args.load == "wrk" else {}
+        paced = [item.split("=") for item in args.paced.split(",") if item] if args.load == "wrk" else []
         # Closed-loop runs alternate scenario by scenario for --rounds rounds, so a slow spell of this shared
         # VM hits both sides of the plain/GraphQL comparison alike; the ratio is taken per round.
         rounds = args.rounds if args.load == "wrk" else 1
         runs: list[tuple[str, float | None]] = [(s, None) for _ in range(rounds) for s in keys_for]
-        runs += [(scenario, float(rate)) for scenario, rate in paced.items()]
+        runs += [(scenario, float(rate)) for scenario, rate in paced]
         if args.load == "wrk":  # warm every path first, so no scenario pays for the server's first seconds
             for scenario, key in keys_for.items():
                 run_wrk(port, scenario, key, 2, args.concurrency, server.pid, None)
@@ -696,6 +697,9 @@ def main() -> int:
             ]
             < 50,
             f"p99_ms<50 (createTicket, {latency_of['create']['mode']})": latency_of["create"]["p99_ms"] < 50,
+            # For the record: at 16 clients in a closed loop, latency is mostly queueing (16 / throughput).
+            "p99_ms<50 (tickets page, closed loop, median of rounds)": closed["graphql_page"]["p99_ms"] < 50,
+            "p99_ms<50 (createTicket, closed loop, median of rounds)": closed["create"]["p99_ms"] < 50,
         },
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
