@@ -100,8 +100,9 @@ def create_tickets(
         routed.append(merchant.route(principal, ticket, prediction, now))
         results[index] = IngestResult(ticket, prediction, routed[-1].routing, merchant.active.version)
     # Every read is done: now the writes, one ticket after another (the audit and transition rows of the
-    # whole batch go out as one multi-row INSERT per table).
-    for one in routed:
+    # whole batch go out as one multi-row INSERT per table). Merchants in id order, so concurrent batches
+    # on PostgreSQL take their merchants' queue-version row locks in one order and never deadlock.
+    for one in sorted(routed, key=lambda r: r.ticket.merchant_id):
         _store(session, services, one, now)
     return [r for r in results if r is not None]
 
