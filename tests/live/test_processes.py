@@ -140,3 +140,47 @@ async def test_ticket_events_committed_through_a_reach_a_subscriber_on_b(
             kinds.append(event["kind"])
             assert kinds.count("created") == 1
     await ws.close()
+
+
+CREATE_WITH_KEY = """mutation Create($input: CreateTicketInput!, $key: String) {
+  createTicket(input: $input, idempotencyKey: $key) { replayed errors { code message } ticket { id } } }"""
+
+
+async def test_one_idempotency_key_sent_to_both_processes_at_once_creates_one_ticket(
+    servers: Callable[..., ProcessServer], make_merchant: Callable[..., MerchantKeys], database: Database
+) -> None:
+    """Both processes group-commit createTicket; a key racing between them must still create exactly one
+    ticket (the losing group fails on the key's primary key, is rerun request by request, and replays)."""
+    import httpx
+
+    a, b = servers(), servers()
+    merchant = make_merchant()
+    key = merchant.keys["partner"]
+    keyed = {"input": {"subject": "parcel lost", "body": "ordered ten days ago"}}
+
+    async def send(client: httpx.AsyncClient, variables: dict[str, object]) -> dict[str, object]:
+        response = await client.post(
+            "/graphql",
+            json={"query": CREATE_WITH_KEY, "variables": variables},
+            headers={"authorization": f"Bearer {key}"},
+        )
+        payload: dict[str, object] = response.json()["data"]["createTicket"]
+        return payload
+
+    async with (
+        httpx.AsyncClient(base_url=a.http, timeout=30) as on_a,
+        httpx.AsyncClient(base_url=b.http, timeout=30) as on_b,
+    ):
+        for round_ in range(5):
+            racing = {**keyed, "key": f"race-{round_}"}
+            plain = [{"input": {"subject": f"other {round_}.{n}", "body": "where is it"}} for n in range(4)]
+            sends = [send(client, racing) for client in (on_a, on_b) for _ in range(4)]
+            sends += [send(client, v) for client in (on_a, on_b) for v in plain]
+            payloads = await asyncio.gather(*sends)
+            raced, others = payloads[:8], payloads[8:]
+            assert all(p["errors"] == [] for p in payloads), payloads
+            ids = {p["ticket"]["id"] for p in raced}  # type: ignore[index]
+            assert len(ids) == 1, raced
+            assert sum(1 for p in raced if p["replayed"] is False) == 1
+            assert len({p["ticket"]["id"] for p in others}) == 8  # type: ignore[index]
+    assert count(database, Ticket, merchant.merchant_id) == 5 * (1 + 8)
