@@ -493,6 +493,7 @@ def run_wrk(
             check=True,
             capture_output=True,
         )
+        time.sleep(0.5)  # requests wrk left in flight are done before the measured run starts
         since = latest_created_at(database_url) if database_url and scenario == "create" else None
         cpu_before = process_cpu_seconds(server_pid)
         load_before = os.getloadavg()[0]
