@@ -617,6 +617,13 @@ def main() -> int:
     parser.add_argument(
         "--rounds", type=int, default=3, help="closed-loop rounds, alternating scenarios (wrk)"
     )
+    parser.add_argument(
+        "--server-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a setting for the server process, e.g. BOOKBAG_MAX_GROUP_COMMIT=1 (repeatable)",
+    )
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -635,6 +642,7 @@ def main() -> int:
         env={
             **os.environ,
             "PYTHONPATH": os.pathsep.join(filter(None, [os.environ.get("PYTHONPATH"), str(REPO)])),
+            **dict(item.split("=", 1) for item in args.server_env),
         },
     )
     try:
@@ -685,6 +693,7 @@ def main() -> int:
         "seeded_tickets": args.tickets,
         "cpu_count": os.cpu_count(),
         "load_generator": args.load,
+        "server_env": args.server_env,
         "closed_loop_summary": closed,
         "results": results,
         "graphql_vs_plain_throughput": round(ratio, 3),

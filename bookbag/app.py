@@ -94,6 +94,7 @@ def create_app(
             max_page_size=settings.max_page_size,
             max_concurrent_reads=settings.db_read_threads,
             max_concurrent_writes=settings.db_write_threads,
+            max_group_commit=settings.max_group_commit,
         ),
         principals=PrincipalCache(ttl_seconds=settings.auth_cache_seconds),
     )

@@ -36,6 +36,7 @@ class Settings(BaseSettings):
     auth_cache_seconds: float = 5.0
     db_read_threads: int = Field(default=2, ge=1, le=64)
     db_write_threads: int = Field(default=2, ge=1, le=64)
+    max_group_commit: int = Field(default=32, ge=1, le=256)
 
     @property
     def is_production(self) -> bool:

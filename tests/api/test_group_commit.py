@@ -16,7 +16,7 @@ from sqlmodel import col, select
 from starlette.applications import Starlette
 
 import classifier
-from resolvers.context import ApiRuntime
+from resolvers.context import ApiLimits, ApiRuntime
 from resolvers.group_commit import GroupCommit, GroupCommitStats
 from resolvers.tickets import ingest_group
 from storage.db import Database
@@ -293,3 +293,14 @@ async def test_one_group_can_hold_several_merchants_each_routed_by_its_own_teams
             assert team is not None and team.merchant_id == merchant.merchant_id
             assert agent is not None and agent.merchant_id == merchant.merchant_id
         assert count(database, IdempotencyRecord, merchant.merchant_id) == 1
+
+
+async def test_max_group_commit_bounds_the_group(
+    database: Database, services: WorkflowServices, merchant: MerchantKeys
+) -> None:
+    for limit, groups in ((1, 5), (2, 3)):  # BOOKBAG_MAX_GROUP_COMMIT=1 writes each request alone
+        runtime = ApiRuntime(db=database, services=services, limits=ApiLimits(max_group_commit=limit))
+        group = runtime.group_commit("createTicket", ingest_group)
+        outcomes = await submit_together(group, partner(merchant), [(new(n), None) for n in range(5)])
+        assert all(error is None for _, error, _ in outcomes)
+        assert group.stats == GroupCommitStats(groups=groups, requests=5, largest=limit, rerun_alone=0)
