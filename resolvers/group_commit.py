@@ -103,6 +103,8 @@ class GroupCommit:
         try:
             while self._pending:
                 batch = self._take()
+                if not batch:  # every waiting client went away
+                    continue
                 self.stats.groups += 1
                 self.stats.requests += len(batch)
                 self.stats.largest = max(self.stats.largest, len(batch))
@@ -117,7 +119,11 @@ class GroupCommit:
                 batch = []
         except BaseException as exc:  # cancelled at shutdown, or a bug here: nobody may wait forever
             for request in [*batch, *self._pending]:
-                if not request.future.done():
+                if request.future.done():
+                    continue
+                if isinstance(exc, asyncio.CancelledError):
+                    request.future.cancel()
+                else:
                     request.future.set_exception(exc)
             self._pending.clear()
             raise
@@ -126,12 +132,15 @@ class GroupCommit:
 
     def _take(self) -> list[_Request]:
         """The next batch, oldest first. A request whose idempotency key is already in the batch stays queued
-        (for the next batch, where it replays the first one's response)."""
+        (for the next batch, where it replays the first one's response); one whose client has gone away
+        before its turn is dropped (nothing is written for it)."""
         batch: list[_Request] = []
         slots: set[tuple[str, str]] = set()
         waiting: deque[_Request] = deque()
         while self._pending and len(batch) < self.max_batch:
             request = self._pending.popleft()
+            if request.future.done():
+                continue
             slot = request.idempotency_slot
             if slot is not None and slot in slots:
                 waiting.append(request)

@@ -304,3 +304,22 @@ async def test_max_group_commit_bounds_the_group(
         outcomes = await submit_together(group, partner(merchant), [(new(n), None) for n in range(5)])
         assert all(error is None for _, error, _ in outcomes)
         assert group.stats == GroupCommitStats(groups=groups, requests=5, largest=limit, rerun_alone=0)
+
+
+async def test_a_request_whose_client_went_away_before_its_turn_writes_nothing(
+    database: Database, services: WorkflowServices, merchant: MerchantKeys
+) -> None:
+    group = runtime_for(database, services).group_commit("createTicket", ingest_group)
+    data = [new(0), new(1)]
+    stays, leaves = (
+        asyncio.create_task(group.submit(partner(merchant), payload=asdict(d), idempotency_key=None, item=d))
+        for d in data
+    )
+    await asyncio.sleep(0)  # both are queued; the first group is not taken yet
+    leaves.cancel()
+    snapshot, error, _ = await stays
+    assert error is None and snapshot is not None
+    with pytest.raises(asyncio.CancelledError):
+        await leaves
+    assert group.stats == GroupCommitStats(groups=1, requests=1, largest=1, rerun_alone=0)
+    assert count(database, Ticket, merchant.merchant_id) == 1
