@@ -45,6 +45,7 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results" / "api_bench.json"
+BENCH_AGENTS = 40  # x capacity 1,000: room for every ticket a default run creates, warm-ups included
 
 TICKET_FIELDS = """id channel subject body category categoryConfidence priority priorityConfidence modelVersion
   stage stageEnteredAt teamId assigneeId tags needsHuman routingRuleId version createdAt updatedAt resolvedAt
@@ -135,6 +136,7 @@ def seed(database_url: str, count: int) -> dict[str, str]:
     from bookbag.wiring import build_services
     from storage.db import Database
     from storage.migrate import upgrade
+    from workflow.agents import create_agent
     from workflow.demo import create_demo_teams
     from workflow.ingest import TicketInput, create_ticket
     from workflow.merchants import create_api_key, create_merchant
@@ -147,6 +149,19 @@ def seed(database_url: str, count: int) -> dict[str, str]:
     with db.unit_of_work() as session:
         merchant = create_merchant(session, name="Bench Shop", slug=slug)
         create_demo_teams(session, merchant.id)  # routing assigns agents, as in a real store
+        # Agents in every team, with every skill, and room for every ticket a run creates, so each one is
+        # assigned (commit_groups and bench/ingest_bench.py report how many were).
+        admin = Principal(merchant_id=merchant.id, role=Role.ADMIN)
+        for n in range(BENCH_AGENTS):
+            create_agent(
+                session,
+                admin,
+                name=f"Bench Agent {n}",
+                email=f"agent.{n}@bench.test",
+                teams=["support", "senior", "billing"],
+                skills=["billing", "escalations", "returns", "shipping"],
+                capacity=1000,
+            )
         keys = {
             r: create_api_key(session, merchant_id=merchant.id, role=r).secret for r in ("viewer", "partner")
         }
@@ -186,9 +201,9 @@ def latest_created_at(database_url: str) -> Any:
 
 
 def commit_groups(database_url: str, since: Any) -> dict[str, Any]:
-    """How createTicket requests were grouped (resolvers.group_commit): the tickets of one group share one
-    ``created_at``, so the sizes are read back from the database rather than reported by the server."""
-    from sqlalchemy import func, select
+    """How the createTicket requests of a run were grouped (resolvers.group_commit) and how many of their
+    tickets were assigned, read back from the database rather than reported by the server."""
+    from sqlalchemy import select
 
     from storage.db import make_engine
     from storage.tables import Ticket
@@ -196,15 +211,30 @@ def commit_groups(database_url: str, since: Any) -> dict[str, Any]:
     engine = make_engine(database_url, for_writes=False)
     try:
         with engine.connect() as conn:
-            query = select(func.count()).where(Ticket.created_at > since).group_by(Ticket.created_at)
-            sizes = sorted(int(n) for n in conn.execute(query).scalars())
+            created = conn.execute(
+                select(Ticket.created_at, Ticket.assignee_id)
+                .where(Ticket.created_at > since)
+                .order_by(Ticket.created_at)
+            ).all()
     finally:
         engine.dispose()
+    # A group's tickets carry its clock reading plus one microsecond each, in arrival order; groups are
+    # at least a transaction (far more than a microsecond) apart.
+    sizes: list[int] = []
+    previous = None
+    for at, _ in created:
+        if previous is not None and (at - previous).total_seconds() <= 1e-6:
+            sizes[-1] += 1
+        else:
+            sizes.append(1)
+        previous = at
+    sizes.sort()
     if not sizes:
         return {"groups": 0}
     return {
         "groups": len(sizes),
         "tickets": sum(sizes),
+        "tickets_assigned": sum(1 for _, assignee in created if assignee is not None),
         "mean_size": round(sum(sizes) / len(sizes), 2),
         "p50_size": sizes[len(sizes) // 2],
         "max_size": sizes[-1],

@@ -2,7 +2,7 @@
 
 Under load, createTicket requests queue for the single SQLite writer one after another, and each paid on
 its own for a thread hand-off, a transaction, the ruleset, team and load reads, and a classifier call. A
-``GroupCommit`` takes every request waiting when the database comes free (up to ``max_batch``), runs them
+``GroupCommit`` takes every request waiting when its previous group is done (up to ``max_batch``), runs them
 through a batch service (``workflow.ingest.create_tickets``) in one unit of work, and answers each request
 with its own result. A request that finds the database idle runs at once, alone: nobody waits for company.
 
@@ -13,7 +13,8 @@ Each request keeps the semantics it would have alone:
   and a second request with a key already in the batch waits for the next batch (then it replays);
 * all or nothing: when the batch's transaction fails as a whole (a constraint, an idempotency key that
   another process stored first, an unexpected error), nothing of it is kept and each of its requests is
-  run again on its own, so one bad request never fails, or changes, another.
+  run again on its own, so one bad request never fails, or changes, another. Only a failed COMMIT is not
+  rerun (``storage.db.CommitFailed``: it may have taken effect); its requests get that error.
 """
 
 from __future__ import annotations
@@ -29,8 +30,9 @@ from anyio import to_thread
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
+from storage.db import CommitFailed
 from workflow.errors import DomainError
-from workflow.idempotency import check_key, find_records, remember, replay
+from workflow.idempotency import KeyedRequest, Outcome, check_key, run_idempotent_batch
 from workflow.principal import Principal
 from workflow.services import WorkflowServices
 
@@ -39,8 +41,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# (snapshot, None, replayed) or (None, error, False), as resolvers.runner.mutate answers.
-Outcome = tuple[dict[str, Any] | None, DomainError | None, bool]
 # The batch service: one JSON-able snapshot or a refusal (that wrote nothing) per request, in order.
 BatchWork = Callable[
     [Session, WorkflowServices, Sequence[tuple[Principal, Any]]], list[dict[str, Any] | DomainError]
@@ -63,7 +63,7 @@ class _Request:
     principal: Principal
     key: str | None
     payload: dict[str, Any]
-    item: Any
+    service_input: Any
     future: asyncio.Future[Outcome]
 
     @property
@@ -84,7 +84,12 @@ class GroupCommit:
         self.stats = GroupCommitStats()
 
     async def submit(
-        self, principal: Principal, *, payload: dict[str, Any], idempotency_key: str | None, item: Any
+        self,
+        principal: Principal,
+        *,
+        payload: dict[str, Any],
+        idempotency_key: str | None,
+        service_input: Any,
     ) -> Outcome:
         """Queue one request and wait for its outcome (unexpected errors are raised, as from ``mutate``)."""
         if idempotency_key is not None:
@@ -93,7 +98,7 @@ class GroupCommit:
             except DomainError as exc:
                 return None, exc, False
         future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
-        self._pending.append(_Request(principal, idempotency_key, payload, item, future))
+        self._pending.append(_Request(principal, idempotency_key, payload, service_input, future))
         if self._drainer is None:
             self._drainer = asyncio.create_task(self._drain())
         return await future
@@ -117,18 +122,25 @@ class GroupCommit:
                     else:
                         request.future.set_result(outcome)
                 batch = []
-        except BaseException as exc:  # cancelled at shutdown, or a bug here: nobody may wait forever
-            for request in [*batch, *self._pending]:
-                if request.future.done():
-                    continue
-                if isinstance(exc, asyncio.CancelledError):
-                    request.future.cancel()
-                else:
-                    request.future.set_exception(exc)
-            self._pending.clear()
+        except asyncio.CancelledError:  # shutting down: nobody may wait forever
+            self._fail_waiting(batch, None)
             raise
+        except Exception as exc:  # a bug here: log it once, fail the waiting requests with it
+            log.exception("%s: group commit failed", self.operation)
+            self._fail_waiting(batch, exc)
         finally:
             self._drainer = None
+
+    def _fail_waiting(self, batch: list[_Request], exc: Exception | None) -> None:
+        """Cancel (``exc`` None) or fail every request still waiting, in the running group or queued."""
+        for request in [*batch, *self._pending]:
+            if request.future.done():
+                continue
+            if exc is None:
+                request.future.cancel()
+            else:
+                request.future.set_exception(exc)
+        self._pending.clear()
 
     def _take(self) -> list[_Request]:
         """The next batch, oldest first. A request whose idempotency key is already in the batch stays queued
@@ -158,7 +170,10 @@ class GroupCommit:
             try:
                 with self.runtime.db.unit_of_work() as session:
                     return list(self._attempt(session, batch))
-            except Exception:
+            except CommitFailed as exc:  # it may have been written: rerunning could write it twice
+                log.exception("%s: the COMMIT of a group of %d failed", self.operation, len(batch))
+                return [exc] * len(batch)
+            except Exception:  # rolled back: nothing of the group was kept
                 self.stats.rerun_alone += 1
                 log.info(
                     "%s: a group of %d failed as a whole; running each alone", self.operation, len(batch)
@@ -181,50 +196,12 @@ class GroupCommit:
         raise AssertionError("unreachable")
 
     def _attempt(self, session: Session, batch: list[_Request]) -> list[Outcome]:
-        outcomes: list[Outcome | None] = [None] * len(batch)
-        records = self._stored_records(session, batch)
-        todo: list[int] = []
-        for index, request in enumerate(batch):
-            if request.key is not None:
-                try:
-                    stored = records.get((request.principal.merchant_id, request.key))
-                    replayed = replay(stored, self.operation, request.payload)
-                except DomainError as exc:
-                    outcomes[index] = (None, exc, False)
-                    continue
-                if replayed is not None:
-                    outcomes[index] = (replayed, None, True)
-                    continue
-            todo.append(index)
         services = self.runtime.services
-        results = (
-            self.work(session, services, [(batch[i].principal, batch[i].item) for i in todo]) if todo else []
-        )
-        for index, result in zip(todo, results, strict=True):
-            request = batch[index]
-            if isinstance(result, DomainError):
-                outcomes[index] = (None, result, False)
-                continue
-            if request.key is not None:
-                remember(
-                    session,
-                    merchant_id=request.principal.merchant_id,
-                    key=request.key,
-                    operation=self.operation,
-                    payload=request.payload,
-                    response=result,
-                )
-            outcomes[index] = (result, None, False)
-        return [outcome for outcome in outcomes if outcome is not None]
 
-    @staticmethod
-    def _stored_records(session: Session, batch: list[_Request]) -> dict[tuple[str, str], Any]:
-        keys: dict[str, list[str]] = {}
-        for request in batch:
-            if request.key is not None:
-                keys.setdefault(request.principal.merchant_id, []).append(request.key)
-        return {
-            (merchant_id, key): record
-            for merchant_id, merchant_keys in keys.items()
-            for key, record in find_records(session, merchant_id, merchant_keys).items()
-        }
+        def run(indexes: list[int]) -> list[dict[str, Any] | DomainError]:
+            return self.work(
+                session, services, [(batch[i].principal, batch[i].service_input) for i in indexes]
+            )
+
+        keyed = [KeyedRequest(r.principal.merchant_id, r.key, r.payload) for r in batch]
+        return run_idempotent_batch(session, self.operation, keyed, run)

@@ -205,7 +205,7 @@ async def create_ticket_resolver(
         return CreateTicketPayload(errors=[UserError.from_domain(exc)])
     group = info.context.runtime.group_commit("createTicket", ingest_group)
     snapshot, error, replayed = await group.submit(
-        info.context.auth, payload=payload, idempotency_key=idempotency_key, item=data
+        info.context.auth, payload=payload, idempotency_key=idempotency_key, service_input=data
     )
     if error is not None or snapshot is None:
         return CreateTicketPayload(errors=[UserError.from_domain(error)] if error else [])

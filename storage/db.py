@@ -2,7 +2,8 @@
 
 ``Database.unit_of_work()`` yields one session, commits once at the end (or rolls back on error), and only
 after a successful commit runs the callbacks registered with :func:`after_commit` — which is how events
-are published after the data they describe is durable, and never for a rolled-back change.
+are published after the data they describe is durable, and never for a rolled-back change. A failure of
+the COMMIT itself is raised as :class:`CommitFailed`, apart from the errors of the statements before it.
 """
 
 from __future__ import annotations
@@ -25,6 +26,12 @@ _AFTER_COMMIT = "bookbag_after_commit"
 SQLITE_BUSY_TIMEOUT_S = 30
 _PENDING_ROWS = "bookbag_pending_rows"
 _DEFERS_ROWS = "bookbag_defers_rows"
+
+
+class CommitFailed(Exception):
+    """COMMIT itself failed (every statement before it had succeeded): whether the transaction took effect
+    is not known — a lost connection can hide a commit that happened — so the work must not be rerun as if
+    nothing had been written."""
 
 
 def normalize_url(url: str) -> str:
@@ -174,7 +181,12 @@ class Database:
         session = self._sessions()
         try:
             yield session
-            session.commit()
+            write_pending_rows(session)
+            session.flush()  # every statement has run (and any constraint failed) before COMMIT
+            try:
+                session.commit()
+            except Exception as exc:
+                raise CommitFailed("the database refused or lost the COMMIT") from exc
         except BaseException:
             session.rollback()
             session.info.pop(_AFTER_COMMIT, None)

@@ -7,6 +7,7 @@ open tickets). Both skip unavailable agents and agents at capacity, and can requ
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
@@ -43,7 +44,7 @@ def _team_by_name() -> Any:
 @cache
 def _team_members() -> Any:
     return (
-        select(Agent)
+        select(Agent.id, Agent.available, Agent.skills, Agent.capacity)
         .join(TeamMember, col(TeamMember.agent_id) == col(Agent.id))
         .where(TeamMember.team_id == bindparam("team_id"), Agent.merchant_id == bindparam("merchant_id"))
         .order_by(col(Agent.created_at), col(Agent.id))
@@ -149,6 +150,16 @@ def open_load(session: Session, merchant_id: str, agent_ids: Sequence[str]) -> d
     return {agent_id: int(n) for agent_id, n in rows if agent_id is not None}
 
 
+@dataclass(frozen=True)
+class _Member:
+    """What choosing an assignee reads of an agent (plain values: comparing ORM models is slow)."""
+
+    id: str
+    available: bool
+    skills: frozenset[str]
+    capacity: int
+
+
 class Assigner:
     """Chooses assignees for one merchant within one unit of work.
 
@@ -160,39 +171,47 @@ class Assigner:
     def __init__(self, session: Session, merchant_id: str) -> None:
         self._session = session
         self._merchant_id = merchant_id
-        self._members: dict[str, list[Agent]] = {}
+        self._members: dict[str, list[_Member]] = {}
         self._load: dict[str, int] = {}
 
-    def pick(self, team: Team, *, strategy: str = "least_loaded", skills: Sequence[str] = ()) -> Agent | None:
-        """The agent to assign within ``team`` (counted as one more open ticket for them), or None when
-        nobody is available with spare capacity."""
+    def pick(self, team: Team, *, strategy: str = "least_loaded", skills: Sequence[str] = ()) -> str | None:
+        """The id of the agent to assign within ``team`` (counted as one more open ticket for them), or None
+        when nobody is available with spare capacity."""
         if strategy not in STRATEGIES:
             raise invalid(f"unknown assignment strategy {strategy!r}", "strategy")
         members = self._team_members(team)
         needed = set(skills)
         load = self._load
         eligible = [
-            a for a in members if a.available and needed.issubset(a.skills) and load[a.id] < a.capacity
+            i
+            for i, m in enumerate(members)
+            if m.available and needed.issubset(m.skills) and load[m.id] < m.capacity
         ]
         if not eligible:
             return None
-        if strategy == "least_loaded":
-            chosen = min(eligible, key=lambda a: (load[a.id], members.index(a)))
+        if strategy == "least_loaded":  # fewest open tickets; ties go to the longest-standing member
+            chosen = min(eligible, key=lambda i: (load[members[i].id], i))
         else:  # round robin: the first eligible member after the cursor, then advance the cursor past them
-            count = len(members)
-            start = team.round_robin_cursor
-            chosen = next(m for step in range(count) if (m := members[(start + step) % count]) in eligible)
-            team.round_robin_cursor = (members.index(chosen) + 1) % count
+            count, start, allowed = len(members), team.round_robin_cursor, set(eligible)
+            chosen = next(
+                (start + step) % count for step in range(count) if (start + step) % count in allowed
+            )
+            team.round_robin_cursor = (chosen + 1) % count
             self._session.add(team)
-        load[chosen.id] += 1
-        return chosen
+        agent_id = members[chosen].id
+        load[agent_id] += 1
+        return agent_id
 
-    def _team_members(self, team: Team) -> list[Agent]:
+    def _team_members(self, team: Team) -> list[_Member]:
         members = self._members.get(team.id)
         if members is None:
             params = {"team_id": team.id, "merchant_id": self._merchant_id}
-            members = self._members[team.id] = list(self._session.exec(_team_members(), params=params))
-            unknown = [a.id for a in members if a.id not in self._load]
+            members = [
+                _Member(row.id, row.available, frozenset(row.skills or ()), row.capacity)
+                for row in self._session.execute(_team_members(), params)
+            ]
+            self._members[team.id] = members
+            unknown = [m.id for m in members if m.id not in self._load]
             counted = open_load(self._session, self._merchant_id, unknown)
             self._load.update({agent_id: counted.get(agent_id, 0) for agent_id in unknown})
         return members
@@ -207,4 +226,5 @@ def pick_assignee(
     skills: Sequence[str] = (),
 ) -> Agent | None:
     """The agent to assign within ``team``, or None when nobody is available with spare capacity."""
-    return Assigner(session, merchant_id).pick(team, strategy=strategy, skills=skills)
+    agent_id = Assigner(session, merchant_id).pick(team, strategy=strategy, skills=skills)
+    return None if agent_id is None else session.get(Agent, agent_id)

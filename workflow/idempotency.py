@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -60,26 +61,69 @@ def find_records(session: Session, merchant_id: str, keys: Collection[str]) -> d
     return {record.key: record for record in rows}
 
 
-def remember(
-    session: Session,
-    *,
-    merchant_id: str,
-    key: str,
-    operation: str,
-    payload: dict[str, Any],
-    response: dict[str, Any],
-) -> None:
-    """Store the first response under ``key`` in the caller's unit of work. Two racing first requests: the
-    loser's unit of work fails on the primary key and nothing of it is kept."""
+def remember(session: Session, request: KeyedRequest, operation: str, *, response: dict[str, Any]) -> None:
+    """Store the first response under the request's key in the caller's unit of work."""
+    assert request.key is not None
     session.add(
         IdempotencyRecord(
-            merchant_id=merchant_id,
-            key=key,
+            merchant_id=request.merchant_id,
+            key=request.key,
             operation=operation,
-            request_hash=request_hash(operation, payload),
+            request_hash=request_hash(operation, request.payload),
             response=response,
         )
     )
+
+
+@dataclass(frozen=True)
+class KeyedRequest:
+    """One request of an idempotent batch: whose it is, its key (None: not idempotent) and its input."""
+
+    merchant_id: str
+    key: str | None
+    payload: dict[str, Any]
+
+
+# (response, None, replayed) or (None, error, False)
+Outcome = tuple[dict[str, Any] | None, DomainError | None, bool]
+
+
+def run_idempotent_batch(
+    session: Session,
+    operation: str,
+    requests: Sequence[KeyedRequest],
+    run: Callable[[list[int]], list[dict[str, Any] | DomainError]],
+) -> list[Outcome]:
+    """Replay or refuse each request whose key is stored, ``run`` the others (by index; one response or a
+    refusal that wrote nothing per index) and store each new response under its key, all in the caller's
+    unit of work. Keys are looked up with one query per merchant; a batch must not hold one key twice.
+
+    Two racing first requests: the loser's unit of work fails on the record's primary key and nothing of it
+    is kept; its retry then replays the winner's response."""
+    outcomes: list[Outcome | None] = [None] * len(requests)
+    stored = _stored_records(session, requests)
+    todo: list[int] = []
+    for index, request in enumerate(requests):
+        if request.key is not None:
+            try:
+                replayed = replay(stored.get((request.merchant_id, request.key)), operation, request.payload)
+            except DomainError as exc:
+                outcomes[index] = (None, exc, False)
+                continue
+            if replayed is not None:
+                outcomes[index] = (replayed, None, True)
+                continue
+        todo.append(index)
+    results = run(todo) if todo else []
+    for index, result in zip(todo, results, strict=True):
+        if isinstance(result, DomainError):
+            outcomes[index] = (None, result, False)
+            continue
+        request = requests[index]
+        if request.key is not None:
+            remember(session, request, operation, response=result)
+        outcomes[index] = (result, None, False)
+    return [outcome for outcome in outcomes if outcome is not None]
 
 
 def run_idempotent(
@@ -91,21 +135,33 @@ def run_idempotent(
     payload: dict[str, Any],
     run: Callable[[], dict[str, Any]],
 ) -> dict[str, Any]:
-    """Run ``run`` once per (merchant, key); a repeat returns the first response. Two racing first requests:
-    the loser's unit of work fails on the primary key and nothing of it is kept; its retry then replays the
-    winner's response."""
+    """Run ``run`` once per (merchant, key); a repeat returns the first response (a batch of one of
+    :func:`run_idempotent_batch`; ``run``'s DomainErrors propagate)."""
     if key is None:
         return run()
     check_key(key)
-    replayed = replay(find_records(session, merchant_id, [key]).get(key), operation, payload)
-    if replayed is not None:
-        return replayed
-    response = run()
-    remember(
-        session, merchant_id=merchant_id, key=key, operation=operation, payload=payload, response=response
+    [(response, error, _)] = run_idempotent_batch(
+        session, operation, [KeyedRequest(merchant_id, key, payload)], lambda _: [run()]
     )
+    if error is not None:
+        raise error
+    assert response is not None
     session.flush()
     return response
+
+
+def _stored_records(
+    session: Session, requests: Sequence[KeyedRequest]
+) -> dict[tuple[str, str], IdempotencyRecord]:
+    keys: dict[str, list[str]] = {}
+    for request in requests:
+        if request.key is not None:
+            keys.setdefault(request.merchant_id, []).append(request.key)
+    return {
+        (merchant_id, key): record
+        for merchant_id, merchant_keys in keys.items()
+        for key, record in find_records(session, merchant_id, merchant_keys).items()
+    }
 
 
 def prune(session: Session, now: datetime) -> int:

@@ -5,20 +5,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlmodel import Session
 
 import classifier
-from storage.tables import Agent, Team, Ticket
+from storage.tables import Team, Ticket
 from workflow import audit
 from workflow.agents import Assigner, get_team_by_name
 from workflow.errors import DomainError, invalid
 from workflow.events import TicketEvent, publish_after_commit
 from workflow.facts import ticket_facts
 from workflow.principal import TICKET_WRITERS, Principal
-from workflow.queue import bump_queue_version
+from workflow.queue import bump_queue_version, lock_queue
 from workflow.rulesets import active_ruleset
 from workflow.services import WorkflowServices
 from workflow.sla import apply_sla
@@ -75,10 +75,13 @@ def create_tickets(
     active ruleset, of each routed-to team and of its members' load (kept up to date as tickets are
     assigned, so a batch is spread over agents as one-at-a-time ingest would spread it).
     """
-    now = services.clock()
+    clock = services.clock()
     results: list[IngestResult | DomainError | None] = []
     accepted: list[tuple[int, Principal, Ticket, TicketInput]] = []
     for principal, data in requests:
+        # One clock reading per batch, a microsecond apart in arrival order: listings (newest first by
+        # created_at, then id) keep the order in which the requests came.
+        now = clock + timedelta(microseconds=len(results))
         try:
             principal.require(*TICKET_WRITERS)
             ticket = _new_ticket(principal.merchant_id, data, now)
@@ -90,20 +93,24 @@ def create_tickets(
     predictions = services.classifier.predict_batch(
         [_classifier_input(ticket, data) for _, _, ticket, data in accepted]
     )
-    merchants: dict[str, _MerchantIngest] = {}
+    # Each merchant's queue row is locked first, in id order: on PostgreSQL, concurrent batches (and other
+    # processes) then ingest one merchant's tickets one batch at a time, so the load they read stays true
+    # and the rows they update (team cursors, the queue version) are never taken in opposite orders.
+    merchant_ids = sorted({principal.merchant_id for _, principal, _, _ in accepted})
+    merchants = {m: _MerchantIngest(session, services, m) for m in merchant_ids}
     routed: list[_Routed] = []
     for (index, principal, ticket, _), prediction in zip(accepted, predictions, strict=True):
-        merchant = merchants.get(principal.merchant_id)
-        if merchant is None:
-            merchant = _MerchantIngest(session, services, principal.merchant_id)
-            merchants[principal.merchant_id] = merchant
-        routed.append(merchant.route(principal, ticket, prediction, now))
+        merchant = merchants[principal.merchant_id]
+        try:
+            routed.append(merchant.route(principal, ticket, prediction, ticket.created_at))
+        except DomainError as exc:  # e.g. a routing rule's tags push the ticket past the limit
+            results[index] = exc  # refused before anything of it was written or counted
+            continue
         results[index] = IngestResult(ticket, prediction, routed[-1].routing, merchant.active.version)
     # Every read is done: now the writes, one ticket after another (the audit and transition rows of the
-    # whole batch go out as one multi-row INSERT per table). Merchants in id order, so concurrent batches
-    # on PostgreSQL take their merchants' queue-version row locks in one order and never deadlock.
-    for one in sorted(routed, key=lambda r: r.ticket.merchant_id):
-        _store(session, services, one, now)
+    # whole batch go out as one multi-row INSERT per table).
+    for one in routed:
+        _store(session, services, one, one.ticket.created_at)
     return [r for r in results if r is not None]
 
 
@@ -165,6 +172,7 @@ class _MerchantIngest:
         self.services = services
         self.merchant_id = merchant_id
         self.system = Principal.system(merchant_id)
+        lock_queue(session, merchant_id)
         self.active = active_ruleset(session, services, merchant_id)
         self.assigner = Assigner(session, merchant_id)
         self._teams: dict[str, Team | None] = {}
@@ -200,16 +208,18 @@ class _MerchantIngest:
         ticket.routing_rule_id = decision.rule_id
         ticket.needs_human = bool(policy.handoff(ruleset, facts))
         apply_sla(ticket, ruleset)
-        agent = None
+        agent_id = None
         if team is not None and decision.strategy:
-            agent = self.assigner.pick(team, strategy=decision.strategy, skills=list(decision.skills or ()))
-            if agent is not None:
-                routing["assignee_id"] = agent.id
+            agent_id = self.assigner.pick(
+                team, strategy=decision.strategy, skills=list(decision.skills or ())
+            )
+            if agent_id is not None:
+                routing["assignee_id"] = agent_id
             else:
                 routing["note"] = (
                     f"no available agent with capacity in team {team.name!r}; left in the team queue"
                 )
-        return _Routed(principal, ticket, routing, facts, agent, self)
+        return _Routed(principal, ticket, routing, facts, agent_id, self)
 
 
 @dataclass(frozen=True)
@@ -218,14 +228,14 @@ class _Routed:
     ticket: Ticket
     routing: dict[str, Any]
     facts: dict[str, Any]
-    agent: Agent | None
+    assignee_id: str | None
     merchant: _MerchantIngest
 
 
 def _store(session: Session, services: WorkflowServices, routed: _Routed, now: datetime) -> None:
     """Write one routed ticket: its row, the created and routed audit entries, and the system's moves to
     ``triaged`` (and ``assigned`` when an agent was picked) where the ruleset's graph has those edges."""
-    ticket, agent, merchant = routed.ticket, routed.agent, routed.merchant
+    ticket, merchant = routed.ticket, routed.merchant
     version = merchant.active.version
     session.add(ticket)
     record_transition(session, routed.principal, ticket, None, "new", at=now)
@@ -271,8 +281,8 @@ def _store(session: Session, services: WorkflowServices, routed: _Routed, now: d
             ruleset_version=version,
             reason="classified and routed",
         )
-    if agent is not None:
-        ticket.assignee_id = agent.id
+    if routed.assignee_id is not None:
+        ticket.assignee_id = routed.assignee_id
         if "assigned" in transitions.get(ticket.stage, ()):
             move_stage(
                 session,

@@ -62,6 +62,23 @@ def _bump_version() -> Any:
     )
 
 
+@cache
+def _lock_queue() -> Any:
+    return (
+        select(QueueState.version)
+        .where(col(QueueState.merchant_id) == bindparam("for_merchant"))
+        .with_for_update()
+    )
+
+
+def lock_queue(session: Session, merchant_id: str) -> None:
+    """Take the merchant's queue row for the rest of the transaction (PostgreSQL ``FOR UPDATE``; SQLite's
+    ``BEGIN IMMEDIATE`` already holds the whole database): work that must see and change one merchant's
+    queue consistently — ingest reading agents' load, then assigning — runs one transaction at a time."""
+    if session.connection().dialect.name == "postgresql":
+        session.execute(_lock_queue(), {"for_merchant": merchant_id})
+
+
 def bump_queue_version(session: Session, merchant_id: str) -> None:
     """Called inside every transaction that changes the queue; bumps once per transaction and merchant.
 

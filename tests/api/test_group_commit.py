@@ -22,11 +22,13 @@ from resolvers.tickets import ingest_group
 from storage.db import Database
 from storage.tables import Agent, AuditEvent, IdempotencyRecord, StageTransition, Team, Ticket
 from tests.api.conftest import CREATE, Api
-from tests.conftest import MerchantKeys
+from tests.conftest import REPO_ROOT, MerchantKeys
 from workflow import agents, idempotency
 from workflow.errors import ErrorCode
+from workflow.events import TicketEvent
 from workflow.ingest import TicketInput
 from workflow.principal import Principal, Role
+from workflow.rulesets import publish_ruleset
 from workflow.services import WorkflowServices
 
 SUBJECTS = [
@@ -77,25 +79,57 @@ def with_teams(database: Database, merchant: MerchantKeys) -> None:
                 )
 
 
-def assignment_by_ticket(database: Database, merchant_id: str) -> list[tuple[str, str | None, str, int, int]]:
-    """Per ticket in creation order: subject, assignee email, stage, audit entries, stage transitions."""
+def ingest_record(database: Database, merchant_id: str) -> list[tuple[Any, ...]]:
+    """Per ticket, everything ingest decided and wrote, with this merchant's ids replaced by names: the
+    ticket's fields, its SLA due times relative to its creation, its audit entries (kind, actor, before and
+    after, routing facts and decision) and its stage transitions, in order."""
     with database.read_only() as session:
-        emails = {a.id: a.email for a in session.exec(select(Agent).where(Agent.merchant_id == merchant_id))}
-        tickets = session.exec(
-            select(Ticket)
-            .where(Ticket.merchant_id == merchant_id)
-            .order_by(col(Ticket.created_at), col(Ticket.body))
-        ).all()
+        names = {a.id: a.email for a in session.exec(select(Agent).where(Agent.merchant_id == merchant_id))}
+        names.update(
+            {t.id: t.name for t in session.exec(select(Team).where(Team.merchant_id == merchant_id))}
+        )
+
+        def named(value: Any) -> Any:
+            if isinstance(value, dict):
+                return {k: named(v) for k, v in value.items() if k not in {"ticket_id", "now", "created_at"}}
+            if isinstance(value, list):
+                return [named(v) for v in value]
+            return names.get(value, value) if isinstance(value, str) else value
+
+        tickets = session.exec(select(Ticket).where(Ticket.merchant_id == merchant_id)).all()
+        names.update({t.id: f"ticket {t.body}" for t in tickets})
         out = []
         for t in tickets:
             audits = session.exec(
-                select(func.count()).select_from(AuditEvent).where(AuditEvent.ticket_id == t.id)
-            ).one()
+                select(AuditEvent).where(AuditEvent.ticket_id == t.id).order_by(col(AuditEvent.id))
+            ).all()
             moves = session.exec(
-                select(func.count()).select_from(StageTransition).where(StageTransition.ticket_id == t.id)
-            ).one()
-            out.append((t.body, emails.get(t.assignee_id or ""), t.stage, int(audits), int(moves)))
-        return sorted(out)
+                select(StageTransition)
+                .where(StageTransition.ticket_id == t.id)
+                .order_by(col(StageTransition.id))
+            ).all()
+            out.append(
+                (
+                    t.body,
+                    names.get(t.assignee_id or ""),
+                    names.get(t.team_id or ""),
+                    t.stage,
+                    t.priority,
+                    t.category,
+                    t.needs_human,
+                    t.tags,
+                    t.routing_rule_id,
+                    t.version,
+                    t.first_response_due_at - t.created_at if t.first_response_due_at else None,
+                    t.resolution_due_at - t.created_at if t.resolution_due_at else None,
+                    [
+                        (a.kind, a.actor, named(a.before), named(a.after), named(a.facts), named(a.decision))
+                        for a in audits
+                    ],
+                    [(m.from_stage, m.to_stage, m.actor) for m in moves],
+                )
+            )
+        return sorted(out, key=lambda row: row[0])
 
 
 def count(database: Database, model: Any, merchant_id: str) -> int:
@@ -135,10 +169,10 @@ async def test_requests_sent_together_are_written_together_as_if_alone(
         assert body["data"]["createTicket"]["errors"] == []
     assert group_commit(app).stats.requests == 40
 
-    grouped = assignment_by_ticket(database, together.merchant_id)
-    single = assignment_by_ticket(database, alone.merchant_id)
+    grouped = ingest_record(database, together.merchant_id)
+    single = ingest_record(database, alone.merchant_id)
     assert grouped == single
-    load = Counter(email for _, email, _, _, _ in grouped)
+    load = Counter(row[1] for row in grouped)
     # VIPs: least loaded within capacity (2 each), the last two wait in the team queue; round robin turns.
     assert [load[f"senior.{n}@shop.test"] for n in range(3)] == [2, 2, 2] and load[None] >= 2
     assert sum(1 for n in range(3) if load[f"support.{n}@shop.test"]) >= 2
@@ -163,7 +197,7 @@ async def submit_together(
     return list(
         await asyncio.gather(
             *(
-                group.submit(principal, payload=asdict(data), idempotency_key=key, item=data)
+                group.submit(principal, payload=asdict(data), idempotency_key=key, service_input=data)
                 for data, key in requests
             ),
             return_exceptions=True,
@@ -235,6 +269,8 @@ async def test_a_group_that_fails_as_a_whole_is_rerun_one_request_at_a_time(
         policy=services.policy,
         classifier=FailsOn(services.classifier, "boom"),  # type: ignore[arg-type]
     )
+    published: list[TicketEvent] = []
+    breaking.bus.add_listener(published.append)
     group = runtime_for(database, breaking).group_commit("createTicket", ingest_group)
     outcomes = await submit_together(
         group,
@@ -242,6 +278,12 @@ async def test_a_group_that_fails_as_a_whole_is_rerun_one_request_at_a_time(
         [(new(0), None), (TicketInput(subject="boom", body="breaks the classifier"), None), (new(1), "k-1")],
     )
     assert group.stats == GroupCommitStats(groups=1, requests=3, largest=3, rerun_alone=1)
+    # Events only for what was committed: created + triaged for each of the two tickets, none twice.
+    assert sorted((e.ticket_id, e.kind) for e in published) == sorted(
+        (o[0]["ticket"]["id"], kind)
+        for o in (outcomes[0], outcomes[2])
+        for kind in ("created", "transitioned")
+    )
     ok_first, broken, ok_last = outcomes
     assert isinstance(broken, RuntimeError)  # raised to that request alone (the API masks it)
     assert ok_first[1] is None and ok_last[1] is None
@@ -262,7 +304,7 @@ async def test_a_key_stored_by_another_request_meanwhile_replays_its_response(
     def find_records(*args: Any, **kwargs: Any) -> Any:
         return {} if next(misses, False) else real(*args, **kwargs)
 
-    monkeypatch.setattr("resolvers.group_commit.find_records", find_records)
+    monkeypatch.setattr("workflow.idempotency.find_records", find_records)
     racing, other = await submit_together(group, partner(merchant), [(new(0), "race"), (new(3), None)])
     assert racing == (first, None, True)
     assert other[1] is None and other[0]["ticket"]["id"] != first["ticket"]["id"]
@@ -278,7 +320,7 @@ async def test_one_group_can_hold_several_merchants_each_routed_by_its_own_teams
     with_teams(database, second)
     group = runtime_for(database, services).group_commit("createTicket", ingest_group)
     submits = [
-        group.submit(partner(m), payload=asdict(new(n)), idempotency_key="same-key", item=new(n))
+        group.submit(partner(m), payload=asdict(new(n)), idempotency_key="same-key", service_input=new(n))
         for n, m in enumerate([first, second])
     ]
     outcomes = await asyncio.gather(*submits)
@@ -312,7 +354,9 @@ async def test_a_request_whose_client_went_away_before_its_turn_writes_nothing(
     group = runtime_for(database, services).group_commit("createTicket", ingest_group)
     data = [new(0), new(1)]
     stays, leaves = (
-        asyncio.create_task(group.submit(partner(merchant), payload=asdict(d), idempotency_key=None, item=d))
+        asyncio.create_task(
+            group.submit(partner(merchant), payload=asdict(d), idempotency_key=None, service_input=d)
+        )
         for d in data
     )
     await asyncio.sleep(0)  # both are queued; the first group is not taken yet
@@ -323,3 +367,23 @@ async def test_a_request_whose_client_went_away_before_its_turn_writes_nothing(
         await leaves
     assert group.stats == GroupCommitStats(groups=1, requests=1, largest=1, rerun_alone=0)
     assert count(database, Ticket, merchant.merchant_id) == 1
+
+
+async def test_a_refusal_while_routing_fails_alone_without_rerunning_the_group(
+    database: Database, services: WorkflowServices, merchant: MerchantKeys
+) -> None:
+    """The fashion store's ruleset tags VIP tickets; a VIP ticket already at the tag limit is refused by
+    routing, after classification, inside the group."""
+    with database.unit_of_work() as session:
+        admin = Principal(merchant_id=merchant.merchant_id, role=Role.ADMIN)
+        source = (REPO_ROOT / "rulesets" / "fashion_store.yaml").read_text()
+        publish_ruleset(session, services, admin, source=source, message="tags VIPs")
+    group = runtime_for(database, services).group_commit("createTicket", ingest_group)
+    full = new(1, customer_vip=True, tags=[f"t{n}" for n in range(50)])
+    outcomes = await submit_together(group, partner(merchant), [(new(0), None), (full, "k"), (new(2), None)])
+    (first, _, _), (_, refused, _), (last, _, _) = outcomes
+    assert refused.code is ErrorCode.INVALID_INPUT and refused.field == "tags"
+    assert first["ticket"]["id"] and last["ticket"]["id"]
+    assert group.stats == GroupCommitStats(groups=1, requests=3, largest=3, rerun_alone=0)
+    assert count(database, Ticket, merchant.merchant_id) == 2
+    assert count(database, IdempotencyRecord, merchant.merchant_id) == 0  # a refusal is not stored
