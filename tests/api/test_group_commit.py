@@ -26,7 +26,7 @@ from tests.conftest import REPO_ROOT, MerchantKeys
 from workflow import agents, idempotency
 from workflow.errors import ErrorCode
 from workflow.events import TicketEvent
-from workflow.ingest import TicketInput
+from workflow.ingest import TicketInput, create_tickets
 from workflow.principal import Principal, Role
 from workflow.rulesets import publish_ruleset
 from workflow.services import WorkflowServices
@@ -387,3 +387,76 @@ async def test_a_refusal_while_routing_fails_alone_without_rerunning_the_group(
     assert group.stats == GroupCommitStats(groups=1, requests=3, largest=3, rerun_alone=0)
     assert count(database, Ticket, merchant.merchant_id) == 2
     assert count(database, IdempotencyRecord, merchant.merchant_id) == 0  # a refusal is not stored
+
+
+def test_concurrent_groups_of_one_merchant_do_not_deadlock(
+    database: Database, services: WorkflowServices, merchant: MerchantKeys
+) -> None:
+    """Two writers ingest groups for one merchant whose tickets go round-robin to two teams, in opposite
+    orders, so each group updates both teams' cursors. The writers are made to meet right after their first
+    team update: without the merchant's queue row taken first, on PostgreSQL each would then hold one team
+    row and wait for the other (a deadlock); with it, the second writer waits before touching any team."""
+    import threading
+
+    from sqlalchemy import event
+
+    admin = Principal(merchant_id=merchant.merchant_id, role=Role.ADMIN)
+    with database.unit_of_work() as session:
+        for team, skill in (("support", "shipping"), ("billing", "billing")):
+            agents.create_team(session, admin, name=team)
+            for n in range(3):  # 8 tickets a group: each cursor ends elsewhere, its row is updated
+                agents.create_agent(
+                    session,
+                    admin,
+                    name=f"{team} {n}",
+                    email=f"{team}.{n}@x.test",
+                    teams=[team],
+                    skills=[skill],
+                    capacity=1000,
+                )
+    shipping = TicketInput(subject="Where is my order?", body="Tracking has not moved for a week.")
+    refund = TicketInput(subject="Refund request", body="The mug arrived broken, I want my money back.")
+    meet = threading.Barrier(2)
+    writers = {"writer-1", "writer-2"}
+    errors: list[BaseException] = []
+
+    def after_execute(conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        first_update = statement.startswith("UPDATE teams") and not conn.info.get("met")
+        if threading.current_thread().name in writers and first_update:
+            conn.info["met"] = True
+            try:
+                meet.wait(timeout=0.2)  # alone (the other writer is waiting for the queue row): go on
+            except threading.BrokenBarrierError:
+                meet.reset()
+
+    def writer(first: TicketInput, then: TicketInput) -> None:
+        try:
+            for _ in range(3):
+                with database.unit_of_work() as session:
+                    session.connection().info.pop("met", None)
+                    group = [(partner(merchant), t) for t in [first] * 8 + [then] * 8]
+                    results = create_tickets(session, services, group)
+                assert not any(isinstance(r, Exception) for r in results)
+        except BaseException as exc:
+            errors.append(exc)
+
+    event.listen(database.engine, "after_cursor_execute", after_execute)
+    try:
+        threads = [
+            threading.Thread(target=writer, args=order, name=name)
+            for name, order in (("writer-1", (shipping, refund)), ("writer-2", (refund, shipping)))
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        event.remove(database.engine, "after_cursor_execute", after_execute)
+    assert errors == []
+    with database.read_only() as session:
+        assigned = session.exec(
+            select(func.count())
+            .select_from(Ticket)
+            .where(Ticket.merchant_id == merchant.merchant_id, col(Ticket.assignee_id).is_not(None))
+        ).one()
+    assert assigned == 2 * 3 * 16
