@@ -9,12 +9,14 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
+import httpx
 import pytest
 from sqlmodel import func, select
 
 from storage.db import Database
 from storage.tables import AuditEvent, EscalationFiring, Ticket
 from tests.conftest import MerchantKeys
+from workflow.demo import create_demo_teams
 
 from .conftest import LiveWorld
 from .servers import QUEUE_UPDATES, TICKET_EVENTS, ProcessServer, WsClient, create_ticket
@@ -150,11 +152,12 @@ async def test_one_idempotency_key_sent_to_both_processes_at_once_creates_one_ti
     servers: Callable[..., ProcessServer], make_merchant: Callable[..., MerchantKeys], database: Database
 ) -> None:
     """Both processes group-commit createTicket; a key racing between them must still create exactly one
-    ticket (the losing group fails on the key's primary key, is rerun request by request, and replays)."""
-    import httpx
-
+    ticket (the losing group fails on the key's primary key, is rerun request by request, and replays). The
+    merchant has teams, so both processes also assign (round robin) in the same groups."""
     a, b = servers(), servers()
     merchant = make_merchant()
+    with database.unit_of_work() as session:
+        create_demo_teams(session, merchant.merchant_id)
     key = merchant.keys["partner"]
     keyed = {"input": {"subject": "parcel lost", "body": "ordered ten days ago"}}
 
@@ -184,3 +187,7 @@ async def test_one_idempotency_key_sent_to_both_processes_at_once_creates_one_ti
             assert sum(1 for p in raced if p["replayed"] is False) == 1
             assert len({p["ticket"]["id"] for p in others}) == 8  # type: ignore[index]
     assert count(database, Ticket, merchant.merchant_id) == 5 * (1 + 8)
+    with database.read_only() as session:  # the support agent who knows shipping took tickets up to capacity
+        query = select(func.count()).select_from(Ticket).where(Ticket.merchant_id == merchant.merchant_id)
+        assigned = session.exec(query.where(Ticket.assignee_id.is_not(None))).one()  # type: ignore[union-attr]
+    assert assigned == 25
