@@ -26,6 +26,7 @@ _AFTER_COMMIT = "bookbag_after_commit"
 SQLITE_BUSY_TIMEOUT_S = 30
 _PENDING_ROWS = "bookbag_pending_rows"
 _DEFERS_ROWS = "bookbag_defers_rows"
+_BEFORE_COMMIT = "bookbag_before_commit"
 
 
 class CommitFailed(Exception):
@@ -119,6 +120,25 @@ def after_commit(session: Session, callback: Callable[[], None]) -> None:
     session.info.setdefault(_AFTER_COMMIT, []).append(callback)
 
 
+def before_commit(session: Session, name: str, callback: Callable[[Session], None]) -> bool:
+    """Run ``callback(session)`` once, just before the unit of work commits (after its other statements,
+    before the rows of :func:`insert_later`); registering the same ``name`` again in one transaction does
+    nothing (returns False). Dropped on rollback. Outside a :class:`Database` unit of work it runs at once."""
+    if not session.info.get(_DEFERS_ROWS):
+        callback(session)
+        return True
+    registered: dict[str, Callable[[Session], None]] = session.info.setdefault(_BEFORE_COMMIT, {})
+    if name in registered:
+        return False
+    registered[name] = callback
+    return True
+
+
+def _run_before_commit(session: Session) -> None:
+    for callback in session.info.pop(_BEFORE_COMMIT, {}).values():
+        callback(session)
+
+
 def insert_later(session: Session, model: type[SQLModel], row: dict[str, Any]) -> None:
     """Add one row to an append-only log table (audit entries, stage transitions) without an ORM object.
 
@@ -158,6 +178,7 @@ class Database:
             bind=engine, class_=Session, expire_on_commit=False, info={_DEFERS_ROWS: True}
         )
         event.listen(self._sessions, "do_orm_execute", _before_statement)
+        event.listen(self._sessions, "before_commit", _run_before_commit)
         event.listen(self._sessions, "before_commit", write_pending_rows)
         self._read_sessions = sessionmaker(bind=self.read_engine, class_=Session, expire_on_commit=False)
 
@@ -181,6 +202,7 @@ class Database:
         session = self._sessions()
         try:
             yield session
+            _run_before_commit(session)
             write_pending_rows(session)
             session.flush()  # every statement has run (and any constraint failed) before COMMIT
             try:
@@ -190,6 +212,7 @@ class Database:
         except BaseException:
             session.rollback()
             session.info.pop(_AFTER_COMMIT, None)
+            session.info.pop(_BEFORE_COMMIT, None)
             session.info.pop(_PENDING_ROWS, None)
             raise
         finally:

@@ -72,6 +72,9 @@ class Agent(SQLModel, table=True):
     skills: list[str] = _json_list()
     capacity: int = Field(default=10)
     available: bool = Field(default=True)
+    # Open tickets assigned to this agent, kept in step by the workflow (workflow.agents.count_open_tickets)
+    # so that choosing an assignee reads one row per agent instead of counting the backlog.
+    open_tickets: int = Field(default=0)
     created_at: datetime = Field(default_factory=utcnow)
 
 

@@ -129,3 +129,24 @@ def make_merchant(database: Database) -> Callable[..., MerchantKeys]:
         return result
 
     return make
+
+
+def assert_open_counts_match(database: Database, merchant_id: str) -> None:
+    """Every agent's maintained ``open_tickets`` equals a count of their open tickets."""
+    from sqlmodel import col, func, select
+
+    from storage.tables import Agent, Ticket
+    from workflow.stages import OPEN_STAGES
+
+    with database.read_only() as session:
+        kept = {
+            a.id: a.open_tickets for a in session.exec(select(Agent).where(Agent.merchant_id == merchant_id))
+        }
+        counted = dict(
+            session.exec(
+                select(Ticket.assignee_id, func.count())
+                .where(Ticket.merchant_id == merchant_id, col(Ticket.stage).in_(OPEN_STAGES))
+                .group_by(Ticket.assignee_id)
+            ).all()
+        )
+    assert kept == {agent_id: counted.get(agent_id, 0) for agent_id in kept}

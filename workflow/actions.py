@@ -26,7 +26,7 @@ from workflow.rulesets import ActiveRuleset, active_ruleset
 from workflow.services import WorkflowServices
 from workflow.sla import apply_sla
 from workflow.stages import ACTION_TYPES, PRIORITIES
-from workflow.tickets import clean_tags, get_ticket, move_stage
+from workflow.tickets import clean_tags, get_ticket, move_stage, set_assignee
 
 MAX_PARAMS_BYTES = 8192
 DEFAULT_APPROVERS = ("admin", "agent")  # a handoff without named approvers goes to the humans
@@ -161,7 +161,7 @@ def _execute(
         agent_id = params.get("agentId") or params.get("agent_id")
         if not isinstance(agent_id, str):
             raise invalid("an assign action needs params.agentId", "params")
-        ticket.assignee_id = get_agent(session, ticket.merchant_id, agent_id).id
+        set_assignee(session, ticket, get_agent(session, ticket.merchant_id, agent_id).id)
     elif request.type == "set_priority":
         priority = params.get("priority")
         if priority not in PRIORITIES:

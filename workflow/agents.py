@@ -11,9 +11,11 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from sqlalchemy import bindparam, func
+from sqlalchemy import bindparam, func, update
+from sqlalchemy import select as sa_select  # more than four columns
 from sqlmodel import Session, col, select
 
+from storage.db import before_commit
 from storage.tables import Agent, Team, TeamMember, Ticket
 from workflow.errors import DomainError, ErrorCode, invalid, not_found
 from workflow.principal import Principal, Role
@@ -44,23 +46,28 @@ def _team_by_name() -> Any:
 @cache
 def _team_members() -> Any:
     return (
-        select(Agent.id, Agent.available, Agent.skills, Agent.capacity)
+        sa_select(
+            col(Agent.id),
+            col(Agent.available),
+            col(Agent.skills),
+            col(Agent.capacity),
+            col(Agent.open_tickets),
+        )
         .join(TeamMember, col(TeamMember.agent_id) == col(Agent.id))
-        .where(TeamMember.team_id == bindparam("team_id"), Agent.merchant_id == bindparam("merchant_id"))
+        .where(
+            col(TeamMember.team_id) == bindparam("team_id"),
+            col(Agent.merchant_id) == bindparam("merchant_id"),
+        )
         .order_by(col(Agent.created_at), col(Agent.id))
     )
 
 
 @cache
-def _open_load() -> Any:
+def _add_open_tickets() -> Any:
     return (
-        select(Ticket.assignee_id, func.count())
-        .where(
-            Ticket.merchant_id == bindparam("merchant_id"),
-            col(Ticket.assignee_id).in_(bindparam("agent_ids", expanding=True)),
-            col(Ticket.stage).in_(OPEN_STAGES),
-        )
-        .group_by(Ticket.assignee_id)
+        update(Agent)
+        .where(col(Agent.id) == bindparam("agent_id"))
+        .values(open_tickets=Agent.open_tickets + bindparam("delta"))
     )
 
 
@@ -143,11 +150,46 @@ def list_agents(session: Session, merchant_id: str) -> list[Agent]:
     return list(session.exec(select(Agent).where(Agent.merchant_id == merchant_id).order_by(col(Agent.name))))
 
 
-def open_load(session: Session, merchant_id: str, agent_ids: Sequence[str]) -> dict[str, int]:
-    if not agent_ids:
-        return {}
-    rows = session.exec(_open_load(), params={"merchant_id": merchant_id, "agent_ids": list(agent_ids)}).all()
-    return {agent_id: int(n) for agent_id, n in rows if agent_id is not None}
+_OPEN_COUNTS = "bookbag_open_ticket_deltas"
+
+
+def count_open_tickets(session: Session, agent_id: str | None, delta: int) -> None:
+    """Keep ``Agent.open_tickets`` in step: +1 when an open ticket gets the agent or one of theirs reopens,
+    -1 when it leaves them or closes. The changes of a transaction are written at its end, one UPDATE per
+    agent (after its other statements: on PostgreSQL every writer takes the queue row before agent rows)."""
+    if agent_id is None or delta == 0:
+        return
+    deltas: dict[str, int] = session.info.setdefault(_OPEN_COUNTS, {})
+    deltas[agent_id] = deltas.get(agent_id, 0) + delta
+    before_commit(session, _OPEN_COUNTS, _write_open_counts)
+
+
+def _pending_counts(session: Session) -> dict[str, int]:
+    pending: dict[str, int] = session.info.get(_OPEN_COUNTS, {})
+    return pending
+
+
+def _write_open_counts(session: Session) -> None:
+    deltas: dict[str, int] = session.info.pop(_OPEN_COUNTS, {})
+    connection = session.connection()
+    for agent_id, delta in sorted(deltas.items()):
+        if delta:
+            connection.execute(_add_open_tickets(), {"agent_id": agent_id, "delta": delta})
+
+
+def recount_open_tickets(session: Session, merchant_id: str) -> None:
+    """Set every agent's ``open_tickets`` of the merchant from the tickets themselves (repair, tests)."""
+    session.flush()
+    counted = dict(
+        session.exec(
+            select(Ticket.assignee_id, func.count())
+            .where(Ticket.merchant_id == merchant_id, col(Ticket.stage).in_(OPEN_STAGES))
+            .group_by(Ticket.assignee_id)
+        ).all()
+    )
+    for agent in session.exec(select(Agent).where(Agent.merchant_id == merchant_id)):
+        agent.open_tickets = int(counted.get(agent.id, 0))
+        session.add(agent)
 
 
 @dataclass(frozen=True)
@@ -206,14 +248,12 @@ class Assigner:
         members = self._members.get(team.id)
         if members is None:
             params = {"team_id": team.id, "merchant_id": self._merchant_id}
-            members = [
-                _Member(row.id, row.available, frozenset(row.skills or ()), row.capacity)
-                for row in self._session.execute(_team_members(), params)
-            ]
+            rows = list(self._session.execute(_team_members(), params))
+            members = [_Member(r.id, r.available, frozenset(r.skills or ()), r.capacity) for r in rows]
             self._members[team.id] = members
-            unknown = [m.id for m in members if m.id not in self._load]
-            counted = open_load(self._session, self._merchant_id, unknown)
-            self._load.update({agent_id: counted.get(agent_id, 0) for agent_id in unknown})
+            pending = _pending_counts(self._session)  # changes of this transaction not yet written
+            for row in rows:  # an agent in two teams keeps the load counted so far
+                self._load.setdefault(row.id, row.open_tickets + pending.get(row.id, 0))
         return members
 
 

@@ -23,7 +23,14 @@ from workflow.rulesets import active_ruleset
 from workflow.services import WorkflowServices
 from workflow.sla import apply_sla
 from workflow.stages import CHANNELS, PRIORITIES
-from workflow.tickets import clean_tags, move_stage, record_transition, snapshot, validate_ticket_fields
+from workflow.tickets import (
+    clean_tags,
+    move_stage,
+    record_transition,
+    set_assignee,
+    snapshot,
+    validate_ticket_fields,
+)
 
 
 @dataclass
@@ -282,7 +289,7 @@ def _store(session: Session, services: WorkflowServices, routed: _Routed, now: d
             reason="classified and routed",
         )
     if routed.assignee_id is not None:
-        ticket.assignee_id = routed.assignee_id
+        set_assignee(session, ticket, routed.assignee_id)
         if "assigned" in transitions.get(ticket.stage, ()):
             move_stage(
                 session,

@@ -17,7 +17,7 @@ from sqlmodel import Session, col, select
 from storage.db import insert_later
 from storage.tables import ClassificationCorrection, Message, StageTransition, Team, Ticket
 from workflow import audit
-from workflow.agents import get_agent, get_team
+from workflow.agents import count_open_tickets, get_agent, get_team
 from workflow.errors import DomainError, ErrorCode, invalid, not_found
 from workflow.events import TicketEvent, publish_after_commit
 from workflow.facts import stored_ticket_facts, with_action
@@ -242,6 +242,16 @@ def _changed(
     publish_after_commit(session, services.bus, event)
 
 
+def set_assignee(session: Session, ticket: Ticket, agent_id: str | None) -> None:
+    """Give ``ticket`` to ``agent_id`` (None: nobody), moving an open ticket's load between agents."""
+    if agent_id == ticket.assignee_id:
+        return
+    if ticket.stage not in CLOSED_STAGES:
+        count_open_tickets(session, ticket.assignee_id, -1)
+        count_open_tickets(session, agent_id, 1)
+    ticket.assignee_id = agent_id
+
+
 def record_transition(
     session: Session,
     principal: Principal,
@@ -294,6 +304,8 @@ def move_stage(
     spent = max(0.0, (now - ticket.stage_entered_at).total_seconds())
     record_transition(session, principal, ticket, ticket.stage, to, at=now, seconds_in_from_stage=spent)
     from_stage = ticket.stage
+    if (from_stage in CLOSED_STAGES) != (to in CLOSED_STAGES):  # the assignee's open load changes
+        count_open_tickets(session, ticket.assignee_id, -1 if to in CLOSED_STAGES else 1)
     ticket.stage = to
     ticket.stage_entered_at = now
     if to in CLOSED_STAGES and ticket.resolved_at is None:
@@ -388,8 +400,7 @@ def assign_ticket(
     if team_id is not None:
         ticket.team_id = get_team(session, principal.merchant_id, team_id).id
     if agent_id is not None:
-        agent = get_agent(session, principal.merchant_id, agent_id)
-        ticket.assignee_id = agent.id
+        set_assignee(session, ticket, get_agent(session, principal.merchant_id, agent_id).id)
     _changed(
         session,
         services,

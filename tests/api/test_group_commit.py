@@ -22,7 +22,7 @@ from resolvers.tickets import ingest_group
 from storage.db import Database
 from storage.tables import Agent, AuditEvent, IdempotencyRecord, StageTransition, Team, Ticket
 from tests.api.conftest import CREATE, Api
-from tests.conftest import REPO_ROOT, MerchantKeys
+from tests.conftest import REPO_ROOT, MerchantKeys, assert_open_counts_match
 from workflow import agents, idempotency
 from workflow.errors import ErrorCode
 from workflow.events import TicketEvent
@@ -172,6 +172,8 @@ async def test_requests_sent_together_are_written_together_as_if_alone(
     grouped = ingest_record(database, together.merchant_id)
     single = ingest_record(database, alone.merchant_id)
     assert grouped == single
+    assert_open_counts_match(database, together.merchant_id)
+    assert_open_counts_match(database, alone.merchant_id)
     load = Counter(row[1] for row in grouped)
     # VIPs: least loaded within capacity (2 each), the last two wait in the team queue; round robin turns.
     assert [load[f"senior.{n}@shop.test"] for n in range(3)] == [2, 2, 2] and load[None] >= 2
@@ -460,3 +462,4 @@ def test_concurrent_groups_of_one_merchant_do_not_deadlock(
             .where(Ticket.merchant_id == merchant.merchant_id, col(Ticket.assignee_id).is_not(None))
         ).one()
     assert assigned == 2 * 3 * 16
+    assert_open_counts_match(database, merchant.merchant_id)

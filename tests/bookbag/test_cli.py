@@ -60,6 +60,15 @@ def test_demo_fills_the_database(tmp_path: Path) -> None:
     assert "demo merchant shop: 20 tickets" in result.stdout
     assert len(re.findall(r"key: bb_", result.stdout)) == 5
     assert_one_line_error(run(["demo", "--tickets", "5", "--slug", "shop"], tmp_path), "exists already")
+    from storage.db import Database, sqlite_url_for
+    from tests.conftest import assert_open_counts_match
+    from workflow.merchants import get_merchant_by_slug
+
+    database = Database.from_url(sqlite_url_for(tmp_path))
+    with database.read_only() as session:
+        merchant_id = get_merchant_by_slug(session, "shop").id
+    assert_open_counts_match(database, merchant_id)  # the demo's assignments and moves kept the counts
+    database.dispose()
 
 
 def _free_port() -> int:

@@ -15,7 +15,7 @@ from sqlmodel import func, select
 
 from storage.db import Database
 from storage.tables import AuditEvent, EscalationFiring, Ticket
-from tests.conftest import MerchantKeys
+from tests.conftest import MerchantKeys, assert_open_counts_match
 from workflow.demo import create_demo_teams
 
 from .conftest import LiveWorld
@@ -191,3 +191,4 @@ async def test_one_idempotency_key_sent_to_both_processes_at_once_creates_one_ti
         query = select(func.count()).select_from(Ticket).where(Ticket.merchant_id == merchant.merchant_id)
         assigned = session.exec(query.where(Ticket.assignee_id.is_not(None))).one()  # type: ignore[union-attr]
     assert assigned == 25
+    assert_open_counts_match(database, merchant.merchant_id)

@@ -47,3 +47,33 @@ def test_the_sla_breach_scan_reads_the_partial_indexes(database: Database) -> No
             plan = "\n".join(row[3] for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}"))
         conn.rollback()
     assert "ix_tickets_first_response_pending" in plan and "ix_tickets_resolution_pending" in plan, plan
+
+
+def test_migration_0003_fills_each_agents_open_ticket_count(fresh_sqlite_url: str) -> None:
+    """A database from before ``agents.open_tickets`` gets each agent's count from the tickets themselves."""
+    from alembic import command
+    from sqlmodel import select
+
+    from bookbag.settings import Settings
+    from bookbag.wiring import build_services
+    from storage.migrate import alembic_config
+    from storage.tables import Agent
+    from tests.conftest import assert_open_counts_match
+    from workflow.demo import create_demo
+    from workflow.merchants import get_merchant_by_slug
+
+    db = Database.from_url(fresh_sqlite_url)
+    upgrade(db.engine)
+    demo = create_demo(db, build_services(Settings()), slug="older", tickets=40)
+    config = alembic_config(fresh_sqlite_url)
+    with db.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0002")  # the column and its counts are gone
+    upgrade(db.engine)
+    assert current_revision(db.engine) == "0003"
+    with db.read_only() as session:
+        merchant_id = get_merchant_by_slug(session, demo.slug).id
+    assert_open_counts_match(db, merchant_id)
+    with db.read_only() as session:
+        assert sum(a.open_tickets for a in session.exec(select(Agent))) > 0
+    db.dispose()

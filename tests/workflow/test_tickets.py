@@ -8,8 +8,8 @@ import pytest
 from sqlmodel import select
 
 from storage.db import Database
-from storage.tables import AuditEvent, StageTransition, Ticket
-from tests.conftest import MerchantKeys
+from storage.tables import Agent, AuditEvent, StageTransition, Ticket
+from tests.conftest import MerchantKeys, assert_open_counts_match
 from tests.workflow.conftest import Clock
 from tests.workflow.helpers import STRICT_RULESET, ingest, principal, publish
 from workflow import agents, tickets
@@ -207,3 +207,45 @@ def test_cursor_encoding_is_stable_and_round_trips() -> None:
     expected = base64.urlsafe_b64encode(json.dumps([created.isoformat(), row.id]).encode()).decode()
     assert encode_cursor(row) == expected.rstrip("=")  # cursors handed out before stay valid
     assert decode_cursor(encode_cursor(row)) == (created, row.id)
+
+
+def test_each_agents_open_ticket_count_follows_every_change(
+    database: Database, services: WorkflowServices, make_merchant: Callable[..., MerchantKeys]
+) -> None:
+    """``Agent.open_tickets`` (what assignment reads) moves with assigning, reassigning, resolving,
+    reopening and closing, through the direct mutations and through actions; a rollback changes nothing."""
+    from workflow import actions
+
+    m = make_merchant()
+    admin, agent = principal(m, "admin"), principal(m, "agent")
+    with database.unit_of_work() as session:
+        agents.create_team(session, admin, name="support")
+        a = agents.create_agent(session, admin, name="A", email="a@x.io", teams=["support"])
+        b = agents.create_agent(session, admin, name="B", email="b@x.io", teams=["support"])
+    first, second = ingest(database, services, m), ingest(database, services, m)
+
+    def step(change: Callable[..., object], **kwargs: object) -> None:
+        with database.unit_of_work() as session:
+            change(session, services, kwargs.pop("by", admin), **kwargs)
+        assert_open_counts_match(database, m.merchant_id)
+
+    step(tickets.assign_ticket, ticket_id=first.id, agent_id=a.id)
+    step(tickets.assign_ticket, ticket_id=second.id, agent_id=a.id)
+    step(tickets.assign_ticket, ticket_id=second.id, agent_id=b.id)  # reassigned: A -1, B +1
+    step(tickets.transition_ticket, ticket_id=first.id, to="in_progress", expected_version=None)
+    step(tickets.transition_ticket, ticket_id=first.id, to="resolved", expected_version=None)  # A -1
+    step(tickets.transition_ticket, ticket_id=first.id, to="in_progress", expected_version=None)  # reopened
+    step(actions.request_action, by=agent, ticket_id=first.id, type="assign", params={"agentId": b.id})
+    step(actions.request_action, by=agent, ticket_id=second.id, type="transition", params={"to": "resolved"})
+    step(actions.request_action, by=agent, ticket_id=second.id, type="close")
+    with database.read_only() as session:
+        counts = {
+            x.id: x.open_tickets
+            for x in session.exec(select(Agent).where(Agent.merchant_id == m.merchant_id))
+        }
+    assert counts == {a.id: 0, b.id: 1}
+
+    with pytest.raises(DomainError), database.unit_of_work() as session:  # rolled back: no count moves
+        tickets.assign_ticket(session, services, admin, ticket_id=first.id, agent_id=a.id)
+        raise DomainError(ErrorCode.CONFLICT, "changed my mind")
+    assert_open_counts_match(database, m.merchant_id)
