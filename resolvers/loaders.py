@@ -27,7 +27,11 @@ class Loaders:
     def _batch(
         self, fetch: Callable[[Session, str, Sequence[str]], dict[str, V]], default: Callable[[], V | None]
     ) -> Callable[[list[str]], object]:
-        db = self._runtime.db
+        # The loader must not refer back to ``self``: Loaders → DataLoader → this function → Loaders would be
+        # a reference cycle, leaving every request's loaders, their cached futures and the rows in them to
+        # the cyclic garbage collector (whose full passes then pause the server for tens of milliseconds).
+        runtime = self._runtime
+        db = runtime.db
         merchant_id = self._merchant_id
 
         async def load(keys: list[str]) -> list[V | None]:
@@ -37,7 +41,7 @@ class Loaders:
                     session.expunge_all()  # keep the rows loaded past read_only()'s rollback
                     return found
 
-            found = await to_thread.run_sync(work, limiter=self._runtime.read_limiter)
+            found = await to_thread.run_sync(work, limiter=runtime.read_limiter)
             return [found.get(key, default()) for key in keys]
 
         return load

@@ -91,3 +91,33 @@ async def test_page_statements_do_not_grow_with_page_size(
     # auth, page, teams, agents, agent->team memberships, messages, actions: one query each.
     assert len(large) == len(small), (small, large)
     assert len(large) <= 8, large
+
+
+async def test_a_finished_page_leaves_its_loaders_and_rows_to_reference_counting(
+    api: Api, database: Database, services: WorkflowServices, merchant: MerchantKeys
+) -> None:
+    """A request's DataLoaders, their cached futures and the rows in them must not sit in a reference
+    cycle: under load, what each request leaves to the cyclic collector becomes its full passes (pauses of
+    the whole server). The test client's own cyclic leftovers are not ours and are not counted."""
+    import gc
+
+    from strawberry.dataloader import DataLoader
+
+    from resolvers.loaders import Loaders
+    from storage.tables import Ticket
+
+    seed(database, services, merchant, 20)
+    key = merchant.keys["viewer"]
+    await api.ok(PAGE, {"n": 20}, key=key)
+    gc.collect()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        for _ in range(3):
+            await api.ok(PAGE, {"n": 20}, key=key)
+        gc.collect()
+        left = [type(o) for o in gc.garbage]
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+    ours = [t.__name__ for t in left if t in (Loaders, DataLoader, Ticket)]
+    assert ours == []
