@@ -81,6 +81,7 @@ class GroupCommit:
         self.max_batch = max_batch
         self._pending: deque[_Request] = deque()
         self._drainer: asyncio.Task[None] | None = None
+        self._running: list[_Request] = []
         self.stats = GroupCommitStats()
 
     async def submit(
@@ -99,47 +100,50 @@ class GroupCommit:
                 return None, exc, False
         future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
         self._pending.append(_Request(principal, idempotency_key, payload, service_input, future))
-        if self._drainer is None:
+        if self._drainer is None or self._drainer.done():
             self._drainer = asyncio.create_task(self._drain())
+            self._drainer.add_done_callback(self._drained)
         return await future
 
     async def _drain(self) -> None:
-        batch: list[_Request] = []
-        try:
-            while self._pending:
-                batch = self._take()
-                if not batch:  # every waiting client went away
+        while self._pending:
+            self._running = batch = self._take()
+            if not batch:  # every waiting client went away
+                continue
+            self.stats.groups += 1
+            self.stats.requests += len(batch)
+            self.stats.largest = max(self.stats.largest, len(batch))
+            outcomes = await to_thread.run_sync(self._run, batch, limiter=self.runtime.write_limiter)
+            for request, outcome in zip(batch, outcomes, strict=True):
+                if request.future.done():  # the client went away; the work is done all the same
                     continue
-                self.stats.groups += 1
-                self.stats.requests += len(batch)
-                self.stats.largest = max(self.stats.largest, len(batch))
-                outcomes = await to_thread.run_sync(self._run, batch, limiter=self.runtime.write_limiter)
-                for request, outcome in zip(batch, outcomes, strict=True):
-                    if request.future.done():  # the client went away; the work is done all the same
-                        continue
-                    if isinstance(outcome, BaseException):
-                        request.future.set_exception(outcome)
-                    else:
-                        request.future.set_result(outcome)
-                batch = []
-        except asyncio.CancelledError:  # shutting down: nobody may wait forever
-            self._fail_waiting(batch, None)
-            raise
-        except Exception as exc:  # a bug here: log it once, fail the waiting requests with it
-            log.exception("%s: group commit failed", self.operation)
-            self._fail_waiting(batch, exc)
-        finally:
-            self._drainer = None
+                if isinstance(outcome, BaseException):
+                    request.future.set_exception(outcome)
+                else:
+                    request.future.set_result(outcome)
+            self._running = []
 
-    def _fail_waiting(self, batch: list[_Request], exc: Exception | None) -> None:
+    def _drained(self, task: asyncio.Task[None]) -> None:
+        """Nobody may wait forever: when the drainer was cancelled (shutdown; even before it first ran) or
+        failed (a bug here, logged once), every request still waiting is cancelled or fails with it."""
+        if task is self._drainer:
+            self._drainer = None
+        if task.cancelled():
+            self._fail_waiting(None)
+        elif (exc := task.exception()) is not None:
+            log.error("%s: group commit failed", self.operation, exc_info=exc)
+            self._fail_waiting(exc if isinstance(exc, Exception) else RuntimeError(str(exc)))
+
+    def _fail_waiting(self, exc: Exception | None) -> None:
         """Cancel (``exc`` None) or fail every request still waiting, in the running group or queued."""
-        for request in [*batch, *self._pending]:
+        for request in [*self._running, *self._pending]:
             if request.future.done():
                 continue
             if exc is None:
                 request.future.cancel()
             else:
                 request.future.set_exception(exc)
+        self._running = []
         self._pending.clear()
 
     def _take(self) -> list[_Request]:

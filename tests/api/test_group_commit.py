@@ -463,3 +463,36 @@ def test_concurrent_groups_of_one_merchant_do_not_deadlock(
         ).one()
     assert assigned == 2 * 3 * 16
     assert_open_counts_match(database, merchant.merchant_id)
+
+
+async def test_waiting_requests_are_never_left_hanging(
+    database: Database, services: WorkflowServices, merchant: MerchantKeys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Shutdown cancels the group's drainer: every waiting request is cancelled. A bug in the drainer:
+    every waiting request fails with it. Either way nothing is written and the next request works."""
+    group = runtime_for(database, services).group_commit("createTicket", ingest_group)
+    waiting = [
+        asyncio.create_task(
+            group.submit(partner(merchant), payload={}, idempotency_key=None, service_input=new(n))
+        )
+        for n in range(3)
+    ]
+    await asyncio.sleep(0)  # all queued, the drainer created but not yet run
+    assert group._drainer is not None
+    group._drainer.cancel()
+    for task in waiting:
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    def broken_take() -> list[Any]:
+        raise RuntimeError("bug in the drainer")
+
+    monkeypatch.setattr(group, "_take", broken_take)
+    outcomes = await submit_together(group, partner(merchant), [(new(3), None), (new(4), None)])
+    assert all(isinstance(o, RuntimeError) for o in outcomes)
+    assert count(database, Ticket, merchant.merchant_id) == 0
+
+    monkeypatch.undo()
+    [(snapshot, error, _)] = await submit_together(group, partner(merchant), [(new(5), None)])
+    assert error is None and snapshot is not None
+    assert count(database, Ticket, merchant.merchant_id) == 1
