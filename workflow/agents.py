@@ -19,6 +19,7 @@ from storage.db import before_commit
 from storage.tables import Agent, Team, TeamMember, Ticket
 from workflow.errors import DomainError, ErrorCode, invalid, not_found
 from workflow.principal import Principal, Role
+from workflow.queue import lock_queue
 from workflow.stages import OPEN_STAGES
 
 STRATEGIES = ("round_robin", "least_loaded")
@@ -177,8 +178,10 @@ def _write_open_counts(session: Session) -> None:
             connection.execute(_add_open_tickets(), {"agent_id": agent_id, "delta": delta})
 
 
-def recount_open_tickets(session: Session, merchant_id: str) -> None:
-    """Set every agent's ``open_tickets`` of the merchant from the tickets themselves (repair, tests)."""
+def recount_open_tickets(session: Session, merchant_id: str) -> int:
+    """Set every agent's ``open_tickets`` of the merchant from the tickets themselves (a repair; the
+    merchant's queue row is taken first, as ingest does); returns how many counts were wrong."""
+    lock_queue(session, merchant_id)
     session.flush()
     counted = dict(
         session.exec(
@@ -187,9 +190,14 @@ def recount_open_tickets(session: Session, merchant_id: str) -> None:
             .group_by(Ticket.assignee_id)
         ).all()
     )
+    wrong = 0
     for agent in session.exec(select(Agent).where(Agent.merchant_id == merchant_id)):
-        agent.open_tickets = int(counted.get(agent.id, 0))
-        session.add(agent)
+        right = int(counted.get(agent.id, 0))
+        if agent.open_tickets != right:
+            wrong += 1
+            agent.open_tickets = right
+            session.add(agent)
+    return wrong
 
 
 @dataclass(frozen=True)

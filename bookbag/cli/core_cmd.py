@@ -42,6 +42,11 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     db = subparsers.add_parser("db", help="database schema").add_subparsers(dest="sub", required=True)
     upgrade = db.add_parser("upgrade", help="apply pending migrations")
     upgrade.set_defaults(handler=_db_upgrade)
+    recount = db.add_parser(
+        "recount-load", help="recompute each agent's open-ticket count from the tickets (a repair)"
+    )
+    recount.add_argument("--merchant", help="only this merchant (slug); default: every merchant")
+    recount.set_defaults(handler=_db_recount_load)
 
 
 def open_database(settings: Settings) -> Any:
@@ -67,6 +72,28 @@ def _db_upgrade(_args: argparse.Namespace) -> int:
 
     database = open_database(Settings())
     print(f"database at revision {current_revision(database.engine)}")
+    return 0
+
+
+def _db_recount_load(args: argparse.Namespace) -> int:
+    from sqlmodel import select
+
+    from storage.tables import Merchant
+    from workflow import merchants
+    from workflow.agents import recount_open_tickets
+    from workflow.errors import DomainError
+
+    database = open_database(Settings())
+    try:
+        with database.unit_of_work() as session:
+            if args.merchant:
+                ids = [merchants.get_merchant_by_slug(session, args.merchant).id]
+            else:
+                ids = list(session.exec(select(Merchant.id).order_by(Merchant.id)))
+            wrong = sum(recount_open_tickets(session, merchant_id) for merchant_id in ids)
+    except DomainError as exc:
+        raise CliError(exc.message) from exc
+    print(f"recounted the agents of {len(ids)} merchant(s): {wrong} count(s) corrected")
     return 0
 
 

@@ -68,6 +68,15 @@ def test_demo_fills_the_database(tmp_path: Path) -> None:
     with database.read_only() as session:
         merchant_id = get_merchant_by_slug(session, "shop").id
     assert_open_counts_match(database, merchant_id)  # the demo's assignments and moves kept the counts
+    with database.unit_of_work() as session:  # a count gone wrong (as a bug or a manual edit would leave it)
+        session.connection().exec_driver_sql("UPDATE agents SET open_tickets = 99")
+    repaired = run(["db", "recount-load", "--merchant", "shop"], tmp_path)
+    assert repaired.returncode == 0, repaired.stderr
+    assert "1 merchant(s)" in repaired.stdout and "0 count(s)" not in repaired.stdout
+    assert_open_counts_match(database, merchant_id)
+    again = run(["db", "recount-load"], tmp_path)
+    assert again.returncode == 0 and "0 count(s) corrected" in again.stdout, again.stdout
+    assert_one_line_error(run(["db", "recount-load", "--merchant", "nope"], tmp_path), "not found")
     database.dispose()
 
 
