@@ -186,18 +186,24 @@ def seed(database_url: str, count: int) -> dict[str, str]:
     return keys
 
 
-def latest_created_at(database_url: str) -> Any:
-    from sqlalchemy import func, select
-
+def read_rows(database_url: str, statement: Any) -> list[Any]:
+    """Rows of one read on the benchmark's database, through an engine of its own."""
     from storage.db import make_engine
-    from storage.tables import Ticket
 
     engine = make_engine(database_url, for_writes=False)
     try:
         with engine.connect() as conn:
-            return conn.execute(select(func.max(Ticket.created_at))).scalar()
+            return list(conn.execute(statement).all())
     finally:
         engine.dispose()
+
+
+def latest_created_at(database_url: str) -> Any:
+    from sqlalchemy import func, select
+
+    from storage.tables import Ticket
+
+    return read_rows(database_url, select(func.max(Ticket.created_at)))[0][0]
 
 
 def commit_groups(database_url: str, since: Any) -> dict[str, Any]:
@@ -205,19 +211,14 @@ def commit_groups(database_url: str, since: Any) -> dict[str, Any]:
     tickets were assigned, read back from the database rather than reported by the server."""
     from sqlalchemy import select
 
-    from storage.db import make_engine
     from storage.tables import Ticket
 
-    engine = make_engine(database_url, for_writes=False)
-    try:
-        with engine.connect() as conn:
-            created = conn.execute(
-                select(Ticket.created_at, Ticket.assignee_id)
-                .where(Ticket.created_at > since)
-                .order_by(Ticket.created_at)
-            ).all()
-    finally:
-        engine.dispose()
+    created = read_rows(
+        database_url,
+        select(Ticket.created_at, Ticket.assignee_id)
+        .where(Ticket.created_at > since)
+        .order_by(Ticket.created_at),
+    )
     # A group's tickets carry its clock reading plus one microsecond each, in arrival order; groups are
     # at least a transaction (far more than a microsecond) apart.
     sizes: list[int] = []

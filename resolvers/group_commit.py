@@ -27,12 +27,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from anyio import to_thread
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from storage.db import CommitFailed
 from workflow.errors import DomainError
-from workflow.idempotency import KeyedRequest, Outcome, check_key, run_idempotent_batch
+from workflow.idempotency import KeyedRequest, Outcome, check_key, rerun_if_key_raced, run_idempotent_batch
 from workflow.principal import Principal
 from workflow.services import WorkflowServices
 
@@ -185,19 +184,16 @@ class GroupCommit:
         return [self._alone(request) for request in batch]
 
     def _alone(self, request: _Request) -> Outcome | BaseException:
-        for attempt in (1, 2):
-            try:
-                with self.runtime.db.unit_of_work() as session:
-                    return self._attempt(session, [request])[0]
-            except DomainError as exc:
-                return None, exc, False
-            except IntegrityError as exc:
-                if request.key is None or attempt == 2:
-                    return exc
-                # Another request with this key committed first; the retry replays its response.
-            except Exception as exc:
-                return exc
-        raise AssertionError("unreachable")
+        def unit() -> Outcome:
+            with self.runtime.db.unit_of_work() as session:
+                return self._attempt(session, [request])[0]
+
+        try:
+            return rerun_if_key_raced(unit, request.key)
+        except DomainError as exc:
+            return None, exc, False
+        except Exception as exc:
+            return exc
 
     def _attempt(self, session: Session, batch: list[_Request]) -> list[Outcome]:
         services = self.runtime.services

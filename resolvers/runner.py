@@ -12,12 +12,11 @@ from typing import Any, TypeVar
 
 from anyio import to_thread
 from graphql import GraphQLError
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from resolvers.context import RequestContext
 from workflow.errors import DomainError, ErrorCode
-from workflow.idempotency import run_idempotent
+from workflow.idempotency import rerun_if_key_raced, run_idempotent
 from workflow.principal import Principal, Role
 from workflow.services import WorkflowServices
 
@@ -118,19 +117,16 @@ async def mutate(
         )
 
     def unit() -> dict[str, Any]:
+        nonlocal ran
+        ran = False  # a rerun after a key race replays: it runs nothing
         with runtime.db.unit_of_work() as session:
             return run(session)
 
     try:
         require_role(principal, roles)
-        try:
-            result = await to_thread.run_sync(unit, limiter=runtime.write_limiter)
-        except IntegrityError:
-            if idempotency_key is None:
-                raise
-            # Two first requests with one key raced: the loser's work was rolled back; replay the winner's.
-            ran = False
-            result = await to_thread.run_sync(unit, limiter=runtime.write_limiter)
+        result = await to_thread.run_sync(
+            rerun_if_key_raced, unit, idempotency_key, limiter=runtime.write_limiter
+        )
     except DomainError as exc:
         return None, exc, False
     return result, None, not ran

@@ -178,8 +178,6 @@ class Database:
             bind=engine, class_=Session, expire_on_commit=False, info={_DEFERS_ROWS: True}
         )
         event.listen(self._sessions, "do_orm_execute", _before_statement)
-        event.listen(self._sessions, "before_commit", _run_before_commit)
-        event.listen(self._sessions, "before_commit", write_pending_rows)
         self._read_sessions = sessionmaker(bind=self.read_engine, class_=Session, expire_on_commit=False)
 
     @classmethod

@@ -15,6 +15,7 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy.engine import make_url
@@ -150,3 +151,14 @@ def assert_open_counts_match(database: Database, merchant_id: str) -> None:
             ).all()
         )
     assert kept == {agent_id: counted.get(agent_id, 0) for agent_id in kept}
+
+
+def count_rows(database: Database, model: Any, merchant_id: str, **where: object) -> int:
+    """How many rows of ``model`` the merchant has (optionally only those with the given column values)."""
+    from sqlmodel import func, select
+
+    with database.read_only() as session:
+        query = select(func.count()).select_from(model).where(model.merchant_id == merchant_id)
+        for name, value in where.items():
+            query = query.where(getattr(model, name) == value)
+        return int(session.exec(query).one())

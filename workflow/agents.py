@@ -182,7 +182,6 @@ def recount_open_tickets(session: Session, merchant_id: str) -> int:
     """Set every agent's ``open_tickets`` of the merchant from the tickets themselves (a repair; the
     merchant's queue row is taken first, as ingest does); returns how many counts were wrong."""
     lock_queue(session, merchant_id)
-    session.flush()
     counted = dict(
         session.exec(
             select(Ticket.assignee_id, func.count())

@@ -10,15 +10,17 @@ import json
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import delete
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from storage.tables import IdempotencyRecord
 from workflow.errors import DomainError, ErrorCode, invalid
 
 RETENTION = timedelta(hours=24)
+T = TypeVar("T")
 
 
 def request_hash(operation: str, payload: dict[str, Any]) -> str:
@@ -148,6 +150,18 @@ def run_idempotent(
     assert response is not None
     session.flush()
     return response
+
+
+def rerun_if_key_raced(unit: Callable[[], T], key: str | None) -> T:
+    """Run ``unit`` (one whole unit of work). When it failed on an idempotency record's primary key —
+    another first request with the same key committed meanwhile, and this one was rolled back — run it
+    once more: it then replays the winner's response."""
+    try:
+        return unit()
+    except IntegrityError:
+        if key is None:
+            raise
+        return unit()
 
 
 def _stored_records(

@@ -109,7 +109,7 @@ def create_tickets(
     for (index, principal, ticket, _), prediction in zip(accepted, predictions, strict=True):
         merchant = merchants[principal.merchant_id]
         try:
-            routed.append(merchant.route(principal, ticket, prediction, ticket.created_at))
+            routed.append(merchant.route(principal, ticket, prediction))
         except DomainError as exc:  # e.g. a routing rule's tags push the ticket past the limit
             results[index] = exc  # refused before anything of it was written or counted
             continue
@@ -117,7 +117,7 @@ def create_tickets(
     # Every read is done: now the writes, one ticket after another (the audit and transition rows of the
     # whole batch go out as one multi-row INSERT per table).
     for one in routed:
-        _store(session, services, one, one.ticket.created_at)
+        _store(session, services, one)
     return [r for r in results if r is not None]
 
 
@@ -189,10 +189,9 @@ class _MerchantIngest:
             self._teams[name] = get_team_by_name(self.session, self.merchant_id, name)
         return self._teams[name]
 
-    def route(
-        self, principal: Principal, ticket: Ticket, prediction: classifier.Prediction, now: datetime
-    ) -> _Routed:
-        """Classification, routing rules, SLA due times and the assignee, all on the unsaved ticket."""
+    def route(self, principal: Principal, ticket: Ticket, prediction: classifier.Prediction) -> _Routed:
+        """Classification, routing rules, SLA due times and the assignee, all on the unsaved ticket (the
+        facts are taken as of its creation)."""
         ruleset = self.active.ruleset
         policy = self.services.policy
         ticket.category = prediction.category
@@ -200,7 +199,7 @@ class _MerchantIngest:
         ticket.priority = prediction.priority
         ticket.priority_confidence = prediction.priority_confidence
         ticket.model_version = prediction.model_version
-        facts = ticket_facts(ticket, now)
+        facts = ticket_facts(ticket, ticket.created_at)
         decision = policy.route(ruleset, facts)
         routing = decision.to_dict()
         overrides = dict(decision.set or {})
@@ -239,13 +238,13 @@ class _Routed:
     merchant: _MerchantIngest
 
 
-def _store(session: Session, services: WorkflowServices, routed: _Routed, now: datetime) -> None:
+def _store(session: Session, services: WorkflowServices, routed: _Routed) -> None:
     """Write one routed ticket: its row, the created and routed audit entries, and the system's moves to
     ``triaged`` (and ``assigned`` when an agent was picked) where the ruleset's graph has those edges."""
     ticket, merchant = routed.ticket, routed.merchant
     version = merchant.active.version
     session.add(ticket)
-    record_transition(session, routed.principal, ticket, None, "new", at=now)
+    record_transition(session, routed.principal, ticket, None, "new", at=ticket.created_at)
     audit.record(
         session,
         routed.principal,

@@ -22,7 +22,7 @@ from resolvers.tickets import ingest_group
 from storage.db import Database
 from storage.tables import Agent, AuditEvent, IdempotencyRecord, StageTransition, Team, Ticket
 from tests.api.conftest import CREATE, Api
-from tests.conftest import REPO_ROOT, MerchantKeys, assert_open_counts_match
+from tests.conftest import REPO_ROOT, MerchantKeys, assert_open_counts_match, count_rows
 from workflow import agents, idempotency
 from workflow.errors import ErrorCode
 from workflow.events import TicketEvent
@@ -132,15 +132,6 @@ def ingest_record(database: Database, merchant_id: str) -> list[tuple[Any, ...]]
         return sorted(out, key=lambda row: row[0])
 
 
-def count(database: Database, model: Any, merchant_id: str) -> int:
-    with database.read_only() as session:
-        return int(
-            session.exec(
-                select(func.count()).select_from(model).where(model.merchant_id == merchant_id)
-            ).one()
-        )
-
-
 async def test_requests_sent_together_are_written_together_as_if_alone(
     api: Api,
     app: Starlette,
@@ -229,8 +220,8 @@ async def test_a_refused_input_fails_alone_and_the_rest_of_its_group_is_written(
     (ok_first, _, _), (_, empty, _), (_, bad_email, _), (ok_last, _, _) = outcomes
     assert ok_first["ticket"]["subject"] == "Where is my order?" and ok_last["ticket"]["id"]
     assert empty.code is ErrorCode.INVALID_INPUT and bad_email.field == "customerEmail"
-    assert count(database, Ticket, merchant.merchant_id) == 2
-    assert count(database, AuditEvent, merchant.merchant_id) == 2 * 3  # created, routed, triaged
+    assert count_rows(database, Ticket, merchant.merchant_id) == 2
+    assert count_rows(database, AuditEvent, merchant.merchant_id) == 2 * 3  # created, routed, triaged
 
 
 async def test_one_key_twice_in_a_group_replays_and_a_changed_input_is_a_mismatch(
@@ -248,8 +239,8 @@ async def test_one_key_twice_in_a_group_replays_and_a_changed_input_is_a_mismatc
     assert third["ticket"]["id"] != first["ticket"]["id"]
     # A key appears once per group: each repeat waited for a later group, where it was looked up.
     assert group.stats == GroupCommitStats(groups=3, requests=4, largest=2, rerun_alone=0)
-    assert count(database, Ticket, merchant.merchant_id) == 2
-    assert count(database, IdempotencyRecord, merchant.merchant_id) == 2
+    assert count_rows(database, Ticket, merchant.merchant_id) == 2
+    assert count_rows(database, IdempotencyRecord, merchant.merchant_id) == 2
 
 
 class FailsOn:
@@ -289,9 +280,9 @@ async def test_a_group_that_fails_as_a_whole_is_rerun_one_request_at_a_time(
     ok_first, broken, ok_last = outcomes
     assert isinstance(broken, RuntimeError)  # raised to that request alone (the API masks it)
     assert ok_first[1] is None and ok_last[1] is None
-    assert count(database, Ticket, merchant.merchant_id) == 2  # nothing of the failed group was kept
-    assert count(database, AuditEvent, merchant.merchant_id) == 2 * 3
-    assert count(database, IdempotencyRecord, merchant.merchant_id) == 1
+    assert count_rows(database, Ticket, merchant.merchant_id) == 2  # nothing of the failed group was kept
+    assert count_rows(database, AuditEvent, merchant.merchant_id) == 2 * 3
+    assert count_rows(database, IdempotencyRecord, merchant.merchant_id) == 1
 
 
 async def test_a_key_stored_by_another_request_meanwhile_replays_its_response(
@@ -311,7 +302,7 @@ async def test_a_key_stored_by_another_request_meanwhile_replays_its_response(
     assert racing == (first, None, True)
     assert other[1] is None and other[0]["ticket"]["id"] != first["ticket"]["id"]
     assert group.stats.rerun_alone == 1  # the group hit the key's primary key and was rerun
-    assert count(database, Ticket, merchant.merchant_id) == 2
+    assert count_rows(database, Ticket, merchant.merchant_id) == 2
 
 
 async def test_one_group_can_hold_several_merchants_each_routed_by_its_own_teams(
@@ -336,7 +327,7 @@ async def test_one_group_can_hold_several_merchants_each_routed_by_its_own_teams
             agent = session.get(Agent, ticket.assignee_id)
             assert team is not None and team.merchant_id == merchant.merchant_id
             assert agent is not None and agent.merchant_id == merchant.merchant_id
-        assert count(database, IdempotencyRecord, merchant.merchant_id) == 1
+        assert count_rows(database, IdempotencyRecord, merchant.merchant_id) == 1
 
 
 async def test_max_group_commit_bounds_the_group(
@@ -368,7 +359,7 @@ async def test_a_request_whose_client_went_away_before_its_turn_writes_nothing(
     with pytest.raises(asyncio.CancelledError):
         await leaves
     assert group.stats == GroupCommitStats(groups=1, requests=1, largest=1, rerun_alone=0)
-    assert count(database, Ticket, merchant.merchant_id) == 1
+    assert count_rows(database, Ticket, merchant.merchant_id) == 1
 
 
 async def test_a_refusal_while_routing_fails_alone_without_rerunning_the_group(
@@ -387,8 +378,8 @@ async def test_a_refusal_while_routing_fails_alone_without_rerunning_the_group(
     assert refused.code is ErrorCode.INVALID_INPUT and refused.field == "tags"
     assert first["ticket"]["id"] and last["ticket"]["id"]
     assert group.stats == GroupCommitStats(groups=1, requests=3, largest=3, rerun_alone=0)
-    assert count(database, Ticket, merchant.merchant_id) == 2
-    assert count(database, IdempotencyRecord, merchant.merchant_id) == 0  # a refusal is not stored
+    assert count_rows(database, Ticket, merchant.merchant_id) == 2
+    assert count_rows(database, IdempotencyRecord, merchant.merchant_id) == 0  # a refusal is not stored
 
 
 def test_concurrent_groups_of_one_merchant_do_not_deadlock(
@@ -490,9 +481,9 @@ async def test_waiting_requests_are_never_left_hanging(
     monkeypatch.setattr(group, "_take", broken_take)
     outcomes = await submit_together(group, partner(merchant), [(new(3), None), (new(4), None)])
     assert all(isinstance(o, RuntimeError) for o in outcomes)
-    assert count(database, Ticket, merchant.merchant_id) == 0
+    assert count_rows(database, Ticket, merchant.merchant_id) == 0
 
     monkeypatch.undo()
     [(snapshot, error, _)] = await submit_together(group, partner(merchant), [(new(5), None)])
     assert error is None and snapshot is not None
-    assert count(database, Ticket, merchant.merchant_id) == 1
+    assert count_rows(database, Ticket, merchant.merchant_id) == 1

@@ -3,28 +3,14 @@ messages, assignment, partner updates and classification corrections."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from sqlalchemy import func
-from sqlmodel import select
-
 from storage.db import Database
 from storage.tables import AuditEvent, IdempotencyRecord, Message, Ticket
 from tests.api.conftest import CREATE, Api, create_ticket
-from tests.conftest import MerchantKeys
+from tests.conftest import MerchantKeys, count_rows
 
 TRANSITION = """mutation($id: ID!, $to: Stage!, $v: Int!, $k: String) {
   transitionTicket(input: {ticketId: $id, to: $to, expectedVersion: $v}, idempotencyKey: $k) {
     replayed errors { code message field } ticket { id stage version } } }"""
-
-
-def count(database: Database, model: Any, merchant_id: str) -> int:
-    with database.read_only() as session:
-        return int(
-            session.exec(
-                select(func.count()).select_from(model).where(model.merchant_id == merchant_id)
-            ).one()
-        )
 
 
 def ticket_row(database: Database, ticket_id: str) -> Ticket:
@@ -47,7 +33,7 @@ async def test_create_ticket_idempotency_replay_and_mismatch(
     assert first["errors"] == [] and first["replayed"] is False
     assert second["replayed"] is True
     assert {**second, "replayed": False} == first
-    assert count(database, Ticket, merchant.merchant_id) == 1
+    assert count_rows(database, Ticket, merchant.merchant_id) == 1
 
     changed = {
         "input": {"subject": "Refund please!", "body": "The mug arrived broken."},
@@ -62,12 +48,12 @@ async def test_create_ticket_idempotency_replay_and_mismatch(
             "message": mismatch["errors"][0]["message"],
         }
     ]
-    assert count(database, Ticket, merchant.merchant_id) == 1
+    assert count_rows(database, Ticket, merchant.merchant_id) == 1
 
     # Keys are per merchant: another merchant's identical key is a different request.
     theirs = (await api.ok(CREATE, variables, key=other_merchant.keys["partner"]))["createTicket"]
     assert theirs["replayed"] is False and theirs["ticket"]["id"] != first["ticket"]["id"]
-    assert count(database, IdempotencyRecord, merchant.merchant_id) == 1
+    assert count_rows(database, IdempotencyRecord, merchant.merchant_id) == 1
 
 
 async def test_transition_replay_does_not_apply_twice(
@@ -88,7 +74,7 @@ async def test_stale_version_is_a_conflict_and_changes_nothing(
     api: Api, database: Database, merchant: MerchantKeys
 ) -> None:
     ticket = (await create_ticket(api, merchant.keys["partner"]))["ticket"]
-    audit_before = count(database, AuditEvent, merchant.merchant_id)
+    audit_before = count_rows(database, AuditEvent, merchant.merchant_id)
     stale = {"id": ticket["id"], "to": "ESCALATED", "v": ticket["version"] - 1}
     result = (await api.ok(TRANSITION, stale, key=merchant.keys["agent"]))["transitionTicket"]
     assert result["ticket"] is None
@@ -96,7 +82,7 @@ async def test_stale_version_is_a_conflict_and_changes_nothing(
     assert result["errors"][0]["field"] == "expectedVersion"
     row = ticket_row(database, ticket["id"])
     assert (row.stage, row.version) == ("triaged", ticket["version"])
-    assert count(database, AuditEvent, merchant.merchant_id) == audit_before
+    assert count_rows(database, AuditEvent, merchant.merchant_id) == audit_before
 
 
 async def test_transition_outside_the_graph_is_refused(
@@ -169,7 +155,7 @@ async def test_messages_assignment_updates_and_corrections(
         key=merchant.keys["partner"],
     )
     assert relayed["addMessage"]["message"]["authorType"] == "CUSTOMER"
-    assert count(database, Message, merchant.merchant_id) == 2
+    assert count_rows(database, Message, merchant.merchant_id) == 2
 
     assigned = await api.ok(
         """mutation($id: ID!, $a: ID, $t: ID) { assignTicket(input: {ticketId: $id, agentId: $a, teamId: $t}) {

@@ -15,7 +15,7 @@ from sqlmodel import func, select
 
 from storage.db import Database
 from storage.tables import AuditEvent, EscalationFiring, Ticket
-from tests.conftest import MerchantKeys, assert_open_counts_match
+from tests.conftest import MerchantKeys, assert_open_counts_match, count_rows
 from workflow.demo import create_demo_teams
 
 from .conftest import LiveWorld
@@ -51,14 +51,6 @@ def servers(pg: str) -> Iterator[Callable[..., ProcessServer]]:
         server.stop()
 
 
-def count(database: Database, model: type, merchant_id: str, **where: str) -> int:
-    with database.read_only() as session:
-        query = select(func.count()).select_from(model).where(model.merchant_id == merchant_id)  # type: ignore[attr-defined]
-        for name, value in where.items():
-            query = query.where(getattr(model, name) == value)
-        return int(session.exec(query).one())
-
-
 async def test_a_change_through_process_a_reaches_a_subscriber_on_process_b(
     servers: Callable[..., ProcessServer], make_merchant: Callable[..., MerchantKeys]
 ) -> None:
@@ -91,12 +83,12 @@ async def test_two_processes_fire_each_escalation_exactly_once(
     servers(BOOKBAG_SCHEDULER_INTERVAL_SECONDS="0.1")
 
     deadline = time.monotonic() + 60
-    while count(database, EscalationFiring, world.merchant_id) < 30:
+    while count_rows(database, EscalationFiring, world.merchant_id) < 30:
         assert time.monotonic() < deadline, "escalations did not fire"
         await asyncio.sleep(0.1)
     await asyncio.sleep(1.5)  # both schedulers keep ticking: nothing may fire a second time
-    assert count(database, EscalationFiring, world.merchant_id) == 30
-    assert count(database, AuditEvent, world.merchant_id, kind="ticket.escalated") == 30
+    assert count_rows(database, EscalationFiring, world.merchant_id) == 30
+    assert count_rows(database, AuditEvent, world.merchant_id, kind="ticket.escalated") == 30
     with database.read_only() as session:
         stages = session.exec(select(Ticket.stage).where(Ticket.merchant_id == world.merchant_id)).all()
     assert sorted(stages) == ["escalated"] * len(ids)
@@ -110,13 +102,13 @@ async def test_a_crashed_scheduler_loses_nothing(
     # Work becomes due while no scheduler runs at all.
     past = datetime.now(UTC) - timedelta(hours=1)
     ids = [world.create_ticket(past) for _ in range(5)]
-    assert count(database, EscalationFiring, world.merchant_id) == 0
+    assert count_rows(database, EscalationFiring, world.merchant_id) == 0
     servers(BOOKBAG_SCHEDULER_INTERVAL_SECONDS="0.1")  # "the restart"
     deadline = time.monotonic() + 60
-    while count(database, EscalationFiring, world.merchant_id) < len(ids):
+    while count_rows(database, EscalationFiring, world.merchant_id) < len(ids):
         assert time.monotonic() < deadline, "due escalations were not found after the restart"
         await asyncio.sleep(0.1)
-    assert count(database, AuditEvent, world.merchant_id, kind="ticket.escalated") == len(ids)
+    assert count_rows(database, AuditEvent, world.merchant_id, kind="ticket.escalated") == len(ids)
 
 
 async def test_ticket_events_committed_through_a_reach_a_subscriber_on_b(
@@ -186,7 +178,7 @@ async def test_one_idempotency_key_sent_to_both_processes_at_once_creates_one_ti
             assert len(ids) == 1, raced
             assert sum(1 for p in raced if p["replayed"] is False) == 1
             assert len({p["ticket"]["id"] for p in others}) == 8  # type: ignore[index]
-    assert count(database, Ticket, merchant.merchant_id) == 5 * (1 + 8)
+    assert count_rows(database, Ticket, merchant.merchant_id) == 5 * (1 + 8)
     with database.read_only() as session:  # the support agent who knows shipping took tickets up to capacity
         query = select(func.count()).select_from(Ticket).where(Ticket.merchant_id == merchant.merchant_id)
         assigned = session.exec(query.where(Ticket.assignee_id.is_not(None))).one()  # type: ignore[union-attr]
