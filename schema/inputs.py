@@ -62,7 +62,11 @@ class AddMessageInput:
     ticket_id: strawberry.ID
     body: str
     author_type: MessageAuthor | None = strawberry.field(
-        default=None, description="Defaults to the caller's actor; partners relay `CUSTOMER` messages."
+        default=None,
+        description=(
+            "Optional, and only ever the key's own author: agents and admins post as `AGENT`, AI keys as "
+            "`AI`, partners relay `CUSTOMER` messages; anything else is `FORBIDDEN`. `SYSTEM` is Bookbag's own."
+        ),
     )
 
 

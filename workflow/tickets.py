@@ -21,7 +21,7 @@ from workflow.agents import count_open_tickets, get_agent, get_team
 from workflow.errors import DomainError, ErrorCode, invalid, not_found
 from workflow.events import TicketEvent, publish_after_commit
 from workflow.facts import stored_ticket_facts, with_action
-from workflow.principal import TICKET_WORKERS, TICKET_WRITERS, Actor, Principal, Role
+from workflow.principal import TICKET_WRITERS, Actor, Principal, Role
 from workflow.queue import bump_queue_version
 from workflow.rulesets import ActiveRuleset, active_ruleset
 from workflow.services import WorkflowServices
@@ -517,6 +517,25 @@ def validate_ticket_fields(ticket: Ticket) -> None:
             raise invalid(f"{name} must be at most 200 characters", name)
 
 
+_AUTHOR_OF_ROLE = {
+    Role.ADMIN: "agent",
+    Role.AGENT: "agent",
+    Role.AI: "ai",
+    Role.PARTNER: "customer",
+}
+
+
+def message_author(principal: Principal) -> str:
+    """Who a message posted with this key is from: human agents (and admins) as ``agent``, AI keys as
+    ``ai``, partner systems relay the customer's words as ``customer``."""
+    try:
+        return _AUTHOR_OF_ROLE[principal.role]
+    except KeyError:
+        raise DomainError(
+            ErrorCode.FORBIDDEN, f"a {principal.role.value} key cannot post messages", "authorType"
+        ) from None
+
+
 def add_message(
     session: Session,
     services: WorkflowServices,
@@ -526,20 +545,26 @@ def add_message(
     body: str,
     author_type: str | None = None,
 ) -> Message:
-    """Agents and AI reply as themselves; partners relay customer messages (author ``customer``)."""
+    """Agents and AI reply as themselves; partners relay customer messages (author ``customer``).
+
+    The author comes from the caller's key, never from the input: ``author_type``, when given, must be the
+    key's own author (so a client can state what it expects), and ``system`` is written only by Bookbag
+    itself (scheduler, workflow), never through this function."""
     principal.require(*TICKET_WRITERS)
     if not body.strip():
         raise invalid("message body is empty", "body")
     if len(body) > MAX_BODY:
         raise invalid(f"message body must be at most {MAX_BODY} characters", "body")
-    actor_author = {Actor.AGENT: "agent", Actor.AI: "ai", Actor.PARTNER: "customer", Actor.SYSTEM: "system"}
-    author = author_type or actor_author[principal.actor]
-    if author not in MESSAGE_AUTHORS:
-        raise invalid(f"author must be one of {', '.join(MESSAGE_AUTHORS)}", "authorType")
-    if principal.role in TICKET_WORKERS and author == "customer":
-        raise DomainError(ErrorCode.FORBIDDEN, "only partner systems relay customer messages", "authorType")
-    if principal.role is Role.PARTNER and author != "customer":
-        raise DomainError(ErrorCode.FORBIDDEN, "partner systems relay customer messages only", "authorType")
+    author = message_author(principal)
+    if author_type is not None and author_type != author:
+        if author_type not in MESSAGE_AUTHORS:
+            raise invalid(f"author must be one of {', '.join(MESSAGE_AUTHORS)}", "authorType")
+        raise DomainError(
+            ErrorCode.FORBIDDEN,
+            f"a message's author comes from the API key: a {principal.role.value} key posts as {author}, "
+            f"not {author_type}",
+            "authorType",
+        )
     ticket = get_ticket(session, principal, ticket_id, for_update=True)
     _require_permission(session, services, principal, ticket, {"type": "reply"})
     now = services.clock()

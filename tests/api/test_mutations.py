@@ -213,3 +213,36 @@ async def test_messages_assignment_updates_and_corrections(
         "classification.corrected",
     ):
         assert kind in kinds, kind
+
+
+ADD_MESSAGE = """mutation($id: ID!, $a: MessageAuthor) {
+  addMessage(input: {ticketId: $id, body: "Hello from us", authorType: $a}) {
+    errors { code field message } message { authorType } ticket { sla { firstRespondedAt } } } }"""
+
+
+async def test_a_message_author_comes_from_the_key_never_from_input(
+    api: Api, database: Database, merchant: MerchantKeys
+) -> None:
+    ticket = (await create_ticket(api, merchant.keys["partner"]))["ticket"]
+    forged = [("ai", "AGENT"), ("ai", "SYSTEM"), ("agent", "SYSTEM"), ("agent", "AI"), ("admin", "SYSTEM")]
+    forged += [("partner", "AGENT"), ("partner", "SYSTEM"), ("agent", "CUSTOMER")]
+    for role, claimed in forged:
+        payload = (await api.ok(ADD_MESSAGE, {"id": ticket["id"], "a": claimed}, key=merchant.keys[role]))[
+            "addMessage"
+        ]
+        assert payload["message"] is None, (role, claimed)
+        assert [(e["code"], e["field"]) for e in payload["errors"]] == [("FORBIDDEN", "authorType")]
+    # Nothing was written, and no forged reply counted as the first response.
+    assert count_rows(database, Message, merchant.merchant_id) == 0
+    assert ticket_row(database, ticket["id"]).first_responded_at is None
+
+    # Without authorType, or naming its own author, each key posts as itself.
+    own = {"partner": "CUSTOMER", "agent": "AGENT", "admin": "AGENT"}
+    for role, author in own.items():
+        for claimed in (None, author):
+            payload = (
+                await api.ok(ADD_MESSAGE, {"id": ticket["id"], "a": claimed}, key=merchant.keys[role])
+            )["addMessage"]
+            assert payload["errors"] == [] and payload["message"]["authorType"] == author, (role, claimed)
+    assert count_rows(database, Message, merchant.merchant_id) == 6
+    assert ticket_row(database, ticket["id"]).first_responded_at is not None
