@@ -84,8 +84,8 @@ log = logging.getLogger("bookbag.ws")
 
 MAX_FAST_QUERY_CHARS = 10_000
 _PREFIXES_PER_FRAME = 8
-MASKED = [{"message": "Unexpected error.", "extensions": {"code": "INTERNAL_SERVER_ERROR"}}]
 UNEXPECTED: dict[str, Any] = {"message": "Unexpected error.", "extensions": {"code": "INTERNAL_SERVER_ERROR"}}
+MASKED = [UNEXPECTED]
 FAN_OUT_FIELDS = frozenset({"queueUpdates", "ticketEvents"})
 # A push: True when the item was handled on the spot (written, or not wanted), False for the slow path.
 _Push = Callable[[Any], bool]
@@ -128,12 +128,6 @@ def fan_out_document(query: str, operation_name: str | None) -> FanOutDocument |
     return None
 
 
-def queue_updates_document(query: str, operation_name: str | None) -> DocumentNode | None:
-    """The parsed document when the operation is a subscription to ``queueUpdates`` alone, else None."""
-    found = fan_out_document(query, operation_name)
-    return found.document if found is not None and found.field == "queueUpdates" else None
-
-
 def _version_of(result: ExecutionResult) -> int:
     """The ``version`` the first result carried, if the client selected it (else -1: resend from the hub)."""
     data = result.data or {}
@@ -168,8 +162,7 @@ class LimitedWebSocketAdapter(ASGIWebSocketAdapter):
 
 
 class LiveTransportWSHandler(BaseGraphQLTransportWSHandler[RequestContext, None]):
-    _admitted = False
-    _closing = False
+    _closing = False  # close_connection ran
 
     @property
     def ws_view(self) -> WsView:
@@ -208,7 +201,6 @@ class LiveTransportWSHandler(BaseGraphQLTransportWSHandler[RequestContext, None]
         except ConnectionRefused as refused:
             await self.websocket.close(code=refused.code, reason=refused.reason)
             return
-        self._admitted = True
         await self.send_message({"type": "connection_ack"})
         self.connection_acknowledged = True
 
