@@ -39,7 +39,7 @@ def make_server(
 ) -> Iterator[Callable[..., ThreadServer]]:
     running: list[ThreadServer] = []
 
-    def make(**overrides: Any) -> ThreadServer:
+    def make(*, ws_deflate: bool = False, **overrides: Any) -> ThreadServer:
         values: dict[str, Any] = {
             "env": "test",
             "database_url": database_url,
@@ -50,7 +50,8 @@ def make_server(
             **overrides,
         }
         services = replace(loaded_services, bus=EventBus())
-        server = ThreadServer(create_app(Settings(**values), services=services, database=database))
+        app = create_app(Settings(**values), services=services, database=database)
+        server = ThreadServer(app, ws_deflate=ws_deflate)
         running.append(server.__enter__())
         return server
 
@@ -215,6 +216,85 @@ async def test_many_subscriptions_of_one_key_cost_one_execution_per_event(
     assert calls[0] == len(seen) >= 1
     for ws in sockets:
         await ws.close()
+
+
+async def test_compressed_connections_take_the_slow_path_in_order_and_still_share_one_execution(
+    make_server: Callable[..., ThreadServer],
+    make_merchant: Callable[..., MerchantKeys],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """permessage-deflate: no shared frame bytes, so every event goes through each subscriber's own task
+    and the ASGI send; the payload is still executed once per event, and events keep their order."""
+    server = make_server(ws_deflate=True)
+    calls = [0]
+    real_execute = bookbag.graphql_ws.execute
+
+    def counting_execute(*args: Any, **kwargs: Any) -> Any:
+        calls[0] += 1
+        return real_execute(*args, **kwargs)
+
+    monkeypatch.setattr(bookbag.graphql_ws, "execute", counting_execute)
+    merchant = make_merchant()
+    sockets = [await connected(server, merchant.keys["viewer"]) for _ in range(5)]
+    for ws in sockets:
+        await ws.subscribe(EVENTS_PLAIN)
+    events_hub = server.app.state.bookbag.runtime.ticket_events_hub
+    await eventually(lambda: events_hub.subscriber_count(merchant.merchant_id) == 5)
+    seen: list[TicketEvent] = []
+    server.app.state.bookbag.services.bus.add_listener(seen.append)
+    for n in range(3):
+        await create_ticket(server.http, merchant.keys["partner"], subject=f"ticket {n}")
+    await eventually(lambda: len(seen) >= 3)
+    expected = [(e.kind, e.ticket_id) for e in seen]
+    for ws in sockets:
+        got = [(await ws.next_data("1"))["ticketEvents"] for _ in expected]
+        assert [(g["kind"], g["ticketId"]) for g in got] == expected
+    assert calls[0] == len(expected)
+    for ws in sockets:
+        await ws.close()
+
+
+async def test_the_event_hub_keeps_order_when_a_push_declines_and_reports_overflow() -> None:
+    """workflow.live_events on its own: what a push declines goes to the subscriber's queue, nothing is
+    pushed past queued events, and a subscriber too far behind is told so."""
+    from workflow.events import Overflowed
+    from workflow.live_events import TicketEventHub
+
+    bus = EventBus()
+    hub = TicketEventHub(bus, max_pending=5)
+    pushed: list[str] = []
+    accept = [True]
+
+    def push(event: TicketEvent) -> bool:
+        if accept[0]:
+            pushed.append(str(event.ticket_id))
+        return accept[0]
+
+    def publish(*ticket_ids: str, merchant: str = "m1") -> None:
+        for ticket_id in ticket_ids:
+            bus.publish(TicketEvent(kind="created", merchant_id=merchant, ticket_id=ticket_id))
+
+    async with hub.subscribe("m1", push=push) as events:
+        stream = aiter(events)
+        publish("a", "b")
+        publish("x", merchant="m2")  # another merchant: never offered
+        await eventually(lambda: pushed == ["a", "b"])
+        accept[0] = False  # the connection is slow now
+        publish("c")
+        await asyncio.sleep(0.05)
+        accept[0] = True  # ready again, but "c" is queued: "d" must not overtake it
+        publish("d")
+        await asyncio.sleep(0.05)
+        assert pushed == ["a", "b"]
+        assert [(await anext(stream)).ticket_id for _ in range(2)] == ["c", "d"]
+        waiting = asyncio.ensure_future(anext(stream))  # drained: the task waits, pushes resume
+        publish("e")
+        await eventually(lambda: pushed == ["a", "b", "e"])
+        accept[0] = False
+        publish(*"fghijkl")  # more than max_pending behind
+        with pytest.raises(Overflowed):
+            await asyncio.wait_for(waiting, 5)
+    assert hub.subscriber_count() == 0 and hub.channel_count() == 0 and bus.subscriber_count() == 0
 
 
 # -- refused operations -----------------------------------------------------------------------------------
