@@ -165,6 +165,20 @@ def list_api_keys(session: Session, principal: Principal) -> list[ApiKey]:
     )
 
 
+def find_api_key_id(session: Session, merchant_id: str, reference: str) -> str:
+    """The id of the merchant's key named by its id or by its prefix (``bb_<prefix>_…``)."""
+    reference = reference.strip()
+    column = ApiKey.id if reference.startswith("key_") else ApiKey.prefix
+    found = session.exec(
+        select(ApiKey.id).where(ApiKey.merchant_id == merchant_id, column == reference)
+    ).all()
+    if not found:
+        raise not_found(f"API key {reference!r}", "key")
+    if len(found) > 1:  # prefixes are random 32-bit values: rare, but not unique
+        raise invalid(f"prefix {reference!r} names {len(found)} keys; give the key id", "key")
+    return str(found[0])
+
+
 def revoke_api_key(session: Session, principal: Principal, key_id: str) -> ApiKey:
     principal.require(Role.ADMIN)
     key = session.get(ApiKey, key_id)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -475,3 +477,42 @@ async def test_a_connection_is_closed_after_its_maximum_lifetime(
     assert 0.9 <= lived < 3
     connections = server.app.state.bookbag.ws_connections
     await eventually(lambda: connections.count() == 0)
+
+
+async def test_a_key_revoked_with_the_cli_closes_its_sockets_on_a_running_server(
+    make_server: Callable[..., ThreadServer],
+    make_merchant: Callable[..., MerchantKeys],
+    database: Database,
+    database_url: str,
+) -> None:
+    """``bookbag keys revoke`` runs in its own process: on PostgreSQL its NOTIFY closes the server's sockets
+    of the key at once (the 60 s auth cache does not matter); on SQLite the server's key check closes them
+    within the auth-cache time (2 s here)."""
+    cache_seconds = 60 if database.is_postgres else 2
+    server = make_server(auth_cache_seconds=cache_seconds)
+    merchant = make_merchant(roles=("viewer", "partner"))
+    viewer = await connected(server, merchant.keys["viewer"])
+    sid = await viewer.subscribe(QUEUE_UPDATES)
+    await viewer.next_data(sid)
+    prefix = merchant.keys["viewer"].split("_")[1]
+    environ = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    environ["BOOKBAG_DATABASE_URL"] = database_url
+    command = [sys.executable, "-m", "bookbag.cli", "keys", "revoke", "--merchant", merchant.slug, prefix]
+    cli = await asyncio.create_subprocess_exec(
+        *command, env=environ, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    out, err = await cli.communicate()
+    assert cli.returncode == 0, err.decode()
+    assert merchant.key_ids["viewer"] in out.decode()
+    code, reason, took = await closed_with(viewer, timeout=10)
+    assert (code, reason) == (4403, "API key revoked")
+    assert took < (2 if database.is_postgres else cache_seconds + 1.5)
+
+    unknown = [sys.executable, "-m", "bookbag.cli", "keys", "revoke", "--merchant", merchant.slug, "key_nope"]
+    failed = await asyncio.create_subprocess_exec(
+        *unknown, env=environ, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    _, err = await failed.communicate()
+    assert (
+        failed.returncode != 0 and err.decode().strip().startswith("error: ") and "not found" in err.decode()
+    )
