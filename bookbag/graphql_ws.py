@@ -442,7 +442,6 @@ class LiveTransportWSHandler(BaseGraphQLTransportWSHandler[RequestContext, None]
             variable_values=operation.variables,
             operation_name=operation.operation_name,
         )
-        frames.executions += 1
         entry = _Frame(source)
         if is_awaitable(result):
             entry.pending = asyncio.ensure_future(result)
@@ -472,12 +471,11 @@ class LiveTransportWSHandler(BaseGraphQLTransportWSHandler[RequestContext, None]
 class FrameCache:
     """The ``next`` payloads of fan-out documents, per item (a snapshot or event object) and document: the
     hubs hand one object to every subscriber, so the first subscriber's execution serves all the others.
-    One per view (``BookbagGraphQL.frames``); ``executions`` counts the executions it did."""
+    One per view (``BookbagGraphQL.frames``)."""
 
     def __init__(self, size: int = 1024) -> None:
         self._size = size
         self._entries: OrderedDict[tuple[int, _DocumentKey], _Frame] = OrderedDict()
-        self.executions = 0
 
     def get(self, source: object, key: _DocumentKey) -> _Frame | None:
         cached = self._entries.get((id(source), key))
