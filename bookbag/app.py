@@ -27,9 +27,11 @@ from bookbag.background import background_work, build_queue_hub
 from bookbag.graphql_http import BodySizeLimit, BookbagGraphQL
 from bookbag.settings import Settings
 from bookbag.wiring import build_services
+from bookbag.ws_connections import WsConnections, WsLimits
 from resolvers.context import ApiLimits, ApiRuntime
 from schema.build import BookbagSchema, SchemaLimits, build_schema
 from storage.db import Database
+from workflow.live_events import TicketEventHub
 from workflow.merchants import PrincipalCache
 from workflow.services import WorkflowServices
 
@@ -44,6 +46,7 @@ class AppState:
     runtime: ApiRuntime
     schema: BookbagSchema
     startup_hooks: list[StartupHook] = field(default_factory=list)
+    ws_connections: WsConnections | None = None  # the open websockets (caps, revocation, lifetime)
 
     @property
     def db(self) -> Database:
@@ -64,6 +67,17 @@ def schema_limits(settings: Settings) -> SchemaLimits:
         max_tokens=settings.max_tokens,
         max_batch_operations=settings.max_batch_operations,
         introspection=not settings.is_production,
+    )
+
+
+def ws_limits(settings: Settings) -> WsLimits:
+    return WsLimits(
+        max_per_key=settings.ws_max_connections_per_key,
+        max_per_merchant=settings.ws_max_connections_per_merchant,
+        max_lifetime_seconds=settings.ws_max_lifetime_seconds,
+        max_message_bytes=settings.max_body_bytes,
+        # A key revoked where no notification reaches this process closes its sockets within this time.
+        key_check_seconds=settings.auth_cache_seconds if settings.auth_cache_seconds > 0 else 1.0,
     )
 
 
@@ -99,15 +113,21 @@ def create_app(
         principals=PrincipalCache(ttl_seconds=settings.auth_cache_seconds),
     )
     runtime.queue_hub = build_queue_hub(settings, db, runtime.services)
+    runtime.ticket_events_hub = TicketEventHub(runtime.services.bus)
     schema = build_schema(schema_limits(settings))
-    state = AppState(
-        settings=settings, runtime=runtime, schema=schema, startup_hooks=[background_work, *startup_hooks]
-    )
     graphql = BookbagGraphQL(
         schema,
         runtime,
         graphql_ide=not settings.is_production,
         max_subscriptions=settings.max_subscriptions_per_connection,
+        ws_limits=ws_limits(settings),
+    )
+    state = AppState(
+        settings=settings,
+        runtime=runtime,
+        schema=schema,
+        startup_hooks=[background_work, *startup_hooks],
+        ws_connections=graphql.connections,
     )
     limited = BodySizeLimit(graphql, settings.max_body_bytes)
 

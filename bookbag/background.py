@@ -1,6 +1,7 @@
 """The server's background work, started in the app's lifespan: the live queue (in-process signals, the
-PostgreSQL LISTEN connection, the periodic version safety check), the cross-process ticket-event relay
-(PostgreSQL) and the scheduler loop."""
+PostgreSQL LISTEN connection, the periodic version safety check), key revocations from other processes
+(the same LISTEN connection: a revoked key is dropped from the principal cache and its websockets close),
+the cross-process ticket-event relay (PostgreSQL) and the scheduler loop."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
 from workflow.live import QueueHub, feed_from_bus
+from workflow.merchants import KEYS_CHANNEL
 from workflow.pg_events import EventRelay
 from workflow.pg_listener import QueueListener
 from workflow.scheduler import SchedulerLoop
@@ -40,7 +42,11 @@ async def background_work(state: AppState) -> AsyncIterator[None]:
     if hub is not None:
         hub.bind(asyncio.get_running_loop())
         if db.is_postgres:
-            listener = QueueListener(hub, settings.resolved_database_url())
+            listener = QueueListener(
+                hub,
+                settings.resolved_database_url(),
+                also={KEYS_CHANNEL: state.runtime.principals.forget_key},
+            )
             tasks.append(asyncio.create_task(listener.run(), name="bookbag-queue-listener"))
         if settings.queue_safety_check_seconds > 0:
             tasks.append(
@@ -63,3 +69,7 @@ async def background_work(state: AppState) -> AsyncIterator[None]:
         await asyncio.gather(*tasks, return_exceptions=True)
         if hub is not None:
             await hub.close()
+        if state.ws_connections is not None:
+            await state.ws_connections.close()
+        if state.runtime.ticket_events_hub is not None:
+            await state.runtime.ticket_events_hub.close()

@@ -2,7 +2,9 @@
 
 Every HTTP request must carry ``Authorization: Bearer <key>``; without a valid key the answer is a 401 with
 one error and nothing is executed. Websockets (graphql-transport-ws only) authenticate in
-``connection_init`` (``{"Authorization": "Bearer <key>"}``) and are closed with 4403 otherwise.
+``connection_init`` (``{"Authorization": "Bearer <key>"}``) and are closed with 4403 otherwise; the
+websocket handler (``bookbag.graphql_ws``) calls :meth:`BookbagGraphQL.on_ws_connect` again for every
+``subscribe``, so a revoked key runs nothing more on an open socket.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from strawberry.exceptions import ConnectionRejectionError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types.unset import UNSET, UnsetType
 
-from bookbag.graphql_ws import LiveTransportWSHandler
+from bookbag.graphql_ws import FrameCache, LimitedWebSocketAdapter, LiveTransportWSHandler
+from bookbag.ws_connections import WsConnections, WsLimits
 from resolvers.context import ApiRuntime, RequestContext, Unauthenticated
 from workflow.merchants import authenticate
 from workflow.principal import Principal
@@ -47,10 +50,18 @@ def bearer_secret(value: str | None) -> str | None:
 
 
 class BookbagGraphQL(GraphQL[RequestContext, None]):
-    graphql_transport_ws_handler_class = LiveTransportWSHandler  # queueUpdates: execute once, fan out
+    # queueUpdates and ticketEvents: execute once, fan out; caps, revocation, lifetime (bookbag.graphql_ws)
+    graphql_transport_ws_handler_class = LiveTransportWSHandler
+    websocket_adapter_class = LimitedWebSocketAdapter  # messages over the body cap close the socket
 
     def __init__(
-        self, schema: Any, runtime: ApiRuntime, *, graphql_ide: bool, max_subscriptions: int
+        self,
+        schema: Any,
+        runtime: ApiRuntime,
+        *,
+        graphql_ide: bool,
+        max_subscriptions: int,
+        ws_limits: WsLimits | None = None,
     ) -> None:
         super().__init__(
             schema,
@@ -60,6 +71,8 @@ class BookbagGraphQL(GraphQL[RequestContext, None]):
             max_subscriptions_per_connection=max_subscriptions,
         )
         self.runtime = runtime
+        self.connections = WsConnections(runtime, ws_limits or WsLimits())
+        self.frames = FrameCache()
 
     async def authenticate(self, header: str | None) -> Principal | None:
         secret = bearer_secret(header)
@@ -100,6 +113,8 @@ class BookbagGraphQL(GraphQL[RequestContext, None]):
         return context
 
     async def on_ws_connect(self, context: RequestContext) -> UnsetType | dict[str, object] | None:
+        """Authenticate the key in ``connection_init`` (through the principal cache); called again before
+        every operation on the socket."""
         params = context.connection_params if isinstance(context.connection_params, dict) else {}
         header = params.get("Authorization") or params.get("authorization")
         principal = await self.authenticate(header if isinstance(header, str) else None)

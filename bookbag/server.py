@@ -27,4 +27,6 @@ def run_server(app: Starlette, settings: Settings, *, access_log: bool = True) -
         access_log=access_log,
         ws="websockets-sansio",
         ws_per_message_deflate=False,
+        # Websocket messages are capped like HTTP bodies (the handler checks too, under any server).
+        ws_max_size=settings.max_body_bytes,
     )

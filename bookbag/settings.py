@@ -37,6 +37,11 @@ class Settings(BaseSettings):
     db_read_threads: int = Field(default=2, ge=1, le=64)
     db_write_threads: int = Field(default=2, ge=1, le=64)
     max_group_commit: int = Field(default=32, ge=1, le=256)
+    # Websockets (bookbag.ws_connections): open connections per API key and per merchant, and how long one
+    # may stay open before the server closes it (clients reconnect and authenticate again).
+    ws_max_connections_per_key: int = Field(default=50, ge=1)
+    ws_max_connections_per_merchant: int = Field(default=200, ge=1)
+    ws_max_lifetime_seconds: float = Field(default=24 * 3600.0, gt=0)
 
     @property
     def is_production(self) -> bool:

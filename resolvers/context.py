@@ -11,6 +11,7 @@ from anyio import CapacityLimiter
 from resolvers.group_commit import BatchWork, GroupCommit
 from storage.db import Database
 from workflow.live import QueueHub
+from workflow.live_events import TicketEventHub
 from workflow.merchants import PrincipalCache
 from workflow.principal import Principal
 from workflow.services import WorkflowServices
@@ -48,6 +49,9 @@ class ApiRuntime:
     services: WorkflowServices
     limits: ApiLimits = field(default_factory=ApiLimits)
     queue_hub: QueueHub | None = None  # the process's live-queue hub (queueUpdates subscriptions)
+    ticket_events_hub: TicketEventHub | None = (
+        None  # ticketEvents fan-out over websockets (bookbag.graphql_ws)
+    )
     principals: PrincipalCache = field(default_factory=lambda: PrincipalCache(ttl_seconds=0))
     _limiters: dict[str, CapacityLimiter] = field(default_factory=dict, init=False, repr=False)
     _group_commits: dict[str, GroupCommit] = field(default_factory=dict, init=False, repr=False)

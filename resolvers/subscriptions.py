@@ -2,6 +2,11 @@
 ``ticketEvents`` (committed ticket events from the event bus), each authorized for the key's merchant.
 
 A snapshot is mapped to its GraphQL type once, however many subscribers receive it.
+
+The websocket fan-out (``bookbag.graphql_ws``) runs ``ticketEvents`` through this resolver only for its
+authorization: with a :class:`TicketEventsHandoff` in :data:`ticket_events_handoff` the resolver checks the
+key's role and the ticket, records the ticket filter in the handoff and ends without waiting for events;
+the fan-out then delivers the events itself, executing the document once per event for all subscribers.
 """
 
 from __future__ import annotations
@@ -9,6 +14,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import AsyncGenerator
 from contextvars import ContextVar
+from dataclasses import dataclass
 
 import strawberry
 from strawberry.scalars import JSON
@@ -20,12 +26,27 @@ from schema.queue import Queue, QueueStage, StageDuration
 from schema.ticket_events import TicketEvent
 from schema.tickets import Info
 from workflow.errors import DomainError
+from workflow.events import TicketEvent as BusEvent
 from workflow.queue import QueueSnapshot
 from workflow.tickets import get_ticket
 
 # The version of the last snapshot this task's queueUpdates resolver yielded: the websocket fast path
 # (bookbag.graphql_ws) continues from it without sending that snapshot twice.
 last_queue_version: ContextVar[int] = ContextVar("last_queue_version", default=-1)
+
+
+@dataclass
+class TicketEventsHandoff:
+    """Filled in by the ``ticketEvents`` resolver when the subscription is authorized."""
+
+    authorized: bool = False
+    ticket_id: str | None = None  # only this ticket's events, when the subscriber asked for one
+
+
+# Set by the websocket fan-out in the operation's own task; None everywhere else (the resolver then streams).
+ticket_events_handoff: ContextVar[TicketEventsHandoff | None] = ContextVar(
+    "ticket_events_handoff", default=None
+)
 
 _MAPPED_CACHE = 64
 _mapped: OrderedDict[int, tuple[QueueSnapshot, Queue]] = OrderedDict()
@@ -98,13 +119,23 @@ async def ticket_events(
             await read(ctx, lambda session: get_ticket(session, principal, str(ticket_id)))
     except DomainError as exc:
         raise ApiError(exc.code.value, exc.message, exc.field) from None
+    handoff = ticket_events_handoff.get()
+    if handoff is not None:
+        handoff.authorized = True
+        handoff.ticket_id = None if ticket_id is None else str(ticket_id)
+        return
     async with ctx.runtime.services.bus.subscribe(principal.merchant_id) as events:
         async for event in events:
             if ticket_id is not None and event.ticket_id != ticket_id:
                 continue
-            yield TicketEvent(
-                kind=event.kind,
-                ticket_id=strawberry.ID(event.ticket_id) if event.ticket_id else None,
-                at=event.at,
-                data=JSON(event.data),
-            )
+            yield ticket_event_from(event)
+
+
+def ticket_event_from(event: BusEvent) -> TicketEvent:
+    """The GraphQL view of a committed ticket event."""
+    return TicketEvent(
+        kind=event.kind,
+        ticket_id=strawberry.ID(event.ticket_id) if event.ticket_id else None,
+        at=event.at,
+        data=JSON(event.data),
+    )

@@ -15,12 +15,16 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from sqlalchemy import text
 from sqlmodel import Session, col, select
 
 from storage.tables import ApiKey, Merchant, QueueState, utcnow
 from workflow.errors import DomainError, ErrorCode, invalid, not_found
 from workflow.principal import Principal, Role
 
+# On PostgreSQL a revocation is announced to every process on this channel (payload: the key id), inside the
+# revoking transaction, so only a committed revocation is heard.
+KEYS_CHANNEL = "bookbag_keys"
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
 
 
@@ -98,8 +102,10 @@ def authenticate(session: Session, secret: str | None) -> Principal | None:
 class PrincipalCache:
     """Keys that authenticated recently → their principal, for ``ttl_seconds``, so a client's requests skip
     the key lookup. Only valid keys are kept (at most ``max_entries``, least recently used out first). A key
-    revoked through this process stops working at once (:meth:`forget_key`); one revoked by another process
-    (or the CLI) stops within ``ttl_seconds``. ``ttl_seconds=0`` turns the cache off."""
+    revoked through this process stops working at once (:meth:`forget_key`, which also tells the revocation
+    listeners: open websockets of the key are closed); one revoked by another process stops at once on
+    PostgreSQL (its ``KEYS_CHANNEL`` notification calls :meth:`forget_key` here), else within
+    ``ttl_seconds``. ``ttl_seconds=0`` turns the cache off."""
 
     def __init__(
         self, ttl_seconds: float, *, max_entries: int = 10_000, clock: Callable[[], float] = time.monotonic
@@ -109,6 +115,12 @@ class PrincipalCache:
         self._clock = clock
         self._entries: OrderedDict[str, tuple[float, Principal]] = OrderedDict()
         self._lock = threading.Lock()
+        self._revocation_listeners: list[Callable[[str], None]] = []
+
+    def on_revoked(self, listener: Callable[[str], None]) -> None:
+        """``listener(key_id)`` runs whenever a key is known to be revoked (keep it cheap, non-blocking)."""
+        with self._lock:
+            self._revocation_listeners.append(listener)
 
     def get(self, secret: str) -> Principal | None:
         if self.ttl_seconds <= 0:
@@ -135,9 +147,13 @@ class PrincipalCache:
                 self._entries.popitem(last=False)
 
     def forget_key(self, key_id: str) -> None:
+        """The key was revoked: drop it from the cache and tell the revocation listeners."""
         with self._lock:
             for digest in [d for d, (_, p) in self._entries.items() if p.key_id == key_id]:
                 del self._entries[digest]
+            listeners = list(self._revocation_listeners)
+        for listener in listeners:
+            listener(key_id)
 
 
 def list_api_keys(session: Session, principal: Principal) -> list[ApiKey]:
@@ -149,6 +165,20 @@ def list_api_keys(session: Session, principal: Principal) -> list[ApiKey]:
     )
 
 
+def find_api_key_id(session: Session, merchant_id: str, reference: str) -> str:
+    """The id of the merchant's key named by its id or by its prefix (``bb_<prefix>_…``)."""
+    reference = reference.strip()
+    column = ApiKey.id if reference.startswith("key_") else ApiKey.prefix
+    found = session.exec(
+        select(ApiKey.id).where(ApiKey.merchant_id == merchant_id, column == reference)
+    ).all()
+    if not found:
+        raise not_found(f"API key {reference!r}", "key")
+    if len(found) > 1:  # prefixes are random 32-bit values: rare, but not unique
+        raise invalid(f"prefix {reference!r} names {len(found)} keys; give the key id", "key")
+    return str(found[0])
+
+
 def revoke_api_key(session: Session, principal: Principal, key_id: str) -> ApiKey:
     principal.require(Role.ADMIN)
     key = session.get(ApiKey, key_id)
@@ -157,4 +187,23 @@ def revoke_api_key(session: Session, principal: Principal, key_id: str) -> ApiKe
     if key.revoked_at is None:
         key.revoked_at = utcnow()
         session.add(key)
+        connection = session.connection()
+        if connection.dialect.name == "postgresql":
+            connection.execute(
+                text("SELECT pg_notify(:channel, :key)"), {"channel": KEYS_CHANNEL, "key": key.id}
+            )
     return key
+
+
+def revoked_key_ids(session: Session, key_ids: set[str]) -> set[str]:
+    """Which of ``key_ids`` no longer authenticate (revoked, or gone)."""
+    ids = sorted(key_ids)
+    valid: set[str] = set()
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        valid.update(
+            session.exec(
+                select(ApiKey.id).where(col(ApiKey.id).in_(chunk), col(ApiKey.revoked_at).is_(None))
+            ).all()
+        )
+    return key_ids - valid

@@ -5,13 +5,16 @@ a signal exists only for committed changes. This module holds the listening side
 connection that turns each notification into ``hub.notify(merchant_id)``. When the connection drops it
 reconnects with backoff and then runs the hub's safety check, because notifications sent while it was
 away are lost for good and only the queue versions tell what was missed.
+
+The same connection listens on further channels given as ``also`` (channel → handler of the payload), e.g.
+``workflow.merchants.KEYS_CHANNEL`` for key revocations: one LISTEN connection per process.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 
 import psycopg
 from sqlalchemy.engine import make_url
@@ -41,6 +44,7 @@ class QueueListener:
         min_backoff: float = 0.1,
         max_backoff: float = 5.0,
         on_connect: Callable[[], Awaitable[object]] | None = None,
+        also: Mapping[str, Callable[[str], object]] | None = None,
     ) -> None:
         self._hub = hub
         self._conninfo = libpq_conninfo(database_url)
@@ -48,6 +52,7 @@ class QueueListener:
         self._min_backoff = min_backoff
         self._max_backoff = max_backoff
         self._on_connect = on_connect or hub.safety_check
+        self._also = dict(also or {})
         self.connected = asyncio.Event()
         self.connections = 0
         self.backend_pid: int | None = None
@@ -71,12 +76,23 @@ class QueueListener:
     async def _listen_once(self) -> None:
         async with await psycopg.AsyncConnection.connect(self._conninfo, autocommit=True) as conn:
             await conn.execute(f'LISTEN "{self._channel}"')
+            for channel in self._also:
+                await conn.execute(f'LISTEN "{channel}"')
             self.connections += 1
             self.backend_pid = conn.info.backend_pid
             self.connected.set()
             # Anything committed while we were not listening was signalled to nobody: compare versions.
             await self._on_connect()
             async for note in conn.notifies():
-                if note.payload:
+                if not note.payload:
+                    continue
+                if note.channel == self._channel:
                     self._hub.notify(note.payload)
+                    continue
+                handler = self._also.get(note.channel)
+                if handler is not None:
+                    try:
+                        handler(note.payload)
+                    except Exception:  # one handler's failure must not drop the LISTEN connection
+                        log.exception("handling a %s notification failed", note.channel)
         raise ConnectionError("notification stream ended")

@@ -1,4 +1,4 @@
-"""Core commands: ``serve``, ``demo``, ``merchants create``, ``keys create``, ``db upgrade``."""
+"""Core commands: ``serve``, ``demo``, ``merchants create``, ``keys create``/``revoke``, ``db upgrade``."""
 
 from __future__ import annotations
 
@@ -38,6 +38,12 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     key_create.add_argument("--role", required=True, choices=["admin", "agent", "ai", "partner", "viewer"])
     key_create.add_argument("--name", default="")
     key_create.set_defaults(handler=_keys_create)
+    key_revoke = keys.add_parser(
+        "revoke", help="revoke an API key (its open websockets close; at once on PostgreSQL)"
+    )
+    key_revoke.add_argument("--merchant", required=True, help="merchant slug")
+    key_revoke.add_argument("key", help="the key's id (key_…) or its prefix (the 8 hex digits after bb_)")
+    key_revoke.set_defaults(handler=_keys_revoke)
 
     db = subparsers.add_parser("db", help="database schema").add_subparsers(dest="sub", required=True)
     upgrade = db.add_parser("upgrade", help="apply pending migrations")
@@ -129,6 +135,24 @@ def _keys_create(args: argparse.Namespace) -> int:
     except DomainError as exc:
         raise CliError(exc.message) from exc
     print(f"{args.role} key for {args.merchant} (shown once): {issued.secret}")
+    return 0
+
+
+def _keys_revoke(args: argparse.Namespace) -> int:
+    from workflow import merchants
+    from workflow.errors import DomainError
+    from workflow.principal import Principal
+
+    database = open_database(Settings())
+    try:
+        with database.unit_of_work() as session:
+            merchant = merchants.get_merchant_by_slug(session, args.merchant)
+            key_id = merchants.find_api_key_id(session, merchant.id, args.key)
+            key = merchants.revoke_api_key(session, Principal.system(merchant.id), key_id)
+            line = f"revoked {key.role} key {key.id} (bb_{key.prefix}_…) of {args.merchant}"
+    except DomainError as exc:
+        raise CliError(exc.message) from exc
+    print(line)
     return 0
 
 

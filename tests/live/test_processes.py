@@ -1,10 +1,12 @@
 """Two real server processes on PostgreSQL: a change committed through process A reaches a queueUpdates
 subscriber on process B (LISTEN/NOTIFY); both processes' schedulers racing fire each escalation exactly once;
-and a crashed scheduler loses nothing — the due work is found again from the database after a restart."""
+a crashed scheduler loses nothing — the due work is found again from the database after a restart; a key
+revoked through A closes its websockets on B at once; ``bookbag serve`` caps websocket messages."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -12,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 from sqlmodel import func, select
+from websockets.exceptions import ConnectionClosed
 
 from storage.db import Database
 from storage.tables import AuditEvent, EscalationFiring, Ticket
@@ -19,7 +22,7 @@ from tests.conftest import MerchantKeys, assert_open_counts_match, count_rows
 from workflow.demo import create_demo_teams
 
 from .conftest import LiveWorld
-from .servers import QUEUE_UPDATES, TICKET_EVENTS, ProcessServer, WsClient, create_ticket
+from .servers import QUEUE_UPDATES, TICKET_EVENTS, ProcessServer, WsClient, create_ticket, gql
 
 pytestmark = pytest.mark.slow  # each test starts real server processes (a few seconds each)
 
@@ -184,3 +187,67 @@ async def test_one_idempotency_key_sent_to_both_processes_at_once_creates_one_ti
         assigned = session.exec(query.where(Ticket.assignee_id.is_not(None))).one()  # type: ignore[union-attr]
     assert assigned == 25
     assert_open_counts_match(database, merchant.merchant_id)
+
+
+REVOKE = "mutation Revoke($id: ID!) { revokeApiKey(id: $id) { errors { code } apiKey { revokedAt } } }"
+
+
+async def closed_with(ws: WsClient, timeout: float) -> tuple[int, str, float]:
+    started = time.monotonic()
+    with pytest.raises(ConnectionClosed) as closed:
+        while True:
+            await ws.receive(timeout=max(0.01, timeout - (time.monotonic() - started)))
+    assert closed.value.rcvd is not None
+    return closed.value.rcvd.code, closed.value.rcvd.reason, time.monotonic() - started
+
+
+async def test_revoking_a_key_through_a_closes_its_sockets_on_b(
+    servers: Callable[..., ProcessServer], make_merchant: Callable[..., MerchantKeys]
+) -> None:
+    """The revocation's NOTIFY reaches B at once: B's sockets of the key close and B's HTTP refuses it,
+    though B's auth cache (60 s) and its periodic key check (every 60 s) would have trusted it for a minute."""
+    a, b = servers(BOOKBAG_AUTH_CACHE_SECONDS="60"), servers(BOOKBAG_AUTH_CACHE_SECONDS="60")
+    merchant = make_merchant()
+    viewer = await WsClient.open(b.ws, merchant.keys["viewer"])
+    await viewer.ack()
+    queue_sid = await viewer.subscribe(QUEUE_UPDATES)
+    await viewer.next_data(queue_sid)
+    admin = await WsClient.open(b.ws, merchant.keys["admin"])
+    await admin.ack()
+    events_sid = await admin.subscribe(TICKET_EVENTS)
+    await asyncio.sleep(0.5)  # registered on B's bus
+    await create_ticket(a.http, merchant.keys["partner"])
+    await viewer.next_data(queue_sid)
+    assert (await admin.next_data(events_sid))["ticketEvents"]["kind"] == "created"
+    me = {"query": "{ me { role } }"}
+    async with httpx.AsyncClient(base_url=b.http, timeout=30) as on_b:
+        cached = await on_b.post(
+            "/graphql", json=me, headers={"authorization": f"Bearer {merchant.keys['viewer']}"}
+        )
+        assert cached.status_code == 200  # B now trusts the viewer key for 60 s
+
+        revoked = await gql(a.http, merchant.keys["admin"], REVOKE, {"id": merchant.key_ids["viewer"]})
+        assert revoked["revokeApiKey"]["apiKey"]["revokedAt"]
+        code, reason, took = await closed_with(viewer, timeout=10)
+        assert (code, reason) == (4403, "API key revoked") and took < 3
+        refused = await on_b.post(
+            "/graphql", json=me, headers={"authorization": f"Bearer {merchant.keys['viewer']}"}
+        )
+        assert refused.status_code == 401
+
+        # The admin key revoked (through A) while its socket on B streams: closed, so nothing more runs on it.
+        await gql(a.http, merchant.keys["admin"], REVOKE, {"id": merchant.key_ids["admin"]})
+        code, reason, took = await closed_with(admin, timeout=10)
+        assert (code, reason) == (4403, "API key revoked") and took < 3
+
+
+async def test_bookbag_serve_caps_websocket_messages_like_http_bodies(
+    servers: Callable[..., ProcessServer], make_merchant: Callable[..., MerchantKeys]
+) -> None:
+    server = servers(BOOKBAG_MAX_BODY_BYTES="4096")  # run_server passes it to uvicorn as ws_max_size
+    merchant = make_merchant()
+    ws = await WsClient.open(server.ws, merchant.keys["viewer"])
+    await ws.ack()
+    await ws.conn.send(json.dumps({"id": "1", "type": "subscribe", "payload": {"query": "#" + "x" * 10_000}}))
+    code, _, _ = await closed_with(ws, timeout=10)
+    assert code == 1009

@@ -217,6 +217,7 @@ async def test_abrupt_disconnects_leave_nothing_behind(
 ) -> None:
     merchant = make_merchant()
     hub = server.app.state.bookbag.runtime.queue_hub
+    events_hub = server.app.state.bookbag.runtime.ticket_events_hub
     bus = server.app.state.bookbag.services.bus
     clients = []
     for _ in range(15):
@@ -226,7 +227,9 @@ async def test_abrupt_disconnects_leave_nothing_behind(
         await ws.subscribe(TICKET_EVENTS)
         clients.append(ws)
     await eventually(lambda: hub.subscriber_count(merchant.merchant_id) == 15)
-    await eventually(lambda: bus.subscriber_count(merchant.merchant_id) == 15)
+    await eventually(lambda: events_hub.subscriber_count(merchant.merchant_id) == 15)
+    # ticketEvents are fanned out: one bus subscription for the merchant however many subscribers.
+    assert bus.subscriber_count(merchant.merchant_id) == 1
 
     # Pull the plug: no close frame, the TCP connection just goes away (mid-burst for some of them).
     async def burst_of_writes() -> None:
@@ -238,6 +241,7 @@ async def test_abrupt_disconnects_leave_nothing_behind(
         ws.conn.transport.abort()
     await burst
     await eventually(lambda: hub.subscriber_count() == 0 and hub.channel_count() == 0)
+    await eventually(lambda: events_hub.subscriber_count() == 0 and events_hub.channel_count() == 0)
     await eventually(lambda: bus.subscriber_count(merchant.merchant_id) == 0)
 
 
