@@ -63,7 +63,9 @@ def schema_limits(settings: Settings) -> SchemaLimits:
         max_aliases=settings.max_aliases,
         max_tokens=settings.max_tokens,
         max_batch_operations=settings.max_batch_operations,
+        max_query_cost=settings.max_query_cost,
         introspection=not settings.is_production,
+        suggestions=not settings.is_production,
     )
 
 
@@ -108,6 +110,7 @@ def create_app(
         runtime,
         graphql_ide=not settings.is_production,
         max_subscriptions=settings.max_subscriptions_per_connection,
+        request_timeout=settings.request_timeout_seconds,
     )
     limited = BodySizeLimit(graphql, settings.max_body_bytes)
 

@@ -147,7 +147,7 @@ async def test_malformed_yaml_is_invalid_ruleset_and_publishes_nothing(
     api: Api, database: Database, merchant: MerchantKeys
 ) -> None:
     before = _state(database, merchant.merchant_id)
-    for source in ("name: [unclosed", "just a string", "{{{{", "- a\n- b\n", "\x00\x01"):
+    for source in ("name: [unclosed", "just a string", "{{{{", "- a\n- b\n", "\x01\x02"):
         validated = await api.ok(
             "mutation($s: String!) { validateRuleset(source: $s) { valid problems { message } errors { code } } }",
             {"s": source},
