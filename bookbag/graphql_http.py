@@ -41,7 +41,7 @@ from strawberry.types.unset import UNSET, UnsetType
 
 from bookbag.graphql_ws import LiveTransportWSHandler
 from resolvers.context import ApiRuntime, RequestContext, Unauthenticated
-from schema.build import too_costly
+from schema.build import BookbagSchema, too_costly
 from workflow.merchants import authenticate
 from workflow.principal import Principal
 
@@ -123,7 +123,7 @@ class BookbagGraphQL(GraphQL[RequestContext, None]):
 
     def __init__(
         self,
-        schema: Any,
+        schema: BookbagSchema,
         runtime: ApiRuntime,
         *,
         graphql_ide: bool,
@@ -139,6 +139,7 @@ class BookbagGraphQL(GraphQL[RequestContext, None]):
             max_subscriptions_per_connection=max_subscriptions,
         )
         self.runtime = runtime
+        self.bookbag_schema = schema  # typed: strawberry's view knows only a BaseSchema
         self.request_timeout = request_timeout
         self.max_json_depth = max_json_depth
 
@@ -205,14 +206,14 @@ class BookbagGraphQL(GraphQL[RequestContext, None]):
     def _batch_cost_refusal(self, batch: list[GraphQLRequestData]) -> GraphQLError | None:
         """The batch's summed cost over the budget refuses all of it, before any operation runs. (A
         document that does not parse costs nothing here: it fails on its own.)"""
-        guard = self.schema.guard
+        guard = self.bookbag_schema.guard
         total = 0
         for data in batch:
             try:
                 document = parse(data.query or "", max_tokens=guard.limits.max_tokens)
             except GraphQLError:
                 continue
-            total += guard.cost(self.schema._schema, document, data.operation_name, data.variables)
+            total += guard.cost(self.bookbag_schema._schema, document, data.operation_name, data.variables)
         if total > guard.limits.max_query_cost:
             return too_costly(
                 total, guard.limits.max_query_cost, what=f"the batch's ({len(batch)} operations)"

@@ -39,7 +39,7 @@ from strawberry.types import ExecutionContext
 
 from schema.cost import CostModel, operation_cost, selected_operation
 from schema.fast_execution import FastLeafExecutionContext, plan_leaf_fields, plan_object_fields
-from schema.input_checks import input_problems
+from schema.input_checks import literal_problems, variable_problems
 from schema.root import Mutation, Query
 from schema.subscriptions import Subscription
 
@@ -72,19 +72,21 @@ def too_costly(cost: int, budget: int, what: str = "query") -> GraphQLError:
 
 
 class RequestGuard:
-    """What every operation passes before it executes, over HTTP and websockets alike: validation (cached
-    per document and rule set), then the input checks, then the cost budget. Held by the schema, so the
-    validation cache lives and dies with it."""
+    """What every operation passes before it executes, over HTTP and websockets alike: validation and the
+    checks of the values written in the document (cached per document and rule set), then the checks of the
+    request's variables, then the cost budget. Held by the schema, so its cache lives and dies with it."""
 
     def __init__(self, limits: SchemaLimits) -> None:
         self.limits = limits
-        self.validate_document = lru_cache(maxsize=limits.document_cache_size)(self._validate)
+        self.check_document = lru_cache(maxsize=limits.document_cache_size)(self._check_document)
 
-    def _validate(
+    def _check_document(
         self, schema: GraphQLSchema, document: DocumentNode, rules: tuple[type[ASTValidationRule], ...]
     ) -> list[GraphQLError]:
+        """What depends on the document alone: validation, then the values written in it."""
         every_rule = (*rules, MaybeNullValidationRule, OneOfInputValidationRule)
-        return validate(schema, document, every_rule, hide_suggestions=not self.limits.suggestions)
+        errors = validate(schema, document, every_rule, hide_suggestions=not self.limits.suggestions)
+        return errors or literal_problems(schema, document)
 
     def cost(
         self,
@@ -99,12 +101,12 @@ class RequestGuard:
         schema = execution_context.schema._schema
         document = execution_context.graphql_document
         assert document is not None
-        errors = self.validate_document(schema, document, tuple(execution_context.validation_rules))
+        errors = self.check_document(schema, document, tuple(execution_context.validation_rules))
         if errors:
             return errors
         variables = execution_context.variables
         operation = selected_operation(document, execution_context.operation_name)
-        errors = input_problems(schema, document, operation, variables)
+        errors = variable_problems(schema, operation, variables)
         if errors:
             return errors
         cost = self.cost(schema, document, execution_context.operation_name, variables)

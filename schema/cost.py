@@ -181,7 +181,8 @@ class _CostWalk:
             return TypeMetaFieldDef
         if not isinstance(parent, GraphQLObjectType | GraphQLInterfaceType):
             return None  # union members are reached through inline fragments
-        return parent.fields.get(name)
+        field: GraphQLField | None = parent.fields.get(name)
+        return field
 
     def page_size(self, field: GraphQLField, node: FieldNode) -> int | None:
         if PAGE_ARGUMENT not in field.args:

@@ -161,22 +161,28 @@ class _ArgumentLiterals(Visitor):
         return self.SKIP  # the value's nodes were walked above
 
 
-def input_problems(
-    schema: GraphQLSchema,
-    document: DocumentNode,
-    operation: OperationDefinitionNode | None,
-    variables: Mapping[str, Any] | None,
-) -> list[GraphQLError]:
-    """Every problem in the request's literals and (for the operation that runs) its variables."""
+def literal_problems(schema: GraphQLSchema, document: DocumentNode) -> list[GraphQLError]:
+    """Problems in the values written in the document (the same for every request sending it: cacheable)."""
     type_info = TypeInfo(schema)
     literals = _ArgumentLiterals(type_info)
     visit(document, TypeInfoVisitor(type_info, literals))
-    errors = literals.errors
-    if operation is not None and variables:
-        for definition in operation.variable_definitions or ():
-            name = definition.variable.name.value
-            if name not in variables or len(errors) >= MAX_PROBLEMS:
-                continue
-            var_type = type_from_ast(schema, definition.type)
-            errors.extend(_value_problems(variables[name], var_type, name))  # type: ignore[arg-type]
-    return errors[:MAX_PROBLEMS]
+    return literals.errors[:MAX_PROBLEMS]
+
+
+def variable_problems(
+    schema: GraphQLSchema, operation: OperationDefinitionNode | None, variables: Mapping[str, Any] | None
+) -> list[GraphQLError]:
+    """Problems in the request's variables for the operation that runs."""
+    errors: list[GraphQLError] = []
+    if operation is None or not variables:
+        return errors
+    for definition in operation.variable_definitions or ():
+        name = definition.variable.name.value
+        if name not in variables:
+            continue
+        var_type = type_from_ast(schema, definition.type)
+        for error in _value_problems(variables[name], var_type, name):  # type: ignore[arg-type]
+            errors.append(error)
+            if len(errors) >= MAX_PROBLEMS:
+                return errors
+    return errors
