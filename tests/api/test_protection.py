@@ -155,7 +155,10 @@ async def test_unexpected_errors_are_masked_and_logged_with_request_id(
 SUGGESTION_PROBES: list[tuple[str, dict[str, Any] | None]] = [
     ('{ tickt(id: "x") { id } }', None),  # misspelled field: "Did you mean 'ticket' or 'tickets'?"
     ("{ tickets(filter: {stage: TRIAGD}) { totalCount } }", None),  # bad enum literal
-    ("query($s: Stage) { tickets(filter: {stage: $s}) { totalCount } }", {"s": "TRIAGD"}),  # bad enum variable
+    (
+        "query($s: Stage) { tickets(filter: {stage: $s}) { totalCount } }",
+        {"s": "TRIAGD"},
+    ),  # bad enum variable
     ("{ tickets(filtr: {}) { totalCount } }", None),  # misspelled argument
     ("query($f: TicketFilter) { tickets(filter: $f) { totalCount } }", {"f": {"stag": "NEW"}}),  # input field
     ("query($f: TicketFiltr) { tickets(filter: $f) { totalCount } }", {"f": {}}),  # type name
