@@ -7,6 +7,7 @@ id, shown to the client only as a generic error carrying that id)."""
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -46,6 +47,7 @@ from schema.subscriptions import Subscription
 log = logging.getLogger("bookbag.api")
 
 INTERNAL_ERROR = "INTERNAL_SERVER_ERROR"
+INVALID_INPUT = "INVALID_INPUT"
 QUERY_TOO_COSTLY = "QUERY_TOO_COSTLY"
 
 
@@ -138,6 +140,24 @@ def _request_id(context: Any) -> str:
     return str(getattr(context, "request_id", "-"))
 
 
+# graphql-core's words for a variable whose value does not fit its type, and where in the value.
+_VARIABLE_ERROR = re.compile(r"^Variable '\$(?P<name>\w+)' has invalid (?:default )?value(?: at (?P<path>[^:]*))?:")
+
+
+def request_error_code(error: GraphQLError) -> dict[str, Any]:
+    """``extensions`` for an error about the request itself (no code of its own, raised before anything
+    executed: a document that does not parse or validate, a variable that does not fit its type): every such
+    error is the client's bad input, ``INVALID_INPUT``, with the variable's path when there is one."""
+    extensions = dict(error.extensions or {})
+    if "code" in extensions or error.path is not None:
+        return extensions
+    extensions["code"] = INVALID_INPUT
+    match = _VARIABLE_ERROR.match(error.message)
+    if match:
+        extensions["field"] = match["name"] + (match["path"] or "").strip()
+    return extensions
+
+
 class MaskUnexpectedErrors(MaskErrors):
     def __init__(self) -> None:
         super().__init__(should_mask_error=_is_unexpected, error_message="Unexpected error.")
@@ -172,6 +192,9 @@ class BookbagSchema(strawberry.Schema):
                     exc_info=error.original_error,
                 )
             else:
+                # Here rather than in an extension: strawberry passes every error through this hook, also
+                # a syntax error, which leaves the operation before extensions see its result.
+                error.extensions = request_error_code(error)
                 log.debug("request %s: %s", request_id, error.message)
 
 

@@ -40,9 +40,12 @@ async def test_bad_ticket_input_changes_nothing(
 ) -> None:
     before = _state(database, merchant.merchant_id)
     body = await api.raw(CREATE, {"input": fields}, key=merchant.keys["partner"])
-    if expected == "GRAPHQL":
+    if expected == "GRAPHQL":  # refused by GraphQL's own coercion, coded like every bad input
         assert body["data"] is None, body
-        assert body["errors"][0]["message"] and "Unexpected error" not in body["errors"][0]["message"]
+        error = body["errors"][0]
+        assert error["message"] and "Unexpected error" not in error["message"]
+        assert error["extensions"]["code"] == "INVALID_INPUT", error
+        assert error["extensions"]["field"].startswith("input."), error
     else:
         payload = body["data"]["createTicket"]
         assert payload["ticket"] is None
@@ -350,3 +353,22 @@ async def test_json_nesting_within_the_cap_is_accepted(api: Api, merchant: Merch
         facts = {"a": facts}
     body = await api.ok(SIMULATE, {"cases": [{"facts": facts}]}, key=merchant.keys["viewer"])
     assert body["simulate"]["errors"] == []
+
+
+@pytest.mark.usefixtures("no_tracebacks")
+async def test_errors_about_the_request_itself_are_coded(api: Api, merchant: MerchantKeys) -> None:
+    viewer = merchant.keys["viewer"]
+    cases: list[tuple[str, dict[str, Any] | None, str | None]] = [
+        ("{ me { ", None, None),  # syntax
+        ("{ tickt { id } }", None, None),  # validation
+        ("query($n: Int!) { tickets(first: $n) { totalCount } }", {}, "n"),  # a required variable missing
+        ("query($s: Stage) { tickets(filter: {stage: $s}) { totalCount } }", {"s": "NOPE"}, "s"),
+        (
+            "query($f: TicketFilter) { tickets(filter: $f) { totalCount } }",
+            {"f": {"openOnly": 3}},
+            "f.openOnly",
+        ),
+    ]
+    for query, variables, field in cases:
+        error = _refusal(await api.raw(query, variables, key=viewer))
+        assert error["extensions"].get("field") == field, (query, error)
