@@ -141,7 +141,9 @@ def _request_id(context: Any) -> str:
 
 
 # graphql-core's words for a variable whose value does not fit its type, and where in the value.
-_VARIABLE_ERROR = re.compile(r"^Variable '\$(?P<name>\w+)' has invalid (?:default )?value(?: at (?P<path>[^:]*))?:")
+_VARIABLE_ERROR = re.compile(
+    r"^Variable '\$(?P<name>\w+)' has invalid (?:default )?value(?: at (?P<path>[^:]*))?:"
+)
 
 
 def request_error_code(error: GraphQLError) -> dict[str, Any]:
