@@ -215,9 +215,7 @@ class BookbagGraphQL(GraphQL[RequestContext, None]):
                 continue
             total += guard.cost(self.bookbag_schema._schema, document, data.operation_name, data.variables)
         if total > guard.limits.max_query_cost:
-            return too_costly(
-                total, guard.limits.max_query_cost, what=f"the batch's ({len(batch)} operations)"
-            )
+            return too_costly(total, guard.limits.max_query_cost, what=f"batch ({len(batch)} operations)")
         return None
 
     async def _before(

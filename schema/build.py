@@ -65,7 +65,7 @@ class SchemaLimits:
     document_cache_size: int = 512
 
 
-def too_costly(cost: int, budget: int, what: str = "query") -> GraphQLError:
+def too_costly(cost: int, budget: int, what: str = "operation") -> GraphQLError:
     return GraphQLError(
         f"{what} cost {cost} exceeds the budget of {budget} (each object counts 1, a list counts its page "
         "size `first`, nested lists multiply): ask for smaller pages or fewer nested lists",
