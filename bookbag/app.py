@@ -66,7 +66,9 @@ def schema_limits(settings: Settings) -> SchemaLimits:
         max_aliases=settings.max_aliases,
         max_tokens=settings.max_tokens,
         max_batch_operations=settings.max_batch_operations,
+        max_query_cost=settings.max_query_cost,
         introspection=not settings.is_production,
+        suggestions=not settings.is_production,
     )
 
 
@@ -121,6 +123,7 @@ def create_app(
         graphql_ide=not settings.is_production,
         max_subscriptions=settings.max_subscriptions_per_connection,
         ws_limits=ws_limits(settings),
+        request_timeout=settings.request_timeout_seconds,
     )
     state = AppState(
         settings=settings,

@@ -1,35 +1,61 @@
-"""The HTTP/websocket edge of ``/graphql``: API-key authentication, request ids, the body-size cap.
+"""The HTTP/websocket edge of ``/graphql``: API-key authentication, request ids, the body-size cap, the
+JSON shape of a request, a batch's shared cost budget and the request's execution deadline.
 
 Every HTTP request must carry ``Authorization: Bearer <key>``; without a valid key the answer is a 401 with
 one error and nothing is executed. Websockets (graphql-transport-ws only) authenticate in
 ``connection_init`` (``{"Authorization": "Bearer <key>"}``) and are closed with 4403 otherwise; the
 websocket handler (``bookbag.graphql_ws``) calls :meth:`BookbagGraphQL.on_ws_connect` again for every
 ``subscribe``, so a revoked key runs nothing more on an open socket.
+
+A body that is not JSON, nests deeper than ``max_json_depth``, or is not an object (or a batch of objects)
+with the fields GraphQL expects is answered 400 with a GraphQL error body (``INVALID_INPUT``), never a
+plain-text or 500 answer. Each operation's own cost is checked by the schema (``schema.build``); a batch's
+operations together must fit the same budget, checked here before any of them runs.
+
+The deadline: past ``request_timeout`` seconds the request is answered ``TIMEOUT`` and its execution is
+cancelled. Work already handed to a database thread cannot be interrupted: it runs to its end in the
+background, holding its thread, and its result is dropped. A mutation may therefore still commit after its
+TIMEOUT answer; retrying with the same ``idempotencyKey`` gives its outcome without running it twice.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import secrets
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 
 from anyio import to_thread
+from cross_web import AsyncHTTPRequestAdapter, HTTPException
+from graphql import GraphQLError, parse
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
+from strawberry.http import GraphQLRequestData
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET, UnsetType
 
 from bookbag.graphql_ws import FrameCache, LimitedWebSocketAdapter, LiveTransportWSHandler
 from bookbag.ws_connections import WsConnections, WsLimits
 from resolvers.context import ApiRuntime, RequestContext, Unauthenticated
+from schema.build import BookbagSchema, too_costly
 from workflow.merchants import authenticate
 from workflow.principal import Principal
 
+log = logging.getLogger("bookbag.api")
+
 REQUEST_ID_HEADER = "x-request-id"
+MAX_JSON_DEPTH = 64  # far above any real request (a ticket input nests 4 deep, simulation facts a few more)
+HTTP_ERROR_CODES = {400: "INVALID_INPUT", 404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}
+TIMEOUT = "TIMEOUT"
+
+T = TypeVar("T")
 
 
 def error_response(status: int, code: str, message: str, request_id: str | None = None) -> Response:
@@ -49,6 +75,52 @@ def bearer_secret(value: str | None) -> str | None:
     return secret.strip()
 
 
+class JsonTooDeep(json.JSONDecodeError):
+    """A JSON text nested deeper than the edge accepts (a JSONDecodeError, so websockets treat it as
+    unparseable too)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"nests deeper than {limit} levels", "", 0)
+        self.limit = limit
+
+
+def nests_deeper_than(value: Any, limit: int) -> bool:
+    stack = [(value, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict):
+            value = list(value.values())
+        if isinstance(value, list):
+            if depth > limit:
+                return True
+            stack.extend((item, depth + 1) for item in value if isinstance(item, dict | list))
+    return False
+
+
+def request_shape_problem(data: Any) -> str | None:
+    """Why a decoded body is not a GraphQL request (or a batch of them), if it is not."""
+    if isinstance(data, list):
+        for index, item in enumerate(data):
+            problem = request_shape_problem(item) if isinstance(item, dict) else "is not a JSON object"
+            if problem:
+                return f"batch item {index} {problem}"
+        return None
+    if not isinstance(data, dict):
+        return "the request body must be a JSON object (or a list of them: a batch)"
+    expected = {"query": str, "operationName": str, "variables": dict, "extensions": dict}
+    for name, kind in expected.items():
+        value = data.get(name)
+        if value is not None and not isinstance(value, kind):
+            return f"`{name}` must be {'a string' if kind is str else 'an object'} or null"
+    return None
+
+
+def _forget(task: asyncio.Future[Any]) -> None:
+    """Done-callback of abandoned work: its outcome is dropped (retrieved, so asyncio does not log it)."""
+    if not task.cancelled() and task.exception() is not None:
+        log.info("abandoned work ended with %s", type(task.exception()).__name__)
+
+
 class BookbagGraphQL(GraphQL[RequestContext, None]):
     # queueUpdates and ticketEvents: execute once, fan out; caps, revocation, lifetime (bookbag.graphql_ws)
     graphql_transport_ws_handler_class = LiveTransportWSHandler
@@ -56,12 +128,14 @@ class BookbagGraphQL(GraphQL[RequestContext, None]):
 
     def __init__(
         self,
-        schema: Any,
+        schema: BookbagSchema,
         runtime: ApiRuntime,
         *,
         graphql_ide: bool,
         max_subscriptions: int,
         ws_limits: WsLimits | None = None,
+        request_timeout: float = 0,
+        max_json_depth: int = MAX_JSON_DEPTH,
     ) -> None:
         super().__init__(
             schema,
@@ -73,6 +147,113 @@ class BookbagGraphQL(GraphQL[RequestContext, None]):
         self.runtime = runtime
         self.connections = WsConnections(runtime, ws_limits or WsLimits())
         self.frames = FrameCache()
+        self.bookbag_schema = schema  # typed: strawberry's view knows only a BaseSchema
+        self.request_timeout = request_timeout
+        self.max_json_depth = max_json_depth
+
+    def decode_json(self, data: str | bytes) -> object:
+        # Also used for websocket messages: a JsonTooDeep there closes the socket as unparseable.
+        try:
+            value = json.loads(data)
+        except RecursionError:
+            raise JsonTooDeep(self.max_json_depth) from None
+        if nests_deeper_than(value, self.max_json_depth):
+            raise JsonTooDeep(self.max_json_depth)
+        return value
+
+    def parse_json(self, data: str | bytes) -> Any:
+        try:
+            value = self.decode_json(data)
+        except JsonTooDeep as exc:
+            raise HTTPException(400, f"the request body {exc.msg}") from None
+        except ValueError:  # JSONDecodeError, and UnicodeDecodeError for bytes that are not UTF-8
+            raise HTTPException(400, "the request body is not valid JSON") from None
+        problem = request_shape_problem(value)
+        if problem:
+            raise HTTPException(400, problem)
+        return value
+
+    async def execute_operation(
+        self,
+        request: Request,
+        request_adapter: AsyncHTTPRequestAdapter,
+        request_data: GraphQLRequestData | list[GraphQLRequestData],
+        context: RequestContext,
+        root_value: None,
+        sub_response: Response,
+    ) -> Any:
+        deadline = asyncio.get_running_loop().time() + self.request_timeout
+        if not isinstance(request_data, list):
+            whole = super().execute_operation(
+                request, request_adapter, request_data, context, root_value, sub_response
+            )
+            return await self._before(deadline, whole, context)
+        refusal = self._batch_cost_refusal(request_data)
+        if refusal is not None:
+            return [ExecutionResult(data=None, errors=[refusal]) for _ in request_data]
+        return list(
+            await asyncio.gather(
+                *(
+                    self._before(
+                        deadline,
+                        self.execute_single(
+                            request=request,
+                            request_adapter=request_adapter,
+                            sub_response=sub_response,
+                            context=context,
+                            root_value=root_value,
+                            request_data=data,
+                        ),
+                        context,
+                    )
+                    for data in request_data
+                )
+            )
+        )
+
+    def _batch_cost_refusal(self, batch: list[GraphQLRequestData]) -> GraphQLError | None:
+        """The batch's summed cost over the budget refuses all of it, before any operation runs. (A
+        document that does not parse costs nothing here: it fails on its own.)"""
+        guard = self.bookbag_schema.guard
+        total = 0
+        for data in batch:
+            try:
+                document = parse(data.query or "", max_tokens=guard.limits.max_tokens)
+            except GraphQLError:
+                continue
+            total += guard.cost(self.bookbag_schema._schema, document, data.operation_name, data.variables)
+        if total > guard.limits.max_query_cost:
+            return too_costly(total, guard.limits.max_query_cost, what=f"batch ({len(batch)} operations)")
+        return None
+
+    async def _before(
+        self, deadline: float, work: Awaitable[T], context: RequestContext
+    ) -> T | ExecutionResult:
+        """``work``'s result, or a TIMEOUT result once the loop's clock passes ``deadline``."""
+        if self.request_timeout <= 0:
+            return await work
+        task = asyncio.ensure_future(work)
+        try:
+            done, _ = await asyncio.wait(
+                {task}, timeout=max(0.0, deadline - asyncio.get_running_loop().time())
+            )
+        except asyncio.CancelledError:
+            task.cancel()
+            raise
+        if task in done:
+            return task.result()
+        # Cancelled without waiting: a database thread it waits on finishes first (see the module docstring).
+        task.cancel()
+        task.add_done_callback(_forget)
+        log.warning(
+            "request %s passed its %g s deadline: answered TIMEOUT", context.request_id, self.request_timeout
+        )
+        error = GraphQLError(
+            f"the request did not finish within its {self.request_timeout:g} s deadline and was abandoned; "
+            "a mutation may still complete: retry it with the same idempotencyKey to learn its outcome",
+            extensions={"code": TIMEOUT},
+        )
+        return ExecutionResult(data=None, errors=[error])
 
     async def authenticate(self, header: str | None) -> Principal | None:
         secret = bearer_secret(header)
@@ -125,13 +306,18 @@ class BookbagGraphQL(GraphQL[RequestContext, None]):
         return unset
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        try:
+        if scope["type"] != "http":
             await super().__call__(scope, receive, send)
+            return
+        response: Response
+        try:
+            response = await self.run(Request(scope=scope, receive=receive))
         except Unauthenticated as exc:
-            if scope["type"] != "http":
-                raise
             response = error_response(401, "UNAUTHENTICATED", "missing or invalid API key", str(exc))
-            await response(scope, receive, send)
+        except HTTPException as exc:  # strawberry answers these in plain text; clients get a GraphQL body
+            code = HTTP_ERROR_CODES.get(exc.status_code, "INVALID_INPUT")
+            response = error_response(exc.status_code, code, exc.reason)
+        await response(scope, receive, send)
 
 
 class BodyTooLarge(Exception):

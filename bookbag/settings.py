@@ -29,6 +29,10 @@ class Settings(BaseSettings):
     max_body_bytes: int = 256 * 1024
     max_batch_operations: int = 5
     max_subscriptions_per_connection: int = 20
+    # The static cost budget of one request (schema.cost); a batch's operations share it.
+    max_query_cost: int = Field(default=20_000, ge=1)
+    # How long one HTTP request may execute before it is answered with TIMEOUT (0: no deadline).
+    request_timeout_seconds: float = Field(default=10.0, ge=0)
     scheduler_interval_seconds: float = 5.0
     queue_coalesce_seconds: float = 0.1
     queue_safety_check_seconds: float = 10.0

@@ -130,8 +130,18 @@ class Extractor:
 def _number(value: int | float) -> str:
     """Whole numbers as integers (as ``compile`` encodes literals), others as JSON doubles."""
     if type(value) is int:
-        return str(value) if -_EXACT < value < _EXACT else float.__repr__(float(value))
+        return str(value) if -_EXACT < value < _EXACT else _double(float(value))
     number = float(value)
     if number.is_integer() and abs(number) < _EXACT:
         return str(int(number))
-    return float.__repr__(number)
+    return _double(number)
+
+
+def _double(number: float) -> str:
+    # durable_rules refuses a fact whose number has an exponent but no fraction ("1e+16", error 204),
+    # which is how Python writes 10**16 or 1e-300; "1.0e+16" is the same double.
+    text = float.__repr__(number)
+    mantissa, exponent_mark, exponent = text.partition("e")
+    if exponent_mark and "." not in mantissa:
+        return f"{mantissa}.0e{exponent}"
+    return text

@@ -1,16 +1,28 @@
-"""Schema assembly with the protective extensions: depth, alias and token limits, parsed/validated
-document caches, introspection off in production, and masking of unexpected errors (logged with the
-request id, shown to the client only as a generic error carrying that id)."""
+"""Schema assembly with the protective extensions: depth, alias and token limits, a parsed-document cache,
+validation (cached per document) followed by the request's input checks (``schema.input_checks``) and its
+static cost (``schema.cost``, refused over the budget with ``QUERY_TOO_COSTLY``), introspection and
+"Did you mean …?" suggestions off in production, and masking of unexpected errors (logged with the request
+id, shown to the client only as a generic error carrying that id)."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
+import re
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import strawberry
-from graphql import ASTValidationRule, GraphQLError, GraphQLField, NoSchemaIntrospectionCustomRule
+from graphql import (
+    ASTValidationRule,
+    DocumentNode,
+    GraphQLError,
+    GraphQLField,
+    GraphQLSchema,
+    NoSchemaIntrospectionCustomRule,
+    validate,
+)
 from strawberry.extensions import (
     AddValidationRules,
     MaskErrors,
@@ -19,18 +31,24 @@ from strawberry.extensions import (
     ParserCache,
     QueryDepthLimiter,
     SchemaExtension,
-    ValidationCache,
 )
 from strawberry.schema.config import StrawberryConfig
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+from strawberry.schema.validation_rules.maybe_null import MaybeNullValidationRule
+from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
 from strawberry.types import ExecutionContext
 
+from schema.cost import CostModel, operation_cost, selected_operation
 from schema.fast_execution import FastLeafExecutionContext, plan_leaf_fields, plan_object_fields
+from schema.input_checks import literal_problems, variable_problems
 from schema.root import Mutation, Query
 from schema.subscriptions import Subscription
 
 log = logging.getLogger("bookbag.api")
 
 INTERNAL_ERROR = "INTERNAL_SERVER_ERROR"
+INVALID_INPUT = "INVALID_INPUT"
+QUERY_TOO_COSTLY = "QUERY_TOO_COSTLY"
 
 
 @dataclass(frozen=True)
@@ -39,8 +57,77 @@ class SchemaLimits:
     max_aliases: int = 30
     max_tokens: int = 2000
     max_batch_operations: int = 5
+    # The standard introspection query (GraphiQL's) costs about 16,400; the admin UI's queries at most 140.
+    max_query_cost: int = 20_000
+    cost_model: CostModel = field(default_factory=CostModel)
     introspection: bool = True
+    suggestions: bool = True  # "Did you mean …?" in errors; off in production
     document_cache_size: int = 512
+
+
+def too_costly(cost: int, budget: int, what: str = "operation") -> GraphQLError:
+    return GraphQLError(
+        f"{what} cost {cost} exceeds the budget of {budget} (each object counts 1, a list counts its page "
+        "size `first`, nested lists multiply): ask for smaller pages or fewer nested lists",
+        extensions={"code": QUERY_TOO_COSTLY, "cost": cost, "budget": budget},
+    )
+
+
+class RequestGuard:
+    """What every operation passes before it executes, over HTTP and websockets alike: validation and the
+    checks of the values written in the document (cached per document and rule set), then the checks of the
+    request's variables, then the cost budget. Held by the schema, so its cache lives and dies with it."""
+
+    def __init__(self, limits: SchemaLimits) -> None:
+        self.limits = limits
+        self.check_document = lru_cache(maxsize=limits.document_cache_size)(self._check_document)
+
+    def _check_document(
+        self, schema: GraphQLSchema, document: DocumentNode, rules: tuple[type[ASTValidationRule], ...]
+    ) -> list[GraphQLError]:
+        """What depends on the document alone: validation, then the values written in it."""
+        every_rule = (*rules, MaybeNullValidationRule, OneOfInputValidationRule)
+        errors = validate(schema, document, every_rule, hide_suggestions=not self.limits.suggestions)
+        return errors or literal_problems(schema, document)
+
+    def cost(
+        self,
+        schema: GraphQLSchema,
+        document: DocumentNode,
+        operation_name: str | None,
+        variables: Mapping[str, Any] | None,
+    ) -> int:
+        return operation_cost(schema, document, operation_name, variables, self.limits.cost_model)
+
+    def check(self, execution_context: ExecutionContext) -> list[GraphQLError]:
+        schema = execution_context.schema._schema
+        document = execution_context.graphql_document
+        assert document is not None
+        errors = self.check_document(schema, document, tuple(execution_context.validation_rules))
+        if errors:
+            return errors
+        variables = execution_context.variables
+        operation = selected_operation(document, execution_context.operation_name)
+        errors = variable_problems(schema, operation, variables)
+        if errors:
+            return errors
+        cost = self.cost(schema, document, execution_context.operation_name, variables)
+        if cost > self.limits.max_query_cost:
+            return [too_costly(cost, self.limits.max_query_cost)]
+        return []
+
+
+class GuardedValidation(SchemaExtension):
+    """Runs :class:`RequestGuard` in place of strawberry's validation (which has no suggestion switch)."""
+
+    def __init__(self, guard: RequestGuard) -> None:
+        super().__init__()
+        self.guard = guard
+
+    def on_validate(self) -> Iterator[None]:
+        # Set before yielding: strawberry then skips its own validation and stops at these errors.
+        self.execution_context.pre_execution_errors = self.guard.check(self.execution_context)
+        yield
 
 
 def _is_unexpected(error: GraphQLError) -> bool:
@@ -51,6 +138,26 @@ def _is_unexpected(error: GraphQLError) -> bool:
 
 def _request_id(context: Any) -> str:
     return str(getattr(context, "request_id", "-"))
+
+
+# graphql-core's words for a variable whose value does not fit its type, and where in the value.
+_VARIABLE_ERROR = re.compile(
+    r"^Variable '\$(?P<name>\w+)' has invalid (?:default )?value(?: at (?P<path>[^:]*))?:"
+)
+
+
+def request_error_code(error: GraphQLError) -> dict[str, Any]:
+    """``extensions`` for an error about the request itself (no code of its own, raised before anything
+    executed: a document that does not parse or validate, a variable that does not fit its type): every such
+    error is the client's bad input, ``INVALID_INPUT``, with the variable's path when there is one."""
+    extensions = dict(error.extensions or {})
+    if "code" in extensions or error.path is not None:
+        return extensions
+    extensions["code"] = INVALID_INPUT
+    match = _VARIABLE_ERROR.match(error.message)
+    if match:
+        extensions["field"] = match["name"] + (match["path"] or "").strip()
+    return extensions
 
 
 class MaskUnexpectedErrors(MaskErrors):
@@ -71,6 +178,8 @@ class MaskUnexpectedErrors(MaskErrors):
 
 
 class BookbagSchema(strawberry.Schema):
+    guard: RequestGuard
+
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
@@ -85,6 +194,9 @@ class BookbagSchema(strawberry.Schema):
                     exc_info=error.original_error,
                 )
             else:
+                # Here rather than in an extension: strawberry passes every error through this hook, also
+                # a syntax error, which leaves the operation before extensions see its result.
+                error.extensions = request_error_code(error)
                 log.debug("request %s: %s", request_id, error.message)
 
 
@@ -102,8 +214,21 @@ def _rules_extension(rules: list[type[ASTValidationRule]]) -> Callable[[], Schem
     return lambda: AddValidationRules(rules)
 
 
+def _without_suggestions(base: type[StrawberryGraphQLCoreExecutionContext]) -> type[Any]:
+    """An executor that always hides suggestions (bad enum values in variables list the valid ones)."""
+
+    class NoSuggestionsExecutionContext(base):  # type: ignore[valid-type,misc]
+        @classmethod
+        def build(cls, *args: Any, **kwargs: Any) -> Any:
+            kwargs["hide_suggestions"] = True
+            return super().build(*args, **kwargs)
+
+    return NoSuggestionsExecutionContext
+
+
 def build_schema(limits: SchemaLimits | None = None, *, fast_leaves: bool = True) -> BookbagSchema:
     limits = limits or SchemaLimits()
+    guard = RequestGuard(limits)
     rules: list[type[ASTValidationRule]] = [
         *QueryDepthLimiter(max_depth=limits.max_depth).validation_rules,
         *MaxAliasesLimiter(max_alias_count=limits.max_aliases).validation_rules,
@@ -116,17 +241,21 @@ def build_schema(limits: SchemaLimits | None = None, *, fast_leaves: bool = True
         lambda: MaxTokensLimiter(max_token_count=max_tokens),
         _rules_extension(rules),
         lambda: ParserCache(maxsize=size),
-        lambda: ValidationCache(maxsize=size),
+        lambda: GuardedValidation(guard),
         MaskUnexpectedErrors,
     ]
+    execution_class: type[Any] | None = FastLeafExecutionContext if fast_leaves else None
+    if not limits.suggestions:
+        execution_class = _without_suggestions(execution_class or StrawberryGraphQLCoreExecutionContext)
     schema = BookbagSchema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
         extensions=extensions,
         config=StrawberryConfig(batching_config={"max_operations": limits.max_batch_operations}),
-        execution_context_class=FastLeafExecutionContext if fast_leaves else None,
+        execution_context_class=execution_class,
     )
+    schema.guard = guard
     if fast_leaves:
         plan_leaf_fields(schema._schema, _plain_attribute)
         plan_object_fields(schema._schema, _plain_attribute)

@@ -118,9 +118,12 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         created, ticket_id = json.loads(raw)
-        return datetime.fromisoformat(created), str(ticket_id)
+        at = datetime.fromisoformat(created)
     except (binascii.Error, ValueError, TypeError, json.JSONDecodeError):
         raise invalid("after is not a cursor returned by this API", "after") from None
+    if at.tzinfo is None:  # this API's cursors always carry UTC; a naive time cannot be compared with them
+        raise invalid("after is not a cursor returned by this API", "after")
+    return at, str(ticket_id)
 
 
 def _filtered(query: Any, merchant_id: str, flt: TicketFilter) -> Any:

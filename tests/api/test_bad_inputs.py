@@ -1,16 +1,21 @@
-"""Bad inputs of every kind get a clear error and change nothing."""
+"""Bad inputs of every kind get a clear error and change nothing, identically on SQLite and PostgreSQL; none
+of them leaves a traceback in the log."""
 
 from __future__ import annotations
 
+import base64
 import json
+import logging
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
+from storage import tables
 from storage.db import Database
 from tests.api.conftest import CREATE, Api, create_ticket
 from tests.api.test_tenancy import _state
-from tests.conftest import MerchantKeys
+from tests.conftest import MerchantKeys, count_rows
 
 BAD_CREATES: list[tuple[str, dict[str, Any], str]] = [
     ("subject not a string", {"subject": 123, "body": "x"}, "GRAPHQL"),
@@ -35,9 +40,12 @@ async def test_bad_ticket_input_changes_nothing(
 ) -> None:
     before = _state(database, merchant.merchant_id)
     body = await api.raw(CREATE, {"input": fields}, key=merchant.keys["partner"])
-    if expected == "GRAPHQL":
+    if expected == "GRAPHQL":  # refused by GraphQL's own coercion, coded like every bad input
         assert body["data"] is None, body
-        assert body["errors"][0]["message"] and "Unexpected error" not in body["errors"][0]["message"]
+        error = body["errors"][0]
+        assert error["message"] and "Unexpected error" not in error["message"]
+        assert error["extensions"]["code"] == "INVALID_INPUT", error
+        assert error["extensions"]["field"].startswith("input."), error
     else:
         payload = body["data"]["createTicket"]
         assert payload["ticket"] is None
@@ -147,7 +155,7 @@ async def test_malformed_yaml_is_invalid_ruleset_and_publishes_nothing(
     api: Api, database: Database, merchant: MerchantKeys
 ) -> None:
     before = _state(database, merchant.merchant_id)
-    for source in ("name: [unclosed", "just a string", "{{{{", "- a\n- b\n", "\x00\x01"):
+    for source in ("name: [unclosed", "just a string", "{{{{", "- a\n- b\n", "\x01\x02"):
         validated = await api.ok(
             "mutation($s: String!) { validateRuleset(source: $s) { valid problems { message } errors { code } } }",
             {"s": source},
@@ -169,3 +177,198 @@ async def test_malformed_yaml_is_invalid_ruleset_and_publishes_nothing(
     )
     assert versions == {"rulesetVersions": [], "ruleset": {"version": None}}
     assert _state(database, merchant.merchant_id) == before
+
+
+@pytest.fixture
+def no_tracebacks(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """Bad input is the client's mistake: nothing of it may reach the log as a traceback (or an error)."""
+    with caplog.at_level(logging.DEBUG):
+        yield
+    flooded = [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
+    assert not flooded, [r.getMessage()[:200] for r in flooded]
+
+
+def _refusal(body: dict[str, Any]) -> dict[str, Any]:
+    assert body["data"] is None, body
+    [error] = body["errors"]
+    assert error["extensions"]["code"] == "INVALID_INPUT", error
+    assert "Unexpected error" not in error["message"]
+    return dict(error)
+
+
+async def _post_raw(api: Api, key: str, raw: str | bytes) -> Any:
+    return await api.client.post(
+        "/graphql",
+        content=raw,
+        headers={"authorization": f"Bearer {key}", "content-type": "application/json"},
+    )
+
+
+SIMULATE = """mutation($cases: [SimulationCaseInput!]!) { simulate(cases: $cases) {
+  errors { code field } results { label } } }"""
+NAIVE = "2026-03-01T09:00:00"
+
+
+@pytest.mark.usefixtures("no_tracebacks")
+async def test_naive_datetimes_are_invalid_input(
+    api: Api, database: Database, merchant: MerchantKeys
+) -> None:
+    await create_ticket(api, merchant.keys["partner"])
+    before = _state(database, merchant.merchant_id)
+    viewer, partner = merchant.keys["viewer"], merchant.keys["partner"]
+    naive_cursor = base64.urlsafe_b64encode(json.dumps([NAIVE, "tkt_x"]).encode()).decode()
+    page = "query($after: String) { tickets(after: $after) { edges { cursor } } }"
+    cursor = await api.raw(page, {"after": naive_cursor}, key=viewer)
+    assert cursor["errors"][0]["extensions"] == {"code": "INVALID_INPUT", "field": "after"}
+
+    by_filter = "query($filter: TicketFilter) { tickets(filter: $filter) { totalCount } }"
+    variable = _refusal(await api.raw(by_filter, {"filter": {"createdAfter": NAIVE}}, key=viewer))
+    assert variable["extensions"]["field"] == "filter.createdAfter"
+    assert "time zone" in variable["message"]
+    literal = _refusal(
+        await api.raw(f'{{ tickets(filter: {{createdAfter: "{NAIVE}"}}) {{ totalCount }} }}', key=viewer)
+    )
+    assert literal["extensions"]["field"] == "filter.createdAfter"
+
+    order = {"subject": "s", "body": "b", "order": {"createdAt": NAIVE}}
+    created = _refusal(await api.raw(CREATE, {"input": order}, key=partner))
+    assert created["extensions"]["field"] == "input.order.createdAt"
+
+    case = {"facts": {}, "timeline": [{"at": f"{NAIVE}Z", "stage": "NEW"}, {"at": NAIVE, "stage": "TRIAGED"}]}
+    timeline = _refusal(await api.raw(SIMULATE, {"cases": [case]}, key=viewer))
+    assert timeline["extensions"]["field"] == "cases[0].timeline[1].at"
+
+    # With an offset the same values are fine.
+    aware = await api.ok(by_filter, {"filter": {"createdAfter": f"{NAIVE}+02:00"}}, key=viewer)
+    assert aware["tickets"]["totalCount"] == 1
+    assert _state(database, merchant.merchant_id) == before
+
+
+BIG = "1" + "0" * 400  # 10**400: an integer no float can hold
+
+
+@pytest.mark.usefixtures("no_tracebacks")
+async def test_numbers_no_float_can_hold_are_invalid_input(api: Api, merchant: MerchantKeys) -> None:
+    viewer = merchant.keys["viewer"]
+    action = {"type": "REFUND", "amount": 5}
+    for number, message in ((BIG, "64 bits"), ("1e400", "finite")):
+        case = '{"facts": {"order": {"total": NUMBER}}, "action": ACTION}'
+        case = case.replace("NUMBER", number).replace("ACTION", json.dumps(action))
+        raw = '{"query": ' + json.dumps(SIMULATE) + ', "variables": {"cases": [' + case + "]}}"
+        response = await _post_raw(api, viewer, raw)
+        error = _refusal(response.json())
+        assert error["extensions"]["field"] == "cases[0].facts.order.total", error
+        assert message in error["message"]
+    literal = "mutation { simulate(cases: [{facts: {order: {total: BIG}}}]) { errors { code } } }"
+    refused = _refusal(await api.raw(literal.replace("BIG", BIG), key=viewer))
+    assert refused["extensions"]["field"] == "cases[0].facts.order.total"
+    # Large but representable amounts are simulated (the engine once refused "1e+16"-style doubles).
+    for total in (10**18, -(10**17), 1e300, 1e-300):
+        case = {"facts": {"order": {"total": total}}, "action": action}
+        ok = await api.ok(SIMULATE, {"cases": [case]}, key=viewer)
+        assert ok["simulate"]["errors"] == [], total
+
+
+NUL = "a\x00b"
+SURROGATE = "\ud800"
+ADD_MESSAGE = """mutation($input: AddMessageInput!, $key: String) { addMessage(input: $input, idempotencyKey: $key) {
+  errors { code field } } }"""
+VALIDATE = "mutation($source: String!) { validateRuleset(source: $source) { valid errors { code } } }"
+
+
+def _text_cases(ticket_id: str) -> list[tuple[str, str, dict[str, Any], str]]:
+    """(role, document, variables, field) for every way text reaches storage."""
+    cases = []
+    for bad in (NUL, SURROGATE):
+        cases += [
+            ("partner", CREATE, {"input": {"subject": bad, "body": "b"}}, "input.subject"),
+            ("partner", CREATE, {"input": {"subject": "s", "body": bad}}, "input.body"),
+            ("partner", CREATE, {"input": {"subject": "s", "body": "b"}, "key": f"k{bad}"}, "key"),
+            (
+                "partner",
+                CREATE,
+                {"input": {"subject": "s", "body": "b", "tags": ["ok", bad]}},
+                "input.tags[1]",
+            ),
+            ("agent", ADD_MESSAGE, {"input": {"ticketId": ticket_id, "body": bad}}, "input.body"),
+            ("admin", VALIDATE, {"source": f"name: x{bad}"}, "source"),
+        ]
+    return cases
+
+
+@pytest.mark.usefixtures("no_tracebacks")
+async def test_nul_and_unpaired_surrogates_are_refused_on_every_backend(
+    api: Api, database: Database, merchant: MerchantKeys
+) -> None:
+    ticket = (await create_ticket(api, merchant.keys["partner"]))["ticket"]
+    before = _state(database, merchant.merchant_id)
+    messages = count_rows(database, tables.Message, merchant.merchant_id)
+    for role, document, variables, field in _text_cases(ticket["id"]):
+        # json.dumps escapes a lone surrogate as \ud800, as a client's JSON encoder would.
+        raw = json.dumps({"query": document, "variables": variables})
+        error = _refusal((await _post_raw(api, merchant.keys[role], raw)).json())
+        assert error["extensions"]["field"] == field, (variables, error)
+    literal = (
+        'mutation($id: ID!) { addMessage(input: {ticketId: $id, body: "a\\u0000b"}) { errors { code } } }'
+    )
+    error = _refusal(await api.raw(literal, {"id": ticket["id"]}, key=merchant.keys["agent"]))
+    assert error["extensions"]["field"] == "input.body"
+    assert _state(database, merchant.merchant_id) == before
+    assert count_rows(database, tables.Message, merchant.merchant_id) == messages
+    # Ordinary non-ASCII text (accents, emoji: a surrogate pair in JSON) is stored as sent.
+    emoji = await create_ticket(api, merchant.keys["partner"], subject="Café \U0001f4e6 pas arrivé")
+    assert emoji["ticket"]["subject"] == "Café \U0001f4e6 pas arrivé"
+
+
+MALFORMED_BODIES: list[tuple[str, bytes]] = [
+    ("not JSON", b"{not json"),
+    ("not UTF-8", b'{"query": "\xff\xfe"}'),
+    ("array 5,000 deep", b"[" * 5000 + b"]" * 5000),
+    (
+        "variables 5,000 deep",
+        b'{"query": "{ me { role } }", "variables": ' + b'{"a":' * 5000 + b"1" + b"}" * 5001,
+    ),
+    ("a batch of non-objects", b"[1, 2]"),
+    ("a number", b"5"),
+    ("query not a string", b'{"query": 5}'),
+    ("variables not an object", b'[{"query": "{ me { role } }", "variables": [1]}]'),
+]
+
+
+@pytest.mark.usefixtures("no_tracebacks")
+@pytest.mark.parametrize(("name", "raw"), MALFORMED_BODIES, ids=[m[0] for m in MALFORMED_BODIES])
+async def test_malformed_bodies_get_400_with_a_graphql_error(
+    api: Api, merchant: MerchantKeys, name: str, raw: bytes
+) -> None:
+    response = await _post_raw(api, merchant.keys["viewer"], raw)
+    assert response.status_code == 400, (name, response.text[:200])
+    assert response.headers["content-type"].startswith("application/json")
+    [error] = response.json()["errors"]
+    assert error["extensions"] == {"code": "INVALID_INPUT"} and error["message"], error
+
+
+async def test_json_nesting_within_the_cap_is_accepted(api: Api, merchant: MerchantKeys) -> None:
+    facts: dict[str, Any] = {"leaf": 1}
+    for _ in range(40):
+        facts = {"a": facts}
+    body = await api.ok(SIMULATE, {"cases": [{"facts": facts}]}, key=merchant.keys["viewer"])
+    assert body["simulate"]["errors"] == []
+
+
+@pytest.mark.usefixtures("no_tracebacks")
+async def test_errors_about_the_request_itself_are_coded(api: Api, merchant: MerchantKeys) -> None:
+    viewer = merchant.keys["viewer"]
+    cases: list[tuple[str, dict[str, Any] | None, str | None]] = [
+        ("{ me { ", None, None),  # syntax
+        ("{ tickt { id } }", None, None),  # validation
+        ("query($n: Int!) { tickets(first: $n) { totalCount } }", {}, "n"),  # a required variable missing
+        ("query($s: Stage) { tickets(filter: {stage: $s}) { totalCount } }", {"s": "NOPE"}, "s"),
+        (
+            "query($f: TicketFilter) { tickets(filter: $f) { totalCount } }",
+            {"f": {"openOnly": 3}},
+            "f.openOnly",
+        ),
+    ]
+    for query, variables, field in cases:
+        error = _refusal(await api.raw(query, variables, key=viewer))
+        assert error["extensions"].get("field") == field, (query, error)

@@ -150,3 +150,38 @@ async def test_unexpected_errors_are_masked_and_logged_with_request_id(
     logged = [r for r in caplog.records if request_id in r.getMessage()]
     assert logged and logged[0].exc_info is not None
     assert "disk on fire" in str(logged[0].exc_info[1])
+
+
+SUGGESTION_PROBES: list[tuple[str, dict[str, Any] | None]] = [
+    ('{ tickt(id: "x") { id } }', None),  # misspelled field: "Did you mean 'ticket' or 'tickets'?"
+    ("{ tickets(filter: {stage: TRIAGD}) { totalCount } }", None),  # bad enum literal
+    (
+        "query($s: Stage) { tickets(filter: {stage: $s}) { totalCount } }",
+        {"s": "TRIAGD"},
+    ),  # bad enum variable
+    ("{ tickets(filtr: {}) { totalCount } }", None),  # misspelled argument
+    ("query($f: TicketFilter) { tickets(filter: $f) { totalCount } }", {"f": {"stag": "NEW"}}),  # input field
+    ("query($f: TicketFiltr) { tickets(filter: $f) { totalCount } }", {"f": {}}),  # type name
+]
+
+
+async def _messages(api: Api, key: str, query: str, variables: dict[str, Any] | None) -> list[str]:
+    body = await api.raw(query, variables, key=key)
+    assert body["data"] is None, body
+    return [e["message"] for e in body["errors"]]
+
+
+async def test_production_errors_suggest_nothing(production_api: Api, merchant: MerchantKeys) -> None:
+    for query, variables in SUGGESTION_PROBES:
+        messages = await _messages(production_api, merchant.keys["viewer"], query, variables)
+        assert messages and all("did you mean" not in m.lower() for m in messages), (query, messages)
+        # Nothing else names the schema's other fields, values or types either.
+        for hint in ("'ticket'", "'tickets'", "TRIAGED", "'filter'", "'stage'", "'TicketFilter'"):
+            assert not any(hint in m for m in messages if hint.strip("'") not in query), (query, messages)
+
+
+async def test_development_still_suggests(api: Api, merchant: MerchantKeys) -> None:
+    viewer = merchant.keys["viewer"]
+    assert "Did you mean 'ticket' or 'tickets'?" in (await _messages(api, viewer, *SUGGESTION_PROBES[0]))[0]
+    for query, variables in SUGGESTION_PROBES[1:3]:
+        assert "Did you mean the enum value 'TRIAGED'?" in (await _messages(api, viewer, query, variables))[0]
