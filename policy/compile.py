@@ -63,7 +63,7 @@ class Derived:
     name: str
     path: tuple[str, ...]
     op: str  # contains | matches
-    value: Any  # needle, or a compiled pattern for matches
+    value: Any  # the needle for contains, the compiled ``Regex`` for matches
 
 
 @dataclass(frozen=True)
@@ -119,8 +119,7 @@ class _Props:
         self.paths[path] = None
         key = (path, op, repr(value))
         if key not in self.derived:
-            compiled = re.compile(value) if op == "matches" else value
-            self.derived[key] = Derived(f"c{len(self.derived)}", path, op, compiled)
+            self.derived[key] = Derived(f"c{len(self.derived)}", path, op, value)
         return self.derived[key].name
 
 
@@ -210,8 +209,12 @@ class _Translator:
             if negate:
                 return _or([{"$nex": {name: 1}}, {_FLIP[op]: {name: number}}])
             return {f"${op}": {name: number}}
-        if op in ("contains", "matches"):
+        if op == "contains":
             return {self.p.derive(path, op, value): 0 if negate else 1}
+        if op == "matches":
+            if leaf.regex is None:
+                raise ValueError(f"matches leaf at {leaf.path or leaf.fact} has no compiled pattern")
+            return {self.p.derive(path, op, leaf.regex): 0 if negate else 1}
         raise ValueError(f"unknown operator {op!r}")
 
 
