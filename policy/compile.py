@@ -325,17 +325,23 @@ class _Network:
         return self.stack_bound() <= MAX_STACK
 
     def stack_bound(self) -> int:
-        """Upper bound on the evaluation stack: children that can match at once, along the worst path."""
-        memo: dict[int, int] = {}
+        """Upper bound on the evaluation stack: children that can match at once, along the worst path.
 
-        def height(index: int) -> int:
-            if index in memo:
-                return memo[index]
+        Computed without recursion (a long ``all`` is a chain of as many nodes as it has conditions)."""
+        heights: dict[int, int] = {}
+        todo = [0]
+        while todo:
+            index = todo[-1]
+            if index in heights:
+                todo.pop()
+                continue
             node = self.nodes[index]
-            children = list(node.hashed.values()) + node.listed
-            if not children:
-                memo[index] = 1
-                return 1
+            children = [*node.hashed.values(), *node.listed]
+            missing = [c for c in children if c not in heights]
+            if missing:
+                todo.extend(missing)
+                continue
+            todo.pop()
             props_with_eq: set[str] = set()
             at_once = len(node.listed)
             for prop, op, _ in node.hashed:
@@ -344,11 +350,9 @@ class _Network:
                 else:
                     at_once += 1
             at_once += len(props_with_eq)  # one value per property: at most one $eq child matches
-            result = max(1, at_once - 1 + max(height(c) for c in children))
-            memo[index] = result
-            return result
-
-        return height(0)
+            tallest = max((heights[c] for c in children), default=0)
+            heights[index] = max(1, at_once - 1 + tallest) if children else 1
+        return heights[0]
 
 
 def _fits(expressions: Sequence[Json]) -> bool:
