@@ -81,7 +81,7 @@ class _LoadedGroup:
 @dataclass
 class _Loaded:
     """A compiled version in the engine. ``pins`` counts evaluations using it right now; an evicted
-    version is freed when its last evaluation ends (changed only under ``_ENGINE_LOCK``)."""
+    version is freed when its last evaluation ends (both changed only under the engine's ``_guard``)."""
 
     compiled: CompiledRuleset
     groups: dict[str, _LoadedGroup]
@@ -110,6 +110,9 @@ class PolicyEngine:
             raise ValueError("max_compiled must be at least 1")
         self.max_compiled = max_compiled
         self._cache: OrderedDict[str, _Loaded] = OrderedDict()
+        # Guards the caches and pins (of this engine and its drafts), never an engine call: a decision
+        # finds its version while another thread holds _ENGINE_LOCK.
+        self._guard = threading.Lock()
         self._pending: dict[str, _Pending] = {}
         self._pending_lock = threading.Lock()
         self._active: PolicyEngine | None = None  # set on a drafts engine: the engine of active versions
@@ -118,6 +121,7 @@ class PolicyEngine:
         if max_drafts > 0:
             self.drafts = PolicyEngine(max_drafts, max_drafts=0)
             self.drafts._active = self
+            self.drafts._guard = self._guard
 
     # -- public API ------------------------------------------------------------------------------------
     def decide(self, ruleset: Ruleset, facts: Mapping[str, Any], *, trace: bool = False) -> Decision:
@@ -142,7 +146,7 @@ class PolicyEngine:
                     for hits, (_, read), one in zip(matched, extracted, chunk, strict=True)
                 )
         finally:
-            _release(loaded)
+            self._release(loaded)
         return out
 
     def route(self, ruleset: Ruleset, facts: Mapping[str, Any], *, trace: bool = False) -> RoutingDecision:
@@ -174,18 +178,18 @@ class PolicyEngine:
 
     def is_compiled(self, ruleset: Ruleset) -> bool:
         """Whether this engine (not its drafts) holds a compiled ``ruleset`` right now."""
-        with _ENGINE_LOCK:
+        with self._guard:
             return ruleset.digest in self._cache
 
     def compiled_count(self) -> int:
-        with _ENGINE_LOCK:
+        with self._guard:
             return len(self._cache)
 
     def close(self) -> None:
         """Free every engine ruleset this engine and its drafts hold (versions in use: when they finish)."""
         if self.drafts is not self:
             self.drafts.close()
-        with _ENGINE_LOCK:
+        with self._guard:
             evicted = list(self._cache.values())
             self._cache.clear()
             idle = [loaded for loaded in evicted if _evict(loaded)]
@@ -207,7 +211,7 @@ class PolicyEngine:
             with _ENGINE_LOCK:
                 hits = self._fire(lg, message)
         finally:
-            _release(loaded)
+            self._release(loaded)
         return hits, read
 
     def _fire(self, lg: _LoadedGroup, message: str) -> list[Hit]:
@@ -268,11 +272,15 @@ class PolicyEngine:
         longer than one shard's creation."""
         digest = ruleset.digest
         while True:
-            with _ENGINE_LOCK:
-                loaded = self._lookup(digest)
+            idle: list[_Loaded] = []
+            with self._guard:
+                loaded = self._lookup(digest, idle)
                 if loaded is not None:
                     loaded.pins += 1
-                    return loaded
+            for evicted in idle:
+                _free(evicted)
+            if loaded is not None:
+                return loaded
             with self._pending_lock:
                 pending = self._pending.get(digest)
                 building = pending is None
@@ -283,7 +291,7 @@ class PolicyEngine:
                 continue  # compiled by the other thread (or it failed and this one tries itself)
             try:
                 loaded = _build(ruleset)
-                with _ENGINE_LOCK:
+                with self._guard:
                     loaded.pins += 1
                     self.stats["compiled"] += 1
                     idle = self._insert(digest, loaded)
@@ -295,9 +303,18 @@ class PolicyEngine:
                     del self._pending[digest]
                 pending.done.set()
 
-    def _lookup(self, digest: str) -> _Loaded | None:
-        """(Caller holds _ENGINE_LOCK.) This engine's version, one the active engine holds (for a drafts
-        engine), or a draft that has become active (for the active engine, which takes it over)."""
+    def _release(self, loaded: _Loaded) -> None:
+        """End one evaluation of ``loaded``; the last one of an evicted version frees it."""
+        with self._guard:
+            loaded.pins -= 1
+            idle = loaded.evicted and loaded.pins == 0
+        if idle:
+            _free(loaded)
+
+    def _lookup(self, digest: str, idle: list[_Loaded]) -> _Loaded | None:
+        """(Caller holds ``_guard``.) This engine's version, one the active engine holds (for a drafts
+        engine), or a draft that has become active (for the active engine, which takes it over; versions
+        that evicts and nothing uses go to ``idle``, for the caller to free)."""
         loaded = self._cache.get(digest)
         if loaded is not None:
             self._cache.move_to_end(digest)
@@ -308,14 +325,12 @@ class PolicyEngine:
         if drafts is not self:
             adopted = drafts._cache.pop(digest, None)
             if adopted is not None:
-                # Evicted versions are freed under the lock here: rare (a publish), and kept simple.
-                for evicted in self._insert(digest, adopted):
-                    _free(evicted)
+                idle.extend(self._insert(digest, adopted))
                 return adopted
         return None
 
     def _insert(self, digest: str, loaded: _Loaded) -> list[_Loaded]:
-        """(Caller holds _ENGINE_LOCK.) Cache ``loaded`` and evict the least recently used versions beyond
+        """(Caller holds ``_guard``.) Cache ``loaded`` and evict the least recently used versions beyond
         ``max_compiled``; returns those nothing uses any more, for the caller to free after the lock."""
         self._cache[digest] = loaded
         idle = []
@@ -354,18 +369,9 @@ def _build(ruleset: Ruleset) -> _Loaded:
 
 
 def _evict(loaded: _Loaded) -> bool:
-    """(Caller holds _ENGINE_LOCK.) Mark ``loaded`` evicted; True when nothing uses it: free it now."""
+    """(Caller holds ``_guard``.) Mark ``loaded`` evicted; True when nothing uses it: free it now."""
     loaded.evicted = True
     return loaded.pins == 0
-
-
-def _release(loaded: _Loaded) -> None:
-    """End one evaluation of ``loaded``; the last one of an evicted version frees it."""
-    with _ENGINE_LOCK:
-        loaded.pins -= 1
-        idle = loaded.evicted and loaded.pins == 0
-    if idle:
-        _free(loaded)
 
 
 def _free(loaded: _Loaded) -> None:

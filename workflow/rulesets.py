@@ -22,7 +22,6 @@ from workflow.services import WorkflowServices
 from workflow.timeline import StageEntry, escalation_timeline
 
 
-
 @dataclass(frozen=True)
 class ActiveRuleset:
     version: int | None  # None: the bundled default, nothing published yet
@@ -281,7 +280,9 @@ def simulate(
                 changed=changed,
                 routing=routing,
                 escalations=escalations,
-                planned_escalations=_planned(draft_engine, draft, facts, history, until=now + PLANNING_HORIZON),
+                planned_escalations=_planned(
+                    draft_engine, draft, facts, history, until=now + PLANNING_HORIZON
+                ),
             )
         )
     return results
