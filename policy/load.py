@@ -195,8 +195,9 @@ class _Builder:
 def parse_yaml(source: str, filename: str = "<ruleset>", limits: RulesetLimits | None = None) -> Parsed:
     """Parse ``source``; on a syntax error or a crossed limit ``data`` is None and ``problems`` says why."""
     builder = _Builder(filename)
-    loader = _BoundedLoader(source, limits or RulesetLimits())
+    loader: _BoundedLoader | None = None
     try:
+        loader = _BoundedLoader(source, limits or RulesetLimits())  # reads (and checks) the characters
         node = loader.get_single_node()
     except _LimitExceeded as exc:
         builder.problem(exc.code, str(exc), exc.position, ())
@@ -211,7 +212,8 @@ def parse_yaml(source: str, filename: str = "<ruleset>", limits: RulesetLimits |
         builder.problem("E_SYNTAX", f"YAML error: {exc}", (1, 1), ())
         return Parsed(None, builder.marks, builder.problems)
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     if node is None:
         builder.problem("E_SYNTAX", "the ruleset is empty", (1, 1), ())
         return Parsed(None, builder.marks, builder.problems)

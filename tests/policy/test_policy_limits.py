@@ -160,3 +160,7 @@ def test_load_ruleset_applies_the_limits() -> None:
     assert raised.value.report.problems[0].code == "E_YAML_TOO_MANY_NODES"
     with pytest.raises(ValueError, match="max_depth"):
         RulesetLimits(max_depth=0)
+
+
+def test_characters_yaml_refuses_are_a_syntax_problem() -> None:
+    assert _codes(policy.validate_source("ruleset: x\x00\x01\n")) == [("E_SYNTAX", 1)]
