@@ -65,8 +65,24 @@ def active_ruleset(session: Session, services: WorkflowServices, merchant_id: st
         raise not_found(f"ruleset version {version}", "version")
     ruleset = services.rulesets.cached(digest)
     if ruleset is None:
-        ruleset = services.rulesets.get(digest, _version_row(session, merchant_id, version).source)
+        ruleset = _stored(services, digest, _version_row(session, merchant_id, version).source, version)
     return ActiveRuleset(version=version, ruleset=ruleset, created_at=created_at, message=message)
+
+
+def _stored(services: WorkflowServices, digest: str, source: str, version: int) -> Ruleset:
+    """A stored version, parsed. One published before today's limits or regex dialect (RE2: no lookaround
+    or backreferences) may no longer validate: that is a coded error naming the first problem, not a 500."""
+    try:
+        return services.rulesets.get(digest, source)
+    except policy.RulesetInvalid as exc:
+        problems = exc.report.problems
+        raise DomainError(
+            ErrorCode.INVALID_RULESET,
+            f"ruleset version {version} no longer validates ({problems[0] if problems else 'invalid'}); "
+            "publish a corrected version or activate another one",
+            "version",
+            details=exc.report,
+        ) from None
 
 
 def _version_row(session: Session, merchant_id: str, version: int) -> RulesetVersion:
@@ -162,7 +178,7 @@ def activate_version(
     principal.require(Role.ADMIN)
     merchant = _lock_merchant(session, principal.merchant_id)
     row = _version_row(session, principal.merchant_id, version)
-    services.rulesets.get(row.digest, row.source)  # a stored version always parses; fail loudly if not
+    _stored(services, row.digest, row.source, row.version)  # refuse to activate what no longer validates
     previous = merchant.active_ruleset_version
     merchant.active_ruleset_version = row.version
     session.add(merchant)
