@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 import policy
-from policy import PolicyEngine, ReferenceEvaluator, RulesetLimits
+from policy import PolicyEngine, ReferenceEvaluator, RulesetLimits, load
 
 # The classic "billion laughs": nine levels of nine aliases (under 400 bytes), 9^9 strings once expanded.
 BILLION_LAUGHS = (
@@ -21,6 +21,13 @@ BILLION_LAUGHS = (
     )
 )
 FACTS = {"ticket": {"stage": "new", "body": "hello"}, "action": {"type": "reply", "actor": "ai"}}
+
+
+@pytest.fixture(params=["libyaml", "python"], autouse=True)
+def yaml_events(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test runs with libyaml's event parser and with PyYAML's own (used when libyaml is absent)."""
+    if request.param == "python":
+        monkeypatch.setattr(load, "_CParser", None)
 
 
 def _measured(source: str, limits: RulesetLimits | None = None) -> tuple[policy.ValidationReport, float, int]:
