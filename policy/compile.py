@@ -472,8 +472,12 @@ def compile_ruleset(ruleset: Ruleset) -> CompiledRuleset:
 
 
 def engine_limit_problems(ruleset: Ruleset) -> list[tuple[str, str, tuple[str | int, ...]]]:
-    """Engine limits as (code, message, path), checked at validation time."""
+    """Engine limits as (code, message, path), checked at validation time by compiling every group.
+
+    When there are none, the compiled form is handed to the engine through ``ruleset.compiled`` so the
+    first evaluation does not compile the same ruleset again."""
     out: list[tuple[str, str, tuple[str | int, ...]]] = []
+    groups: dict[str, Group] = {}
     for group in GROUP_NAMES:
         count = len(_section_rules(ruleset, group))
         if count > MAX_RULES_PER_SECTION:
@@ -486,7 +490,9 @@ def engine_limit_problems(ruleset: Ruleset) -> list[tuple[str, str, tuple[str | 
             )
             continue
         try:
-            compile_group(ruleset, group)
+            groups[group] = compile_group(ruleset, group)
         except CompileError as exc:
             out.append((exc.code, str(exc), exc.path))
+    if not out:
+        ruleset.compiled.append(CompiledRuleset(ruleset.digest, groups))
     return out

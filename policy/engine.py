@@ -345,7 +345,7 @@ class PolicyEngine:
 def _build(ruleset: Ruleset) -> _Loaded:
     """Compile ``ruleset`` (pure Python, outside the lock), then create its engine rulesets one shard per
     lock hold. On failure every shard created so far is deleted again."""
-    compiled = compile_ruleset(ruleset)
+    compiled = _take_compiled(ruleset)
     groups: dict[str, _LoadedGroup] = {}
     plan: list[tuple[_LoadedGroup, str, dict[str, Hit]]] = []
     for name, group in compiled.groups.items():
@@ -366,6 +366,15 @@ def _build(ruleset: Ruleset) -> _Loaded:
         _free(loaded)
         raise EngineError(f"durable_rules could not load ruleset {ruleset.name!r}: {exc}") from exc
     return loaded
+
+
+def _take_compiled(ruleset: Ruleset) -> CompiledRuleset:
+    """What validation compiled (once; later loads, e.g. after an eviction, compile again)."""
+    try:
+        handed = ruleset.compiled.pop()
+    except IndexError:
+        return compile_ruleset(ruleset)
+    return handed if isinstance(handed, CompiledRuleset) else compile_ruleset(ruleset)
 
 
 def _evict(loaded: _Loaded) -> bool:

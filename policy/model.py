@@ -219,6 +219,9 @@ class Ruleset:
     tests: tuple[RulesetTest, ...]
     digest: str
     source: str = field(repr=False, default="")
+    # The compiled form validation produced (compile.CompiledRuleset), taken once by the engine that
+    # loads the ruleset first, so a ruleset is not compiled twice; empty afterwards (nothing kept twice).
+    compiled: list[Any] = field(default_factory=list, compare=False, repr=False)
 
     @property
     def version(self) -> str:

@@ -87,6 +87,7 @@ def test_compiling_2000_rules_holds_the_lock_only_per_shard(
     timed = _TimedLock()
     monkeypatch.setattr(engine_module, "_ENGINE_LOCK", timed)
     engine = PolicyEngine(max_compiled=2)
+    large.compiled.clear()  # compile in the engine, as after an eviction (not what validation compiled)
     started = time.perf_counter()
     decision = engine.drafts.decide(large, FACTS)
     elapsed = time.perf_counter() - started
@@ -106,6 +107,7 @@ def test_a_loaded_rulesets_decisions_go_on_while_a_large_draft_compiles(large: p
     engine = PolicyEngine(max_compiled=4)
     active = policy.load_default_ruleset()
     engine.decide(active, FACTS)  # loaded before the compile starts
+    large.compiled.clear()  # compile in the engine, as after an eviction (not what validation compiled)
     compile_started = threading.Event()
     compile_done = threading.Event()
     compile_time: list[float] = []
@@ -201,3 +203,14 @@ def test_concurrent_first_decisions_compile_a_version_once() -> None:
     for thread in threads:
         thread.join()
     assert errors == [] and engine.stats["compiled"] == 1
+
+
+def test_what_validation_compiled_is_loaded_without_compiling_again() -> None:
+    ruleset = _variant(44)
+    assert len(ruleset.compiled) == 1  # validation compiled every group to check the engine limits
+    engine = PolicyEngine(max_compiled=1)
+    facts = {"ticket": {"stage": "triaged"}, "action": {"type": "refund", "actor": "ai", "amount": 30}}
+    assert engine.decide(ruleset, facts).to_dict() == ReferenceEvaluator().decide(ruleset, facts).to_dict()
+    assert ruleset.compiled == []  # taken once, not kept twice
+    other = PolicyEngine(max_compiled=1)  # compiles it itself
+    assert other.decide(ruleset, facts).to_dict() == engine.decide(ruleset, facts).to_dict()
