@@ -265,7 +265,7 @@ class PolicyEngine:
 
     # -- the compiled versions -------------------------------------------------------------------------
     def _pin(self, ruleset: Ruleset) -> _Loaded:
-        """The compiled ``ruleset``, pinned for one evaluation (the caller unpins it under the lock).
+        """The compiled ``ruleset``, pinned for one evaluation (the caller ends it with ``_release``).
 
         A version not compiled yet is compiled by one thread, outside the lock, and its engine rulesets
         are created one per lock hold, so a large ruleset never blocks other merchants' decisions for
