@@ -39,7 +39,7 @@ class Settings(BaseSettings):
     max_group_commit: int = Field(default=32, ge=1, le=256)
     # Rulesets (policy.RulesetLimits) and the compiled-ruleset caches of the policy engine.
     ruleset_max_source_bytes: int = Field(default=512 * 1024, ge=1)
-    ruleset_max_yaml_nodes: int = Field(default=250_000, ge=1)
+    ruleset_max_yaml_nodes: int = Field(default=150_000, ge=1)
     ruleset_max_depth: int = Field(default=50, ge=1, le=200)
     ruleset_max_rules: int = Field(default=4_000, ge=1)
     regex_max_text_chars: int = Field(default=50_000, ge=1)

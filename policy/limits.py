@@ -24,7 +24,7 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class RulesetLimits:
     max_source_bytes: int = 512 * 1024
-    max_yaml_nodes: int = 250_000
+    max_yaml_nodes: int = 150_000
     max_depth: int = 50
     max_rules: int = 4_000
     regex_max_text_chars: int = 50_000
