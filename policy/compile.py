@@ -375,6 +375,10 @@ def _pack(expressions: Sequence[Json]) -> list[tuple[int, int]]:
     start = 0
     while start < len(expressions):
         end = min(len(expressions), start + MAX_RULES_PER_SHARD)
+        if _fits(expressions[start:end]):  # the usual case: a full shard fits, no search needed
+            shards.append((start, end))
+            start = end
+            continue
         good, step = start + 1, 1
         while good + step <= end and _fits(expressions[start : good + step]):
             good += step
