@@ -46,6 +46,15 @@ class Settings(BaseSettings):
     ws_max_connections_per_key: int = Field(default=50, ge=1)
     ws_max_connections_per_merchant: int = Field(default=200, ge=1)
     ws_max_lifetime_seconds: float = Field(default=24 * 3600.0, gt=0)
+    # Rulesets (policy.RulesetLimits) and the compiled-ruleset caches of the policy engine.
+    ruleset_max_source_bytes: int = Field(default=512 * 1024, ge=1)
+    ruleset_max_yaml_nodes: int = Field(default=150_000, ge=1)
+    ruleset_max_depth: int = Field(default=50, ge=1, le=200)
+    ruleset_max_rules: int = Field(default=4_000, ge=1)
+    regex_max_text_chars: int = Field(default=50_000, ge=1)
+    regex_max_mem_bytes: int = Field(default=1024 * 1024, ge=64 * 1024)
+    policy_max_compiled: int = Field(default=64, ge=1)
+    policy_max_drafts: int = Field(default=8, ge=1)
 
     @property
     def is_production(self) -> bool:

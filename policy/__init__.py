@@ -10,6 +10,7 @@ from pathlib import Path
 from policy.backtest import BacktestReport
 from policy.durations import format_duration, parse_duration
 from policy.engine import EngineError, PolicyEngine
+from policy.limits import RulesetLimits
 from policy.model import (
     ACTIONS,
     ACTORS,
@@ -36,9 +37,9 @@ from policy.validate import validate_source
 RULESETS_DIR = Path(__file__).resolve().parent.parent / "rulesets"
 
 
-def load_ruleset(source: str, filename: str = "<ruleset>") -> Ruleset:
+def load_ruleset(source: str, filename: str = "<ruleset>", limits: RulesetLimits | None = None) -> Ruleset:
     """Validate and build a ruleset; raises RulesetInvalid (with ``.report``) when it has errors."""
-    report = validate_source(source, filename)
+    report = validate_source(source, filename, limits)
     if report.ruleset is None:
         raise RulesetInvalid(report)
     return report.ruleset
@@ -74,6 +75,7 @@ __all__ = [
     "RoutingRule",
     "Ruleset",
     "RulesetInvalid",
+    "RulesetLimits",
     "RulesetTest",
     "RulesetTestResult",
     "SlaTarget",

@@ -55,13 +55,19 @@ def case_facts(case: Mapping[str, Any]) -> Mapping[str, Any]:
 
 
 def run_backtest(
-    engine: PolicyEngine, draft: Ruleset, active: Ruleset, cases: Iterable[Mapping[str, Any]]
+    engine: PolicyEngine,
+    draft: Ruleset,
+    active: Ruleset,
+    cases: Iterable[Mapping[str, Any]],
+    *,
+    draft_engine: PolicyEngine | None = None,
 ) -> BacktestReport:
+    """``active`` is matched by ``engine``, ``draft`` by ``draft_engine`` (default: the same engine)."""
     report = BacktestReport(draft.version, active.version)
     facts_list = [case_facts(case) for case in cases]
     # One batched pass per ruleset: every case is still matched by durable_rules, twice.
     befores = engine.decide_many(active, facts_list)
-    afters = engine.decide_many(draft, facts_list)
+    afters = (draft_engine or engine).decide_many(draft, facts_list)
     for index, (facts, before, after) in enumerate(zip(facts_list, befores, afters, strict=True)):
         report.total += 1
         action = str(resolve(facts, ("action", "type")) or "unknown")

@@ -6,18 +6,11 @@ Used by the reference evaluator (the oracle) and by traces (each leaf's value an
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
-from functools import lru_cache
 from typing import Any
 
 from policy.facts import MISSING, contains, kind, matches, resolve, scalar_equal
 from policy.model import AllOf, AnyOf, Condition, EscalationRule, Leaf, NotOf, PermissionRule
-
-
-@lru_cache(maxsize=1024)
-def _pattern(text: str) -> re.Pattern[str]:
-    return re.compile(text)
 
 
 def leaf_result(leaf: Leaf, facts: Mapping[str, Any]) -> tuple[bool, Any]:
@@ -44,7 +37,9 @@ def leaf_result(leaf: Leaf, facts: Mapping[str, Any]) -> tuple[bool, Any]:
     if op == "contains":
         return contains(actual, value), actual
     if op == "matches":
-        return matches(actual, _pattern(value)), actual
+        if leaf.regex is None:
+            raise ValueError(f"matches leaf at {leaf.path or leaf.fact} has no compiled pattern")
+        return matches(actual, leaf.regex), actual
     raise ValueError(f"unknown operator {op!r}")
 
 

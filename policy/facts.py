@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import copy
 import math
-import re
 from collections.abc import Mapping
 from typing import Any, Final
+
+from policy.regex import Regex
 
 
 class _Missing:
@@ -134,6 +135,6 @@ def contains(value: Any, needle: Any) -> bool:
     return False
 
 
-def matches(value: Any, pattern: re.Pattern[str]) -> bool:
-    """``re.search`` on a string value; anything else does not match."""
-    return isinstance(value, str) and pattern.search(value) is not None
+def matches(value: Any, regex: Regex) -> bool:
+    """An RE2 search on a string value (see ``policy.regex``); anything else does not match."""
+    return isinstance(value, str) and regex.search(value)

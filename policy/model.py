@@ -5,7 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from policy.regex import Regex
 
 ACTORS: tuple[str, ...] = ("ai", "agent", "partner", "system")
 ACTIONS: tuple[str, ...] = (
@@ -97,12 +100,16 @@ Scalar = str | int | float | bool
 
 @dataclass(frozen=True)
 class Leaf:
-    """``{fact: path, OP: value}``; ``path`` is where it sits in the YAML (for traces)."""
+    """``{fact: path, OP: value}``; ``path`` is where it sits in the YAML (for traces).
+
+    For ``matches`` the value is the pattern text and ``regex`` its compiled form (built by validation).
+    """
 
     fact: str
     op: str
     value: Any
     path: str
+    regex: Regex | None = field(default=None, compare=False, repr=False)
 
     @property
     def fact_path(self) -> tuple[str, ...]:
@@ -212,6 +219,9 @@ class Ruleset:
     tests: tuple[RulesetTest, ...]
     digest: str
     source: str = field(repr=False, default="")
+    # The compiled form validation produced (compile.CompiledRuleset), taken once by the engine that
+    # loads the ruleset first, so a ruleset is not compiled twice; empty afterwards (nothing kept twice).
+    compiled: list[Any] = field(default_factory=list, compare=False, repr=False)
 
     @property
     def version(self) -> str:

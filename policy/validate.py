@@ -2,7 +2,8 @@
 
 Error codes (stable): E_SYNTAX, E_DUPLICATE_KEY, E_UNKNOWN_KEY, E_MISSING_KEY, E_TYPE, E_VALUE, E_UNKNOWN_OP,
 E_UNKNOWN_FACT, E_UNKNOWN_STAGE, E_UNKNOWN_ACTION, E_UNKNOWN_ACTOR, E_UNKNOWN_PRIORITY, E_UNKNOWN_EFFECT,
-E_DUPLICATE_ID, E_BAD_REGEX, E_BAD_DURATION, E_ENGINE_LIMIT.
+E_DUPLICATE_ID, E_BAD_REGEX, E_BAD_DURATION, E_ENGINE_LIMIT; the input limits of ``policy.limits``:
+E_SOURCE_TOO_LARGE, E_YAML_TOO_MANY_NODES, E_YAML_TOO_DEEP, E_YAML_RECURSIVE_ALIAS, E_TOO_MANY_RULES.
 Warning codes: W_UNCOVERED, W_SHADOWED, W_UNREACHABLE_ROUTE, W_SLA_MISSING, W_HANDOFF_ALWAYS, W_NO_EFFECT.
 """
 
@@ -17,6 +18,7 @@ from typing import Any
 
 from policy.compile import engine_limit_problems
 from policy.durations import parse_duration
+from policy.limits import RulesetLimits
 from policy.load import Marks, Path, format_path, parse_yaml
 from policy.model import (
     ACTIONS,
@@ -43,6 +45,7 @@ from policy.model import (
     SlaTarget,
     ValidationReport,
 )
+from policy.regex import Regex, RegexError
 
 MAX_LITERAL_CHARS = 1024
 MAX_NUMBER = 1e15
@@ -71,6 +74,7 @@ _EXPECT_KEYS = {
     "team",
     "escalations",
 }
+_RULE_SECTIONS = ("permissions", "routing", "escalations", "handoff")
 _THEN_KEYS = {"transition", "priority", "team", "tags", "needs_human"}
 _SET_KEYS = {"priority", "category", "tags", "needs_human"}
 # Facts whose literal values must name a known stage / action / actor / priority.
@@ -95,9 +99,10 @@ def _is_scalar(value: Any) -> bool:
 
 
 class _Checker:
-    def __init__(self, marks: Marks, filename: str) -> None:
+    def __init__(self, marks: Marks, filename: str, limits: RulesetLimits) -> None:
         self.marks = marks
         self.filename = filename
+        self.limits = limits
         self.problems: list[Problem] = []
         self.warnings: list[Problem] = []
         self.stages: tuple[str, ...] = ()
@@ -252,6 +257,8 @@ class _Checker:
         literal = self.literal(op, value[op], (*path, op), fact)
         if fact is None or literal is _BAD:
             return None
+        if isinstance(literal, Regex):
+            return Leaf(fact, op, literal.pattern, format_path(path), literal)
         return Leaf(fact, op, literal, format_path(path))
 
     def fact_path(self, value: Any, path: Path) -> str | None:
@@ -296,12 +303,18 @@ class _Checker:
                     "E_TYPE", f"'matches' needs a regular expression string, got {_type_name(value)}", path
                 )
                 return _BAD
-            try:
-                re.compile(value)
-            except re.error as exc:
-                self.err("E_BAD_REGEX", f"invalid regular expression {value!r}: {exc}", path)
+            if len(value) > MAX_LITERAL_CHARS:
+                self.err("E_BAD_REGEX", f"pattern longer than {MAX_LITERAL_CHARS} characters", path)
                 return _BAD
-            return value
+            try:
+                return Regex(
+                    value,
+                    max_mem=self.limits.regex_max_mem_bytes,
+                    max_text_chars=self.limits.regex_max_text_chars,
+                )
+            except RegexError as exc:
+                self.err("E_BAD_REGEX", f"{value!r}: {exc}", path)
+                return _BAD
         if op in ("in", "not_in"):
             if not isinstance(value, list) or not value:
                 self.err("E_TYPE", f"'{op}' needs a non-empty list, got {_type_name(value)}", path)
@@ -543,6 +556,8 @@ class _Checker:
                     )
                 else:
                     default_effect = defaults["effect"]
+        if not self.rule_count_fits(root):
+            return None
         permissions = self.rules(root.get("permissions"), ("permissions",), self.permission)
         routing = self.rules(root.get("routing"), ("routing",), self.routing)
         sla = self.sla(root.get("sla", {}))
@@ -566,6 +581,25 @@ class _Checker:
             digest=hashlib.sha256(source.encode("utf-8")).hexdigest(),
             source=source,
         )
+
+    def rule_count_fits(self, root: dict[str, Any]) -> bool:
+        """Refuse more than ``max_rules`` rules before validating any, at the first rule over the cap."""
+        seen = 0
+        for section in _RULE_SECTIONS:
+            items = root.get(section)
+            if not isinstance(items, list):
+                continue
+            if seen + len(items) > self.limits.max_rules:
+                total = sum(len(root[s]) for s in _RULE_SECTIONS if isinstance(root.get(s), list))
+                self.err(
+                    "E_TOO_MANY_RULES",
+                    f"{total} rules; at most {self.limits.max_rules} are allowed across "
+                    f"{', '.join(_RULE_SECTIONS)}",
+                    (section, self.limits.max_rules - seen),
+                )
+                return False
+            seen += len(items)
+        return True
 
     def transitions(self, value: Any) -> dict[str, tuple[str, ...]]:
         spec = self.mapping(
@@ -705,10 +739,16 @@ def _scope_covers(outer: PermissionRule, inner: PermissionRule) -> bool:
     )
 
 
-def validate_source(source: str, filename: str = "<ruleset>") -> ValidationReport:
+def validate_source(
+    source: str, filename: str = "<ruleset>", limits: RulesetLimits | None = None
+) -> ValidationReport:
     """Validate a ruleset source; the report carries the built Ruleset when there are no errors."""
-    parsed = parse_yaml(source, filename)
-    checker = _Checker(parsed.marks, filename)
+    limits = limits or RulesetLimits()
+    too_large = _source_too_large(source, filename, limits)
+    if too_large is not None:
+        return ValidationReport((too_large,), ())
+    parsed = parse_yaml(source, filename, limits)
+    checker = _Checker(parsed.marks, filename, limits)
     checker.problems.extend(parsed.problems)
     if parsed.data is None:
         return ValidationReport(tuple(checker.problems), ())
@@ -720,6 +760,25 @@ def validate_source(source: str, filename: str = "<ruleset>") -> ValidationRepor
     if checker.problems:
         ruleset = None
     return ValidationReport(tuple(checker.problems), tuple(checker.warnings), ruleset)
+
+
+def _source_too_large(source: str, filename: str, limits: RulesetLimits) -> Problem | None:
+    cap = limits.max_source_bytes
+    if len(source) <= cap // 4:  # at most 4 UTF-8 bytes per character: surely within the cap
+        return None
+    encoded = source.encode("utf-8", "surrogatepass")
+    if len(encoded) <= cap:
+        return None
+    line = encoded.count(b"\n", 0, cap) + 1
+    return Problem(
+        "E_SOURCE_TOO_LARGE",
+        f"the ruleset source is {len(encoded)} bytes; at most {cap} are allowed (this line crosses the cap)",
+        line,
+        1,
+        "<root>",
+        "error",
+        filename,
+    )
 
 
 def sort_problems(problems: Mapping[int, Problem]) -> list[Problem]:

@@ -74,8 +74,11 @@ async def ruleset_versions(info: Info) -> list[RulesetVersion]:
 
 async def validate_ruleset(info: Info, source: str) -> ValidateRulesetPayload:
     """Check a draft: YAML syntax, schema, references. Changes nothing."""
+    services = info.context.runtime.services
     try:
-        report = await read_as(info.context, roles.READERS, lambda _s, _p: rulesets_service.validate(source))
+        report = await read_as(
+            info.context, roles.READERS, lambda _s, _p: rulesets_service.validate(services, source)
+        )
     except DomainError as exc:
         return ValidateRulesetPayload(errors=[UserError.from_domain(exc)])
     problems = [RulesetProblem.from_any(p) for p in report.problems]
@@ -102,7 +105,7 @@ async def test_ruleset(info: Info, source: str) -> TestRulesetPayload:
 
     def run(_session: Session, _principal: Principal) -> list[Any]:
         ruleset = rulesets_service.load_checked(services, source, run_tests=False)
-        return list(services.policy.run_tests(ruleset))
+        return list(services.policy.drafts.run_tests(ruleset))  # a draft: never evicts active versions
 
     try:
         results = await read_as(info.context, roles.READERS, run)

@@ -1,4 +1,5 @@
-"""Parsed rulesets by source digest, so a request never re-parses YAML it has already seen."""
+"""Parsed rulesets by source digest, so a request never re-parses YAML it has already seen; and the input
+limits every ruleset of this process is validated under."""
 
 from __future__ import annotations
 
@@ -6,14 +7,15 @@ import threading
 from collections import OrderedDict
 
 import policy
-from policy import Ruleset
+from policy import Ruleset, RulesetLimits
 
 
 class RulesetCache:
-    """An LRU of parsed rulesets keyed by digest; thread-safe."""
+    """An LRU of parsed rulesets keyed by digest; thread-safe. ``limits`` bound every ruleset it parses."""
 
-    def __init__(self, size: int = 256) -> None:
+    def __init__(self, size: int = 256, limits: RulesetLimits | None = None) -> None:
         self._size = size
+        self.limits = limits or RulesetLimits()
         self._lock = threading.Lock()
         self._items: OrderedDict[str, Ruleset] = OrderedDict()
         self._default: Ruleset | None = None
@@ -29,7 +31,7 @@ class RulesetCache:
         found = self.cached(digest)
         if found is not None:
             return found
-        ruleset = policy.load_ruleset(source)
+        ruleset = policy.load_ruleset(source, limits=self.limits)
         with self._lock:
             self._items[digest] = ruleset
             while len(self._items) > self._size:

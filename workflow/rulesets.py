@@ -21,8 +21,6 @@ from workflow.principal import Principal, Role
 from workflow.services import WorkflowServices
 from workflow.timeline import StageEntry, escalation_timeline
 
-MAX_SOURCE_BYTES = 512 * 1024
-
 
 @dataclass(frozen=True)
 class ActiveRuleset:
@@ -67,8 +65,24 @@ def active_ruleset(session: Session, services: WorkflowServices, merchant_id: st
         raise not_found(f"ruleset version {version}", "version")
     ruleset = services.rulesets.cached(digest)
     if ruleset is None:
-        ruleset = services.rulesets.get(digest, _version_row(session, merchant_id, version).source)
+        ruleset = _stored(services, digest, _version_row(session, merchant_id, version).source, version)
     return ActiveRuleset(version=version, ruleset=ruleset, created_at=created_at, message=message)
+
+
+def _stored(services: WorkflowServices, digest: str, source: str, version: int) -> Ruleset:
+    """A stored version, parsed. One published before today's limits or regex dialect (RE2: no lookaround
+    or backreferences) may no longer validate: that is a coded error naming the first problem, not a 500."""
+    try:
+        return services.rulesets.get(digest, source)
+    except policy.RulesetInvalid as exc:
+        problems = exc.report.problems
+        raise DomainError(
+            ErrorCode.INVALID_RULESET,
+            f"ruleset version {version} no longer validates ({problems[0] if problems else 'invalid'}); "
+            "publish a corrected version or activate another one",
+            "version",
+            details=exc.report,
+        ) from None
 
 
 def _version_row(session: Session, merchant_id: str, version: int) -> RulesetVersion:
@@ -82,25 +96,28 @@ def _version_row(session: Session, merchant_id: str, version: int) -> RulesetVer
     return row
 
 
-def validate(source: str) -> policy.ValidationReport:
-    if len(source.encode()) > MAX_SOURCE_BYTES:
-        raise invalid(f"ruleset source is larger than {MAX_SOURCE_BYTES // 1024} KiB", "source")
-    return policy.validate_source(source)
+def validate(services: WorkflowServices, source: str) -> policy.ValidationReport:
+    """Every problem of ``source``, limits included (``policy.RulesetLimits``: size, YAML nodes and depth,
+    rule count, regex budget), each a coded problem at its line."""
+    return policy.validate_source(source, limits=services.rulesets.limits)
 
 
 def load_checked(services: WorkflowServices, source: str, *, run_tests: bool) -> Ruleset:
-    """Parse and validate ``source``; with ``run_tests`` also run its tests. Raises a DomainError otherwise."""
-    report = validate(source)
-    if not report.ok:
+    """Parse and validate ``source``; with ``run_tests`` also run its tests. Raises a DomainError otherwise.
+
+    The tests run in the engine's drafts cache: a ruleset that is not active yet never evicts an active
+    version (a publish that succeeds is taken over by the active cache on its first decision)."""
+    report = validate(services, source)
+    if report.ruleset is None:
         raise DomainError(
             ErrorCode.INVALID_RULESET,
             f"ruleset has {len(report.problems)} problem(s): {report.problems[0]}",
             "source",
             details=report,
         )
-    ruleset = policy.load_ruleset(source)
+    ruleset = report.ruleset
     if run_tests:
-        failed = [t for t in services.policy.run_tests(ruleset) if not t.passed]
+        failed = [t for t in services.policy.drafts.run_tests(ruleset) if not t.passed]
         if failed:
             raise DomainError(
                 ErrorCode.RULESET_TESTS_FAILED,
@@ -161,7 +178,7 @@ def activate_version(
     principal.require(Role.ADMIN)
     merchant = _lock_merchant(session, principal.merchant_id)
     row = _version_row(session, principal.merchant_id, version)
-    services.rulesets.get(row.digest, row.source)  # a stored version always parses; fail loudly if not
+    _stored(services, row.digest, row.source, row.version)  # refuse to activate what no longer validates
     previous = merchant.active_ruleset_version
     merchant.active_ruleset_version = row.version
     session.add(merchant)
@@ -234,6 +251,8 @@ def simulate(
         raise invalid(f"at most {MAX_SIMULATION_CASES} cases per simulation", "cases")
     active = active_ruleset(session, services, principal.merchant_id).ruleset
     draft = active if source is None else load_checked(services, source, run_tests=False)
+    # A draft is compiled into the drafts cache, never in place of a merchant's active version.
+    draft_engine = services.policy if source is None else services.policy.drafts
     results = []
     for index, case in enumerate(cases):
         now = case.now or services.clock()
@@ -257,12 +276,12 @@ def simulate(
             action_facts.setdefault(
                 "actor", principal.actor.value if principal.role != Role.VIEWER else "agent"
             )
-            draft_decision = services.policy.decide(draft, facts, trace=True).to_dict()
+            draft_decision = draft_engine.decide(draft, facts, trace=True).to_dict()
             active_decision = services.policy.decide(active, facts, trace=True).to_dict()
-        routing = services.policy.route(draft, facts, trace=True).to_dict()
+        routing = draft_engine.route(draft, facts, trace=True).to_dict()
         escalations = [
             {"id": rule.id, "after_seconds": rule.after.total_seconds(), "then": dict(rule.then)}
-            for rule in services.policy.escalations_due(draft, facts)
+            for rule in draft_engine.escalations_due(draft, facts)
         ]
         changed = bool(draft_decision) and (
             draft_decision.get("effect") != active_decision.get("effect")
@@ -277,7 +296,9 @@ def simulate(
                 changed=changed,
                 routing=routing,
                 escalations=escalations,
-                planned_escalations=_planned(services, draft, facts, history, until=now + PLANNING_HORIZON),
+                planned_escalations=_planned(
+                    draft_engine, draft, facts, history, until=now + PLANNING_HORIZON
+                ),
             )
         )
     return results
@@ -294,7 +315,7 @@ def stage_history(session: Session, ticket: Ticket) -> list[tuple[datetime, str]
 
 
 def _planned(
-    services: WorkflowServices,
+    engine: policy.PolicyEngine,
     ruleset: Ruleset,
     facts: dict[str, Any],
     history: list[tuple[datetime, str]],
@@ -305,7 +326,7 @@ def _planned(
     if not history:
         return []
     entries = [StageEntry(at=at, stage=stage) for at, stage in history]
-    return [p.to_dict() for p in escalation_timeline(services.policy, ruleset, facts, entries, until=until)]
+    return [p.to_dict() for p in escalation_timeline(engine, ruleset, facts, entries, until=until)]
 
 
 def backtest(
@@ -318,6 +339,7 @@ def backtest(
     draft = load_checked(services, source, run_tests=False)
     events = audit.recent_decisions(session, principal.merchant_id, limit=limit)
     cases = [e.facts for e in events if e.facts]
+    # The engine matches ``draft`` in its drafts cache and ``active`` in the active one.
     report: dict[str, Any] = services.policy.backtest(draft, active, cases).to_dict()
     report["cases_considered"] = len(cases)
     return report

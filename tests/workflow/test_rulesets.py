@@ -155,3 +155,35 @@ def test_ticket_cases_plan_from_the_tickets_own_history(
         )
     fires = [p for p in result.planned_escalations if p["rule_id"] == "urgent-stale"]
     assert fires and fires[0]["fires_at"] == (ticket.stage_entered_at + timedelta(minutes=30)).isoformat()
+
+
+def test_a_stored_version_that_no_longer_validates_is_a_coded_error(
+    database: Database, services: WorkflowServices, make_merchant: Callable[..., MerchantKeys]
+) -> None:
+    """A version published before matches became RE2 (here: a lookahead) is refused with its problem."""
+    from sqlmodel import select
+
+    from storage.tables import Merchant, RulesetVersion
+
+    m = make_merchant()
+    first = publish(database, services, m)
+    old = STRICT_RULESET.replace(
+        "handoff:\n", "handoff:\n  - {id: soon, when: {fact: ticket.body, matches: 'refund(?= now)'}}\n", 1
+    )
+    with database.unit_of_work() as session:  # as an older release stored it, without today's validation
+        session.add(
+            RulesetVersion(merchant_id=m.merchant_id, version=2, name="old", source=old, digest="old-1")
+        )
+        merchant = session.exec(select(Merchant).where(Merchant.id == m.merchant_id)).one()
+        merchant.active_ruleset_version = 2
+        session.add(merchant)
+    with database.read_only() as session, pytest.raises(DomainError) as raised:
+        rulesets.active_ruleset(session, services, m.merchant_id)
+    assert raised.value.code == ErrorCode.INVALID_RULESET and "E_BAD_REGEX" in str(raised.value)
+    with database.unit_of_work() as session:
+        rulesets.activate_version(session, services, principal(m, "admin"), version=first)
+    with database.unit_of_work() as session, pytest.raises(DomainError) as again:
+        rulesets.activate_version(session, services, principal(m, "admin"), version=2)
+    assert again.value.code == ErrorCode.INVALID_RULESET
+    with database.read_only() as session:
+        assert rulesets.active_ruleset(session, services, m.merchant_id).version == first
