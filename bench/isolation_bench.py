@@ -477,12 +477,12 @@ def b_process(http: str, keys: dict[str, str], rate: float, timeout: float, stop
 
 async def b_main(
     http: str, keys: dict[str, str], rate: float, timeout: float, stop: Any
-) -> list[tuple[float, float, str, str]]:
+) -> list[tuple[float, float, str, str, float]]:
     """Send B's mix open loop until ``stop`` is set; one record per request: (scheduled time, seconds from
-    then to the answer or failure, kind, error or "")."""
+    then to the answer or failure, kind, error or "", seconds from then until this process started it)."""
     import httpx
 
-    records: list[tuple[float, float, str, str]] = []
+    records: list[tuple[float, float, str, str, float]] = []
     requests: dict[str, tuple[str, Callable[[int], dict[str, Any]]]] = {
         "page": (keys["viewer"], lambda _n: {"query": TICKETS_QUERY}),
         "create": (keys["partner"], create_request),
@@ -497,6 +497,7 @@ async def b_main(
             kind = kinds[n % len(kinds)]
             key, build = requests[kind]
             error = ""
+            lag = time.monotonic() - due  # how late this process got to it: must stay small
             try:
                 response = await asyncio.wait_for(
                     client.post("/graphql", json=build(n), headers={"authorization": f"Bearer {key}"}),
@@ -507,7 +508,7 @@ async def b_main(
                 error = "timeout"
             except httpx.HTTPError as exc:
                 error = f"connection {type(exc).__name__}"
-            records.append((due, time.monotonic() - due, kind, error))
+            records.append((due, time.monotonic() - due, kind, error, lag))
 
         inflight: set[asyncio.Task[None]] = set()
         start = time.monotonic()
@@ -554,7 +555,9 @@ def b_error(kind: str, status: int, body: bytes) -> str:
     return wrong[0] if wrong else "unexpected answer"
 
 
-def b_summary(records: list[tuple[float, float, str, str]], start: float, end: float) -> dict[str, Any]:
+def b_summary(
+    records: list[tuple[float, float, str, str, float]], start: float, end: float
+) -> dict[str, Any]:
     """B's requests scheduled in [start, end): latency percentiles (errors included) and errors by reason."""
     chosen = [r for r in records if start <= r[0] < end]
     latencies = [r[1] for r in chosen]
@@ -577,6 +580,8 @@ def b_summary(records: list[tuple[float, float, str, str]], start: float, end: f
         "p99_ms": ms(percentile(latencies, 0.99)),
         "max_ms": ms(max(latencies, default=math.nan)),
         "by_kind": per_kind,
+        # B's own event loop starting a request late would inflate its latencies: this shows it did not
+        "client_start_lag_max_ms": ms(max((r[4] for r in chosen), default=math.nan)),
     }
 
 
@@ -760,6 +765,7 @@ async def run_phases(
 ) -> list[dict[str, Any]]:
     memory = MemoryWatch(server.proc.pid)
     done: list[dict[str, Any]] = []
+    responsive = True  # False: the previous phase's work never drained, so it is charged to this one too
     try:
         for name in phases:
             if server.proc.poll() is not None:
@@ -785,6 +791,7 @@ async def run_phases(
             done.append(
                 {
                     "phase": name,
+                    "server_responsive_at_start": responsive,
                     "window": (start, end),
                     "after_window": (end, settled),
                     "seconds": round(end - start, 2),
@@ -807,6 +814,7 @@ async def run_phases(
             print(f"  A got: {a_summary(a)}; server {done[-1]['server']}", file=sys.stderr)
             if health is None:
                 print(f"  /healthz did not answer within {args.timeout:g} s after {name}", file=sys.stderr)
+            responsive = recovered is not None
             if recovered is None:
                 print(
                     f"  not responsive again within {args.recover_seconds:g} s after {name}", file=sys.stderr
@@ -906,7 +914,7 @@ def main() -> int:
         done = asyncio.run(run_phases(server, hostile, phases, args, keys["B"]["viewer"]))
         b_cpu = cpu_seconds_of(b.pid) - b_cpu_before
         stop.set()
-        records: list[tuple[float, float, str, str]] = out.get(timeout=args.timeout + 60)
+        records: list[tuple[float, float, str, str, float]] = out.get(timeout=args.timeout + 60)
         b.join(30)
     finally:
         if b.is_alive():
