@@ -17,7 +17,8 @@ instead of thinning the samples (no coordinated omission). A request that fails 
 with its own event loop (and httpx): A's traffic is generated in this process, and a flood or 2,000
 websocket subscriptions here would otherwise delay B's sends (event loop and GIL) and be mistaken for the
 server's slowness. Both processes read the same system-wide monotonic clock, so each of B's requests is put
-in the phase its scheduled time falls into.
+in the phase its scheduled time falls into. B's process still shares the machine's cores: how late it
+started a request after its scheduled time is reported per phase (``client_start_lag_max_ms``).
 
 Phases, one after another, ``--phase-seconds`` each (A's requests still unanswered at a phase's end are
 cancelled and counted as such). Between phases, ``--settle-seconds`` pass, ``/healthz`` must answer, and
