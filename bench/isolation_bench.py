@@ -24,7 +24,9 @@ Phases, one after another, ``--phase-seconds`` each (A's requests still unanswer
 cancelled and counted as such). Between phases, ``--settle-seconds`` pass, ``/healthz`` must answer, and
 the next phase waits until a ``{ me }`` with B's key is answered within 250 ms again (at most
 ``--recover-seconds``): work A left running in the server would otherwise be charged to the next phase.
-How long that took is reported, and B's samples from then are reported apart ("after"):
+How long that took is reported, and B's samples from then are reported apart ("after"). A server that
+exited, or did not recover within that time, is restarted on the same database before the next phase (and
+the restart recorded there), so every phase is measured on its own:
 
 * ``quiet``: A does nothing; B's baseline.
 * ``regex``: ``simulate`` (viewer key) of a draft whose first routing rule is ``matches: "(a+)+$"``,
@@ -60,6 +62,7 @@ import json
 import math
 import multiprocessing as mp
 import os
+import queue
 import re
 import resource
 import subprocess
@@ -717,7 +720,7 @@ def git_commit() -> dict[str, Any]:
 def verdict(phase: dict[str, Any], quiet_p99: float | None) -> str:
     p99 = phase["b"]["p99_ms"]
     if not phase["server"]["up"]:
-        return "FAIL (server down)"
+        return "FAIL (server exited)"
     if p99 is None or quiet_p99 is None:
         return "FAIL (no samples)"
     if phase["b"]["errors"]:
@@ -736,12 +739,19 @@ def a_summary(a: dict[str, Any], top: int = 4) -> str:
     return "; ".join(parts) or "-"
 
 
+def up_label(server: dict[str, Any]) -> str:
+    """yes; hung (alive, /healthz unanswered after the phase); NO (the process exited)."""
+    if not server["up"]:
+        return "NO"
+    return "yes" if server["healthz_after_settle_ms"] is not None else "hung"
+
+
 def print_table(phases: list[dict[str, Any]]) -> None:
     """One row per phase: B's figures in ms, the server's memory, whether it stayed up, how long it took to
     answer B within 250 ms again afterwards, the verdict; under it, A's most frequent outcomes."""
     header = (
         f"{'phase':14} {'B n':>5} {'err':>4} {'p50':>8} {'p95':>8} {'p99':>8} {'max':>8} "
-        f"{'RSS peak/end MiB':>17} {'up':>3} {'recov s':>7}  verdict"
+        f"{'RSS peak/end MiB':>17} {'up':>4} {'recov s':>7}  verdict"
     )
     print(header)
     print("-" * len(header))
@@ -754,74 +764,133 @@ def print_table(phases: list[dict[str, Any]]) -> None:
         rss = f"{server['rss_peak_mib']:.0f}/{server['rss_end_mib']:.0f}"
         print(
             f"{phase['phase']:14} {b['requests']:>5} {b['errors']:>4} {f(b['p50_ms']):>8} {f(b['p95_ms']):>8} "
-            f"{f(b['p99_ms']):>8} {f(b['max_ms']):>8} {rss:>17} {'yes' if server['up'] else 'NO':>3} "
+            f"{f(b['p99_ms']):>8} {f(b['max_ms']):>8} {rss:>17} {up_label(server):>4} "
             f"{f(server['seconds_until_responsive']):>7}  {phase['verdict']}"
         )
         if phase["a"]:
             print(f"{'':14} A got: {a_summary(phase['a'])}")
 
 
+class LoadB:
+    """Merchant B's load process (``b_process``) against the current server; its records and CPU time add up
+    over server restarts."""
+
+    def __init__(self, keys: dict[str, str], args: argparse.Namespace) -> None:
+        self.keys, self.args = keys, args
+        self.records: list[tuple[float, float, str, str, float]] = []
+        self.cpu_seconds = 0.0
+        self.wall_seconds = 0.0
+        self.proc: Any = None
+
+    def start(self, http: str) -> None:
+        """Start sending, then let ``--warmup-seconds`` pass (those requests fall in no phase)."""
+        ctx = mp.get_context("spawn")
+        self.stop_event, self.queue = ctx.Event(), ctx.Queue()
+        args = (http, self.keys, self.args.b_rate, self.args.timeout, self.stop_event, self.queue)
+        self.proc = ctx.Process(target=b_process, args=args)
+        self.proc.start()
+        time.sleep(self.args.warmup_seconds)
+        self.started = time.monotonic()
+        self.cpu_before = cpu_seconds_of(self.proc.pid)
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        if self.proc.is_alive():
+            self.cpu_seconds += cpu_seconds_of(self.proc.pid) - self.cpu_before
+            self.wall_seconds += time.monotonic() - self.started
+        self.stop_event.set()
+        try:
+            self.records += self.queue.get(timeout=self.args.timeout + 60)
+        except queue.Empty:
+            print("merchant B's process returned no records", file=sys.stderr)
+        self.proc.join(30)
+        if self.proc.is_alive():
+            self.proc.kill()
+        self.proc = None
+
+
+class Stack:
+    """The server process, B's load on it and the watch on its memory; restarted as one."""
+
+    def __init__(self, url: str, server_env: dict[str, str], b: LoadB) -> None:
+        self.url, self.server_env, self.b = url, server_env, b
+        self.server: Server | None = None
+        self.memory: MemoryWatch | None = None
+
+    def start(self) -> Server:
+        self.server = Server(self.url, "bookbag", 0.1, env=self.server_env)
+        self.memory = MemoryWatch(self.server.proc.pid)
+        self.b.start(self.server.http)
+        return self.server
+
+    def stop(self) -> None:
+        self.b.stop()
+        if self.memory is not None:
+            self.memory.stop()
+        if self.server is not None:
+            self.server.stop()
+
+
 async def run_phases(
-    server: Server, hostile: Hostile, phases: list[str], args: argparse.Namespace, b_viewer_key: str
+    stack: Stack, hostile: Hostile, phases: list[str], args: argparse.Namespace, b_viewer_key: str
 ) -> list[dict[str, Any]]:
-    memory = MemoryWatch(server.proc.pid)
+    """Run the phases; a server that died, or did not answer B within 250 ms again for ``--recover-seconds``
+    after a phase, is restarted (on the same database) before the next one, so each phase is measured on
+    its own instead of inheriting a stall; the restart is recorded in the next phase."""
     done: list[dict[str, Any]] = []
-    responsive = True  # False: the previous phase's work never drained, so it is charged to this one too
-    try:
-        for name in phases:
-            if server.proc.poll() is not None:
-                print(f"server gone before {name}: skipped", file=sys.stderr)
-                break
-            log_before = os.path.getsize(server.log.name)
-            cpu_before, own_before = server.cpu_seconds(), own_cpu_seconds()
-            memory.begin_phase()
-            start = time.monotonic()
-            print(f"phase {name} ({args.phase_seconds:g} s)", file=sys.stderr)
-            a = await hostile.run(name, start + args.phase_seconds)
-            end = time.monotonic()
-            up_at_end = server.proc.poll() is None
-            cpu_window = server.cpu_seconds() - cpu_before if up_at_end else None
-            memory_report = memory.phase_report()
-            own_cpu = own_cpu_seconds() - own_before
-            await asyncio.sleep(args.settle_seconds)
-            health = await asyncio.to_thread(healthz, server, args.timeout)
-            recovered = await asyncio.to_thread(
-                wait_until_responsive, server, b_viewer_key, args.recover_seconds
-            )
-            settled = time.monotonic()
-            done.append(
-                {
-                    "phase": name,
-                    "server_responsive_at_start": responsive,
-                    "window": (start, end),
-                    "after_window": (end, settled),
-                    "seconds": round(end - start, 2),
-                    "a": a,
-                    "server": {
-                        "up": up_at_end and health is not None,
-                        "process_alive_at_phase_end": up_at_end,
-                        "healthz_after_settle_ms": ms(health) if health is not None else None,
-                        # after the settle pause, until B's { me } was answered within 250 ms again
-                        "seconds_until_responsive": round(recovered, 2) if recovered is not None else None,
-                        **memory_report,
-                        "cpu_cores_busy": round(cpu_window / (end - start), 2)
-                        if cpu_window is not None
-                        else None,
-                        "log_bytes_written": os.path.getsize(server.log.name) - log_before,
-                    },
-                    "load_generator_a_cpu_cores_busy": round(own_cpu / (end - start), 2),
-                }
-            )
-            print(f"  A got: {a_summary(a)}; server {done[-1]['server']}", file=sys.stderr)
-            if health is None:
-                print(f"  /healthz did not answer within {args.timeout:g} s after {name}", file=sys.stderr)
-            responsive = recovered is not None
-            if recovered is None:
-                print(
-                    f"  not responsive again within {args.recover_seconds:g} s after {name}", file=sys.stderr
-                )
-    finally:
-        memory.stop()
+    restart_reason: str | None = None
+    for name in phases:
+        if restart_reason is not None:
+            print(f"restarting the server before {name}: {restart_reason}", file=sys.stderr)
+            await asyncio.to_thread(stack.stop)
+            hostile.server = await asyncio.to_thread(stack.start)
+        server, memory = hostile.server, stack.memory
+        assert memory is not None
+        log_before = os.path.getsize(server.log.name)
+        cpu_before, own_before = server.cpu_seconds(), own_cpu_seconds()
+        memory.begin_phase()
+        start = time.monotonic()
+        print(f"phase {name} ({args.phase_seconds:g} s)", file=sys.stderr)
+        a = await hostile.run(name, start + args.phase_seconds)
+        end = time.monotonic()
+        alive = server.proc.poll() is None
+        cpu_window = server.cpu_seconds() - cpu_before if alive else None
+        memory_report = memory.phase_report()
+        own_cpu = own_cpu_seconds() - own_before
+        await asyncio.sleep(args.settle_seconds)
+        health = await asyncio.to_thread(healthz, server, args.timeout)
+        recovered = await asyncio.to_thread(wait_until_responsive, server, b_viewer_key, args.recover_seconds)
+        alive = alive and server.proc.poll() is None
+        done.append(
+            {
+                "phase": name,
+                "server_restarted_before_because": restart_reason,
+                "window": (start, end),
+                "after_window": (end, time.monotonic()),
+                "seconds": round(end - start, 2),
+                "a": a,
+                "server": {
+                    "up": alive,  # the process did not exit (a hung one is "up" and fails on B's figures)
+                    "healthz_after_settle_ms": ms(health) if health is not None else None,
+                    # after the settle pause, until B's { me } was answered within 250 ms again
+                    "seconds_until_responsive": round(recovered, 2) if recovered is not None else None,
+                    **memory_report,
+                    "cpu_cores_busy": round(cpu_window / (end - start), 2)
+                    if cpu_window is not None
+                    else None,
+                    "log_bytes_written": os.path.getsize(server.log.name) - log_before,
+                },
+                "load_generator_a_cpu_cores_busy": round(own_cpu / (end - start), 2),
+            }
+        )
+        print(f"  A got: {a_summary(a)}; server {done[-1]['server']}", file=sys.stderr)
+        if not alive:
+            restart_reason = f"it exited during or after {name}"
+        elif recovered is None:
+            restart_reason = f"it did not answer B within 250 ms for {args.recover_seconds:g} s after {name}"
+        else:
+            restart_reason = None
     return done
 
 
@@ -896,34 +965,22 @@ def main() -> int:
         parser.error(f"unknown phase(s) {unknown}; choose from {', '.join(PHASES)}")
     raise_fd_limit()
 
+    commit = git_commit()  # now: the tree may change while a long run goes on
     tmp = tempfile.TemporaryDirectory(prefix="isolation-bench-")
     url = args.database_url or f"sqlite:///{Path(tmp.name) / 'bench.sqlite3'}"
     keys = prepare(url, args.tickets)
-    server_env = dict(item.split("=", 1) for item in args.server_env)
-    server = Server(url, "bookbag", 0.1, env=server_env)
-    ctx = mp.get_context("spawn")
-    stop, out = ctx.Event(), ctx.Queue()
-    b = ctx.Process(target=b_process, args=(server.http, keys["B"], args.b_rate, args.timeout, stop, out))
+    b = LoadB(keys["B"], args)
+    stack = Stack(url, dict(item.split("=", 1) for item in args.server_env), b)
     load_start = os.getloadavg()
-    b_cpu: float | None = None
     try:
-        b.start()
-        assert b.pid is not None
-        time.sleep(args.warmup_seconds)  # B's first requests warm the server's paths; not measured
-        b_cpu_before = cpu_seconds_of(b.pid)
+        server = stack.start()
         hostile = Hostile(server, keys["A"], args, (REPO / "rulesets" / "default.yaml").read_text())
-        done = asyncio.run(run_phases(server, hostile, phases, args, keys["B"]["viewer"]))
-        b_cpu = cpu_seconds_of(b.pid) - b_cpu_before
-        stop.set()
-        records: list[tuple[float, float, str, str, float]] = out.get(timeout=args.timeout + 60)
-        b.join(30)
+        done = asyncio.run(run_phases(stack, hostile, phases, args, keys["B"]["viewer"]))
     finally:
-        if b.is_alive():
-            b.kill()
-        server.stop()
+        stack.stop()
         tmp.cleanup()
 
-    span = (done[0]["window"][0], done[-1]["after_window"][1]) if done else (0.0, 1.0)
+    records = b.records
     for phase in done:
         phase["b"] = b_summary(records, *phase.pop("window"))
         phase["b_after"] = b_summary(records, *phase.pop("after_window"))
@@ -938,7 +995,7 @@ def main() -> int:
         )
     results = {
         "command": " ".join(["python bench/isolation_bench.py", *sys.argv[1:]]),
-        **git_commit(),
+        **commit,
         "database": url.split(":", 1)[0],
         "cpu_count": os.cpu_count(),
         "loadavg_at_start": [round(v, 2) for v in load_start],
@@ -948,11 +1005,9 @@ def main() -> int:
         },
         "target": f"B's p99 in every hostile phase <= {TARGET_RATIO:g} x quiet p99 and < {TARGET_P99_MS:g} ms, "
         "B without errors, server up",
-        "load_generator_b_cpu_cores_busy": round(b_cpu / (span[1] - span[0]), 2)
-        if b_cpu is not None
-        else None,
+        "load_generator_b_cpu_cores_busy": round(b.cpu_seconds / max(b.wall_seconds, 1e-9), 2),
+        "server_restarts": sum(1 for d in done if d["server_restarted_before_because"]),
         "phases": done,
-        "phases_skipped": [p for p in phases if p not in {d["phase"] for d in done}],
         "all_passed": len(done) == len(phases) and all(d["verdict"] == "PASS" for d in done[1:]),
     }
     print_table(done)
