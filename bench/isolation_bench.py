@@ -48,7 +48,8 @@ bare keep-alive connection (cheap per request, so the generator costs the shared
 Reported per phase: B's requests, errors (by reason), p50/p95/p99/max (all and per kind); what A got
 (counts of HTTP statuses, GraphQL error codes, payload error codes, ruleset problem codes, websocket close
 codes and messages; A's own latencies); the server's RSS (peak, sampled every 0.2 s and read from VmHWM
-after resetting it at the phase's start, and at the end), its CPU, its log growth, and whether it stayed up;
+after resetting it at the phase's start, and at the end; also summed with the processes it started, such
+as workers for heavy work, which the table shows), its CPU, its log growth, and whether it stayed up;
 the CPU this process and B's used. Target (issue #12): in every hostile phase B's p99 is at most twice its
 quiet p99 and under 250 ms; a phase PASSes when that holds, B had no errors and the server stayed up.
 Figures go to stdout and ``bench/results/isolation.json`` (``--out``), with the commit they ran against.
@@ -592,30 +593,72 @@ def b_summary(
 # ---------------------------------------------------------------- the server's memory and health
 
 
+def proc_status(pid: int, name: str) -> int:
+    """A byte figure (``VmRSS``, ``VmHWM``) from /proc/<pid>/status; 0 when the process is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(name + ":"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def descendants(pid: int) -> list[int]:
+    """The processes the server started (worker processes, if it has any), and theirs."""
+    found: list[int] = []
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return found
+    for task in tasks:
+        try:
+            children = [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            continue
+        for child in children:
+            found += [child, *descendants(child)]
+    return found
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU of the server and of its live descendants, plus what its exited (reaped) children used."""
+    total = 0.0
+    for member in [pid, *descendants(pid)]:
+        try:
+            fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks = int(fields[11]) + int(fields[12])  # utime, stime
+        if member == pid:
+            ticks += int(fields[13]) + int(fields[14])  # cutime, cstime: its children that exited
+        total += ticks / os.sysconf("SC_CLK_TCK")
+    return total
+
+
 class MemoryWatch:
     """The server's RSS: sampled every 0.2 s in a thread of its own (this event loop may be busy), plus the
-    kernel's own high-water mark (VmHWM) after resetting it at each phase's start where /proc allows."""
+    kernel's own high-water mark (VmHWM) after resetting it at each phase's start where /proc allows; and
+    the RSS of the server with every process it started (e.g. workers for heavy work), sampled alike."""
 
     def __init__(self, pid: int) -> None:
         self.pid = pid
         self.peak = 0
+        self.tree_peak = 0
         self.hwm_reset = False
         self.stopped = threading.Event()
         self.thread = threading.Thread(target=self.sample, daemon=True)
         self.thread.start()
 
-    def status(self, field_name: str) -> int:
-        try:
-            for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-                if line.startswith(field_name + ":"):
-                    return int(line.split()[1]) * 1024
-        except OSError:
-            pass
-        return 0
+    def tree_rss(self) -> tuple[int, int]:
+        """(RSS of the server process, RSS summed over it and its descendants)."""
+        own = proc_status(self.pid, "VmRSS")
+        return own, own + sum(proc_status(child, "VmRSS") for child in descendants(self.pid))
 
     def sample(self) -> None:
         while not self.stopped.wait(0.2):
-            self.peak = max(self.peak, self.status("VmRSS"))
+            own, tree = self.tree_rss()
+            self.peak, self.tree_peak = max(self.peak, own), max(self.tree_peak, tree)
 
     def begin_phase(self) -> None:
         try:
@@ -623,15 +666,18 @@ class MemoryWatch:
             self.hwm_reset = True
         except OSError:
             self.hwm_reset = False
-        self.peak = self.status("VmRSS")
+        self.peak, self.tree_peak = self.tree_rss()
 
     def phase_report(self) -> dict[str, Any]:
-        end = self.status("VmRSS")
-        peak = max(self.peak, end, self.status("VmHWM") if self.hwm_reset else 0)
+        end, tree_end = self.tree_rss()
+        peak = max(self.peak, end, proc_status(self.pid, "VmHWM") if self.hwm_reset else 0)
         return {
             "rss_peak_mib": round(peak / 2**20, 1),
             "rss_end_mib": round(end / 2**20, 1),
             "peak_from_vmhwm": self.hwm_reset,
+            "with_child_processes_rss_peak_mib": round(max(self.tree_peak, tree_end) / 2**20, 1),
+            "with_child_processes_rss_end_mib": round(tree_end / 2**20, 1),
+            "child_processes_at_end": len(descendants(self.pid)),
         }
 
     def stop(self) -> None:
@@ -747,7 +793,8 @@ def up_label(server: dict[str, Any]) -> str:
 
 
 def print_table(phases: list[dict[str, Any]]) -> None:
-    """One row per phase: B's figures in ms, the server's memory, whether it stayed up, how long it took to
+    """One row per phase: B's figures in ms, the server's memory (with its child processes, e.g. workers for
+    heavy work), whether it stayed up, how long it took to
     answer B within 250 ms again afterwards, the verdict; under it, A's most frequent outcomes."""
     header = (
         f"{'phase':14} {'B n':>5} {'err':>4} {'p50':>8} {'p95':>8} {'p99':>8} {'max':>8} "
@@ -761,7 +808,7 @@ def print_table(phases: list[dict[str, Any]]) -> None:
 
     for phase in phases:
         b, server = phase["b"], phase["server"]
-        rss = f"{server['rss_peak_mib']:.0f}/{server['rss_end_mib']:.0f}"
+        rss = f"{server['with_child_processes_rss_peak_mib']:.0f}/{server['with_child_processes_rss_end_mib']:.0f}"
         print(
             f"{phase['phase']:14} {b['requests']:>5} {b['errors']:>4} {f(b['p50_ms']):>8} {f(b['p95_ms']):>8} "
             f"{f(b['p99_ms']):>8} {f(b['max_ms']):>8} {rss:>17} {up_label(server):>4} "
@@ -848,14 +895,14 @@ async def run_phases(
         server, memory = hostile.server, stack.memory
         assert memory is not None
         log_before = os.path.getsize(server.log.name)
-        cpu_before, own_before = server.cpu_seconds(), own_cpu_seconds()
+        cpu_before, own_before = tree_cpu_seconds(server.proc.pid), own_cpu_seconds()
         memory.begin_phase()
         start = time.monotonic()
         print(f"phase {name} ({args.phase_seconds:g} s)", file=sys.stderr)
         a = await hostile.run(name, start + args.phase_seconds)
         end = time.monotonic()
         alive = server.proc.poll() is None
-        cpu_window = server.cpu_seconds() - cpu_before if alive else None
+        cpu_window = tree_cpu_seconds(server.proc.pid) - cpu_before if alive else None
         memory_report = memory.phase_report()
         own_cpu = own_cpu_seconds() - own_before
         await asyncio.sleep(args.settle_seconds)
@@ -876,6 +923,7 @@ async def run_phases(
                     # after the settle pause, until B's { me } was answered within 250 ms again
                     "seconds_until_responsive": round(recovered, 2) if recovered is not None else None,
                     **memory_report,
+                    # its CPU with its child processes', if any (heavy-work workers)
                     "cpu_cores_busy": round(cpu_window / (end - start), 2)
                     if cpu_window is not None
                     else None,
