@@ -264,11 +264,17 @@ class Connection:
         lines = head.decode("latin-1").split("\r\n")
         status = int(lines[0].split(" ", 2)[1])
         length = 0
+        close = False
         for line in lines[1:]:
             name, _, value = line.partition(":")
             if name.lower() == "content-length":
                 length = int(value)
+            elif name.lower() == "connection":
+                close = value.strip().lower() == "close"
         body = await self.reader.readexactly(length)
+        if close:  # the server ends this connection (e.g. after refusing a request): the next one opens anew
+            self.writer.close()
+            self.reader = self.writer = None
         return status, body
 
 

@@ -265,7 +265,9 @@ class Server:
         coalesce: float,
         deflate: bool = False,
         gc_threshold: str | None = None,
+        env: dict[str, str] | None = None,
     ) -> None:
+        """``env``: further settings for the server process (``BOOKBAG_*``), over the defaults below."""
         self.port = free_port()
         module = ["bookbag.cli", "serve"] if kind == "bookbag" else ["tests.live.app_process"]
         if gc_threshold:
@@ -278,19 +280,20 @@ class Server:
             if kind == "bookbag":
                 raise SystemExit("--ws-deflate needs --server fixed (bookbag serve has no such option)")
             module.append("--ws-deflate")
-        env = {
+        server_env = {
             **os.environ,
             "BOOKBAG_DATABASE_URL": database_url,
             "BOOKBAG_ENV": "test",
             "BOOKBAG_RUN_MIGRATIONS_ON_START": "false",
             "BOOKBAG_QUEUE_COALESCE_SECONDS": str(coalesce),
             "BOOKBAG_LOG_LEVEL": "warning",
+            **(env or {}),
         }
         self.log = tempfile.NamedTemporaryFile(prefix="live-bench-server-", suffix=".log", delete=False)  # noqa: SIM115 - open while the server runs
         self.proc = subprocess.Popen(
             [sys.executable, "-m", *module, "--port", str(self.port)],
             cwd=REPO,
-            env=env,
+            env=server_env,
             stdout=subprocess.DEVNULL,
             # A file, not a pipe: nobody reads the server's stderr while it runs, and a full pipe would block it.
             stderr=self.log,
