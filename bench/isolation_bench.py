@@ -35,8 +35,10 @@ the restart recorded there), so every phase is measured on its own:
   levels of nine aliases (7 levels: about 350 bytes, like the 337-byte source in the issue).
 * ``cost``: batches of 5 queries (viewer key), each 30 aliased ``tickets(first: 100)`` with nested lists
   (messages, actions and their ticket's messages, the assignee's teams) through one fragment.
-* ``subscriptions``: ``--subscriptions`` ``ticketEvents`` subscriptions (viewer key), ``--subs-per-socket``
-  per websocket, while A's partner key creates ``--a-create-rate`` tickets per second.
+* ``subscriptions``: ``--subscriptions`` ``ticketEvents`` subscriptions, ``--subs-per-socket`` per websocket,
+  the sockets spread over ``--subs-keys`` of A's keys in turn (viewer, agent, ai, partner, admin: one key
+  is capped at 50 sockets, so 2,000 subscriptions need at least two keys; with ``--subs-keys 1`` the
+  viewer key alone opens them all and the sockets over its cap are refused), while A's partner key creates ``--a-create-rate`` tickets per second.
 * ``publish``: ``publishRuleset`` (admin key) of a 2,000-rule ruleset (``--publish-rules``; flow-style YAML,
   about 215 KB, under the API's 256 KiB body cap), renamed per request so every publish is a new version.
 * ``flood``: ``{ me }`` (viewer key) from ``--flood-clients`` clients, each sending its next request as soon
@@ -360,7 +362,7 @@ class Hostile:
         from websockets.typing import Subprotocol
 
         args = self.args
-        key = self.keys["viewer"]
+        roles = ["viewer", "agent", "ai", "partner", "admin"][: max(1, args.subs_keys)]
         counts: Counter[str] = Counter()
         gate = asyncio.Semaphore(32)
         started = time.monotonic()
@@ -370,6 +372,7 @@ class Hostile:
 
         async def socket(index: int) -> None:
             subs = min(args.subs_per_socket, args.subscriptions - index * args.subs_per_socket)
+            key = self.keys[roles[index % len(roles)]]
             state[index] = "connecting"
             try:
                 async with connect(
@@ -989,6 +992,7 @@ def main() -> int:
     parser.add_argument("--regex-body-chars", type=int, default=30)
     parser.add_argument("--alias-levels", type=int, default=7)
     parser.add_argument("--subscriptions", type=int, default=2000)
+    parser.add_argument("--subs-keys", type=int, default=5, help="A's keys the sockets are spread over (1-5)")
     parser.add_argument("--subs-per-socket", type=int, default=20)
     parser.add_argument(
         "--a-create-rate",
