@@ -280,7 +280,7 @@ def simulate(
             active_decision = services.policy.decide(active, facts, trace=True).to_dict()
         routing = draft_engine.route(draft, facts, trace=True).to_dict()
         escalations = [
-            {"id": rule.id, "after_seconds": rule.after.total_seconds(), "then": dict(rule.then)}
+            {"id": rule.id, "after_seconds": rule.after.total_seconds(), "then": rule.then.to_dict()}
             for rule in draft_engine.escalations_due(draft, facts)
         ]
         changed = bool(draft_decision) and (
