@@ -59,6 +59,7 @@ from policy.model import (
 from policy.regex import Regex, RegexError
 
 MAX_LITERAL_CHARS = 1024
+MAX_CATEGORY_CHARS = 60  # a ticket's category (``set: {category}``) is stored in at most 60 characters
 MAX_NUMBER = 1e15
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
 _TOP_KEYS = {
@@ -479,8 +480,15 @@ class _Checker:
         if spec is None:
             return None
         ok = self.ticket_updates(spec, path)
-        if "category" in spec and self.string(spec["category"], (*path, "category")) is None:
-            ok = False
+        if "category" in spec:
+            category = self.string(spec["category"], (*path, "category"))
+            if category is None:
+                ok = False
+            elif len(category) > MAX_CATEGORY_CHARS:
+                self.err(
+                    "E_VALUE", f"a category has at most {MAX_CATEGORY_CHARS} characters", (*path, "category")
+                )
+                ok = False
         if not ok:
             return None
         return TicketSet(
