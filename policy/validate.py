@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from datetime import timedelta
 from typing import Any
 
@@ -895,7 +895,3 @@ def _source_too_large(source: str, filename: str, limits: RulesetLimits) -> Prob
         "error",
         filename,
     )
-
-
-def sort_problems(problems: Mapping[int, Problem]) -> list[Problem]:
-    return sorted(problems.values(), key=lambda p: (p.line, p.col, p.code))
