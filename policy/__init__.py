@@ -19,6 +19,7 @@ from policy.model import (
     Assign,
     Decision,
     EscalationRule,
+    EscalationThen,
     HandoffRule,
     PermissionRule,
     Problem,
@@ -29,6 +30,7 @@ from policy.model import (
     RulesetTest,
     RulesetTestResult,
     SlaTarget,
+    TicketSet,
     ValidationReport,
 )
 from policy.reference import ReferenceEvaluator
@@ -66,6 +68,7 @@ __all__ = [
     "Decision",
     "EngineError",
     "EscalationRule",
+    "EscalationThen",
     "HandoffRule",
     "PermissionRule",
     "PolicyEngine",
@@ -79,6 +82,7 @@ __all__ = [
     "RulesetTest",
     "RulesetTestResult",
     "SlaTarget",
+    "TicketSet",
     "ValidationReport",
     "default_ruleset_path",
     "format_duration",

@@ -24,6 +24,7 @@ from policy.model import (
     RoutingDecision,
     RoutingRule,
     Ruleset,
+    TicketSet,
 )
 
 _SCOPE_PATHS = (("action", "type"), ("action", "actor"), ("ticket", "stage"))
@@ -148,19 +149,22 @@ def routing_from_rule(
     """The routing decision when ``rule`` is the first matching routing rule (None: nothing matched)."""
     tr = trace_rules("routing", ruleset.routing, trace_matched, facts) if trace_matched is not None else None
     if rule is None:
-        return RoutingDecision(None, None, None, (), {}, "no routing rule matched", ruleset.digest, read, tr)
+        return RoutingDecision(
+            None, None, None, (), TicketSet(), "no routing rule matched", ruleset.digest, read, tr
+        )
     assign = rule.assign
     text = f"routed by {rule.id}"
     if assign is not None:
         text += f" to team {assign.team} ({assign.strategy})"
-    if rule.set:
-        text += f", setting {', '.join(f'{k}={v}' for k, v in rule.set.items())}"
+    updates = rule.set.to_dict()
+    if updates:
+        text += f", setting {', '.join(f'{k}={v}' for k, v in updates.items())}"
     return RoutingDecision(
         rule_id=rule.id,
         team=assign.team if assign else None,
         strategy=assign.strategy if assign else None,
         skills=assign.skills if assign else (),
-        set=dict(rule.set),
+        set=rule.set,
         explanation=text,
         ruleset_digest=ruleset.digest,
         facts=read,

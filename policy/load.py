@@ -260,6 +260,12 @@ def parse_yaml(source: str, filename: str = "<ruleset>", limits: RulesetLimits |
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         message = " ".join(part for part in (exc.context, exc.problem) if part) or "invalid YAML"
+        opened = exc.context_mark
+        if opened is not None and mark is not opened and exc.context:
+            # PyYAML's pointer to where the construct began (the unclosed bracket or quote): the error
+            # position is only where the parser gave up, often lines later.
+            what = exc.context.removeprefix("while parsing ").removeprefix("a ").removeprefix("an ")
+            message += f" (the {what} began at line {opened.line + 1}, column {opened.column + 1})"
         if "maximum nesting depth" in message:  # libyaml's own cap (1,000), should it come first
             builder.problem("E_YAML_TOO_DEEP", f"nested too deep ({message})", (line, col), ())
         else:

@@ -41,10 +41,14 @@ OPS: tuple[str, ...] = (
     "matches",
     "exists",
 )
-NAMESPACES: tuple[str, ...] = ("ticket", "customer", "order", "action", "classifier", "time")
+NAMESPACES: tuple[str, ...] = ("ticket", "customer", "order", "action", "classifier", "time", "custom")
 
-# Known fields per namespace; None means free-form (merchant data). A `custom.` prefix is always allowed.
-KNOWN_FIELDS: Mapping[str, frozenset[str] | None] = {
+# The fact catalogue: every fact Bookbag produces (``workflow.facts``; ``action`` also carries the request's
+# scalar params, named here). A merchant's own facts live under ``custom.*`` or ``<namespace>.custom.*``.
+# A fact outside the catalogue is an error (E_UNKNOWN_FACT) in the namespaces Bookbag fills itself and a
+# warning (W_UNKNOWN_FACT) in ``customer``/``order``, whose fields come from the merchant's systems and were
+# free-form before the catalogue existed (a published version with such a fact must still load).
+FACTS: Mapping[str, frozenset[str]] = {
     "ticket": frozenset(
         {
             "id",
@@ -59,16 +63,14 @@ KNOWN_FIELDS: Mapping[str, frozenset[str] | None] = {
             "age_seconds",
             "team",
             "assigned",
-            "assignee",
             "needs_human",
             "sla_breached",
-            "language",
-            "message_count",
-            "reopened_count",
         }
     ),
-    "customer": None,
-    "order": None,
+    "customer": frozenset({"email", "name", "vip", "lifetime_value", "order_count"}),
+    "order": frozenset(
+        {"id", "total", "currency", "financial_status", "fulfillment_status", "age_days", "delivered"}
+    ),
     "action": frozenset(
         {
             "type",
@@ -92,6 +94,13 @@ KNOWN_FIELDS: Mapping[str, frozenset[str] | None] = {
         {"category", "category_confidence", "priority", "priority_confidence", "model_version"}
     ),
     "time": frozenset({"hour", "weekday", "business_hours"}),
+}
+# Namespaces whose unknown fields only warn (see above); ``custom`` is never checked.
+OPEN_NAMESPACES: frozenset[str] = frozenset({"customer", "order"})
+# Ticket facts validation once accepted that nothing produces: a rule on one never matches (a warning, so
+# versions published with them still load).
+NEVER_PRODUCED: Mapping[str, frozenset[str]] = {
+    "ticket": frozenset({"assignee", "language", "message_count", "reopened_count"}),
 }
 
 Effect = Literal["allow", "require_approval", "deny"]
@@ -157,12 +166,60 @@ class Assign:
     skills: tuple[str, ...] = ()
 
 
+# The keys of a routing rule's ``set:`` and of an escalation's ``then:``: validation admits exactly these,
+# ingest and the scheduler carry out exactly these.
+SET_KEYS: tuple[str, ...] = ("priority", "category", "tags", "needs_human")
+THEN_KEYS: tuple[str, ...] = ("transition", "priority", "team", "tags", "needs_human")
+
+
+@dataclass(frozen=True)
+class TicketSet:
+    """A routing rule's ``set:``: what a matching rule changes on the new ticket (None/empty: unchanged).
+
+    ``tags`` are added to the ticket's tags; ``needs_human: true`` flags the ticket whatever the handoff
+    rules say (the two are OR-ed: ``false`` never clears a handoff)."""
+
+    priority: str | None = None
+    category: str | None = None
+    tags: tuple[str, ...] = ()
+    needs_human: bool | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The keys the rule gave, in ``SET_KEYS`` order (audit, explain, the API's routing details)."""
+        return _given(self, SET_KEYS)
+
+
+@dataclass(frozen=True)
+class EscalationThen:
+    """An escalation's ``then:``: move the ticket along the graph, raise its priority, move it to another
+    team, add tags, flag it for a human (None/empty: unchanged)."""
+
+    transition: str | None = None
+    priority: str | None = None
+    team: str | None = None
+    tags: tuple[str, ...] = ()
+    needs_human: bool | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return _given(self, THEN_KEYS)
+
+
+def _given(value: Any, keys: tuple[str, ...]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key in keys:
+        item = getattr(value, key)
+        if item is None or item == ():
+            continue
+        out[key] = list(item) if isinstance(item, tuple) else item
+    return out
+
+
 @dataclass(frozen=True)
 class RoutingRule:
     id: str
     when: Condition | None = None
     assign: Assign | None = None
-    set: Mapping[str, Any] = field(default_factory=dict)
+    set: TicketSet = field(default_factory=TicketSet)
     description: str = ""
     path: str = ""
 
@@ -175,11 +232,9 @@ class SlaTarget:
 
 @dataclass(frozen=True)
 class EscalationRule:
-    """``then`` is a flat dict: any of ``transition`` (stage), ``priority``, ``team``, ``tags``, ``needs_human``."""
-
     id: str
     after: timedelta
-    then: Mapping[str, Any]
+    then: EscalationThen
     stages: tuple[str, ...] | None = None
     when: Condition | None = None
     description: str = ""
@@ -263,6 +318,12 @@ class ValidationReport:
     def ok(self) -> bool:
         return not self.problems
 
+    @property
+    def in_file_order(self) -> tuple[Problem, ...]:
+        """Errors and warnings together, top to bottom (errors first where both sit at one place)."""
+        both = [*self.problems, *self.warnings]
+        return tuple(sorted(both, key=lambda p: (p.line, p.col)))
+
 
 class RulesetInvalid(ValueError):
     """Raised by ``load_ruleset`` for a source with errors; ``report`` lists all of them."""
@@ -314,7 +375,7 @@ class RoutingDecision:
     team: str | None
     strategy: str | None
     skills: tuple[str, ...]
-    set: Mapping[str, Any]
+    set: TicketSet
     explanation: str
     ruleset_digest: str
     facts: Mapping[str, Any]
@@ -326,7 +387,7 @@ class RoutingDecision:
             "team": self.team,
             "strategy": self.strategy,
             "skills": list(self.skills),
-            "set": _json_safe(dict(self.set)),
+            "set": _json_safe(self.set.to_dict()),
             "explanation": self.explanation,
             "ruleset_version": self.ruleset_digest[:12],
             "facts": _json_safe(self.facts),

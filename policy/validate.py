@@ -4,7 +4,12 @@ Error codes (stable): E_SYNTAX, E_DUPLICATE_KEY, E_UNKNOWN_KEY, E_MISSING_KEY, E
 E_UNKNOWN_FACT, E_UNKNOWN_STAGE, E_UNKNOWN_ACTION, E_UNKNOWN_ACTOR, E_UNKNOWN_PRIORITY, E_UNKNOWN_EFFECT,
 E_DUPLICATE_ID, E_BAD_REGEX, E_BAD_DURATION, E_ENGINE_LIMIT; the input limits of ``policy.limits``:
 E_SOURCE_TOO_LARGE, E_YAML_TOO_MANY_NODES, E_YAML_TOO_DEEP, E_YAML_RECURSIVE_ALIAS, E_TOO_MANY_RULES.
-Warning codes: W_UNCOVERED, W_SHADOWED, W_UNREACHABLE_ROUTE, W_SLA_MISSING, W_HANDOFF_ALWAYS, W_NO_EFFECT.
+Warning codes: W_UNCOVERED, W_SHADOWED, W_UNREACHABLE_ROUTE, W_SLA_MISSING, W_HANDOFF_ALWAYS, W_NO_EFFECT,
+W_UNKNOWN_FACT (a fact outside the catalogue ``policy.model.FACTS`` in ``customer``/``order``, or one that is
+never produced), W_TRANSITION_OFF_GRAPH (an escalation's ``then: transition`` that is not an edge from a stage
+it applies to), W_UNKNOWN_TEAM (routing or escalating to a team the merchant does not have; only when the
+caller passes the merchant's team names).
+Both lists are in file order (line, then column); ``ValidationReport.in_file_order`` interleaves them.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable
 from datetime import timedelta
 from typing import Any
 
@@ -24,16 +29,21 @@ from policy.model import (
     ACTIONS,
     ACTORS,
     EFFECTS,
-    KNOWN_FIELDS,
+    FACTS,
     NAMESPACES,
+    NEVER_PRODUCED,
+    OPEN_NAMESPACES,
     OPS,
     PRIORITIES,
+    SET_KEYS,
     STRATEGIES,
+    THEN_KEYS,
     AllOf,
     AnyOf,
     Assign,
     Condition,
     EscalationRule,
+    EscalationThen,
     HandoffRule,
     Leaf,
     NotOf,
@@ -43,11 +53,13 @@ from policy.model import (
     Ruleset,
     RulesetTest,
     SlaTarget,
+    TicketSet,
     ValidationReport,
 )
 from policy.regex import Regex, RegexError
 
 MAX_LITERAL_CHARS = 1024
+MAX_CATEGORY_CHARS = 60  # a ticket's category (``set: {category}``) is stored in at most 60 characters
 MAX_NUMBER = 1e15
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
 _TOP_KEYS = {
@@ -75,8 +87,8 @@ _EXPECT_KEYS = {
     "escalations",
 }
 _RULE_SECTIONS = ("permissions", "routing", "escalations", "handoff")
-_THEN_KEYS = {"transition", "priority", "team", "tags", "needs_human"}
-_SET_KEYS = {"priority", "category", "tags", "needs_human"}
+_THEN_KEYS = set(THEN_KEYS)
+_SET_KEYS = set(SET_KEYS)
 # Facts whose literal values must name a known stage / action / actor / priority.
 _DOMAIN: dict[str, tuple[str, str]] = {
     "ticket.stage": ("stage", "E_UNKNOWN_STAGE"),
@@ -99,13 +111,21 @@ def _is_scalar(value: Any) -> bool:
 
 
 class _Checker:
-    def __init__(self, marks: Marks, filename: str, limits: RulesetLimits) -> None:
+    def __init__(
+        self,
+        marks: Marks,
+        filename: str,
+        limits: RulesetLimits,
+        known_teams: frozenset[str] | None = None,
+    ) -> None:
         self.marks = marks
         self.filename = filename
         self.limits = limits
+        self.known_teams = known_teams
         self.problems: list[Problem] = []
         self.warnings: list[Problem] = []
         self.stages: tuple[str, ...] = ()
+        self.transitions_of: dict[str, tuple[str, ...]] = {}
         self.ids: dict[str, Path] = {}
 
     # -- reporting ---------------------------------------------------------------------------------
@@ -275,16 +295,27 @@ class _Checker:
                 path,
             )
             return None
-        known = KNOWN_FIELDS[namespace]
-        if known is not None and rest[0] != "custom" and (rest[0] not in known or len(rest) > 1):
-            self.err(
-                "E_UNKNOWN_FACT",
-                f"unknown fact {value!r} (known {namespace} facts: "
-                f"{', '.join(sorted(known))}, or {namespace}.custom.*)",
+        if namespace == "custom" or rest[0] == "custom":
+            return value  # the merchant's own facts
+        known = FACTS[namespace]
+        if rest[0] in NEVER_PRODUCED.get(namespace, ()) and len(rest) == 1:
+            self.warn(
+                "W_UNKNOWN_FACT",
+                f"fact {value!r} is never produced, so this condition never matches "
+                f"(known {namespace} facts: {', '.join(sorted(known))})",
                 path,
             )
-            return None
-        return value
+            return value
+        if rest[0] in known and len(rest) == 1:
+            return value
+        hint = (
+            f"known {namespace} facts: {', '.join(sorted(known))}; your own: custom.* or {namespace}.custom.*"
+        )
+        if namespace in OPEN_NAMESPACES:
+            self.warn("W_UNKNOWN_FACT", f"unknown fact {value!r}, never produced ({hint})", path)
+            return value
+        self.err("E_UNKNOWN_FACT", f"unknown fact {value!r} ({hint})", path)
+        return None
 
     def literal(self, op: str, value: Any, path: Path, fact: str | None) -> Any:
         if op == "exists":
@@ -419,22 +450,53 @@ class _Checker:
                     ok = False
                 else:
                     assign = Assign(team, str(strategy), skills)
-        sets = self.set_block(item.get("set"), (*path, "set")) if "set" in item else {}
+        sets = self.set_block(item.get("set"), (*path, "set")) if "set" in item else TicketSet()
         if "assign" not in item and "set" not in item:
             self.err("E_MISSING_KEY", "a routing rule needs 'assign' and/or 'set'", path)
             ok = False
+        if assign is not None:
+            self.known_team(
+                assign.team,
+                (*path, "assign", "team"),
+                "tickets routed by this rule stay unassigned and are flagged for a human",
+            )
         if rid is None or not ok or sets is None or ("when" in item and when is None):
             return None
         return RoutingRule(rid, when, assign, sets, str(item.get("description", "")), format_path(path))
 
-    def set_block(self, value: Any, path: Path) -> dict[str, Any] | None:
+    def known_team(self, team: str, path: Path, consequence: str) -> None:
+        """W_UNKNOWN_TEAM when the caller told us the merchant's teams and ``team`` is not one of them."""
+        if self.known_teams is None or team in self.known_teams:
+            return
+        have = ", ".join(sorted(self.known_teams)) or "none"
+        self.warn(
+            "W_UNKNOWN_TEAM",
+            f"team {team!r} does not exist for this merchant (its teams: {have}); {consequence}",
+            path,
+        )
+
+    def set_block(self, value: Any, path: Path) -> TicketSet | None:
         spec = self.mapping(value, path, _SET_KEYS)
         if spec is None:
             return None
         ok = self.ticket_updates(spec, path)
-        if "category" in spec and self.string(spec["category"], (*path, "category")) is None:
-            ok = False
-        return dict(spec) if ok else None
+        if "category" in spec:
+            category = self.string(spec["category"], (*path, "category"))
+            if category is None:
+                ok = False
+            elif len(category) > MAX_CATEGORY_CHARS:
+                self.err(
+                    "E_VALUE", f"a category has at most {MAX_CATEGORY_CHARS} characters", (*path, "category")
+                )
+                ok = False
+        if not ok:
+            return None
+        return TicketSet(
+            priority=spec.get("priority"),
+            category=spec.get("category"),
+            tags=tuple(spec.get("tags", ())),
+            needs_human=spec.get("needs_human"),
+        )
 
     def ticket_updates(self, spec: dict[str, Any], path: Path) -> bool:
         """The checks shared by routing ``set:`` and escalation ``then:``: priority, tags, needs_human."""
@@ -466,16 +528,39 @@ class _Checker:
             return None
         if "stages" in item and stages is None:
             return None
+        if then.transition is not None:
+            self.transition_on_graph(then.transition, stages, (*path, "then", "transition"))
+        if then.team is not None:
+            self.known_team(
+                then.team, (*path, "then", "team"), "the scheduler skips the team change when this fires"
+            )
         return EscalationRule(
             rid, after, then, stages, when, str(item.get("description", "")), format_path(path)
         )
 
-    def then_block(self, value: Any, path: Path) -> dict[str, Any] | None:
+    def transition_on_graph(self, target: str, stages: tuple[str, ...] | None, path: Path) -> None:
+        """W_TRANSITION_OFF_GRAPH when a stage the escalation applies to has no edge to ``target``: the
+        scheduler would record the firing as skipped there. Without ``stages`` the escalation applies to
+        every stage that has a way out (a ticket in a final stage is not escalated); a ticket already in
+        ``target`` is simply left there."""
+        applies = (
+            stages if stages is not None else tuple(s for s in self.stages if self.transitions_of.get(s))
+        )
+        off = [s for s in applies if s != target and target not in self.transitions_of.get(s, ())]
+        if off:
+            self.warn(
+                "W_TRANSITION_OFF_GRAPH",
+                f"'then: transition: {target}' is not an edge of the ruleset's graph from stage(s) "
+                f"{', '.join(off)}; there the escalation fires without moving the ticket",
+                path,
+            )
+
+    def then_block(self, value: Any, path: Path) -> EscalationThen | None:
         spec = self.mapping(value, path, _THEN_KEYS)
         if spec is None:
             return None
         if not spec:
-            self.err("E_VALUE", f"'then' needs at least one of {', '.join(sorted(_THEN_KEYS))}", path)
+            self.err("E_VALUE", f"'then' needs at least one of {', '.join(THEN_KEYS)}", path)
             return None
         ok = True
         if "transition" in spec and spec["transition"] not in self.stages:
@@ -485,7 +570,15 @@ class _Checker:
             ok = False
         if "team" in spec and self.string(spec["team"], (*path, "team")) is None:
             ok = False
-        return dict(spec) if ok else None
+        if not ok:
+            return None
+        return EscalationThen(
+            transition=spec.get("transition"),
+            priority=spec.get("priority"),
+            team=spec.get("team"),
+            tags=tuple(spec.get("tags", ())),
+            needs_human=spec.get("needs_human"),
+        )
 
     def handoff(self, item: dict[str, Any], path: Path) -> HandoffRule | None:
         self.mapping(item, path, {"id", "description", "when", "reason", "approvers"}, ("id",))
@@ -546,6 +639,7 @@ class _Checker:
                 seen.add(stage)
             self.stages = tuple(dict.fromkeys(stages))
         transitions = self.transitions(root.get("transitions", {}))
+        self.transitions_of = transitions
         default_effect = "deny"
         if "defaults" in root:
             defaults = self.mapping(root["defaults"], ("defaults",), {"effect"})
@@ -684,11 +778,19 @@ def lint(ruleset: Ruleset, warn: Callable[[str, str, Path], None]) -> None:
                 if not any(_in_scope(rule, actor, action, stage) for rule in ruleset.permissions)
             ]
             if uncovered and len(uncovered) < len(ruleset.stages) and ruleset.default_effect == "deny":
+                # At the first rule that covers this actor and action in the other stages: the rule whose
+                # stages the merchant probably meant to widen.
+                index = next(
+                    i
+                    for i, rule in enumerate(ruleset.permissions)
+                    if any(_in_scope(rule, actor, action, stage) for stage in ruleset.stages)
+                )
                 warn(
                     "W_UNCOVERED",
                     f"no permission rule covers actor {actor}, action {action} in stage(s) "
-                    f"{', '.join(uncovered)} (the default effect {ruleset.default_effect} applies)",
-                    ("permissions",),
+                    f"{', '.join(uncovered)} (the default effect {ruleset.default_effect} applies; "
+                    f"rule {ruleset.permissions[index].id!r} covers it elsewhere)",
+                    ("permissions", index),
                 )
     blanket_denies = [r for r in ruleset.permissions if r.effect == "deny" and r.when is None]
     for index, rule in enumerate(ruleset.permissions):
@@ -740,15 +842,22 @@ def _scope_covers(outer: PermissionRule, inner: PermissionRule) -> bool:
 
 
 def validate_source(
-    source: str, filename: str = "<ruleset>", limits: RulesetLimits | None = None
+    source: str,
+    filename: str = "<ruleset>",
+    limits: RulesetLimits | None = None,
+    *,
+    known_teams: frozenset[str] | None = None,
 ) -> ValidationReport:
-    """Validate a ruleset source; the report carries the built Ruleset when there are no errors."""
+    """Validate a ruleset source; the report carries the built Ruleset when there are no errors.
+
+    ``known_teams``: the merchant's team names, when the caller knows them (publish); routing or escalating
+    to another team is then W_UNKNOWN_TEAM. Problems and warnings come in file order."""
     limits = limits or RulesetLimits()
     too_large = _source_too_large(source, filename, limits)
     if too_large is not None:
         return ValidationReport((too_large,), ())
     parsed = parse_yaml(source, filename, limits)
-    checker = _Checker(parsed.marks, filename, limits)
+    checker = _Checker(parsed.marks, filename, limits, known_teams)
     checker.problems.extend(parsed.problems)
     if parsed.data is None:
         return ValidationReport(tuple(checker.problems), ())
@@ -759,7 +868,14 @@ def validate_source(
         lint(ruleset, checker.warn)
     if checker.problems:
         ruleset = None
-    return ValidationReport(tuple(checker.problems), tuple(checker.warnings), ruleset)
+    return ValidationReport(
+        tuple(in_file_order(checker.problems)), tuple(in_file_order(checker.warnings)), ruleset
+    )
+
+
+def in_file_order(problems: Iterable[Problem]) -> list[Problem]:
+    """Top to bottom, left to right (a stable sort: problems at one place keep the order they were found)."""
+    return sorted(problems, key=lambda p: (p.line, p.col))
 
 
 def _source_too_large(source: str, filename: str, limits: RulesetLimits) -> Problem | None:
@@ -779,7 +895,3 @@ def _source_too_large(source: str, filename: str, limits: RulesetLimits) -> Prob
         "error",
         filename,
     )
-
-
-def sort_problems(problems: Mapping[int, Problem]) -> list[Problem]:
-    return sorted(problems.values(), key=lambda p: (p.line, p.col, p.code))

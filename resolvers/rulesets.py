@@ -77,7 +77,11 @@ async def validate_ruleset(info: Info, source: str) -> ValidateRulesetPayload:
     services = info.context.runtime.services
     try:
         report = await read_as(
-            info.context, roles.READERS, lambda _s, _p: rulesets_service.validate(services, source)
+            info.context,
+            roles.READERS,
+            lambda s, p: rulesets_service.validate(
+                services, source, known_teams=rulesets_service.team_names(s, p.merchant_id)
+            ),
         )
     except DomainError as exc:
         return ValidateRulesetPayload(errors=[UserError.from_domain(exc)])
@@ -127,7 +131,9 @@ def _version_payload(
         )
     row = load(tables.RulesetVersion, snapshot["version"])
     return RulesetVersionPayload(
-        ruleset_version=RulesetVersion.from_model(row, snapshot["active"]) if row else None, replayed=replayed
+        ruleset_version=RulesetVersion.from_model(row, snapshot["active"]) if row else None,
+        replayed=replayed,
+        warnings=[RulesetProblem.from_any(w) for w in snapshot.get("warnings", ())],
     )
 
 
@@ -137,8 +143,15 @@ async def publish_ruleset(
     """Validate, run the ruleset's own tests, then store and activate it in one transaction."""
 
     def work(session: Session, services: WorkflowServices, principal: Principal) -> dict[str, Any]:
-        row = rulesets_service.publish_ruleset(session, services, principal, source=source, message=message)
-        return {"version": dump(row), "active": row.version}
+        published = rulesets_service.publish_ruleset_with_warnings(
+            session, services, principal, source=source, message=message
+        )
+        row = published.row
+        return {
+            "version": dump(row),
+            "active": row.version,
+            "warnings": [w.to_dict() for w in published.warnings],
+        }
 
     return _version_payload(
         *await mutate(

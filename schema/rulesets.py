@@ -64,16 +64,21 @@ class RulesetProblem:
 
     @classmethod
     def from_any(cls, problem: Any) -> RulesetProblem:
+        """From a ``policy.Problem`` or its ``to_dict()`` form (as stored for an idempotent replay)."""
+
+        def get(name: str) -> Any:
+            return problem.get(name) if isinstance(problem, dict) else getattr(problem, name, None)
+
         def opt_str(name: str) -> str | None:
-            value = getattr(problem, name, None)
+            value = get(name)
             return None if value is None else str(value)
 
         def opt_int(name: str) -> int | None:
-            value = getattr(problem, name, None)
+            value = get(name)
             return value if isinstance(value, int) else None
 
         return cls(
-            message=str(getattr(problem, "message", problem)),
+            message=str(get("message") or problem),
             code=opt_str("code"),
             path=opt_str("path"),
             line=opt_int("line"),
@@ -108,6 +113,11 @@ class RulesetVersionPayload(Payload):
     ruleset_version: RulesetVersion | None = None
     problems: list[RulesetProblem] = strawberry.field(default_factory=list)
     test_failures: list[RulesetTestResult] = strawberry.field(default_factory=list)
+    warnings: list[RulesetProblem] = strawberry.field(
+        default_factory=list,
+        description="What publishing found worth a look but did not refuse, in file order: lint warnings "
+        "and W_UNKNOWN_TEAM for each routing rule or escalation naming a team the merchant does not have.",
+    )
 
 
 @strawberry.type

@@ -22,7 +22,7 @@ from workflow.queue import bump_queue_version, lock_queue
 from workflow.rulesets import active_ruleset
 from workflow.services import WorkflowServices
 from workflow.sla import apply_sla
-from workflow.stages import CHANNELS, PRIORITIES
+from workflow.stages import CHANNELS
 from workflow.tickets import (
     clean_tags,
     move_stage,
@@ -202,17 +202,27 @@ class _MerchantIngest:
         facts = ticket_facts(ticket, ticket.created_at)
         decision = policy.route(ruleset, facts)
         routing = decision.to_dict()
-        overrides = dict(decision.set or {})
-        if overrides.get("priority") in PRIORITIES:
-            ticket.priority = str(overrides["priority"])
-        if "tags" in overrides and isinstance(overrides["tags"], list):
-            ticket.tags = clean_tags([*ticket.tags, *map(str, overrides["tags"])])
+        updates = decision.set
+        if updates.priority is not None:
+            ticket.priority = updates.priority
+        if updates.category is not None:
+            ticket.category = updates.category
+        if updates.tags:
+            ticket.tags = clean_tags([*ticket.tags, *updates.tags])
         team = self.team(decision.team) if decision.team else None
-        if decision.team and team is None:
-            routing["note"] = f"team {decision.team!r} does not exist; ticket left unassigned"
+        missing_team = decision.team is not None and team is None
+        if missing_team:
+            # Say what happened, not what the rule asked for: no team, and a human should look at it.
+            routing["team"] = None
+            routing["team_not_found"] = decision.team
+            routing["note"] = (
+                f"team {decision.team!r} does not exist; ticket left unassigned and flagged for a human"
+            )
         ticket.team_id = team.id if team else None
         ticket.routing_rule_id = decision.rule_id
-        ticket.needs_human = bool(policy.handoff(ruleset, facts))
+        # Either may flag the ticket: a matching handoff rule, the routing rule's `set: {needs_human: true}`,
+        # or a route to a team that does not exist.
+        ticket.needs_human = bool(policy.handoff(ruleset, facts)) or bool(updates.needs_human) or missing_team
         apply_sla(ticket, ruleset)
         agent_id = None
         if team is not None and decision.strategy:

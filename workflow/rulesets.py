@@ -13,7 +13,7 @@ from sqlmodel import Session, col, select
 
 import policy
 from policy import Ruleset
-from storage.tables import Merchant, RulesetVersion, StageTransition, Ticket
+from storage.tables import Merchant, RulesetVersion, StageTransition, Team, Ticket
 from workflow import audit
 from workflow.errors import DomainError, ErrorCode, invalid, not_found
 from workflow.facts import stored_ticket_facts, with_action
@@ -96,10 +96,18 @@ def _version_row(session: Session, merchant_id: str, version: int) -> RulesetVer
     return row
 
 
-def validate(services: WorkflowServices, source: str) -> policy.ValidationReport:
+def team_names(session: Session, merchant_id: str) -> frozenset[str]:
+    """The merchant's team names: what routing and escalations may name (W_UNKNOWN_TEAM otherwise)."""
+    return frozenset(session.exec(select(Team.name).where(Team.merchant_id == merchant_id)).all())
+
+
+def validate(
+    services: WorkflowServices, source: str, *, known_teams: frozenset[str] | None = None
+) -> policy.ValidationReport:
     """Every problem of ``source``, limits included (``policy.RulesetLimits``: size, YAML nodes and depth,
-    rule count, regex budget), each a coded problem at its line."""
-    return policy.validate_source(source, limits=services.rulesets.limits)
+    rule count, regex budget), each a coded problem at its line; with ``known_teams`` also a warning for
+    each team the rules name that is not among them."""
+    return policy.validate_source(source, limits=services.rulesets.limits, known_teams=known_teams)
 
 
 def load_checked(services: WorkflowServices, source: str, *, run_tests: bool) -> Ruleset:
@@ -107,7 +115,18 @@ def load_checked(services: WorkflowServices, source: str, *, run_tests: bool) ->
 
     The tests run in the engine's drafts cache: a ruleset that is not active yet never evicts an active
     version (a publish that succeeds is taken over by the active cache on its first decision)."""
-    report = validate(services, source)
+    return checked(services, source, run_tests=run_tests)[0]
+
+
+def checked(
+    services: WorkflowServices,
+    source: str,
+    *,
+    run_tests: bool,
+    known_teams: frozenset[str] | None = None,
+) -> tuple[Ruleset, policy.ValidationReport]:
+    """:func:`load_checked`, answering the validation report (its warnings) too."""
+    report = validate(services, source, known_teams=known_teams)
     if report.ruleset is None:
         raise DomainError(
             ErrorCode.INVALID_RULESET,
@@ -125,7 +144,7 @@ def load_checked(services: WorkflowServices, source: str, *, run_tests: bool) ->
                 "source",
                 details=failed,
             )
-    return ruleset
+    return ruleset, report
 
 
 def _lock_merchant(session: Session, merchant_id: str) -> Merchant:
@@ -136,13 +155,30 @@ def _lock_merchant(session: Session, merchant_id: str) -> Merchant:
     return merchant
 
 
+@dataclass(frozen=True)
+class Published:
+    """A published version and the warnings its source has for this merchant (teams it lacks and lint)."""
+
+    row: RulesetVersion
+    warnings: tuple[policy.Problem, ...]
+
+
 def publish_ruleset(
     session: Session, services: WorkflowServices, principal: Principal, *, source: str, message: str = ""
 ) -> RulesetVersion:
+    return publish_ruleset_with_warnings(session, services, principal, source=source, message=message).row
+
+
+def publish_ruleset_with_warnings(
+    session: Session, services: WorkflowServices, principal: Principal, *, source: str, message: str = ""
+) -> Published:
+    """Validate (warnings included: a routing rule or escalation naming a team the merchant does not have
+    publishes, with W_UNKNOWN_TEAM naming it), run the ruleset's tests, then store and activate it."""
     principal.require(Role.ADMIN)
     if len(message) > 2000:
         raise invalid("message must be at most 2000 characters", "message")
-    ruleset = load_checked(services, source, run_tests=True)
+    teams = team_names(session, principal.merchant_id)
+    ruleset, report = checked(services, source, run_tests=True, known_teams=teams)
     merchant = _lock_merchant(session, principal.merchant_id)
     latest = session.exec(
         select(func.max(RulesetVersion.version)).where(RulesetVersion.merchant_id == principal.merchant_id)
@@ -169,7 +205,7 @@ def publish_ruleset(
         after={"version": row.version, "digest": row.digest, "message": message},
         ruleset_version=row.version,
     )
-    return row
+    return Published(row, report.warnings)
 
 
 def activate_version(
@@ -280,7 +316,7 @@ def simulate(
             active_decision = services.policy.decide(active, facts, trace=True).to_dict()
         routing = draft_engine.route(draft, facts, trace=True).to_dict()
         escalations = [
-            {"id": rule.id, "after_seconds": rule.after.total_seconds(), "then": dict(rule.then)}
+            {"id": rule.id, "after_seconds": rule.after.total_seconds(), "then": rule.then.to_dict()}
             for rule in draft_engine.escalations_due(draft, facts)
         ]
         changed = bool(draft_decision) and (

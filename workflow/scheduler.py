@@ -43,7 +43,7 @@ from workflow.queue import bump_queue_version
 from workflow.rulesets import active_ruleset
 from workflow.services import WorkflowServices
 from workflow.sla import apply_sla, breach_of
-from workflow.stages import OPEN_STAGES, PRIORITIES
+from workflow.stages import OPEN_STAGES
 from workflow.tickets import clean_tags, move_stage, snapshot
 
 log = logging.getLogger(__name__)
@@ -279,7 +279,7 @@ def _escalate_ticket(
         decision = {
             "rule_id": rule.id,
             "after_seconds": rule.after.total_seconds(),
-            "then": dict(rule.then),
+            "then": rule.then.to_dict(),
             "stage": stage,
             "stage_entered_at": entered.isoformat(),
             "applied": applied,
@@ -306,7 +306,7 @@ def _escalate_ticket(
                 ticket_id=ticket.id,
                 data={
                     "rule_id": rule.id,
-                    "then": dict(rule.then),
+                    "then": rule.then.to_dict(),
                     "stage": ticket.stage,
                     "version": ticket.version,
                 },
@@ -340,35 +340,28 @@ def _apply(
     """Carry out the rule's ``then``; what cannot apply is recorded, never raised (the firing stands)."""
     applied: dict[str, Any] = {}
     skipped: dict[str, str] = {}
-    then = dict(rule.then)
-    priority = then.get("priority") or then.get("set_priority")
-    if priority is not None:
-        if priority in PRIORITIES:
-            ticket.priority = str(priority)
-            apply_sla(ticket, ruleset)
-            applied["priority"] = priority
-        else:
-            skipped["priority"] = f"unknown priority {priority!r}"
-    tags = then.get("tags", then.get("tag", then.get("add_tags")))
-    if tags is not None:
-        values = [tags] if isinstance(tags, str) else [str(t) for t in tags]
+    then = rule.then
+    if then.priority is not None:
+        ticket.priority = then.priority
+        apply_sla(ticket, ruleset)
+        applied["priority"] = then.priority
+    if then.tags:
         try:
-            ticket.tags = clean_tags([*ticket.tags, *values])
-            applied["tags"] = values
+            ticket.tags = clean_tags([*ticket.tags, *then.tags])
+            applied["tags"] = list(then.tags)
         except DomainError as exc:
             skipped["tags"] = exc.message
-    if "needs_human" in then or "handoff" in then:
-        ticket.needs_human = bool(then.get("needs_human", then.get("handoff")))
+    if then.needs_human is not None:
+        ticket.needs_human = then.needs_human
         applied["needs_human"] = ticket.needs_human
-    team_name = then.get("team") or then.get("assign_team")
-    if team_name is not None:
-        team = get_team_by_name(session, ticket.merchant_id, str(team_name))
+    if then.team is not None:
+        team = get_team_by_name(session, ticket.merchant_id, then.team)
         if team is None:
-            skipped["team"] = f"team {team_name!r} does not exist"
+            skipped["team"] = f"team {then.team!r} does not exist"
         else:
             ticket.team_id = team.id
             applied["team"] = team.name
-    target = then.get("transition") or then.get("stage")
+    target = then.transition
     if target is not None:
         transitions = ruleset.transitions
         if target == ticket.stage:
@@ -381,28 +374,12 @@ def _apply(
                 services,
                 system,
                 ticket,
-                str(target),
+                target,
                 transitions=dict(transitions),
                 ruleset_version=ruleset_version,
                 reason=f"escalation {rule.id}",
             )
             applied["transition"] = target
-    known = {
-        "priority",
-        "set_priority",
-        "tags",
-        "tag",
-        "add_tags",
-        "needs_human",
-        "handoff",
-        "team",
-        "assign_team",
-        "transition",
-        "stage",
-    }
-    for key in then:
-        if key not in known:
-            skipped[key] = "not an action the scheduler carries out"
     return applied, skipped
 
 

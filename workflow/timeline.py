@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from itertools import pairwise
 from typing import Any
 
-from policy import EscalationRule, PolicyEngine, Ruleset
+from policy import EscalationRule, EscalationThen, PolicyEngine, Ruleset
 from workflow.errors import invalid
 from workflow.facts import time_facts
 from workflow.stages import CLOSED_STAGES, OPEN_STAGES
@@ -40,7 +40,7 @@ class PlannedFiring:
     stage: str
     stage_entered_at: datetime
     fires_at: datetime
-    then: dict[str, Any] = field(default_factory=dict)
+    then: EscalationThen = field(default_factory=EscalationThen)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -49,7 +49,7 @@ class PlannedFiring:
             "stage_entered_at": self.stage_entered_at.isoformat(),
             "fires_at": self.fires_at.isoformat(),
             "after_stage_entry_seconds": (self.fires_at - self.stage_entered_at).total_seconds(),
-            "then": dict(self.then),
+            "then": self.then.to_dict(),
         }
 
 
@@ -67,11 +67,11 @@ def facts_at(
     return facts
 
 
-def _moves_to(ruleset: Ruleset, stage: str, then: Mapping[str, Any]) -> str | None:
+def _moves_to(ruleset: Ruleset, stage: str, then: EscalationThen) -> str | None:
     """The stage a firing moves the ticket to; None when it stays (or the graph forbids the move, which the
     scheduler records as skipped)."""
-    target = then.get("transition")
-    if isinstance(target, str) and target != stage and target in ruleset.transitions.get(stage, ()):
+    target = then.transition
+    if target is not None and target != stage and target in ruleset.transitions.get(stage, ()):
         return target
     return None
 
@@ -143,7 +143,7 @@ def _first_firing(
                 continue
             if rule.id in due:
                 done.add(rule.id)
-                firing = PlannedFiring(rule.id, entry.stage, entry.at, now, dict(rule.then))
+                firing = PlannedFiring(rule.id, entry.stage, entry.at, now, rule.then)
                 fired.append(firing)
                 if _moves_to(ruleset, entry.stage, rule.then) is not None:
                     return fired

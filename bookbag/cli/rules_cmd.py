@@ -73,21 +73,15 @@ def _validate(args: argparse.Namespace) -> int:
     import policy
 
     report = policy.validate_source(_read(args.file), args.file)
-    # In file order, so the list reads top to bottom alongside the YAML.
-    for problem in sorted(report.problems, key=_position):
-        print(problem)
-    if not args.no_warnings:
-        for warning in sorted(report.warnings, key=_position):
-            print(warning)
+    # In file order, errors and warnings interleaved, so the list reads top to bottom alongside the YAML.
+    for problem in report.in_file_order:
+        if problem.severity == "error" or not args.no_warnings:
+            print(problem)
     if report.ok:
         print(f"{args.file}: ok ({len(report.warnings)} warning(s))", file=sys.stderr)
         return 0
     print(f"{args.file}: {len(report.problems)} problem(s)", file=sys.stderr)
     return 1
-
-
-def _position(problem: Any) -> tuple[int, int]:
-    return (problem.line, problem.col)
 
 
 def _test(args: argparse.Namespace) -> int:

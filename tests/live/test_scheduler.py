@@ -13,13 +13,14 @@ from sqlalchemy import text
 from sqlmodel import col, func, select
 
 from storage.tables import AuditEvent, EscalationFiring, IdempotencyRecord, Ticket
-from workflow import idempotency, scheduler
+from workflow import agents, idempotency, scheduler
 from workflow.principal import Principal, Role
 from workflow.queue import queue_version
+from workflow.rulesets import publish_ruleset_with_warnings
 from workflow.scheduler import TickReport, run_due_work
 from workflow.tickets import transition_ticket
 
-from .conftest import T0, LiveWorld
+from .conftest import LIVE_RULESET, T0, LiveWorld
 
 
 def tick(world: LiveWorld, minutes: float) -> TickReport:
@@ -249,3 +250,58 @@ def test_a_tick_with_nothing_due_does_not_wait_for_the_write_lock(world: LiveWor
         assert done.wait(10), "an idle tick waited for a writer"
     thread.join(10)
     assert reports[0].escalations == [] and reports[0].breaches == []
+
+
+# Every key an escalation's `then` may carry, and a team the merchant does not have.
+EVERY_THEN = (
+    LIVE_RULESET.split("escalations:")[0]
+    + """
+escalations:
+  - id: to-ghost-team
+    stages: [triaged]
+    after: 20m
+    then: {team: Ghosts, tags: [ghosted]}
+  - id: everything
+    stages: [triaged]
+    after: 30m
+    then: {transition: escalated, priority: urgent, team: Tier2, tags: [stale], needs_human: true}
+"""
+)
+
+
+def test_escalation_then_carries_out_every_key(world: LiveWorld) -> None:
+    admin = Principal(world.merchant_id, Role.ADMIN, world.merchant.key_ids["admin"])
+    with world.database.unit_of_work() as session:
+        tier2 = agents.create_team(session, admin, name="Tier2").id
+        published = publish_ruleset_with_warnings(session, world.services, admin, source=EVERY_THEN)
+    # Publishing warns about the missing team (and names it) but does not refuse.
+    assert [(w.code, w.path) for w in published.warnings] == [("W_UNKNOWN_TEAM", "escalations[0].then.team")]
+    assert "'Ghosts'" in published.warnings[0].message
+    ticket_id = world.create_ticket(T0)
+
+    (ghost,) = tick(world, 21).escalations
+    assert ghost.rule_id == "to-ghost-team"
+    assert ghost.applied == {"tags": ["ghosted"]}
+    assert ghost.skipped == {"team": "team 'Ghosts' does not exist"}
+
+    (fired,) = tick(world, 31).escalations
+    assert fired.rule_id == "everything" and fired.skipped == {}
+    assert fired.applied == {
+        "priority": "urgent",
+        "tags": ["stale"],
+        "needs_human": True,
+        "team": "Tier2",
+        "transition": "escalated",
+    }
+    row = ticket(world, ticket_id)
+    assert (row.stage, row.priority, row.team_id, row.needs_human) == ("escalated", "urgent", tier2, True)
+    assert sorted(row.tags) == ["ghosted", "stale"]
+    audited = audit_rows(world, "ticket.escalated", ticket_id)[-1]
+    assert audited.decision is not None
+    assert audited.decision["then"] == {
+        "transition": "escalated",
+        "priority": "urgent",
+        "team": "Tier2",
+        "tags": ["stale"],
+        "needs_human": True,
+    }

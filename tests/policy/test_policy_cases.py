@@ -2,8 +2,12 @@
 
 A case file holds ``note`` (what it shows), the ruleset as ``ruleset: |`` source or ``bundled: <name>``
 (a file in ``rulesets/``), and either ``facts`` with ``want`` (decision keys ``effect``, ``matched_rules``,
-``deciding_rules``, ``handoff``, ``approvers``; ``route``/``team`` for routing; ``escalations`` for the
-escalations due) or ``want_error_code`` with an optional ``want_error_at: {line, col, path}``.
+``deciding_rules``, ``handoff``, ``approvers``; ``route``/``team``/``set`` for routing; ``escalations`` for
+the escalations due) or ``want_error_code`` with an optional ``want_error_at: {line, col, path}``.
+``want_warning_code`` (optional ``want_warning_at``) asks for a warning on a ruleset that still loads; it
+goes alone or with ``facts``/``want``. ``want_message`` is a text the wanted error's or warning's message
+holds; ``known_teams`` is the merchant's team names handed to validation (W_UNKNOWN_TEAM); ``want_no_warnings``
+says the ruleset validates without any warning.
 Each decision case is checked on durable_rules (PolicyEngine) and on the reference evaluator.
 """
 
@@ -19,9 +23,22 @@ import policy
 from policy import PolicyEngine, ReferenceEvaluator
 
 CASES = sorted((Path(__file__).parent / "cases").glob("*.yaml"))
-CASE_KEYS = {"note", "ruleset", "bundled", "facts", "want", "want_error_code", "want_error_at"}
+CASE_KEYS = {
+    "note",
+    "ruleset",
+    "bundled",
+    "facts",
+    "want",
+    "want_error_code",
+    "want_error_at",
+    "want_warning_code",
+    "want_warning_at",
+    "want_message",
+    "want_no_warnings",
+    "known_teams",
+}
 DECISION_KEYS = {"effect", "matched_rules", "deciding_rules", "handoff", "approvers"}
-ROUTING_KEYS = {"route", "team"}
+ROUTING_KEYS = {"route", "team", "set"}
 WANT_KEYS = DECISION_KEYS | ROUTING_KEYS | {"escalations"}
 
 
@@ -31,7 +48,14 @@ def _read(path: Path) -> dict[str, Any]:
     assert set(case) <= CASE_KEYS, f"{path.name}: unknown keys {sorted(set(case) - CASE_KEYS)}"
     assert isinstance(case.get("note"), str) and case["note"].strip(), f"{path.name}: say what the case shows"
     assert ("ruleset" in case) != ("bundled" in case), f"{path.name}: give 'ruleset' or 'bundled'"
-    assert ("want" in case) != ("want_error_code" in case), f"{path.name}: give 'want' or 'want_error_code'"
+    outcomes = [
+        key for key in ("want", "want_error_code", "want_warning_code", "want_no_warnings") if key in case
+    ]
+    assert outcomes, f"{path.name}: give 'want', 'want_error_code', 'want_warning_code' or 'want_no_warnings'"
+    assert "want_error_code" not in case or outcomes == ["want_error_code"], (
+        f"{path.name}: a rejected ruleset has no decision or warnings to check"
+    )
+    assert not ("want_warning_code" in case and "want_no_warnings" in case), f"{path.name}: contradiction"
     if "want" in case:
         want = case["want"]
         assert isinstance(want, dict) and want, f"{path.name}: 'want' must check something"
@@ -60,12 +84,20 @@ def test_there_are_enough_cases() -> None:
 def test_case(path: Path, engine: PolicyEngine) -> None:
     case = _read(path)
     source, filename = _source(case)
-    report = policy.validate_source(source, filename)
+    teams = frozenset(case["known_teams"]) if "known_teams" in case else None
+    report = policy.validate_source(source, filename, known_teams=teams)
     if "want_error_code" in case:
-        _check_error(report, case)
+        _check(report.problems, case, case["want_error_code"], case.get("want_error_at"))
+        assert report.ruleset is None, "a ruleset with errors must not be built"
         return
     assert report.ok, [str(p) for p in report.problems]
     assert report.ruleset is not None
+    if "want_warning_code" in case:
+        _check(report.warnings, case, case["want_warning_code"], case.get("want_warning_at"))
+    if case.get("want_no_warnings"):
+        assert report.warnings == (), [str(w) for w in report.warnings]
+    if "want" not in case:
+        return
     ruleset, facts, want = report.ruleset, case["facts"], case["want"]
     for name, evaluator in (("durable_rules", engine), ("reference", ReferenceEvaluator())):
         got: dict[str, Any] = {}
@@ -80,18 +112,20 @@ def test_case(path: Path, engine: PolicyEngine) -> None:
             )
         if want.keys() & ROUTING_KEYS:
             routing = evaluator.route(ruleset, facts)
-            got.update(route=routing.rule_id, team=routing.team)
+            got.update(route=routing.rule_id, team=routing.team, set=routing.set.to_dict())
         if "escalations" in want:
             got["escalations"] = [rule.id for rule in evaluator.escalations_due(ruleset, facts)]
         assert {key: got[key] for key in want} == want, f"{name}: {case['note']}"
 
 
-def _check_error(report: policy.ValidationReport, case: dict[str, Any]) -> None:
-    assert not report.ok, "expected the ruleset to be rejected"
-    code = case["want_error_code"]
-    found = [p for p in report.problems if p.code == code]
-    assert found, f"no {code} among {[str(p) for p in report.problems]}"
-    where = case.get("want_error_at")
+def _check(
+    problems: tuple[policy.Problem, ...], case: dict[str, Any], code: str, where: dict[str, Any] | None
+) -> None:
+    found = [p for p in problems if p.code == code]
+    assert found, f"no {code} among {[str(p) for p in problems]}"
     if where is not None:
         positions = [{key: getattr(p, key) for key in where} for p in found]
         assert where in positions, f"{code} reported at {positions}, wanted {where}"
+        found = [p for p in found if {key: getattr(p, key) for key in where} == where]
+    if "want_message" in case:
+        assert any(case["want_message"] in p.message for p in found), [p.message for p in found]

@@ -100,3 +100,19 @@ def test_validate_lists_problems_in_file_order(tmp_path: Path, capsys: pytest.Ca
     lines = capsys.readouterr().out.strip().splitlines()
     assert [line.split(" ")[0].removeprefix(f"{bad}:") for line in lines] == ["5:40", "6:13"]
     assert [line.split(" ")[1] for line in lines] == ["E_BAD_REGEX", "E_UNKNOWN_EFFECT"]
+
+
+def test_validate_interleaves_errors_and_warnings(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "ruleset: x\nstages: [a]\nrouting:\n"
+        "  - {id: typo, when: {fact: customer.is_vip, eq: true}, assign: {team: t}}\n"
+        "  - {id: broken, when: {fact: ticket.nope, eq: 1}, assign: {team: t}}\n"
+        "  - {id: typo2, when: {fact: order.opened, eq: true}, assign: {team: t}}\n"
+    )
+    capsys.readouterr()
+    assert main(["rules", "validate", str(bad)]) == 1
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert [line.split(" ")[1] for line in lines] == ["W_UNKNOWN_FACT", "E_UNKNOWN_FACT", "W_UNKNOWN_FACT"]
+    assert main(["rules", "validate", "--no-warnings", str(bad)]) == 1
+    assert [line.split(" ")[1] for line in capsys.readouterr().out.strip().splitlines()] == ["E_UNKNOWN_FACT"]

@@ -83,3 +83,83 @@ routing:
     assert report.ok
     codes = {w.code for w in report.warnings}
     assert {"W_SHADOWED", "W_UNREACHABLE_ROUTE", "W_UNCOVERED"} <= codes
+
+
+INTERLEAVED = """\
+ruleset: order
+stages: [new, open]
+permissions:
+  - {id: reply-new, actions: [reply], stages: [new], effect: allow}
+  - {id: vip, actions: [refund], when: {fact: customer.is_vip, eq: true}, effect: allow}
+  - {id: bad, actions: [refund], effect: nope}
+routing:
+  - {id: r, when: {fact: order.opened, eq: true}, assign: {team: a}}
+  - {id: late, when: {fact: ticket.nope, eq: 1}, assign: {team: b}}
+"""
+
+
+def test_problems_and_warnings_in_file_order() -> None:
+    # Lint (W_UNCOVERED) runs last and the effect is checked before the condition; the report still reads
+    # top to bottom, and in_file_order interleaves errors and warnings.
+    report = policy.validate_source(INTERLEAVED)
+    assert [(p.code, p.line) for p in report.problems] == [("E_UNKNOWN_EFFECT", 6), ("E_UNKNOWN_FACT", 9)]
+    assert [(w.code, w.line) for w in report.warnings] == [("W_UNKNOWN_FACT", 5), ("W_UNKNOWN_FACT", 8)]
+    assert [(p.code, p.line) for p in report.in_file_order] == [
+        ("W_UNKNOWN_FACT", 5),
+        ("E_UNKNOWN_EFFECT", 6),
+        ("W_UNKNOWN_FACT", 8),
+        ("E_UNKNOWN_FACT", 9),
+    ]
+
+
+def test_lint_warnings_sorted_by_position() -> None:
+    source = """\
+ruleset: lint
+stages: [new, closed]
+permissions:
+  - {id: reply-new, actions: [reply], stages: [new], effect: allow}
+  - {id: note-closed, actions: [note], stages: [closed], when: {fact: customer.is_vip, eq: true}, effect: allow}
+"""
+    report = policy.validate_source(source)
+    assert report.ok
+    positions = [(w.line, w.col) for w in report.warnings]
+    assert positions == sorted(positions)
+    assert {(w.code, w.path) for w in report.warnings} >= {
+        ("W_UNCOVERED", "permissions[0]"),
+        ("W_UNCOVERED", "permissions[1]"),
+        ("W_UNKNOWN_FACT", "permissions[1].when.fact"),
+    }
+
+
+def test_unknown_fact_errors_stay_errors() -> None:
+    # Namespaces Bookbag fills itself are closed (E_UNKNOWN_FACT); an unknown namespace is an error too.
+    for fact in ("ticket.colour", "classifier.mood", "time.minute", "shop.name", "customer"):
+        source = f"ruleset: x\nstages: [new]\nrouting:\n  - {{id: r, when: {{fact: {fact}, eq: 1}}, assign: {{team: a}}}}\n"
+        report = policy.validate_source(source)
+        assert [p.code for p in report.problems] == ["E_UNKNOWN_FACT"], fact
+    for fact in (
+        "customer.vip",
+        "order.delivered",
+        "custom.anything",
+        "ticket.custom.x",
+        "customer.custom.a.b",
+    ):
+        source = f"ruleset: x\nstages: [new]\nrouting:\n  - {{id: r, when: {{fact: {fact}, eq: 1}}, assign: {{team: a}}}}\n"
+        report = policy.validate_source(source)
+        assert report.ok and report.warnings == (), (fact, report.warnings)
+
+
+def test_known_teams_none_means_no_team_check() -> None:
+    source = "ruleset: x\nstages: [new]\nrouting:\n  - {id: r, assign: {team: nowhere}}\n"
+    assert policy.validate_source(source).warnings == ()
+    warned = policy.validate_source(source, known_teams=frozenset())
+    assert [(w.code, w.path) for w in warned.warnings] == [("W_UNKNOWN_TEAM", "routing[0].assign.team")]
+    assert "(its teams: none)" in warned.warnings[0].message
+
+
+def test_set_category_fits_the_ticket() -> None:
+    long = "c" * 61
+    source = f"ruleset: x\nstages: [new]\nrouting:\n  - {{id: r, set: {{category: {long}}}}}\n"
+    report = policy.validate_source(source)
+    assert [(p.code, p.path) for p in report.problems] == [("E_VALUE", "routing[0].set.category")]
+    assert policy.validate_source(source.replace(long, "c" * 60)).ok
