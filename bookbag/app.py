@@ -28,6 +28,7 @@ from bookbag.graphql_http import BodySizeLimit, BookbagGraphQL
 from bookbag.settings import Settings
 from bookbag.wiring import build_services
 from resolvers.context import ApiLimits, ApiRuntime
+from resolvers.fairness import FairLimits, FairShare
 from schema.build import BookbagSchema, SchemaLimits, build_schema
 from storage.db import Database
 from workflow.merchants import PrincipalCache
@@ -67,6 +68,21 @@ def schema_limits(settings: Settings) -> SchemaLimits:
     )
 
 
+def fair_limits(settings: Settings) -> FairLimits:
+    return FairLimits(
+        key_per_second=settings.rate_limit_key_per_second,
+        key_burst=settings.rate_limit_key_burst,
+        merchant_per_second=settings.rate_limit_merchant_per_second,
+        merchant_burst=settings.rate_limit_merchant_burst,
+        failed_auth_per_second=settings.failed_auth_per_second,
+        failed_auth_burst=settings.failed_auth_burst,
+        db_units_per_merchant=settings.db_units_per_merchant,
+        heavy_per_merchant=settings.heavy_per_merchant,
+        heavy_per_process=settings.heavy_per_process,
+        heavy_wait_seconds=settings.heavy_wait_seconds,
+    )
+
+
 def admin_static_dir() -> Path | None:
     spec = importlib.util.find_spec("admin_ui")
     if spec is None or not spec.submodule_search_locations:
@@ -97,6 +113,7 @@ def create_app(
             max_group_commit=settings.max_group_commit,
         ),
         principals=PrincipalCache(ttl_seconds=settings.auth_cache_seconds),
+        fair=FairShare(fair_limits(settings)),
     )
     runtime.queue_hub = build_queue_hub(settings, db, runtime.services)
     schema = build_schema(schema_limits(settings))

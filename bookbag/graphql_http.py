@@ -3,11 +3,17 @@
 Every HTTP request must carry ``Authorization: Bearer <key>``; without a valid key the answer is a 401 with
 one error and nothing is executed. Websockets (graphql-transport-ws only) authenticate in
 ``connection_init`` (``{"Authorization": "Bearer <key>"}``) and are closed with 4403 otherwise.
+
+Rate limits (``resolvers.fairness``) are taken here, before the body is parsed: a known key spends one
+request of its key's and its merchant's rate; a key that has to be looked up is refused before the lookup
+when its client address has used up its failed authentications. A refusal is a 429 with ``Retry-After`` and
+one GraphQL error, code RATE_LIMITED with ``extensions.retryAfter`` in seconds.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import secrets
 from typing import Any
 
@@ -23,17 +29,24 @@ from strawberry.types.unset import UNSET, UnsetType
 
 from bookbag.graphql_ws import LiveTransportWSHandler
 from resolvers.context import ApiRuntime, RequestContext, Unauthenticated
+from resolvers.fairness import RateLimited
 from workflow.merchants import authenticate
 from workflow.principal import Principal
 
 REQUEST_ID_HEADER = "x-request-id"
 
 
-def error_response(status: int, code: str, message: str, request_id: str | None = None) -> Response:
-    body: dict[str, Any] = {"errors": [{"message": message, "extensions": {"code": code}}]}
+def error_response(
+    status: int, code: str, message: str, request_id: str | None = None, *, retry_after: float | None = None
+) -> Response:
+    extensions: dict[str, Any] = {"code": code}
     headers = {REQUEST_ID_HEADER: request_id} if request_id else None
     if status == 401:
         headers = {**(headers or {}), "www-authenticate": 'Bearer realm="bookbag"'}
+    if retry_after is not None:
+        extensions["retryAfter"] = retry_after
+        headers = {**(headers or {}), "retry-after": str(max(1, math.ceil(retry_after)))}
+    body: dict[str, Any] = {"errors": [{"message": message, "extensions": extensions}]}
     return Response(json.dumps(body), status_code=status, media_type="application/json", headers=headers)
 
 
@@ -44,6 +57,22 @@ def bearer_secret(value: str | None) -> str | None:
     if scheme.lower() != "bearer" or not secret.strip():
         return None
     return secret.strip()
+
+
+def client_address(connection: Any) -> str:
+    """The peer's address as the server saw it (behind a proxy: the proxy's, unless the server is told
+    to trust forwarded headers, e.g. uvicorn's ``--forwarded-allow-ips``)."""
+    client = getattr(connection, "client", None)
+    return str(client.host) if client is not None and client.host else "unknown"
+
+
+class RefusedRequest(Exception):
+    """A request refused by a rate limit before it was parsed (answered 429)."""
+
+    def __init__(self, request_id: str, refused: RateLimited) -> None:
+        super().__init__(refused.message)
+        self.request_id = request_id
+        self.refused = refused
 
 
 class BookbagGraphQL(GraphQL[RequestContext, None]):
@@ -61,7 +90,9 @@ class BookbagGraphQL(GraphQL[RequestContext, None]):
         )
         self.runtime = runtime
 
-    async def authenticate(self, header: str | None) -> Principal | None:
+    async def authenticate(self, header: str | None, address: str) -> Principal | None:
+        """The key's principal (cached, else looked up), or None. Raises ``RateLimited`` before the lookup
+        when ``address`` (the client's) has used up its failed authentications."""
         secret = bearer_secret(header)
         if secret is None:
             return None
@@ -69,6 +100,8 @@ class BookbagGraphQL(GraphQL[RequestContext, None]):
         cached = cache.get(secret)
         if cached is not None:
             return cached
+        fair = self.runtime.fair
+        fair.check_lookup(address)
         db = self.runtime.db
 
         def work() -> Principal | None:
@@ -76,7 +109,9 @@ class BookbagGraphQL(GraphQL[RequestContext, None]):
                 return authenticate(session, secret)
 
         principal = await to_thread.run_sync(work, limiter=self.runtime.read_limiter)
-        if principal is not None:
+        if principal is None:
+            fair.lookup_failed(address)
+        else:
             cache.put(secret, principal)
         return principal
 
@@ -91,9 +126,13 @@ class BookbagGraphQL(GraphQL[RequestContext, None]):
             return context  # authenticated in on_ws_connect
         if self.graphql_ide and self.should_render_graphql_ide(self.request_adapter_class(request)):
             return context  # the IDE page itself; its requests carry their own key
-        principal = await self.authenticate(request.headers.get("authorization"))
-        if principal is None:
-            raise Unauthenticated(request_id)
+        try:
+            principal = await self.authenticate(request.headers.get("authorization"), client_address(request))
+            if principal is None:
+                raise Unauthenticated(request_id)
+            self.runtime.fair.admit(principal)
+        except RateLimited as exc:
+            raise RefusedRequest(request_id, exc) from None
         context.principal = principal
         if isinstance(response, Response):
             response.headers[REQUEST_ID_HEADER] = request_id
@@ -102,7 +141,19 @@ class BookbagGraphQL(GraphQL[RequestContext, None]):
     async def on_ws_connect(self, context: RequestContext) -> UnsetType | dict[str, object] | None:
         params = context.connection_params if isinstance(context.connection_params, dict) else {}
         header = params.get("Authorization") or params.get("authorization")
-        principal = await self.authenticate(header if isinstance(header, str) else None)
+        try:
+            principal = await self.authenticate(
+                header if isinstance(header, str) else None, client_address(context.request)
+            )
+            if principal is not None:
+                self.runtime.fair.admit(principal)
+        except RateLimited as exc:
+            raise ConnectionRejectionError(
+                {
+                    "message": exc.message,
+                    "extensions": {"code": "RATE_LIMITED", "retryAfter": exc.retry_after},
+                }
+            ) from None
         if principal is None:
             raise ConnectionRejectionError({"message": "missing or invalid API key"})
         context.principal = principal
@@ -116,6 +167,14 @@ class BookbagGraphQL(GraphQL[RequestContext, None]):
             if scope["type"] != "http":
                 raise
             response = error_response(401, "UNAUTHENTICATED", "missing or invalid API key", str(exc))
+            await response(scope, receive, send)
+        except RefusedRequest as exc:
+            if scope["type"] != "http":
+                raise
+            refused = exc.refused
+            response = error_response(
+                429, "RATE_LIMITED", refused.message, exc.request_id, retry_after=refused.retry_after
+            )
             await response(scope, receive, send)
 
 

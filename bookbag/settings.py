@@ -37,6 +37,18 @@ class Settings(BaseSettings):
     db_read_threads: int = Field(default=2, ge=1, le=64)
     db_write_threads: int = Field(default=2, ge=1, le=64)
     max_group_commit: int = Field(default=32, ge=1, le=256)
+    # Fair share (resolvers.fairness): request rates per API key and per merchant (token buckets), failed
+    # authentications per client address, database units in flight per merchant, CPU-heavy ruleset work.
+    rate_limit_key_per_second: float = Field(default=1000.0, gt=0)
+    rate_limit_key_burst: int = Field(default=2000, ge=1)
+    rate_limit_merchant_per_second: float = Field(default=2000.0, gt=0)
+    rate_limit_merchant_burst: int = Field(default=4000, ge=1)
+    failed_auth_per_second: float = Field(default=2.0, gt=0)
+    failed_auth_burst: int = Field(default=30, ge=1)
+    db_units_per_merchant: int = Field(default=1, ge=1, le=64)
+    heavy_per_merchant: int = Field(default=1, ge=1, le=16)
+    heavy_per_process: int = Field(default=2, ge=1, le=16)
+    heavy_wait_seconds: float = Field(default=5.0, ge=0, le=300)
 
     @property
     def is_production(self) -> bool:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from anyio import CapacityLimiter
 
+from resolvers.fairness import FairShare
 from resolvers.group_commit import BatchWork, GroupCommit
 from storage.db import Database
 from workflow.live import QueueHub
@@ -49,6 +50,7 @@ class ApiRuntime:
     limits: ApiLimits = field(default_factory=ApiLimits)
     queue_hub: QueueHub | None = None  # the process's live-queue hub (queueUpdates subscriptions)
     principals: PrincipalCache = field(default_factory=lambda: PrincipalCache(ttl_seconds=0))
+    fair: FairShare = field(default_factory=FairShare)  # rate limits and per-merchant slots
     _limiters: dict[str, CapacityLimiter] = field(default_factory=dict, init=False, repr=False)
     _group_commits: dict[str, GroupCommit] = field(default_factory=dict, init=False, repr=False)
 

@@ -1,4 +1,9 @@
-"""Rulesets: the active one and its versions, validate, publish, activate (rollback), simulate, backtest."""
+"""Rulesets: the active one and its versions, validate, publish, activate (rollback), simulate, backtest.
+
+Validating, testing, simulating, backtesting and publishing's checks are CPU-heavy: they run through
+``runner.heavy`` (threads of their own, a bounded number per merchant and per process), never in the
+database threads, and publish checks its source before it opens the write transaction.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,7 @@ from sqlmodel import Session
 from strawberry.scalars import JSON
 
 from resolvers import roles
-from resolvers.runner import mutate, query, read_as
+from resolvers.runner import heavy, mutate, query
 from resolvers.snapshots import dump, load
 from schema.actions import Decision
 from schema.common import UserError
@@ -75,7 +80,7 @@ async def ruleset_versions(info: Info) -> list[RulesetVersion]:
 async def validate_ruleset(info: Info, source: str) -> ValidateRulesetPayload:
     """Check a draft: YAML syntax, schema, references. Changes nothing."""
     try:
-        report = await read_as(info.context, roles.READERS, lambda _s, _p: rulesets_service.validate(source))
+        report = await heavy(info.context, roles.READERS, lambda _s, _p: rulesets_service.validate(source))
     except DomainError as exc:
         return ValidateRulesetPayload(errors=[UserError.from_domain(exc)])
     problems = [RulesetProblem.from_any(p) for p in report.problems]
@@ -105,7 +110,7 @@ async def test_ruleset(info: Info, source: str) -> TestRulesetPayload:
         return list(services.policy.run_tests(ruleset))
 
     try:
-        results = await read_as(info.context, roles.READERS, run)
+        results = await heavy(info.context, roles.READERS, run)
     except DomainError as exc:
         return TestRulesetPayload(errors=[UserError.from_domain(exc)], problems=problems_of(exc.details))
     return TestRulesetPayload(passed=all(r.passed for r in results), results=test_results_of(results))
@@ -131,10 +136,26 @@ def _version_payload(
 async def publish_ruleset(
     info: Info, source: str, message: str = "", idempotency_key: str | None = None
 ) -> RulesetVersionPayload:
-    """Validate, run the ruleset's own tests, then store and activate it in one transaction."""
+    """Validate, run the ruleset's own tests, then store and activate it in one transaction.
+
+    The checks (validation, the ruleset's tests, its compile) run first in a heavy slot, outside the write
+    transaction, so a large ruleset never holds the database writer (on SQLite, every merchant's writes)
+    while it is checked; the transaction stores the ruleset checked there."""
+    ctx = info.context
+    services = ctx.runtime.services
+    try:
+        checked = await heavy(
+            ctx,
+            roles.ADMINS,
+            lambda _s, _p: rulesets_service.load_checked(services, source, run_tests=True),
+        )
+    except DomainError as exc:
+        return _version_payload(None, exc, False)
 
     def work(session: Session, services: WorkflowServices, principal: Principal) -> dict[str, Any]:
-        row = rulesets_service.publish_ruleset(session, services, principal, source=source, message=message)
+        row = rulesets_service.publish_ruleset(
+            session, services, principal, source=source, message=message, checked=checked
+        )
         return {"version": dump(row), "active": row.version}
 
     return _version_payload(
@@ -199,7 +220,7 @@ async def simulate(
     services = ctx.runtime.services
     try:
         parsed = [_case(i, c) for i, c in enumerate(cases)]
-        results = await read_as(
+        results = await heavy(
             ctx,
             roles.READERS,
             lambda s, p: rulesets_service.simulate(s, services, p, cases=parsed, source=source),
@@ -228,7 +249,7 @@ async def backtest(info: Info, source: str, limit: int = 1000) -> BacktestPayloa
     ctx = info.context
     services = ctx.runtime.services
     try:
-        report = await read_as(
+        report = await heavy(
             ctx,
             roles.READERS,
             lambda s, p: rulesets_service.backtest(s, services, p, source=source, limit=limit),

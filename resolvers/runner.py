@@ -2,7 +2,13 @@
 
 Workflow services are synchronous SQLAlchemy; each resolver call runs its whole unit of work in a worker
 thread, so the event loop (and every websocket on it) never waits on the database. The commit happens in
-that thread, inside ``db.unit_of_work()``.
+that thread, inside ``db.unit_of_work()``. Each unit of work first takes one of its merchant's database slots
+(``resolvers.fairness``), so one merchant's pile of requests queues behind itself, not in front of everyone.
+CPU-heavy ruleset work runs through :func:`heavy` instead: threads of its own, bounded per merchant.
+
+A refusal to protect the others (:class:`resolvers.fairness.RateLimited`) becomes :func:`rate_limited`: a
+GraphQL error with ``extensions.code`` RATE_LIMITED and ``extensions.retryAfter`` seconds, and on HTTP the
+status 429 with a ``Retry-After`` header, exactly as the edge answers a request over its rate.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from graphql import GraphQLError
 from sqlmodel import Session
 
 from resolvers.context import RequestContext
+from resolvers.fairness import RateLimited
 from workflow.errors import DomainError, ErrorCode
 from workflow.idempotency import rerun_if_key_raced, run_idempotent
 from workflow.principal import Principal, Role
@@ -37,6 +44,18 @@ def api_error(error: DomainError) -> ApiError:
     return ApiError(error.code.value, error.message, error.field)
 
 
+def rate_limited(ctx: RequestContext, refused: RateLimited) -> ApiError:
+    """The GraphQL error for a refusal; on HTTP the response also becomes a 429 with ``Retry-After``."""
+    response = ctx.response
+    if response is not None and hasattr(response, "status_code") and hasattr(response, "headers"):
+        response.status_code = 429
+        response.headers["retry-after"] = refused.retry_after_header
+    error = ApiError(ErrorCode.RATE_LIMITED.value, refused.message)
+    assert error.extensions is not None
+    error.extensions["retryAfter"] = refused.retry_after
+    return error
+
+
 def require_role(principal: Principal, roles: frozenset[Role] | None) -> None:
     """The API's own role table, checked before any service runs (``None``: any role)."""
     if roles is not None and principal.role not in roles:
@@ -48,8 +67,9 @@ def require_role(principal: Principal, roles: frozenset[Role] | None) -> None:
 
 
 async def read(ctx: RequestContext, fn: Callable[[Session], T]) -> T:
-    """Run ``fn`` in a worker thread with a read-only session."""
-    db = ctx.runtime.db
+    """Run ``fn`` in a worker thread with a read-only session, in one of the merchant's read slots."""
+    runtime = ctx.runtime
+    db = runtime.db
 
     def work() -> T:
         with db.read_only() as session:
@@ -58,7 +78,34 @@ async def read(ctx: RequestContext, fn: Callable[[Session], T]) -> T:
             session.expunge_all()
             return result
 
-    return await to_thread.run_sync(work, limiter=ctx.runtime.read_limiter)
+    async with runtime.fair.db_unit(ctx.auth.merchant_id, "read"):
+        return await to_thread.run_sync(work, limiter=runtime.read_limiter)
+
+
+async def heavy(
+    ctx: RequestContext,
+    roles: frozenset[Role] | None,
+    fn: Callable[[Session, Principal], T],
+) -> T:
+    """CPU-heavy work (ruleset checks, simulations, backtests): role check, then ``fn`` in a heavy slot's own
+    thread (never a database thread) with a read-only session (which connects only if ``fn`` reads).
+    Refused with RATE_LIMITED while the merchant's heavy slots are taken (see ``resolvers.fairness``)."""
+    principal = ctx.auth
+    require_role(principal, roles)
+    runtime = ctx.runtime
+    db = runtime.db
+
+    def work() -> T:
+        with db.read_only() as read_session:
+            result = fn(read_session, principal)
+            read_session.expunge_all()
+            return result
+
+    try:
+        async with runtime.fair.heavy(principal.merchant_id):
+            return await to_thread.run_sync(work, limiter=runtime.fair.heavy_limiter)
+    except RateLimited as refused:
+        raise rate_limited(ctx, refused) from None
 
 
 async def read_as(
@@ -124,9 +171,10 @@ async def mutate(
 
     try:
         require_role(principal, roles)
-        result = await to_thread.run_sync(
-            rerun_if_key_raced, unit, idempotency_key, limiter=runtime.write_limiter
-        )
+        async with runtime.fair.db_unit(principal.merchant_id, "write"):
+            result = await to_thread.run_sync(
+                rerun_if_key_raced, unit, idempotency_key, limiter=runtime.write_limiter
+            )
     except DomainError as exc:
         return None, exc, False
     return result, None, not ran
