@@ -29,6 +29,7 @@ from bookbag.settings import Settings
 from bookbag.wiring import build_services
 from resolvers.context import ApiLimits, ApiRuntime
 from resolvers.fairness import FairLimits, FairShare
+from resolvers.workers import WorkerPool
 from schema.build import BookbagSchema, SchemaLimits, build_schema
 from storage.db import Database
 from workflow.merchants import PrincipalCache
@@ -114,6 +115,9 @@ def create_app(
         ),
         principals=PrincipalCache(ttl_seconds=settings.auth_cache_seconds),
         fair=FairShare(fair_limits(settings)),
+        workers=WorkerPool(settings.heavy_per_process, settings.heavy_timeout_seconds)
+        if settings.heavy_in_processes
+        else None,
     )
     runtime.queue_hub = build_queue_hub(settings, db, runtime.services)
     schema = build_schema(schema_limits(settings))
@@ -156,10 +160,14 @@ def create_app(
             from storage.migrate import upgrade
 
             await to_thread.run_sync(upgrade, db.engine)
+        if runtime.workers is not None:
+            runtime.workers.prestart()
         async with AsyncExitStack() as stack:
             for hook in state.startup_hooks:
                 await stack.enter_async_context(hook(state))
             yield
+        if runtime.workers is not None:
+            runtime.workers.close()
         if database is None:
             db.dispose()
 

@@ -1,8 +1,10 @@
 """Rulesets: the active one and its versions, validate, publish, activate (rollback), simulate, backtest.
 
-Validating, testing, simulating, backtesting and publishing's checks are CPU-heavy: they run through
-``runner.heavy`` (threads of their own, a bounded number per merchant and per process), never in the
-database threads, and publish checks its source before it opens the write transaction.
+Validating, testing, simulating, backtesting and publishing's checks are CPU-heavy: they run inside
+``runner.heavy`` (a bounded number per merchant and per process) through ``runner.compute`` (a worker
+process with a time limit, see ``resolvers.workers``), never in the database threads; simulate and backtest
+read what they need from the database first, in the merchant's ordinary read slot. Publish checks its source
+before it opens the write transaction.
 """
 
 from __future__ import annotations
@@ -13,8 +15,8 @@ from typing import Any
 from sqlmodel import Session
 from strawberry.scalars import JSON
 
-from resolvers import roles
-from resolvers.runner import heavy, mutate, query
+from resolvers import roles, workers
+from resolvers.runner import compute, heavy, mutate, query, read
 from resolvers.snapshots import dump, load
 from schema.actions import Decision
 from schema.common import UserError
@@ -79,8 +81,9 @@ async def ruleset_versions(info: Info) -> list[RulesetVersion]:
 
 async def validate_ruleset(info: Info, source: str) -> ValidateRulesetPayload:
     """Check a draft: YAML syntax, schema, references. Changes nothing."""
+    ctx = info.context
     try:
-        report = await heavy(info.context, roles.READERS, lambda _s, _p: rulesets_service.validate(source))
+        report = await heavy(ctx, roles.READERS, lambda _p: compute(ctx, workers.validate, source))
     except DomainError as exc:
         return ValidateRulesetPayload(errors=[UserError.from_domain(exc)])
     problems = [RulesetProblem.from_any(p) for p in report.problems]
@@ -103,14 +106,9 @@ async def validate_ruleset(info: Info, source: str) -> ValidateRulesetPayload:
 
 async def test_ruleset(info: Info, source: str) -> TestRulesetPayload:
     """Validate a draft and run the tests it carries, without publishing anything."""
-    services = info.context.runtime.services
-
-    def run(_session: Session, _principal: Principal) -> list[Any]:
-        ruleset = rulesets_service.load_checked(services, source, run_tests=False)
-        return list(services.policy.run_tests(ruleset))
-
+    ctx = info.context
     try:
-        results = await heavy(info.context, roles.READERS, run)
+        results = await heavy(ctx, roles.READERS, lambda _p: compute(ctx, workers.run_tests, source))
     except DomainError as exc:
         return TestRulesetPayload(errors=[UserError.from_domain(exc)], problems=problems_of(exc.details))
     return TestRulesetPayload(passed=all(r.passed for r in results), results=test_results_of(results))
@@ -142,13 +140,8 @@ async def publish_ruleset(
     transaction, so a large ruleset never holds the database writer (on SQLite, every merchant's writes)
     while it is checked; the transaction stores the ruleset checked there."""
     ctx = info.context
-    services = ctx.runtime.services
     try:
-        checked = await heavy(
-            ctx,
-            roles.ADMINS,
-            lambda _s, _p: rulesets_service.load_checked(services, source, run_tests=True),
-        )
+        checked = await heavy(ctx, roles.ADMINS, lambda _p: compute(ctx, workers.check, source))
     except DomainError as exc:
         return _version_payload(None, exc, False)
 
@@ -220,11 +213,14 @@ async def simulate(
     services = ctx.runtime.services
     try:
         parsed = [_case(i, c) for i, c in enumerate(cases)]
-        results = await heavy(
-            ctx,
-            roles.READERS,
-            lambda s, p: rulesets_service.simulate(s, services, p, cases=parsed, source=source),
-        )
+
+        async def run(principal: Principal) -> list[rulesets_service.SimulationResult]:
+            prepared = await read(
+                ctx, lambda s: rulesets_service.prepare_simulation(s, services, principal, cases=parsed)
+            )
+            return await compute(ctx, workers.simulate, source, prepared)
+
+        results = await heavy(ctx, roles.READERS, run)
     except DomainError as exc:
         return SimulatePayload(errors=[UserError.from_domain(exc)], problems=problems_of(exc.details))
     return SimulatePayload(
@@ -248,12 +244,15 @@ async def backtest(info: Info, source: str, limit: int = 1000) -> BacktestPayloa
     """Replay the facts of the merchant's recent decisions under the draft and the active version."""
     ctx = info.context
     services = ctx.runtime.services
-    try:
-        report = await heavy(
-            ctx,
-            roles.READERS,
-            lambda s, p: rulesets_service.backtest(s, services, p, source=source, limit=limit),
+
+    async def run(principal: Principal) -> dict[str, Any]:
+        prepared = await read(
+            ctx, lambda s: rulesets_service.prepare_backtest(s, services, principal, limit=limit)
         )
+        return await compute(ctx, workers.backtest, source, prepared)
+
+    try:
+        report = await heavy(ctx, roles.READERS, run)
     except DomainError as exc:
         return BacktestPayload(errors=[UserError.from_domain(exc)], problems=problems_of(exc.details))
     return BacktestPayload(report=JSON(report))

@@ -4,7 +4,8 @@ Workflow services are synchronous SQLAlchemy; each resolver call runs its whole 
 thread, so the event loop (and every websocket on it) never waits on the database. The commit happens in
 that thread, inside ``db.unit_of_work()``. Each unit of work first takes one of its merchant's database slots
 (``resolvers.fairness``), so one merchant's pile of requests queues behind itself, not in front of everyone.
-CPU-heavy ruleset work runs through :func:`heavy` instead: threads of its own, bounded per merchant.
+CPU-heavy ruleset work runs through :func:`heavy` and :func:`compute` instead: bounded per merchant, in worker
+processes (``resolvers.workers``) or threads of its own, never in the database threads.
 
 A refusal to protect the others (:class:`resolvers.fairness.RateLimited`) becomes :func:`rate_limited`: a
 GraphQL error with ``extensions.code`` RATE_LIMITED and ``extensions.retryAfter`` seconds, and on HTTP the
@@ -13,7 +14,7 @@ status 429 with a ``Retry-After`` header, exactly as the edge answers a request 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from anyio import to_thread
@@ -22,6 +23,7 @@ from sqlmodel import Session
 
 from resolvers.context import RequestContext
 from resolvers.fairness import RateLimited
+from resolvers.workers import Tools
 from workflow.errors import DomainError, ErrorCode
 from workflow.idempotency import rerun_if_key_raced, run_idempotent
 from workflow.principal import Principal, Role
@@ -83,29 +85,29 @@ async def read(ctx: RequestContext, fn: Callable[[Session], T]) -> T:
 
 
 async def heavy(
-    ctx: RequestContext,
-    roles: frozenset[Role] | None,
-    fn: Callable[[Session, Principal], T],
+    ctx: RequestContext, roles: frozenset[Role] | None, work: Callable[[Principal], Awaitable[T]]
 ) -> T:
-    """CPU-heavy work (ruleset checks, simulations, backtests): role check, then ``fn`` in a heavy slot's own
-    thread (never a database thread) with a read-only session (which connects only if ``fn`` reads).
-    Refused with RATE_LIMITED while the merchant's heavy slots are taken (see ``resolvers.fairness``)."""
+    """CPU-heavy work (ruleset checks, simulations, backtests): role check, then ``work`` inside one of the
+    merchant's heavy slots. Refused with RATE_LIMITED while they are taken (see ``resolvers.fairness``)."""
     principal = ctx.auth
     require_role(principal, roles)
-    runtime = ctx.runtime
-    db = runtime.db
-
-    def work() -> T:
-        with db.read_only() as read_session:
-            result = fn(read_session, principal)
-            read_session.expunge_all()
-            return result
-
     try:
-        async with runtime.fair.heavy(principal.merchant_id):
-            return await to_thread.run_sync(work, limiter=runtime.fair.heavy_limiter)
+        async with ctx.runtime.fair.heavy(principal.merchant_id):
+            return await work(principal)
     except RateLimited as refused:
         raise rate_limited(ctx, refused) from None
+
+
+async def compute(ctx: RequestContext, fn: Callable[..., T], *args: Any) -> T:
+    """``fn(tools, *args)`` (a function of ``resolvers.workers``) in a worker process with a hard time
+    limit, or, without worker processes, in a thread of the heavy pool with the server's engine. Call it
+    inside :func:`heavy`."""
+    runtime = ctx.runtime
+    if runtime.workers is not None:
+        return await runtime.workers.run(fn, *args)
+    services = runtime.services
+    tools = Tools(engine=services.policy, ruleset=services.rulesets.get)
+    return await to_thread.run_sync(lambda: fn(tools, *args), limiter=runtime.fair.heavy_limiter)
 
 
 async def read_as(

@@ -25,6 +25,14 @@ MAX_SOURCE_BYTES = 512 * 1024
 
 
 @dataclass(frozen=True)
+class CheckedSource:
+    """What publishing keeps of a source already checked (validated, tests passed) before its transaction."""
+
+    name: str
+    digest: str
+
+
+@dataclass(frozen=True)
 class ActiveRuleset:
     version: int | None  # None: the bundled default, nothing published yet
     ruleset: Ruleset
@@ -90,6 +98,12 @@ def validate(source: str) -> policy.ValidationReport:
 
 def load_checked(services: WorkflowServices, source: str, *, run_tests: bool) -> Ruleset:
     """Parse and validate ``source``; with ``run_tests`` also run its tests. Raises a DomainError otherwise."""
+    return check_source(services.policy, source, run_tests=run_tests)
+
+
+def check_source(engine: policy.PolicyEngine, source: str, *, run_tests: bool) -> Ruleset:
+    """:func:`load_checked` with only the policy engine it needs (the API's worker processes have no other
+    services)."""
     report = validate(source)
     if not report.ok:
         raise DomainError(
@@ -100,7 +114,7 @@ def load_checked(services: WorkflowServices, source: str, *, run_tests: bool) ->
         )
     ruleset = policy.load_ruleset(source)
     if run_tests:
-        failed = [t for t in services.policy.run_tests(ruleset) if not t.passed]
+        failed = [t for t in engine.run_tests(ruleset) if not t.passed]
         if failed:
             raise DomainError(
                 ErrorCode.RULESET_TESTS_FAILED,
@@ -126,15 +140,17 @@ def publish_ruleset(
     *,
     source: str,
     message: str = "",
-    checked: Ruleset | None = None,
+    checked: CheckedSource | None = None,
 ) -> RulesetVersion:
-    """Store ``source`` as the merchant's next version and activate it. ``checked``: the ruleset that
-    ``load_checked(services, source, run_tests=True)`` returned for this very source, run before the
-    transaction (the API does, so the checks never hold the writer); without it the checks run here."""
+    """Store ``source`` as the merchant's next version and activate it. ``checked``: the name and digest of
+    this very source after ``check_source(..., run_tests=True)`` passed before the transaction (the API
+    checks first, so the checks never hold the writer); without it the checks run here."""
     principal.require(Role.ADMIN)
     if len(message) > 2000:
         raise invalid("message must be at most 2000 characters", "message")
-    ruleset = checked if checked is not None else load_checked(services, source, run_tests=True)
+    if checked is None:
+        ruleset = load_checked(services, source, run_tests=True)
+        checked = CheckedSource(name=ruleset.name, digest=ruleset.digest)
     merchant = _lock_merchant(session, principal.merchant_id)
     latest = session.exec(
         select(func.max(RulesetVersion.version)).where(RulesetVersion.merchant_id == principal.merchant_id)
@@ -143,9 +159,9 @@ def publish_ruleset(
     row = RulesetVersion(
         merchant_id=principal.merchant_id,
         version=int(latest or 0) + 1,
-        name=ruleset.name,
+        name=checked.name,
         source=source,
-        digest=ruleset.digest,
+        digest=checked.digest,
         message=message,
         created_by_key_id=principal.key_id,
     )
@@ -226,15 +242,30 @@ MAX_SIMULATION_CASES = 200
 PLANNING_HORIZON = timedelta(days=7)
 
 
-def simulate(
-    session: Session,
-    services: WorkflowServices,
-    principal: Principal,
-    *,
-    cases: list[SimulationCase],
-    source: str | None = None,
-) -> list[SimulationResult]:
-    """Evaluate ``cases`` under the draft (or the active ruleset) and the active one, changing nothing."""
+@dataclass(frozen=True)
+class PreparedCase:
+    """One simulation case with everything read from the database: what the evaluation needs, no session."""
+
+    label: str
+    facts: dict[str, Any]
+    history: list[tuple[datetime, str]]
+    now: datetime
+
+
+@dataclass(frozen=True)
+class PreparedSimulation:
+    """The database half of a simulation; :func:`evaluate_simulation` is the CPU half (it may run in
+    another process: everything here is plain data)."""
+
+    active_digest: str
+    active_source: str
+    cases: list[PreparedCase]
+    default_actor: str | None  # the actor an action case acts as when it names none
+
+
+def prepare_simulation(
+    session: Session, services: WorkflowServices, principal: Principal, *, cases: list[SimulationCase]
+) -> PreparedSimulation:
     from workflow.tickets import get_ticket  # tickets imports this module for the active ruleset
 
     if not cases:
@@ -242,8 +273,7 @@ def simulate(
     if len(cases) > MAX_SIMULATION_CASES:
         raise invalid(f"at most {MAX_SIMULATION_CASES} cases per simulation", "cases")
     active = active_ruleset(session, services, principal.merchant_id).ruleset
-    draft = active if source is None else load_checked(services, source, run_tests=False)
-    results = []
+    prepared = []
     for index, case in enumerate(cases):
         now = case.now or services.clock()
         if case.ticket_id is not None:
@@ -259,19 +289,48 @@ def simulate(
             raise invalid("each case needs facts or a ticketId", f"cases[{index}]")
         if case.action is not None:
             facts = with_action(facts, case.action)
+        prepared.append(PreparedCase(label=label, facts=facts, history=history, now=now))
+    acts = any(isinstance(c.facts.get("action"), dict) and c.facts["action"].get("type") for c in prepared)
+    default_actor = None
+    if acts:
+        default_actor = principal.actor.value if principal.role != Role.VIEWER else "agent"
+    return PreparedSimulation(
+        active_digest=active.digest, active_source=active.source, cases=prepared, default_actor=default_actor
+    )
+
+
+def simulate(
+    session: Session,
+    services: WorkflowServices,
+    principal: Principal,
+    *,
+    cases: list[SimulationCase],
+    source: str | None = None,
+) -> list[SimulationResult]:
+    """Evaluate ``cases`` under the draft (or the active ruleset) and the active one, changing nothing."""
+    prepared = prepare_simulation(session, services, principal, cases=cases)
+    active = active_ruleset(session, services, principal.merchant_id).ruleset
+    draft = active if source is None else load_checked(services, source, run_tests=False)
+    return evaluate_simulation(services.policy, draft, active, prepared)
+
+
+def evaluate_simulation(
+    engine: policy.PolicyEngine, draft: Ruleset, active: Ruleset, prepared: PreparedSimulation
+) -> list[SimulationResult]:
+    results = []
+    for case in prepared.cases:
+        facts = case.facts
         action_facts = facts.get("action")
         draft_decision: dict[str, Any] = {}
         active_decision: dict[str, Any] = {}
         if isinstance(action_facts, dict) and action_facts.get("type"):
-            action_facts.setdefault(
-                "actor", principal.actor.value if principal.role != Role.VIEWER else "agent"
-            )
-            draft_decision = services.policy.decide(draft, facts, trace=True).to_dict()
-            active_decision = services.policy.decide(active, facts, trace=True).to_dict()
-        routing = services.policy.route(draft, facts, trace=True).to_dict()
+            action_facts.setdefault("actor", prepared.default_actor)
+            draft_decision = engine.decide(draft, facts, trace=True).to_dict()
+            active_decision = engine.decide(active, facts, trace=True).to_dict()
+        routing = engine.route(draft, facts, trace=True).to_dict()
         escalations = [
             {"id": rule.id, "after_seconds": rule.after.total_seconds(), "then": dict(rule.then)}
-            for rule in services.policy.escalations_due(draft, facts)
+            for rule in engine.escalations_due(draft, facts)
         ]
         changed = bool(draft_decision) and (
             draft_decision.get("effect") != active_decision.get("effect")
@@ -279,14 +338,16 @@ def simulate(
         )
         results.append(
             SimulationResult(
-                label=label,
+                label=case.label,
                 facts=facts,
                 draft=draft_decision,
                 active=active_decision,
                 changed=changed,
                 routing=routing,
                 escalations=escalations,
-                planned_escalations=_planned(services, draft, facts, history, until=now + PLANNING_HORIZON),
+                planned_escalations=_planned(
+                    engine, draft, facts, case.history, until=case.now + PLANNING_HORIZON
+                ),
             )
         )
     return results
@@ -303,7 +364,7 @@ def stage_history(session: Session, ticket: Ticket) -> list[tuple[datetime, str]
 
 
 def _planned(
-    services: WorkflowServices,
+    engine: policy.PolicyEngine,
     ruleset: Ruleset,
     facts: dict[str, Any],
     history: list[tuple[datetime, str]],
@@ -314,19 +375,45 @@ def _planned(
     if not history:
         return []
     entries = [StageEntry(at=at, stage=stage) for at, stage in history]
-    return [p.to_dict() for p in escalation_timeline(services.policy, ruleset, facts, entries, until=until)]
+    return [p.to_dict() for p in escalation_timeline(engine, ruleset, facts, entries, until=until)]
+
+
+@dataclass(frozen=True)
+class PreparedBacktest:
+    """The database half of a backtest (plain data); :func:`evaluate_backtest` is the CPU half."""
+
+    active_digest: str
+    active_source: str
+    cases: list[dict[str, Any]]
+
+
+def prepare_backtest(
+    session: Session, services: WorkflowServices, principal: Principal, *, limit: int = 1000
+) -> PreparedBacktest:
+    if not 1 <= limit <= 10_000:
+        raise invalid("limit must be between 1 and 10000", "limit")
+    active = active_ruleset(session, services, principal.merchant_id).ruleset
+    events = audit.recent_decisions(session, principal.merchant_id, limit=limit)
+    return PreparedBacktest(
+        active_digest=active.digest,
+        active_source=active.source,
+        cases=[e.facts for e in events if e.facts],
+    )
 
 
 def backtest(
     session: Session, services: WorkflowServices, principal: Principal, *, source: str, limit: int = 1000
 ) -> dict[str, Any]:
     """Replay the facts of the merchant's recent recorded decisions under the draft and the active version."""
-    if not 1 <= limit <= 10_000:
-        raise invalid("limit must be between 1 and 10000", "limit")
+    prepared = prepare_backtest(session, services, principal, limit=limit)
     active = active_ruleset(session, services, principal.merchant_id).ruleset
     draft = load_checked(services, source, run_tests=False)
-    events = audit.recent_decisions(session, principal.merchant_id, limit=limit)
-    cases = [e.facts for e in events if e.facts]
-    report: dict[str, Any] = services.policy.backtest(draft, active, cases).to_dict()
-    report["cases_considered"] = len(cases)
+    return evaluate_backtest(services.policy, draft, active, prepared)
+
+
+def evaluate_backtest(
+    engine: policy.PolicyEngine, draft: Ruleset, active: Ruleset, prepared: PreparedBacktest
+) -> dict[str, Any]:
+    report: dict[str, Any] = engine.backtest(draft, active, prepared.cases).to_dict()
+    report["cases_considered"] = len(prepared.cases)
     return report

@@ -9,6 +9,8 @@ event, so the tests assert who finished while whom was blocked, never how long a
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import contextmanager
@@ -379,14 +381,14 @@ async def test_publish_checks_its_ruleset_before_taking_the_writer(
     the write transaction (on SQLite that would hold every merchant's writes). Then A's version is stored."""
     a, b = make_merchant(), make_merchant()
     gate = Gate()
-    real_load_checked = rulesets_service.load_checked
+    real_check_source = rulesets_service.check_source
 
-    def load_checked(services: Any, source: str, *, run_tests: bool) -> Any:
+    def check_source(engine: Any, source: str, *, run_tests: bool) -> Any:
         if source.startswith(SLOW):
             gate.block()
-        return real_load_checked(services, source, run_tests=run_tests)
+        return real_check_source(engine, source, run_tests=run_tests)
 
-    monkeypatch.setattr(rulesets_service, "load_checked", load_checked)
+    monkeypatch.setattr(rulesets_service, "check_source", check_source)
     api, _runtime = await make_api(db_write_threads=1)
     with released(gate):
         publish = asyncio.create_task(api.ok(PUBLISH, {"s": SLOW + default_source}, key=a.keys["admin"]))
@@ -400,3 +402,171 @@ async def test_publish_checks_its_ruleset_before_taking_the_writer(
     assert gate.entered == 1  # checked once, outside the transaction, not again inside it
     source = (await api.ok("{ ruleset { version source } }", key=a.keys["admin"]))["ruleset"]
     assert source["version"] == 1 and source["source"].startswith(SLOW)
+
+
+# ---------------------------------------------------------------- worker processes
+
+SIMULATE = """mutation($s: String, $cases: [SimulationCaseInput!]!) { simulate(source: $s, cases: $cases) {
+  errors { code message field } problems { code line } results { label changed facts routing escalations
+  plannedEscalations draft { effect decidingRules trace } active { effect decidingRules } } } }"""
+TEST_RULESET = """mutation($s: String!) { testRuleset(source: $s) { passed results { name passed message }
+  errors { code message } problems { code message line } } }"""
+VALIDATE_ALL = """mutation($s: String!) { validateRuleset(source: $s) { valid errors { code message field }
+  problems { code message path line col severity } warnings { code message line } } }"""
+BACKTEST = "mutation($s: String!) { backtest(source: $s, limit: 100) { errors { code message } report } }"
+PUBLISH_ALL = """mutation($s: String!) { publishRuleset(source: $s, message: "m") {
+  errors { code message field } testFailures { name passed message } problems { code line }
+  rulesetVersion { version active name digest } } }"""
+NOW = "2026-03-02T10:00:00+00:00"
+
+
+def refund_cases(count: int) -> list[dict[str, Any]]:
+    return [
+        {
+            "facts": {
+                "ticket": {"stage": "in_progress", "priority": "high"},
+                "customer": {"vip": n % 2 == 0},
+            },
+            "action": {"type": "REFUND", "amount": 50 + n, "actor": "agent"},
+            "now": NOW,
+        }
+        for n in range(count)
+    ]
+
+
+async def test_ruleset_work_in_worker_processes_answers_exactly_as_in_threads(
+    make_api: MakeApi, make_merchant: Callable[..., MerchantKeys], default_source: str
+) -> None:
+    """The same operations against two apps on the same data, one computing in threads, one in worker
+    processes: every answer is identical (problems with their lines, test failures, traces, refusals)."""
+    merchant = make_merchant()
+    in_threads, _ = await make_api(heavy_in_processes=False)
+    in_workers, runtime = await make_api(heavy_in_processes=True, heavy_timeout_seconds=60)
+    assert runtime.workers is not None
+    try:
+        created = await in_threads.ok(
+            CREATE,
+            {"input": {"subject": "Refund please", "body": "Order #5 broke."}},
+            key=merchant.keys["partner"],
+        )
+        ticket_id = created["createTicket"]["ticket"]["id"]
+        tighter = default_source.replace("{fact: action.amount, lte: 200}", "{fact: action.amount, lte: 100}")
+        assert tighter != default_source
+        admin, viewer = merchant.keys["admin"], merchant.keys["viewer"]
+        operations: list[tuple[str, dict[str, Any], str]] = [
+            (VALIDATE_ALL, {"s": default_source}, viewer),
+            (VALIDATE_ALL, {"s": "ruleset: x\nrouting:\n  - id: r\n    when: {fact: nope, eq: 1}\n"}, viewer),
+            (VALIDATE_ALL, {"s": "ruleset: ["}, viewer),
+            (TEST_RULESET, {"s": default_source}, viewer),
+            (TEST_RULESET, {"s": tighter}, viewer),
+            (TEST_RULESET, {"s": "ruleset: ["}, viewer),
+            (
+                SIMULATE,
+                {"s": tighter, "cases": [*refund_cases(3), {"ticketId": ticket_id, "now": NOW}]},
+                viewer,
+            ),
+            (SIMULATE, {"cases": refund_cases(2)}, viewer),
+            (SIMULATE, {"cases": [{"ticketId": "tkt_nope"}]}, viewer),
+            (SIMULATE, {"s": "ruleset: [", "cases": refund_cases(1)}, viewer),
+            (BACKTEST, {"s": tighter}, admin),
+            (BACKTEST, {"s": "ruleset: ["}, admin),
+            (PUBLISH_ALL, {"s": tighter}, admin),
+            (PUBLISH_ALL, {"s": "ruleset: ["}, admin),
+        ]
+        for query, variables, key in operations:
+            expected = await in_threads.raw(query, variables, key=key)
+            answered = await in_workers.raw(query, variables, key=key)
+            assert "errors" not in expected, expected
+            assert answered == expected
+        assert runtime.workers.stats["calls"] == len(operations) - 1  # the unknown ticket fails before
+        assert runtime.workers.stats["timeouts"] == 0
+
+        published = await in_workers.ok(PUBLISH_ALL, {"s": default_source}, key=admin)
+        assert published["publishRuleset"]["rulesetVersion"]["version"] == 1
+        # Both now simulate against the published version (the worker parses the active one itself).
+        renamed = default_source.replace("ruleset: default", "ruleset: default-v2")
+        for query, variables in (
+            (SIMULATE, {"s": renamed, "cases": refund_cases(2)}),
+            (BACKTEST, {"s": renamed}),
+        ):
+            assert await in_workers.raw(query, variables, key=admin) == await in_threads.raw(
+                query, variables, key=admin
+            )
+    finally:
+        runtime.workers.close()
+
+
+async def test_a_worker_over_its_time_is_killed_and_replaced(
+    make_api: MakeApi, make_merchant: Callable[..., MerchantKeys], default_source: str
+) -> None:
+    merchant = make_merchant()
+    api, runtime = await make_api(heavy_in_processes=True, heavy_timeout_seconds=60)
+    workers = runtime.workers
+    assert workers is not None
+    viewer = merchant.keys["viewer"]
+    try:
+        assert (await api.ok(VALIDATE, {"s": default_source}, key=viewer))["validateRuleset"]["valid"]
+        (first_pid,) = workers.pids()
+
+        # 200 cases take a good while (about 0.3 s on 2 busy cores); 20 ms is far too little.
+        workers.timeout_seconds = 0.02
+        timed_out = await api.ok(SIMULATE, {"cases": refund_cases(200)}, key=viewer)
+        assert [e["code"] for e in timed_out["simulate"]["errors"]] == ["TIMEOUT"]
+        assert workers.stats["timeouts"] == 1 and workers.pids() == []
+        await until(lambda: not pid_alive(first_pid), "the timed-out worker is gone")
+
+        workers.timeout_seconds = 60
+        again = await api.ok(SIMULATE, {"cases": refund_cases(200)}, key=viewer)
+        assert again["simulate"]["errors"] == [] and len(again["simulate"]["results"]) == 200
+        (second_pid,) = workers.pids()
+        assert second_pid != first_pid
+
+        # A worker killed from outside while idle is replaced without failing the next call.
+        os.kill(second_pid, signal.SIGKILL)
+        await until(lambda: not pid_alive(second_pid), "the killed worker is gone")
+        await asyncio.sleep(0.2)  # the executor notices its worker died
+        assert (await api.ok(VALIDATE, {"s": default_source}, key=viewer))["validateRuleset"]["valid"]
+        (third_pid,) = workers.pids()
+        assert third_pid not in (first_pid, second_pid)
+    finally:
+        workers.close()
+
+
+async def test_heavy_work_of_one_merchant_in_workers_leaves_the_others_answered(
+    make_api: MakeApi, make_merchant: Callable[..., MerchantKeys]
+) -> None:
+    """A sends three 200-case simulations at once: one runs in a worker, two are refused at once; B's
+    ``me`` is answered while A's simulation still runs (it includes starting the worker: seconds, against
+    milliseconds for ``me``)."""
+    a, b = make_merchant(), make_merchant()
+    api, runtime = await make_api(heavy_in_processes=True, heavy_timeout_seconds=60)
+    assert runtime.workers is not None
+    try:
+        runs = [
+            asyncio.create_task(
+                api.post({"query": SIMULATE, "variables": {"cases": refund_cases(200)}}, a.keys["viewer"])
+            )
+            for _ in range(3)
+        ]
+        await until(lambda: runtime.fair.stats["heavy_refused"] == 2, "two of A's simulations are refused")
+        assert (await api.ok(ME, key=b.keys["viewer"]))["me"]["role"] == "VIEWER"
+        assert sum(task.done() for task in runs) == 2  # only the refused ones
+        answers = await asyncio.wait_for(asyncio.gather(*runs), 60)
+        assert sorted(r.status_code for r in answers) == [200, 429, 429]
+        (ran,) = [r for r in answers if r.status_code == 200]
+        assert len(ran.json()["data"]["simulate"]["results"]) == 200
+    finally:
+        runtime.workers.close()
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A killed child stays a zombie until reaped; count that as gone.
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
