@@ -20,6 +20,9 @@ import asyncio
 import dataclasses
 import logging
 import multiprocessing
+import os
+import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -90,10 +93,10 @@ class WorkerPool:
         return [p.pid for executor in self._idle for p in getattr(executor, "_processes", {}).values()]
 
     def close(self) -> None:
-        """Stop the idle workers (the app's shutdown); a call still running keeps its worker until it ends."""
+        """Stop the idle workers (the app's shutdown): each finishes what it was doing, at most starting up."""
         idle, self._idle = self._idle, []
         for executor in idle:
-            executor.shutdown(wait=False, cancel_futures=True)
+            executor.shutdown(wait=True, cancel_futures=True)
 
     def _start(self) -> ProcessPoolExecutor:
         # spawn, not fork: the server has threads (database, event loop helpers) a fork would copy mid-state.
@@ -165,6 +168,7 @@ _tools: Tools | None = None  # this worker process's own engine and rulesets; se
 
 def _start_worker() -> None:
     global _tools
+    _exit_with_parent()
     parsed: dict[str, Ruleset] = {}  # active rulesets by digest: a few merchants' at a time
 
     def ruleset(digest: str, source: str) -> Ruleset:
@@ -175,6 +179,19 @@ def _start_worker() -> None:
         return parsed[digest]
 
     _tools = Tools(engine=PolicyEngine(max_compiled=16), ruleset=ruleset)
+
+
+def _exit_with_parent() -> None:
+    """A worker whose server is gone (killed, so it could not stop its workers) exits within a second
+    instead of living on as an orphan."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 def _ready() -> None:
