@@ -79,6 +79,7 @@ def fair_limits(settings: Settings) -> FairLimits:
         failed_auth_burst=settings.failed_auth_burst,
         db_units_per_merchant=settings.db_units_per_merchant,
         heavy_per_merchant=settings.heavy_per_merchant,
+        heavy_queue_per_merchant=settings.heavy_queue_per_merchant,
         heavy_per_process=settings.heavy_per_process,
         heavy_wait_seconds=settings.heavy_wait_seconds,
     )

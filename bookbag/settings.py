@@ -47,6 +47,7 @@ class Settings(BaseSettings):
     failed_auth_burst: int = Field(default=30, ge=1)
     db_units_per_merchant: int = Field(default=1, ge=1, le=64)
     heavy_per_merchant: int = Field(default=1, ge=1, le=16)
+    heavy_queue_per_merchant: int = Field(default=4, ge=0, le=64)
     heavy_per_process: int = Field(default=2, ge=1, le=16)
     heavy_wait_seconds: float = Field(default=5.0, ge=0, le=300)
     # CPU-heavy ruleset work in worker processes (resolvers.workers; heavy_per_process of them, started on

@@ -15,11 +15,12 @@ runs on the event loop (no thread locks; nothing here ever blocks a thread). One
   are first come, first served: without the slots a merchant with a pile of requests queues everyone behind
   its pile. With them, at most that many of its units are running or waiting in the shared pool; the rest
   of its pile waits behind its own requests, and another merchant's unit waits for at most that many.
-* **Heavy slots**: CPU-heavy ruleset work (validate, test, simulate, backtest, publish's checks) runs in
-  worker threads of its own (``heavy_per_process``), never in the database pools, at most
-  ``heavy_per_merchant`` at a time per merchant. Another one of the same merchant is refused at once (its
-  client retries after ``retry_after``): queueing it would only let one merchant hold the slots longer.
-  Another merchant's waits for a free slot, at most ``heavy_wait_seconds``, then is refused too.
+* **Heavy slots**: CPU-heavy ruleset work (validate, test, simulate, backtest, publish's checks) runs outside
+  the database threads (``resolvers.workers``), at most ``heavy_per_merchant`` at a time per merchant and
+  ``heavy_per_process`` in all. A merchant's next ones wait their turn behind its own (the admin UI sends a
+  validation, the draft's tests and a coverage simulation close together), at most
+  ``heavy_queue_per_merchant`` of them and at most ``heavy_wait_seconds`` each; beyond that they are refused
+  at once, so a flood costs nothing but its refusals and never holds a slot another merchant needs.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ class FairLimits:
     failed_auth_burst: float = 30.0
     db_units_per_merchant: int = 1
     heavy_per_merchant: int = 1
+    heavy_queue_per_merchant: int = 4
     heavy_per_process: int = 2
     heavy_wait_seconds: float = 5.0
     # Buckets kept per kind (keys, merchants, addresses); beyond it the ones full again are forgotten first.
@@ -190,31 +192,38 @@ class FairShare:
 
     @asynccontextmanager
     async def heavy(self, merchant_id: str) -> AsyncIterator[None]:
-        """One heavy slot: the merchant's (refused at once when taken) and the process's (waited for at most
-        ``heavy_wait_seconds``)."""
+        """One heavy slot: the merchant's, then the process's, waited for at most ``heavy_wait_seconds`` in
+        all; refused at once when ``heavy_queue_per_merchant`` of the merchant's already wait."""
+        limits = self.limits
         gate = self._gates.get(("heavy", merchant_id))
-        if gate is not None and gate.semaphore.locked():
+        if gate is not None and gate.users >= limits.heavy_per_merchant + limits.heavy_queue_per_merchant:
             self.stats["heavy_refused"] += 1
             raise RateLimited(
-                f"at most {self.limits.heavy_per_merchant} ruleset check(s) (validate, test, simulate, "
-                "backtest, publish) at a time per merchant; retry when the running one is done",
+                f"at most {limits.heavy_per_merchant} ruleset check(s) (validate, test, simulate, backtest, "
+                f"publish) at a time per merchant and {limits.heavy_queue_per_merchant} waiting; retry when "
+                "one is answered",
                 1.0,
             )
         if self._heavy_process is None:
-            self._heavy_process = asyncio.Semaphore(self.limits.heavy_per_process)
-        async with self._gate("heavy", merchant_id, self.limits.heavy_per_merchant):
-            try:
-                await asyncio.wait_for(self._heavy_process.acquire(), self.limits.heavy_wait_seconds)
-            except TimeoutError:
+            self._heavy_process = asyncio.Semaphore(limits.heavy_per_process)
+        process = self._heavy_process
+        try:
+            async with asyncio.timeout(limits.heavy_wait_seconds) as waiting:
+                async with self._gate("heavy", merchant_id, limits.heavy_per_merchant):
+                    await process.acquire()
+                    waiting.reschedule(None)  # the wait is over: the work itself runs without this limit
+                    try:
+                        yield
+                    finally:
+                        process.release()
+        except TimeoutError:
+            if waiting.expired():
                 self.stats["heavy_refused"] += 1
                 raise RateLimited(
-                    "every ruleset-check slot of this server is busy; retry later",
-                    self.limits.heavy_wait_seconds,
+                    "the ruleset checks before this one are still running; retry later",
+                    limits.heavy_wait_seconds,
                 ) from None
-            try:
-                yield
-            finally:
-                self._heavy_process.release()
+            raise
 
     def holding(self, pool: str, merchant_id: str) -> int:
         """How many requests of the merchant hold or wait for a ``pool`` slot (for tests and diagnostics)."""

@@ -308,7 +308,8 @@ async def test_heavy_work_is_bounded_per_merchant_and_outside_the_database_threa
     default_source: str,
 ) -> None:
     """A and C each run a ruleset check that blocks; with ONE database read thread, B is still answered
-    (heavy work has threads of its own), and A's second check is refused at once with a retry hint."""
+    (heavy work has threads of its own). A's next check waits behind A's own (one may wait), the one after
+    is refused at once with a retry hint; once released, A's waiting check is answered too."""
     a, b, c = make_merchant(), make_merchant(), make_merchant()
     gate = Gate()
     real_validate = rulesets_service.validate
@@ -319,27 +320,29 @@ async def test_heavy_work_is_bounded_per_merchant_and_outside_the_database_threa
         return real_validate(source)
 
     monkeypatch.setattr(rulesets_service, "validate", validate)
-    api, runtime = await make_api(db_read_threads=1, heavy_per_merchant=1, heavy_per_process=2)
+    api, runtime = await make_api(
+        db_read_threads=1, heavy_per_merchant=1, heavy_queue_per_merchant=1, heavy_per_process=2
+    )
     slow = SLOW + default_source
     with released(gate):
         a_check = asyncio.create_task(api.ok(VALIDATE, {"s": slow}, key=a.keys["viewer"]))
         c_check = asyncio.create_task(api.ok(VALIDATE, {"s": slow}, key=c.keys["viewer"]))
         await until(lambda: gate.inside == 2, "A's and C's checks are running")
 
-        again = await api.post({"query": VALIDATE, "variables": {"s": default_source}}, a.keys["viewer"])
-        assert_rate_limited(again)
-        assert again.json()["data"] is None
-        simulate = await api.post(
+        a_waiting = asyncio.create_task(api.ok(VALIDATE, {"s": default_source}, key=a.keys["viewer"]))
+        await until(lambda: runtime.fair.holding("heavy", a.merchant_id) == 2, "A's second check waits")
+        refused = await api.post(
             {"query": "mutation { simulate(cases: [{facts: {}}]) { errors { code } } }"}, a.keys["viewer"]
         )
-        assert_rate_limited(simulate)  # every heavy operation shares the merchant's slot
+        assert_rate_limited(refused)  # every heavy operation counts against the merchant's slots
+        assert refused.json()["data"] is None
 
         assert (await api.ok(ME, key=b.keys["viewer"]))["me"]["role"] == "VIEWER"
         assert (await api.ok(TICKETS, key=b.keys["viewer"]))["tickets"]["edges"] == []
-        assert not a_check.done() and not c_check.done()
-    for check in await asyncio.wait_for(asyncio.gather(a_check, c_check), 30):
+        assert not a_check.done() and not c_check.done() and not a_waiting.done()
+    for check in await asyncio.wait_for(asyncio.gather(a_check, c_check, a_waiting), 30):
         assert check["validateRuleset"] == {"valid": True, "errors": []}
-    assert runtime.fair.stats["heavy_refused"] == 2
+    assert runtime.fair.stats["heavy_refused"] == 1
     # Released: A may check again.
     assert (await api.ok(VALIDATE, {"s": default_source}, key=a.keys["viewer"]))["validateRuleset"]["valid"]
 
@@ -535,11 +538,13 @@ async def test_a_worker_over_its_time_is_killed_and_replaced(
 async def test_heavy_work_of_one_merchant_in_workers_leaves_the_others_answered(
     make_api: MakeApi, make_merchant: Callable[..., MerchantKeys]
 ) -> None:
-    """A sends three 200-case simulations at once: one runs in a worker, two are refused at once; B's
+    """A sends three 200-case simulations at once (none may wait): one runs in a worker, two are refused; B's
     ``me`` is answered while A's simulation still runs (it includes starting the worker: seconds, against
     milliseconds for ``me``)."""
     a, b = make_merchant(), make_merchant()
-    api, runtime = await make_api(heavy_in_processes=True, heavy_timeout_seconds=60)
+    api, runtime = await make_api(
+        heavy_in_processes=True, heavy_timeout_seconds=60, heavy_queue_per_merchant=0
+    )
     assert runtime.workers is not None
     try:
         runs = [
