@@ -161,8 +161,6 @@ def create_app(
             from storage.migrate import upgrade
 
             await to_thread.run_sync(upgrade, db.engine)
-        if runtime.workers is not None:
-            runtime.workers.prestart()
         async with AsyncExitStack() as stack:
             for hook in state.startup_hooks:
                 await stack.enter_async_context(hook(state))

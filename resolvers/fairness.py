@@ -110,10 +110,10 @@ class TokenBuckets:
         full = [name for name in self._buckets if self.tokens(name) >= self.burst]
         for name in full:
             del self._buckets[name]
-        # Still too many (many names all busy at once): forget the least recently used half. Forgetting is
-        # lenient (a full bucket again), never stricter.
-        excess = len(self._buckets) - self.max_tracked // 2
-        if not full and excess > 0:
+        # Still too many (many names busy at once): keep the most recently used half. Forgetting is lenient
+        # (a full bucket again), never stricter; halving keeps this scan rare (amortized O(1) per take).
+        if len(self._buckets) > self.max_tracked // 2:
+            excess = len(self._buckets) - self.max_tracked // 2
             for name in list(self._buckets)[:excess]:
                 del self._buckets[name]
 

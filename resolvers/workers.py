@@ -4,7 +4,7 @@ Python runs one thread at a time: a ruleset check or a 200-case simulation in a 
 every other request of every merchant (measured on 2 cores: another merchant's ``{ me }`` p99 went from
 10 ms to 109 ms while one simulation after another ran in a thread, 15 ms when the same work ran in another
 process). So validate, test, publish's checks, and the evaluation half of simulate and backtest run here:
-``size`` worker processes (``prestart`` starts them with the server; else the first call does), one call at
+``size`` worker processes (``bookbag serve`` starts them with the server; else the first call does), one call at
 a time each. A call over ``timeout_seconds`` has its worker killed (and replaced on the next call) and
 answers TIMEOUT; a worker that dies (out of memory, a crash in the C engine) is replaced too and
 the call fails as an unexpected error. The database half of simulate and backtest stays in the server.

@@ -24,7 +24,7 @@ from bookbag import graphql_http
 from bookbag.app import create_app
 from policy import default_ruleset_path
 from resolvers.context import ApiRuntime
-from resolvers.fairness import FairShare
+from resolvers.fairness import FairShare, TokenBuckets
 from storage.db import Database
 from tests.api.conftest import CREATE, Api, make_settings
 from tests.conftest import MerchantKeys
@@ -575,3 +575,22 @@ def pid_alive(pid: int) -> bool:
             return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
     except FileNotFoundError:
         return False
+
+
+def test_buckets_stay_bounded_and_forgetting_is_lenient() -> None:
+    """Many client addresses (or keys) at once: the buckets kept stay under the bound, and a bucket that was
+    forgotten is full again (never stricter than remembering it)."""
+    clock = FrozenClock()
+    buckets = TokenBuckets(1.0, 3, max_tracked=100, clock=clock)
+    for _ in range(3):
+        buckets.take("busy")
+    assert buckets.wait("busy") == 1.0
+    for n in range(1000):
+        buckets.take(f"address-{n}")
+        assert len(buckets) <= 100
+    assert buckets.wait("busy") in (0.0, 1.0)  # forgotten (full again) or still remembered, never worse
+    assert buckets.wait("address-999") == 0.0  # 2 tokens left of 3
+    clock.now += 0.5
+    for _ in range(3):
+        buckets.take("fresh")
+    assert buckets.wait("fresh") == 1.0
