@@ -50,8 +50,8 @@ class Settings(BaseSettings):
     heavy_queue_per_merchant: int = Field(default=4, ge=0, le=64)
     heavy_per_process: int = Field(default=2, ge=1, le=16)
     heavy_wait_seconds: float = Field(default=5.0, ge=0, le=300)
-    # CPU-heavy ruleset work in worker processes (resolvers.workers; heavy_per_process of them, started on
-    # first use) with a hard time limit per call; false: in threads of the server, without a time limit.
+    # CPU-heavy ruleset work in worker processes (resolvers.workers; heavy_per_process of them, started by
+    # `bookbag serve`, else on first use) with a hard time limit per call; false: in server threads, no limit.
     heavy_in_processes: bool = True
     heavy_timeout_seconds: float = Field(default=30.0, gt=0, le=3600)
 

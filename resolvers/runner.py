@@ -88,7 +88,8 @@ async def heavy(
     ctx: RequestContext, roles: frozenset[Role] | None, work: Callable[[Principal], Awaitable[T]]
 ) -> T:
     """CPU-heavy work (ruleset checks, simulations, backtests): role check, then ``work`` inside one of the
-    merchant's heavy slots. Refused with RATE_LIMITED while they are taken (see ``resolvers.fairness``)."""
+    merchant's heavy slots, after waiting its turn behind the merchant's own; refused with RATE_LIMITED when
+    too many of the merchant's wait or the wait is too long (see ``resolvers.fairness``)."""
     principal = ctx.auth
     require_role(principal, roles)
     try:
