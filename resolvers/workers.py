@@ -1,9 +1,10 @@
 """CPU-heavy ruleset work in worker processes, each call with a hard time limit.
 
 Python runs one thread at a time: a ruleset check or a 200-case simulation in a thread of the server slows
-every other request of every merchant (measured on 2 cores: another merchant's ``{ me }`` p99 went from
-10 ms to 109 ms while one simulation after another ran in a thread, 15 ms when the same work ran in another
-process). So validate, test, publish's checks, and the evaluation half of simulate and backtest run here:
+every other request of every merchant (rough, on 2 shared cores: another merchant's ``{ me }`` p50/p99 went
+from 5/10 ms to 17/109 ms while one 200-case simulation after another ran in a thread, 5/15 ms while the
+same work ran in another process; through the API, where the server still reads the cases and builds the
+response, p50 16-32 ms with threads against 10 ms with workers). So validate, test, publish's checks, and the evaluation half of simulate and backtest run here:
 ``size`` worker processes (``bookbag serve`` starts them with the server; else the first call does), one call at
 a time each. A call over ``timeout_seconds`` has its worker killed (and replaced on the next call) and
 answers TIMEOUT; a worker that dies (out of memory, a crash in the C engine) is replaced too and
