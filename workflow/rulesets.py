@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, bindparam, func
 from sqlmodel import Session, col, select
@@ -18,8 +18,11 @@ from workflow import audit
 from workflow.errors import DomainError, ErrorCode, invalid, not_found
 from workflow.facts import stored_ticket_facts, with_action
 from workflow.principal import Principal, Role
-from workflow.services import WorkflowServices
 from workflow.timeline import StageEntry, escalation_timeline
+
+if TYPE_CHECKING:  # not imported at run time: the API's ruleset worker processes import this module, and the
+    # services would load the classifier (LightGBM, ~140 MB) into each of them for nothing
+    from workflow.services import WorkflowServices
 
 MAX_SOURCE_BYTES = 512 * 1024
 
