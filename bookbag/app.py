@@ -26,9 +26,11 @@ from starlette.staticfiles import StaticFiles
 from bookbag.background import background_work, build_queue_hub
 from bookbag.graphql_http import BodySizeLimit, BookbagGraphQL
 from bookbag.settings import Settings
-from bookbag.wiring import build_services
+from bookbag.wiring import build_services, ruleset_limits
 from bookbag.ws_connections import WsConnections, WsLimits
 from resolvers.context import ApiLimits, ApiRuntime
+from resolvers.fairness import FairLimits, FairShare
+from resolvers.workers import WorkerPool
 from schema.build import BookbagSchema, SchemaLimits, build_schema
 from storage.db import Database
 from workflow.live_events import TicketEventHub
@@ -83,6 +85,22 @@ def ws_limits(settings: Settings) -> WsLimits:
     )
 
 
+def fair_limits(settings: Settings) -> FairLimits:
+    return FairLimits(
+        key_per_second=settings.rate_limit_key_per_second,
+        key_burst=settings.rate_limit_key_burst,
+        merchant_per_second=settings.rate_limit_merchant_per_second,
+        merchant_burst=settings.rate_limit_merchant_burst,
+        failed_auth_per_second=settings.failed_auth_per_second,
+        failed_auth_burst=settings.failed_auth_burst,
+        db_units_per_merchant=settings.db_units_per_merchant,
+        heavy_per_merchant=settings.heavy_per_merchant,
+        heavy_queue_per_merchant=settings.heavy_queue_per_merchant,
+        heavy_per_process=settings.heavy_per_process,
+        heavy_wait_seconds=settings.heavy_wait_seconds,
+    )
+
+
 def admin_static_dir() -> Path | None:
     spec = importlib.util.find_spec("admin_ui")
     if spec is None or not spec.submodule_search_locations:
@@ -113,6 +131,12 @@ def create_app(
             max_group_commit=settings.max_group_commit,
         ),
         principals=PrincipalCache(ttl_seconds=settings.auth_cache_seconds),
+        fair=FairShare(fair_limits(settings)),
+        workers=WorkerPool(
+            settings.heavy_per_process, settings.heavy_timeout_seconds, ruleset_limits(settings)
+        )
+        if settings.heavy_in_processes
+        else None,
     )
     runtime.queue_hub = build_queue_hub(settings, db, runtime.services)
     runtime.ticket_events_hub = TicketEventHub(runtime.services.bus)
@@ -166,6 +190,8 @@ def create_app(
             for hook in state.startup_hooks:
                 await stack.enter_async_context(hook(state))
             yield
+        if runtime.workers is not None:
+            runtime.workers.close()
         if database is None:
             db.dispose()
 

@@ -16,6 +16,11 @@ The deadline: past ``request_timeout`` seconds the request is answered ``TIMEOUT
 cancelled. Work already handed to a database thread cannot be interrupted: it runs to its end in the
 background, holding its thread, and its result is dropped. A mutation may therefore still commit after its
 TIMEOUT answer; retrying with the same ``idempotencyKey`` gives its outcome without running it twice.
+
+Rate limits (``resolvers.fairness``) are taken here, before the body is parsed: a known key spends one
+request of its key's and its merchant's rate; a key that has to be looked up is refused before the lookup
+when its client address has used up its failed authentications. A refusal is a 429 with ``Retry-After`` and
+one GraphQL error, code RATE_LIMITED with ``extensions.retryAfter`` in seconds.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import secrets
 from collections.abc import Awaitable
 from typing import Any, TypeVar
@@ -44,6 +50,7 @@ from strawberry.types.unset import UNSET, UnsetType
 from bookbag.graphql_ws import FrameCache, LimitedWebSocketAdapter, LiveTransportWSHandler
 from bookbag.ws_connections import WsConnections, WsLimits
 from resolvers.context import ApiRuntime, RequestContext, Unauthenticated
+from resolvers.fairness import RateLimited
 from schema.build import BookbagSchema, too_costly
 from workflow.merchants import authenticate
 from workflow.principal import Principal
@@ -58,11 +65,17 @@ TIMEOUT = "TIMEOUT"
 T = TypeVar("T")
 
 
-def error_response(status: int, code: str, message: str, request_id: str | None = None) -> Response:
-    body: dict[str, Any] = {"errors": [{"message": message, "extensions": {"code": code}}]}
+def error_response(
+    status: int, code: str, message: str, request_id: str | None = None, *, retry_after: float | None = None
+) -> Response:
+    extensions: dict[str, Any] = {"code": code}
     headers = {REQUEST_ID_HEADER: request_id} if request_id else None
     if status == 401:
         headers = {**(headers or {}), "www-authenticate": 'Bearer realm="bookbag"'}
+    if retry_after is not None:
+        extensions["retryAfter"] = retry_after
+        headers = {**(headers or {}), "retry-after": str(max(1, math.ceil(retry_after)))}
+    body: dict[str, Any] = {"errors": [{"message": message, "extensions": extensions}]}
     return Response(json.dumps(body), status_code=status, media_type="application/json", headers=headers)
 
 
@@ -119,6 +132,22 @@ def _forget(task: asyncio.Future[Any]) -> None:
     """Done-callback of abandoned work: its outcome is dropped (retrieved, so asyncio does not log it)."""
     if not task.cancelled() and task.exception() is not None:
         log.info("abandoned work ended with %s", type(task.exception()).__name__)
+
+
+def client_address(connection: Any) -> str:
+    """The peer's address as the server saw it (behind a proxy: the proxy's, unless the server is told
+    to trust forwarded headers, e.g. uvicorn's ``--forwarded-allow-ips``)."""
+    client = getattr(connection, "client", None)
+    return str(client.host) if client is not None and client.host else "unknown"
+
+
+class RefusedRequest(Exception):
+    """A request refused by a rate limit before it was parsed (answered 429)."""
+
+    def __init__(self, request_id: str, refused: RateLimited) -> None:
+        super().__init__(refused.message)
+        self.request_id = request_id
+        self.refused = refused
 
 
 class BookbagGraphQL(GraphQL[RequestContext, None]):
@@ -255,7 +284,9 @@ class BookbagGraphQL(GraphQL[RequestContext, None]):
         )
         return ExecutionResult(data=None, errors=[error])
 
-    async def authenticate(self, header: str | None) -> Principal | None:
+    async def authenticate(self, header: str | None, address: str) -> Principal | None:
+        """The key's principal (cached, else looked up), or None. Raises ``RateLimited`` before the lookup
+        when ``address`` (the client's) has used up its failed authentications."""
         secret = bearer_secret(header)
         if secret is None:
             return None
@@ -263,6 +294,8 @@ class BookbagGraphQL(GraphQL[RequestContext, None]):
         cached = cache.get(secret)
         if cached is not None:
             return cached
+        fair = self.runtime.fair
+        fair.check_lookup(address)
         db = self.runtime.db
 
         def work() -> Principal | None:
@@ -270,7 +303,9 @@ class BookbagGraphQL(GraphQL[RequestContext, None]):
                 return authenticate(session, secret)
 
         principal = await to_thread.run_sync(work, limiter=self.runtime.read_limiter)
-        if principal is not None:
+        if principal is None:
+            fair.lookup_failed(address)
+        else:
             cache.put(secret, principal)
         return principal
 
@@ -285,9 +320,13 @@ class BookbagGraphQL(GraphQL[RequestContext, None]):
             return context  # authenticated in on_ws_connect
         if self.graphql_ide and self.should_render_graphql_ide(self.request_adapter_class(request)):
             return context  # the IDE page itself; its requests carry their own key
-        principal = await self.authenticate(request.headers.get("authorization"))
-        if principal is None:
-            raise Unauthenticated(request_id)
+        try:
+            principal = await self.authenticate(request.headers.get("authorization"), client_address(request))
+            if principal is None:
+                raise Unauthenticated(request_id)
+            self.runtime.fair.admit(principal)
+        except RateLimited as exc:
+            raise RefusedRequest(request_id, exc) from None
         context.principal = principal
         if isinstance(response, Response):
             response.headers[REQUEST_ID_HEADER] = request_id
@@ -295,10 +334,16 @@ class BookbagGraphQL(GraphQL[RequestContext, None]):
 
     async def on_ws_connect(self, context: RequestContext) -> UnsetType | dict[str, object] | None:
         """Authenticate the key in ``connection_init`` (through the principal cache); called again before
-        every operation on the socket."""
+        every operation on the socket, which spends one request of the key's and merchant's rate.
+        ``RateLimited`` propagates: the websocket handler answers it (close 4429 at ``connection_init``, an
+        ``error`` message for a ``subscribe``), never as a bad or revoked key."""
         params = context.connection_params if isinstance(context.connection_params, dict) else {}
         header = params.get("Authorization") or params.get("authorization")
-        principal = await self.authenticate(header if isinstance(header, str) else None)
+        principal = await self.authenticate(
+            header if isinstance(header, str) else None, client_address(context.request)
+        )
+        if principal is not None:
+            self.runtime.fair.admit(principal)
         if principal is None:
             raise ConnectionRejectionError({"message": "missing or invalid API key"})
         context.principal = principal
@@ -317,6 +362,11 @@ class BookbagGraphQL(GraphQL[RequestContext, None]):
         except HTTPException as exc:  # strawberry answers these in plain text; clients get a GraphQL body
             code = HTTP_ERROR_CODES.get(exc.status_code, "INVALID_INPUT")
             response = error_response(exc.status_code, code, exc.reason)
+        except RefusedRequest as exc:
+            refused = exc.refused
+            response = error_response(
+                429, "RATE_LIMITED", refused.message, exc.request_id, retry_after=refused.retry_after
+            )
         await response(scope, receive, send)
 
 

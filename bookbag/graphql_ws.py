@@ -60,13 +60,20 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     Operation,
     _OperationStreamClosed,
 )
-from strawberry.subscriptions.protocols.graphql_transport_ws.types import ConnectionInitMessage
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import ConnectionInitMessage, ErrorMessage
 from strawberry.types import ExecutionResult
 from strawberry.types.execution import PreExecutionError
 
-from bookbag.ws_connections import CLOSE_REVOKED, CLOSE_TOO_BIG, ConnectionRefused, WsConnections
+from bookbag.ws_connections import (
+    CLOSE_REVOKED,
+    CLOSE_TOO_BIG,
+    CLOSE_TOO_MANY,
+    ConnectionRefused,
+    WsConnections,
+)
 from bookbag.ws_direct import direct_writer, encode_text_frame
 from resolvers.context import RequestContext
+from resolvers.fairness import RateLimited
 from resolvers.subscriptions import (
     TicketEventsHandoff,
     last_queue_version,
@@ -198,6 +205,10 @@ class LiveTransportWSHandler(BaseGraphQLTransportWSHandler[RequestContext, None]
         except ConnectionRejectionError:
             await self.websocket.close(code=4403, reason="missing or invalid API key")
             return
+        except RateLimited as limited:
+            reason = f"rate limited: {limited.message}; retry after {limited.retry_after_header} s"
+            await self.websocket.close(code=CLOSE_TOO_MANY, reason=reason[:120])
+            return
         except ConnectionRefused as refused:
             await self.websocket.close(code=refused.code, reason=refused.reason)
             return
@@ -209,21 +220,31 @@ class LiveTransportWSHandler(BaseGraphQLTransportWSHandler[RequestContext, None]
             self.connection_init_timeout_task = None
 
     async def handle_subscribe(self, message: SubscribeMessage) -> None:
-        # Every operation re-checks the key (through the principal cache): a revoked key runs nothing more.
-        if self.connection_acknowledged and not await self._key_still_valid():
-            key_id = self.principal.key_id
-            if key_id:
-                self.context.runtime.principals.forget_key(key_id)  # closes the key's other sockets too
-            await self.close_connection(CLOSE_REVOKED, "API key revoked")
-            return
+        # Every operation re-checks the key (through the principal cache; a revoked key runs nothing more)
+        # and spends one request of the key's and merchant's rate (refused with an ``error`` message).
+        if self.connection_acknowledged:
+            try:
+                await self.ws_view.on_ws_connect(self.context)
+            except ConnectionRejectionError:
+                key_id = self.principal.key_id
+                if key_id:
+                    self.context.runtime.principals.forget_key(key_id)  # closes the key's other sockets too
+                await self.close_connection(CLOSE_REVOKED, "API key revoked")
+                return
+            except RateLimited as limited:
+                refusal: ErrorMessage = {
+                    "id": message["id"],
+                    "type": "error",
+                    "payload": [
+                        {
+                            "message": limited.message,
+                            "extensions": {"code": "RATE_LIMITED", "retryAfter": limited.retry_after},
+                        }
+                    ],
+                }
+                await self.send_message(refusal)
+                return
         await super().handle_subscribe(message)
-
-    async def _key_still_valid(self) -> bool:
-        try:
-            await self.ws_view.on_ws_connect(self.context)
-        except ConnectionRejectionError:
-            return False
-        return True
 
     async def close_connection(self, code: int, reason: str) -> None:
         """Close from the server's side (revoked key, lifetime): stop every operation, then close."""

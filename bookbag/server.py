@@ -17,6 +17,10 @@ def run_server(app: Starlette, settings: Settings, *, access_log: bool = True) -
     # start-up objects and stalls the event loop for ~180 ms (measured), which is the worst request latency.
     gc.collect()
     gc.freeze()
+    # The ruleset workers take seconds to import the policy engine: start them now, not on the first check.
+    workers = app.state.bookbag.runtime.workers
+    if workers is not None:
+        workers.prestart()
     # websockets-sansio without per-message deflate: ~28 KB per open connection instead of ~126 KB, and
     # about 1.7x the fan-out throughput per CPU-second (bench/live_bench.py); queue snapshots are small.
     uvicorn.run(

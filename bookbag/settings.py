@@ -55,6 +55,23 @@ class Settings(BaseSettings):
     regex_max_mem_bytes: int = Field(default=1024 * 1024, ge=64 * 1024)
     policy_max_compiled: int = Field(default=64, ge=1)
     policy_max_drafts: int = Field(default=8, ge=1)
+    # Fair share (resolvers.fairness): request rates per API key and per merchant (token buckets), failed
+    # authentications per client address, database units in flight per merchant, CPU-heavy ruleset work.
+    rate_limit_key_per_second: float = Field(default=1000.0, gt=0)
+    rate_limit_key_burst: int = Field(default=2000, ge=1)
+    rate_limit_merchant_per_second: float = Field(default=2000.0, gt=0)
+    rate_limit_merchant_burst: int = Field(default=4000, ge=1)
+    failed_auth_per_second: float = Field(default=2.0, gt=0)
+    failed_auth_burst: int = Field(default=30, ge=1)
+    db_units_per_merchant: int = Field(default=1, ge=1, le=64)
+    heavy_per_merchant: int = Field(default=1, ge=1, le=16)
+    heavy_queue_per_merchant: int = Field(default=4, ge=0, le=64)
+    heavy_per_process: int = Field(default=2, ge=1, le=16)
+    heavy_wait_seconds: float = Field(default=5.0, ge=0, le=300)
+    # CPU-heavy ruleset work in worker processes (resolvers.workers; heavy_per_process of them, started by
+    # `bookbag serve`, else on first use) with a hard time limit per call; false: in server threads, no limit.
+    heavy_in_processes: bool = True
+    heavy_timeout_seconds: float = Field(default=30.0, gt=0, le=3600)
 
     @property
     def is_production(self) -> bool:

@@ -8,7 +8,9 @@ from typing import TYPE_CHECKING, Any
 
 from anyio import CapacityLimiter
 
+from resolvers.fairness import FairShare
 from resolvers.group_commit import BatchWork, GroupCommit
+from resolvers.workers import WorkerPool
 from storage.db import Database
 from workflow.live import QueueHub
 from workflow.live_events import TicketEventHub
@@ -53,6 +55,8 @@ class ApiRuntime:
         None  # ticketEvents fan-out over websockets (bookbag.graphql_ws)
     )
     principals: PrincipalCache = field(default_factory=lambda: PrincipalCache(ttl_seconds=0))
+    fair: FairShare = field(default_factory=FairShare)  # rate limits and per-merchant slots
+    workers: WorkerPool | None = None  # CPU-heavy ruleset work's processes (None: heavy threads instead)
     _limiters: dict[str, CapacityLimiter] = field(default_factory=dict, init=False, repr=False)
     _group_commits: dict[str, GroupCommit] = field(default_factory=dict, init=False, repr=False)
 

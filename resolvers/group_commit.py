@@ -146,25 +146,38 @@ class GroupCommit:
         self._pending.clear()
 
     def _take(self) -> list[_Request]:
-        """The next batch, oldest first. A request whose idempotency key is already in the batch stays queued
-        (for the next batch, where it replays the first one's response); one whose client has gone away
-        before its turn is dropped (nothing is written for it)."""
-        batch: list[_Request] = []
+        """The next batch, shared fairly: merchants take turns, one request each per round, oldest first
+        within a merchant, so one merchant's pile never keeps another's request out of the next batch (it
+        waits for at most the group being written). The batch keeps arrival order. A request whose
+        idempotency key is already in the batch stays queued (for the next batch, where it replays the first
+        one's response); one whose client has gone away before its turn is dropped (nothing is written)."""
+        waiting = [request for request in self._pending if not request.future.done()]
+        queues: dict[str, deque[int]] = {}
+        for position, request in enumerate(waiting):
+            queues.setdefault(request.principal.merchant_id, deque()).append(position)
+        chosen: list[int] = []
         slots: set[tuple[str, str]] = set()
-        waiting: deque[_Request] = deque()
-        while self._pending and len(batch) < self.max_batch:
-            request = self._pending.popleft()
-            if request.future.done():
-                continue
-            slot = request.idempotency_slot
-            if slot is not None and slot in slots:
-                waiting.append(request)
-                continue
-            if slot is not None:
-                slots.add(slot)
-            batch.append(request)
-        self._pending.extendleft(reversed(waiting))
-        return batch
+        while len(chosen) < self.max_batch and queues:
+            for merchant_id in list(queues):
+                queue = queues[merchant_id]
+                while queue:
+                    slot = waiting[queue[0]].idempotency_slot
+                    if slot is None or slot not in slots:
+                        break
+                    queue.popleft()  # its key is in this batch already: it waits for the next one
+                if not queue:
+                    del queues[merchant_id]
+                    continue
+                position = queue.popleft()
+                slot = waiting[position].idempotency_slot
+                if slot is not None:
+                    slots.add(slot)
+                chosen.append(position)
+                if len(chosen) == self.max_batch:
+                    break
+        taken = set(chosen)
+        self._pending = deque(r for i, r in enumerate(waiting) if i not in taken)
+        return [waiting[i] for i in sorted(chosen)]
 
     # ------------------------------------------------------------------ in the worker thread
 

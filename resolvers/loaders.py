@@ -41,7 +41,8 @@ class Loaders:
                     session.expunge_all()  # keep the rows loaded past read_only()'s rollback
                     return found
 
-            found = await to_thread.run_sync(work, limiter=runtime.read_limiter)
+            async with runtime.fair.db_unit(merchant_id, "read"):
+                found = await to_thread.run_sync(work, limiter=runtime.read_limiter)
             return [found.get(key, default()) for key in keys]
 
         return load

@@ -1,4 +1,11 @@
-"""Rulesets: the active one and its versions, validate, publish, activate (rollback), simulate, backtest."""
+"""Rulesets: the active one and its versions, validate, publish, activate (rollback), simulate, backtest.
+
+Validating, testing, simulating, backtesting and publishing's checks are CPU-heavy: they run inside
+``runner.heavy`` (a bounded number per merchant and per process) through ``runner.compute`` (a worker
+process with a time limit, see ``resolvers.workers``), never in the database threads; simulate and backtest
+read what they need from the database first, in the merchant's ordinary read slot. Publish checks its source
+before it opens the write transaction.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +15,9 @@ from typing import Any
 from sqlmodel import Session
 from strawberry.scalars import JSON
 
-from resolvers import roles
-from resolvers.runner import mutate, query, read_as
+from resolvers import roles, workers
+from resolvers.context import RequestContext
+from resolvers.runner import compute, heavy, mutate, query, read, read_as
 from resolvers.snapshots import dump, load
 from schema.actions import Decision
 from schema.common import UserError
@@ -33,7 +41,7 @@ from storage import tables
 from workflow import rulesets as rulesets_service
 from workflow.errors import DomainError, ErrorCode, invalid
 from workflow.merchants import get_merchant
-from workflow.principal import Principal
+from workflow.principal import Principal, Role
 from workflow.services import WorkflowServices
 
 
@@ -72,17 +80,17 @@ async def ruleset_versions(info: Info) -> list[RulesetVersion]:
     return await query(info.context, roles.READERS, fetch)
 
 
+async def _team_names(ctx: RequestContext, allowed: frozenset[Role]) -> frozenset[str]:
+    """The caller's merchant's team names, which validation checks routing and escalations against."""
+    return await read_as(ctx, allowed, lambda s, p: rulesets_service.team_names(s, p.merchant_id))
+
+
 async def validate_ruleset(info: Info, source: str) -> ValidateRulesetPayload:
     """Check a draft: YAML syntax, schema, references. Changes nothing."""
-    services = info.context.runtime.services
+    ctx = info.context
     try:
-        report = await read_as(
-            info.context,
-            roles.READERS,
-            lambda s, p: rulesets_service.validate(
-                services, source, known_teams=rulesets_service.team_names(s, p.merchant_id)
-            ),
-        )
+        teams = await _team_names(ctx, roles.READERS)
+        report = await heavy(ctx, roles.READERS, lambda _p: compute(ctx, workers.validate, source, teams))
     except DomainError as exc:
         return ValidateRulesetPayload(errors=[UserError.from_domain(exc)])
     problems = [RulesetProblem.from_any(p) for p in report.problems]
@@ -105,14 +113,9 @@ async def validate_ruleset(info: Info, source: str) -> ValidateRulesetPayload:
 
 async def test_ruleset(info: Info, source: str) -> TestRulesetPayload:
     """Validate a draft and run the tests it carries, without publishing anything."""
-    services = info.context.runtime.services
-
-    def run(_session: Session, _principal: Principal) -> list[Any]:
-        ruleset = rulesets_service.load_checked(services, source, run_tests=False)
-        return list(services.policy.drafts.run_tests(ruleset))  # a draft: never evicts active versions
-
+    ctx = info.context
     try:
-        results = await read_as(info.context, roles.READERS, run)
+        results = await heavy(ctx, roles.READERS, lambda _p: compute(ctx, workers.run_tests, source))
     except DomainError as exc:
         return TestRulesetPayload(errors=[UserError.from_domain(exc)], problems=problems_of(exc.details))
     return TestRulesetPayload(passed=all(r.passed for r in results), results=test_results_of(results))
@@ -140,11 +143,21 @@ def _version_payload(
 async def publish_ruleset(
     info: Info, source: str, message: str = "", idempotency_key: str | None = None
 ) -> RulesetVersionPayload:
-    """Validate, run the ruleset's own tests, then store and activate it in one transaction."""
+    """Validate, run the ruleset's own tests, then store and activate it in one transaction.
+
+    The checks (validation, the ruleset's tests, its compile) run first in a heavy slot, outside the write
+    transaction, so a large ruleset never holds the database writer (on SQLite, every merchant's writes)
+    while it is checked; the transaction stores the ruleset checked there."""
+    ctx = info.context
+    try:
+        teams = await _team_names(ctx, roles.ADMINS)
+        checked = await heavy(ctx, roles.ADMINS, lambda _p: compute(ctx, workers.check, source, teams))
+    except DomainError as exc:
+        return _version_payload(None, exc, False)
 
     def work(session: Session, services: WorkflowServices, principal: Principal) -> dict[str, Any]:
         published = rulesets_service.publish_ruleset_with_warnings(
-            session, services, principal, source=source, message=message
+            session, services, principal, source=source, message=message, checked=checked
         )
         row = published.row
         return {
@@ -215,11 +228,14 @@ async def simulate(
     services = ctx.runtime.services
     try:
         parsed = [_case(i, c) for i, c in enumerate(cases)]
-        results = await read_as(
-            ctx,
-            roles.READERS,
-            lambda s, p: rulesets_service.simulate(s, services, p, cases=parsed, source=source),
-        )
+
+        async def run(principal: Principal) -> list[rulesets_service.SimulationResult]:
+            prepared = await read(
+                ctx, lambda s: rulesets_service.prepare_simulation(s, services, principal, cases=parsed)
+            )
+            return await compute(ctx, workers.simulate, source, prepared)
+
+        results = await heavy(ctx, roles.READERS, run)
     except DomainError as exc:
         return SimulatePayload(errors=[UserError.from_domain(exc)], problems=problems_of(exc.details))
     return SimulatePayload(
@@ -243,12 +259,15 @@ async def backtest(info: Info, source: str, limit: int = 1000) -> BacktestPayloa
     """Replay the facts of the merchant's recent decisions under the draft and the active version."""
     ctx = info.context
     services = ctx.runtime.services
-    try:
-        report = await read_as(
-            ctx,
-            roles.READERS,
-            lambda s, p: rulesets_service.backtest(s, services, p, source=source, limit=limit),
+
+    async def run(principal: Principal) -> dict[str, Any]:
+        prepared = await read(
+            ctx, lambda s: rulesets_service.prepare_backtest(s, services, principal, limit=limit)
         )
+        return await compute(ctx, workers.backtest, source, prepared)
+
+    try:
+        report = await heavy(ctx, roles.READERS, run)
     except DomainError as exc:
         return BacktestPayload(errors=[UserError.from_domain(exc)], problems=problems_of(exc.details))
     return BacktestPayload(report=JSON(report))

@@ -2,12 +2,19 @@
 
 Workflow services are synchronous SQLAlchemy; each resolver call runs its whole unit of work in a worker
 thread, so the event loop (and every websocket on it) never waits on the database. The commit happens in
-that thread, inside ``db.unit_of_work()``.
+that thread, inside ``db.unit_of_work()``. Each unit of work first takes one of its merchant's database slots
+(``resolvers.fairness``), so one merchant's pile of requests queues behind itself, not in front of everyone.
+CPU-heavy ruleset work runs through :func:`heavy` and :func:`compute` instead: bounded per merchant, in worker
+processes (``resolvers.workers``) or threads of its own, never in the database threads.
+
+A refusal to protect the others (:class:`resolvers.fairness.RateLimited`) becomes :func:`rate_limited`: a
+GraphQL error with ``extensions.code`` RATE_LIMITED and ``extensions.retryAfter`` seconds, and on HTTP the
+status 429 with a ``Retry-After`` header, exactly as the edge answers a request over its rate.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from anyio import to_thread
@@ -15,6 +22,8 @@ from graphql import GraphQLError
 from sqlmodel import Session
 
 from resolvers.context import RequestContext
+from resolvers.fairness import RateLimited
+from resolvers.workers import Tools
 from workflow.errors import DomainError, ErrorCode
 from workflow.idempotency import rerun_if_key_raced, run_idempotent
 from workflow.principal import Principal, Role
@@ -37,6 +46,18 @@ def api_error(error: DomainError) -> ApiError:
     return ApiError(error.code.value, error.message, error.field)
 
 
+def rate_limited(ctx: RequestContext, refused: RateLimited) -> ApiError:
+    """The GraphQL error for a refusal; on HTTP the response also becomes a 429 with ``Retry-After``."""
+    response = ctx.response
+    if response is not None and hasattr(response, "status_code") and hasattr(response, "headers"):
+        response.status_code = 429
+        response.headers["retry-after"] = refused.retry_after_header
+    error = ApiError(ErrorCode.RATE_LIMITED.value, refused.message)
+    assert error.extensions is not None
+    error.extensions["retryAfter"] = refused.retry_after
+    return error
+
+
 def require_role(principal: Principal, roles: frozenset[Role] | None) -> None:
     """The API's own role table, checked before any service runs (``None``: any role)."""
     if roles is not None and principal.role not in roles:
@@ -48,8 +69,9 @@ def require_role(principal: Principal, roles: frozenset[Role] | None) -> None:
 
 
 async def read(ctx: RequestContext, fn: Callable[[Session], T]) -> T:
-    """Run ``fn`` in a worker thread with a read-only session."""
-    db = ctx.runtime.db
+    """Run ``fn`` in a worker thread with a read-only session, in one of the merchant's read slots."""
+    runtime = ctx.runtime
+    db = runtime.db
 
     def work() -> T:
         with db.read_only() as session:
@@ -58,7 +80,35 @@ async def read(ctx: RequestContext, fn: Callable[[Session], T]) -> T:
             session.expunge_all()
             return result
 
-    return await to_thread.run_sync(work, limiter=ctx.runtime.read_limiter)
+    async with runtime.fair.db_unit(ctx.auth.merchant_id, "read"):
+        return await to_thread.run_sync(work, limiter=runtime.read_limiter)
+
+
+async def heavy(
+    ctx: RequestContext, roles: frozenset[Role] | None, work: Callable[[Principal], Awaitable[T]]
+) -> T:
+    """CPU-heavy work (ruleset checks, simulations, backtests): role check, then ``work`` inside one of the
+    merchant's heavy slots, after waiting its turn behind the merchant's own; refused with RATE_LIMITED when
+    too many of the merchant's wait or the wait is too long (see ``resolvers.fairness``)."""
+    principal = ctx.auth
+    require_role(principal, roles)
+    try:
+        async with ctx.runtime.fair.heavy(principal.merchant_id):
+            return await work(principal)
+    except RateLimited as refused:
+        raise rate_limited(ctx, refused) from None
+
+
+async def compute(ctx: RequestContext, fn: Callable[..., T], *args: Any) -> T:
+    """``fn(tools, *args)`` (a function of ``resolvers.workers``) in a worker process with a hard time
+    limit, or, without worker processes, in a thread of the heavy pool with the server's engine. Call it
+    inside :func:`heavy`."""
+    runtime = ctx.runtime
+    if runtime.workers is not None:
+        return await runtime.workers.run(fn, *args)
+    services = runtime.services
+    tools = Tools(engine=services.policy, ruleset=services.rulesets.get, limits=services.rulesets.limits)
+    return await to_thread.run_sync(lambda: fn(tools, *args), limiter=runtime.fair.heavy_limiter)
 
 
 async def read_as(
@@ -124,9 +174,10 @@ async def mutate(
 
     try:
         require_role(principal, roles)
-        result = await to_thread.run_sync(
-            rerun_if_key_raced, unit, idempotency_key, limiter=runtime.write_limiter
-        )
+        async with runtime.fair.db_unit(principal.merchant_id, "write"):
+            result = await to_thread.run_sync(
+                rerun_if_key_raced, unit, idempotency_key, limiter=runtime.write_limiter
+            )
     except DomainError as exc:
         return None, exc, False
     return result, None, not ran

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, bindparam, func
 from sqlmodel import Session, col, select
@@ -18,8 +18,21 @@ from workflow import audit
 from workflow.errors import DomainError, ErrorCode, invalid, not_found
 from workflow.facts import stored_ticket_facts, with_action
 from workflow.principal import Principal, Role
-from workflow.services import WorkflowServices
 from workflow.timeline import StageEntry, escalation_timeline
+
+if TYPE_CHECKING:  # not imported at run time: the API's ruleset worker processes import this module, and the
+    # services would load the classifier (LightGBM, ~140 MB) into each of them for nothing
+    from workflow.services import WorkflowServices
+
+
+@dataclass(frozen=True)
+class CheckedSource:
+    """What publishing keeps of a source already checked (validated, tests passed) before its transaction,
+    with the warnings validation had for it (teams the merchant lacks, lint)."""
+
+    name: str
+    digest: str
+    warnings: tuple[policy.Problem, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -102,31 +115,33 @@ def team_names(session: Session, merchant_id: str) -> frozenset[str]:
 
 
 def validate(
-    services: WorkflowServices, source: str, *, known_teams: frozenset[str] | None = None
+    source: str, *, limits: policy.RulesetLimits, known_teams: frozenset[str] | None = None
 ) -> policy.ValidationReport:
     """Every problem of ``source``, limits included (``policy.RulesetLimits``: size, YAML nodes and depth,
     rule count, regex budget), each a coded problem at its line; with ``known_teams`` also a warning for
     each team the rules name that is not among them."""
-    return policy.validate_source(source, limits=services.rulesets.limits, known_teams=known_teams)
+    return policy.validate_source(source, limits=limits, known_teams=known_teams)
 
 
 def load_checked(services: WorkflowServices, source: str, *, run_tests: bool) -> Ruleset:
-    """Parse and validate ``source``; with ``run_tests`` also run its tests. Raises a DomainError otherwise.
-
-    The tests run in the engine's drafts cache: a ruleset that is not active yet never evicts an active
-    version (a publish that succeeds is taken over by the active cache on its first decision)."""
-    return checked(services, source, run_tests=run_tests)[0]
+    """Parse and validate ``source``; with ``run_tests`` also run its tests. Raises a DomainError otherwise."""
+    return check_source(services.policy, source, limits=services.rulesets.limits, run_tests=run_tests)[0]
 
 
-def checked(
-    services: WorkflowServices,
+def check_source(
+    engine: policy.PolicyEngine,
     source: str,
     *,
+    limits: policy.RulesetLimits,
     run_tests: bool,
     known_teams: frozenset[str] | None = None,
 ) -> tuple[Ruleset, policy.ValidationReport]:
-    """:func:`load_checked`, answering the validation report (its warnings) too."""
-    report = validate(services, source, known_teams=known_teams)
+    """:func:`load_checked` with only what it needs (the API's worker processes have no other services),
+    answering the validation report (its warnings) too.
+
+    The tests run in the engine's drafts cache: a ruleset that is not active yet never evicts an active
+    version (a publish that succeeds is taken over by the active cache on its first decision)."""
+    report = validate(source, limits=limits, known_teams=known_teams)
     if report.ruleset is None:
         raise DomainError(
             ErrorCode.INVALID_RULESET,
@@ -136,7 +151,7 @@ def checked(
         )
     ruleset = report.ruleset
     if run_tests:
-        failed = [t for t in services.policy.drafts.run_tests(ruleset) if not t.passed]
+        failed = [t for t in engine.drafts.run_tests(ruleset) if not t.passed]
         if failed:
             raise DomainError(
                 ErrorCode.RULESET_TESTS_FAILED,
@@ -166,19 +181,33 @@ class Published:
 def publish_ruleset(
     session: Session, services: WorkflowServices, principal: Principal, *, source: str, message: str = ""
 ) -> RulesetVersion:
+    """:func:`publish_ruleset_with_warnings`, answering the stored version only."""
     return publish_ruleset_with_warnings(session, services, principal, source=source, message=message).row
 
 
 def publish_ruleset_with_warnings(
-    session: Session, services: WorkflowServices, principal: Principal, *, source: str, message: str = ""
+    session: Session,
+    services: WorkflowServices,
+    principal: Principal,
+    *,
+    source: str,
+    message: str = "",
+    checked: CheckedSource | None = None,
 ) -> Published:
-    """Validate (warnings included: a routing rule or escalation naming a team the merchant does not have
-    publishes, with W_UNKNOWN_TEAM naming it), run the ruleset's tests, then store and activate it."""
+    """Store ``source`` as the merchant's next version and activate it. ``checked``: the name, digest and
+    warnings of this very source after ``check_source(..., run_tests=True)`` passed before the transaction
+    (the API checks first, so the checks never hold the writer); without it the checks run here. Warnings
+    do not stop a publish: a routing rule or escalation naming a team the merchant does not have publishes,
+    with W_UNKNOWN_TEAM naming it."""
     principal.require(Role.ADMIN)
     if len(message) > 2000:
         raise invalid("message must be at most 2000 characters", "message")
-    teams = team_names(session, principal.merchant_id)
-    ruleset, report = checked(services, source, run_tests=True, known_teams=teams)
+    if checked is None:
+        teams = team_names(session, principal.merchant_id)
+        ruleset, report = check_source(
+            services.policy, source, limits=services.rulesets.limits, run_tests=True, known_teams=teams
+        )
+        checked = CheckedSource(name=ruleset.name, digest=ruleset.digest, warnings=report.warnings)
     merchant = _lock_merchant(session, principal.merchant_id)
     latest = session.exec(
         select(func.max(RulesetVersion.version)).where(RulesetVersion.merchant_id == principal.merchant_id)
@@ -187,9 +216,9 @@ def publish_ruleset_with_warnings(
     row = RulesetVersion(
         merchant_id=principal.merchant_id,
         version=int(latest or 0) + 1,
-        name=ruleset.name,
+        name=checked.name,
         source=source,
-        digest=ruleset.digest,
+        digest=checked.digest,
         message=message,
         created_by_key_id=principal.key_id,
     )
@@ -205,7 +234,7 @@ def publish_ruleset_with_warnings(
         after={"version": row.version, "digest": row.digest, "message": message},
         ruleset_version=row.version,
     )
-    return Published(row, report.warnings)
+    return Published(row, checked.warnings)
 
 
 def activate_version(
@@ -270,15 +299,30 @@ MAX_SIMULATION_CASES = 200
 PLANNING_HORIZON = timedelta(days=7)
 
 
-def simulate(
-    session: Session,
-    services: WorkflowServices,
-    principal: Principal,
-    *,
-    cases: list[SimulationCase],
-    source: str | None = None,
-) -> list[SimulationResult]:
-    """Evaluate ``cases`` under the draft (or the active ruleset) and the active one, changing nothing."""
+@dataclass(frozen=True)
+class PreparedCase:
+    """One simulation case with everything read from the database: what the evaluation needs, no session."""
+
+    label: str
+    facts: dict[str, Any]
+    history: list[tuple[datetime, str]]
+    now: datetime
+
+
+@dataclass(frozen=True)
+class PreparedSimulation:
+    """The database half of a simulation; :func:`evaluate_simulation` is the CPU half (it may run in
+    another process: everything here is plain data)."""
+
+    active_digest: str
+    active_source: str
+    cases: list[PreparedCase]
+    default_actor: str | None  # the actor an action case acts as when it names none
+
+
+def prepare_simulation(
+    session: Session, services: WorkflowServices, principal: Principal, *, cases: list[SimulationCase]
+) -> PreparedSimulation:
     from workflow.tickets import get_ticket  # tickets imports this module for the active ruleset
 
     if not cases:
@@ -286,10 +330,7 @@ def simulate(
     if len(cases) > MAX_SIMULATION_CASES:
         raise invalid(f"at most {MAX_SIMULATION_CASES} cases per simulation", "cases")
     active = active_ruleset(session, services, principal.merchant_id).ruleset
-    draft = active if source is None else load_checked(services, source, run_tests=False)
-    # A draft is compiled into the drafts cache, never in place of a merchant's active version.
-    draft_engine = services.policy if source is None else services.policy.drafts
-    results = []
+    prepared = []
     for index, case in enumerate(cases):
         now = case.now or services.clock()
         if case.ticket_id is not None:
@@ -305,15 +346,48 @@ def simulate(
             raise invalid("each case needs facts or a ticketId", f"cases[{index}]")
         if case.action is not None:
             facts = with_action(facts, case.action)
+        prepared.append(PreparedCase(label=label, facts=facts, history=history, now=now))
+    acts = any(isinstance(c.facts.get("action"), dict) and c.facts["action"].get("type") for c in prepared)
+    default_actor = None
+    if acts:
+        default_actor = principal.actor.value if principal.role != Role.VIEWER else "agent"
+    return PreparedSimulation(
+        active_digest=active.digest, active_source=active.source, cases=prepared, default_actor=default_actor
+    )
+
+
+def simulate(
+    session: Session,
+    services: WorkflowServices,
+    principal: Principal,
+    *,
+    cases: list[SimulationCase],
+    source: str | None = None,
+) -> list[SimulationResult]:
+    """Evaluate ``cases`` under the draft (or the active ruleset) and the active one, changing nothing."""
+    prepared = prepare_simulation(session, services, principal, cases=cases)
+    active = active_ruleset(session, services, principal.merchant_id).ruleset
+    draft = None if source is None else load_checked(services, source, run_tests=False)
+    return evaluate_simulation(services.policy, draft, active, prepared)
+
+
+def evaluate_simulation(
+    engine: policy.PolicyEngine, draft: Ruleset | None, active: Ruleset, prepared: PreparedSimulation
+) -> list[SimulationResult]:
+    """The CPU half: ``draft`` (None: the active ruleset itself) is compiled into the engine's drafts cache,
+    never in place of a merchant's active version."""
+    draft_engine = engine if draft is None else engine.drafts
+    draft = active if draft is None else draft
+    results = []
+    for case in prepared.cases:
+        facts = case.facts
         action_facts = facts.get("action")
         draft_decision: dict[str, Any] = {}
         active_decision: dict[str, Any] = {}
         if isinstance(action_facts, dict) and action_facts.get("type"):
-            action_facts.setdefault(
-                "actor", principal.actor.value if principal.role != Role.VIEWER else "agent"
-            )
+            action_facts.setdefault("actor", prepared.default_actor)
             draft_decision = draft_engine.decide(draft, facts, trace=True).to_dict()
-            active_decision = services.policy.decide(active, facts, trace=True).to_dict()
+            active_decision = engine.decide(active, facts, trace=True).to_dict()
         routing = draft_engine.route(draft, facts, trace=True).to_dict()
         escalations = [
             {"id": rule.id, "after_seconds": rule.after.total_seconds(), "then": rule.then.to_dict()}
@@ -325,7 +399,7 @@ def simulate(
         )
         results.append(
             SimulationResult(
-                label=label,
+                label=case.label,
                 facts=facts,
                 draft=draft_decision,
                 active=active_decision,
@@ -333,7 +407,7 @@ def simulate(
                 routing=routing,
                 escalations=escalations,
                 planned_escalations=_planned(
-                    draft_engine, draft, facts, history, until=now + PLANNING_HORIZON
+                    draft_engine, draft, facts, case.history, until=case.now + PLANNING_HORIZON
                 ),
             )
         )
@@ -365,17 +439,43 @@ def _planned(
     return [p.to_dict() for p in escalation_timeline(engine, ruleset, facts, entries, until=until)]
 
 
+@dataclass(frozen=True)
+class PreparedBacktest:
+    """The database half of a backtest (plain data); :func:`evaluate_backtest` is the CPU half."""
+
+    active_digest: str
+    active_source: str
+    cases: list[dict[str, Any]]
+
+
+def prepare_backtest(
+    session: Session, services: WorkflowServices, principal: Principal, *, limit: int = 1000
+) -> PreparedBacktest:
+    if not 1 <= limit <= 10_000:
+        raise invalid("limit must be between 1 and 10000", "limit")
+    active = active_ruleset(session, services, principal.merchant_id).ruleset
+    events = audit.recent_decisions(session, principal.merchant_id, limit=limit)
+    return PreparedBacktest(
+        active_digest=active.digest,
+        active_source=active.source,
+        cases=[e.facts for e in events if e.facts],
+    )
+
+
 def backtest(
     session: Session, services: WorkflowServices, principal: Principal, *, source: str, limit: int = 1000
 ) -> dict[str, Any]:
     """Replay the facts of the merchant's recent recorded decisions under the draft and the active version."""
-    if not 1 <= limit <= 10_000:
-        raise invalid("limit must be between 1 and 10000", "limit")
+    prepared = prepare_backtest(session, services, principal, limit=limit)
     active = active_ruleset(session, services, principal.merchant_id).ruleset
     draft = load_checked(services, source, run_tests=False)
-    events = audit.recent_decisions(session, principal.merchant_id, limit=limit)
-    cases = [e.facts for e in events if e.facts]
-    # The engine matches ``draft`` in its drafts cache and ``active`` in the active one.
-    report: dict[str, Any] = services.policy.backtest(draft, active, cases).to_dict()
-    report["cases_considered"] = len(cases)
+    return evaluate_backtest(services.policy, draft, active, prepared)
+
+
+def evaluate_backtest(
+    engine: policy.PolicyEngine, draft: Ruleset, active: Ruleset, prepared: PreparedBacktest
+) -> dict[str, Any]:
+    """The CPU half: the engine matches ``draft`` in its drafts cache and ``active`` in the active one."""
+    report: dict[str, Any] = engine.backtest(draft, active, prepared.cases).to_dict()
+    report["cases_considered"] = len(prepared.cases)
     return report

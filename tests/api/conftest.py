@@ -25,7 +25,14 @@ def services() -> WorkflowServices:
 
 
 def make_settings(database_url: str, **overrides: Any) -> Settings:
-    values: dict[str, Any] = {"env": "test", "database_url": database_url, "run_migrations_on_start": False}
+    # Ruleset work in the server's threads: a worker process per app would cost every test a process start
+    # (tests/api/test_fairness.py covers the worker processes).
+    values: dict[str, Any] = {
+        "env": "test",
+        "database_url": database_url,
+        "run_migrations_on_start": False,
+        "heavy_in_processes": False,
+    }
     values.update(overrides)
     return Settings(**values)
 
