@@ -41,6 +41,7 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET, UnsetType
 
+from bookbag.graphql_ide import GRAPHIQL_HTML
 from bookbag.graphql_ws import FrameCache, LimitedWebSocketAdapter, LiveTransportWSHandler
 from bookbag.ws_connections import WsConnections, WsLimits
 from resolvers.context import ApiRuntime, RequestContext, Unauthenticated
@@ -150,6 +151,10 @@ class BookbagGraphQL(GraphQL[RequestContext, None]):
         self.bookbag_schema = schema  # typed: strawberry's view knows only a BaseSchema
         self.request_timeout = request_timeout
         self.max_json_depth = max_json_depth
+
+    @property
+    def graphql_ide_html(self) -> str:
+        return GRAPHIQL_HTML  # its files come from /graphql-ide/, never a CDN (bookbag.graphql_ide)
 
     def decode_json(self, data: str | bytes) -> object:
         # Also used for websocket messages: a JsonTooDeep there closes the socket as unparseable.

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from bookbag.cors import parse_origins
 
 
 class Settings(BaseSettings):
@@ -55,6 +57,15 @@ class Settings(BaseSettings):
     regex_max_mem_bytes: int = Field(default=1024 * 1024, ge=64 * 1024)
     policy_max_compiled: int = Field(default=64, ge=1)
     policy_max_drafts: int = Field(default=8, ge=1)
+    # Browser frontends on other origins that may call /graphql (bookbag.cors): comma-separated exact origins
+    # scheme://host[:port]; `*` is refused. Websockets from a browser must come from one of them or the
+    # server's own origin.
+    cors_origins: Annotated[tuple[str, ...], NoDecode] = ()
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _canonical_cors_origins(cls, value: object) -> tuple[str, ...]:
+        return parse_origins(value)
 
     @property
     def is_production(self) -> bool:
