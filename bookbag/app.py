@@ -25,7 +25,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp
 
 from bookbag.background import background_work, build_queue_hub
-from bookbag.cors import WebSocketOriginCheck, with_cors
+from bookbag.cors import with_cors
 from bookbag.graphql_http import BodySizeLimit, BookbagGraphQL
 from bookbag.graphql_ide import IDE_ASSETS_PATH, ide_static_dir
 from bookbag.settings import Settings
@@ -127,6 +127,7 @@ def create_app(
         max_subscriptions=settings.max_subscriptions_per_connection,
         ws_limits=ws_limits(settings),
         request_timeout=settings.request_timeout_seconds,
+        allowed_origins=settings.cors_origins,
     )
     state = AppState(
         settings=settings,
@@ -149,8 +150,8 @@ def create_app(
             return JSONResponse({"status": "error", "database": "unreachable"}, status_code=503)
         return JSONResponse({"status": "ok", "database": db.engine.dialect.name})
 
-    # Browsers on other origins (bookbag.cors): CORS answers only when origins are configured; websockets
-    # from a browser must come from a listed origin or the server's own.
+    # Browsers on other origins (bookbag.cors): CORS answers only when origins are configured. (Websockets
+    # from a browser must come from a listed origin or the server's own: the view checks, allowed_origins.)
     graphql_http: ASGIApp = limited
     http_methods = ["GET", "POST"]
     if settings.cors_origins:
@@ -158,7 +159,7 @@ def create_app(
         http_methods.append("OPTIONS")  # preflights
     routes: list[BaseRoute] = [
         Route("/graphql", graphql_http, methods=http_methods),
-        WebSocketRoute("/graphql", WebSocketOriginCheck(graphql, settings.cors_origins)),
+        WebSocketRoute("/graphql", graphql),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/", lambda _request: RedirectResponse("/admin/"), methods=["GET"]),
     ]

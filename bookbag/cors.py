@@ -12,34 +12,29 @@ into a look-alike page, one read from a frontend's storage by an injected script
 websocket check below meaningless. The frontends that hold merchant keys are few and known: list them.
 ``null`` (sandboxed frames, ``file:`` pages) is refused for the same reason.
 
-Websockets are not covered by CORS: a browser opens one to any host and only sends ``Origin``. The upgrade
-of a request carrying ``Origin`` is accepted when that origin is listed or is the server's own (the admin UI
-and GraphiQL are served from the API's origin); otherwise it is refused with a 403 before anything runs
-(code ``ORIGIN_NOT_ALLOWED`` in the body where the server supports a body). Clients that are not browsers
-send no ``Origin`` and are not affected. The server's own origin is recognised by comparing the ``Origin``'s
-host and port with the ``Host`` header, not its scheme: behind a proxy that terminates TLS the server sees
-``ws`` while the page's origin is ``https``. A proxy that rewrites ``Host`` needs the public origin listed.
+Websockets are not covered by CORS: a browser opens one to any host and only sends ``Origin``. Strawberry's
+view (since 0.339) accepts the upgrade of a request carrying ``Origin`` when that origin is in its
+``allowed_origins`` (this same list) or is the server's own: its host and port equal the ``Host`` header's,
+whatever the scheme, so TLS ended at a proxy still counts as the same origin (the admin UI and GraphiQL are
+served from the API's origin). Otherwise it is refused with a 403 before anything runs, with an
+``ORIGIN_NOT_ALLOWED`` body where the server can send one (``BookbagGraphQL.reject_websocket``). Clients that
+are not browsers send no ``Origin`` and are not affected. A proxy that rewrites ``Host`` needs the public
+origin listed.
 """
 
 from __future__ import annotations
 
-import json
-import logging
 import re
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
-from starlette.datastructures import Headers
 from starlette.middleware.cors import CORSMiddleware
-from starlette.types import ASGIApp, Receive, Scope, Send
-
-log = logging.getLogger("bookbag.cors")
+from starlette.types import ASGIApp
 
 ALLOWED_METHODS = ("GET", "POST")
 ALLOWED_HEADERS = ("Authorization", "Content-Type")
 EXPOSED_HEADERS = ("x-request-id", "Retry-After")
 PREFLIGHT_MAX_AGE_SECONDS = 600
-ORIGIN_NOT_ALLOWED = "ORIGIN_NOT_ALLOWED"
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _HOST = re.compile(r"[a-z0-9._-]+|\[[0-9a-f:.]+\]")  # a name or IPv4 address, or an IPv6 literal
 
@@ -120,75 +115,3 @@ def with_cors(app: ASGIApp, origins: Iterable[str]) -> ASGIApp:
         allow_credentials=False,
         max_age=PREFLIGHT_MAX_AGE_SECONDS,
     )
-
-
-def _host_and_port(netloc: str, scheme: str) -> tuple[str, int] | None:
-    try:
-        parts = urlsplit(f"{scheme}://{netloc}")
-        port = parts.port
-    except ValueError:
-        return None
-    if not parts.hostname or parts.username is not None or parts.path:
-        return None
-    return parts.hostname.lower(), port if port is not None else _DEFAULT_PORTS[scheme]
-
-
-def is_same_origin(origin: str, host_header: str | None) -> bool:
-    """Whether ``origin`` names the host and port the request was sent to (its ``Host`` header). The port a
-    ``Host`` header leaves out is the default of the origin's scheme, as a browser would have omitted it."""
-    if not host_header:
-        return False
-    try:
-        canonical = urlsplit(canonical_origin(origin))
-    except InvalidOrigin:
-        return False
-    ours = _host_and_port(host_header, canonical.scheme)
-    return ours is not None and ours == _host_and_port(canonical.netloc, canonical.scheme)
-
-
-class WebSocketOriginCheck:
-    """Refuse websocket upgrades whose ``Origin`` is neither listed nor the server's own (module docstring)."""
-
-    def __init__(self, app: ASGIApp, origins: Iterable[str]) -> None:
-        self.app = app
-        self.origins = frozenset(origins)
-
-    def allows(self, headers: Headers) -> bool:
-        origin = headers.get("origin")
-        if origin is None:
-            return True  # not a browser
-        return origin in self.origins or is_same_origin(origin, headers.get("host"))
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "websocket":
-            await self.app(scope, receive, send)
-            return
-        headers = Headers(scope=scope)
-        if self.allows(headers):
-            await self.app(scope, receive, send)
-            return
-        log.info("websocket refused: origin %r is not allowed (BOOKBAG_CORS_ORIGINS)", headers.get("origin"))
-        await receive()  # websocket.connect
-        if "websocket.http.response" in scope.get("extensions", {}):
-            body = {
-                "errors": [
-                    {
-                        "message": "this origin may not open websockets to the API (BOOKBAG_CORS_ORIGINS)",
-                        "extensions": {"code": ORIGIN_NOT_ALLOWED},
-                    }
-                ]
-            }
-            encoded = json.dumps(body).encode()
-            await send(
-                {
-                    "type": "websocket.http.response.start",
-                    "status": 403,
-                    "headers": [
-                        (b"content-type", b"application/json"),
-                        (b"content-length", str(len(encoded)).encode()),
-                    ],
-                }
-            )
-            await send({"type": "websocket.http.response.body", "body": encoded})
-            return
-        await send({"type": "websocket.close", "code": 1008})  # before accept: the server answers 403

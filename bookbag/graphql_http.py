@@ -24,7 +24,7 @@ import asyncio
 import json
 import logging
 import secrets
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from typing import Any, TypeVar
 
 from anyio import to_thread
@@ -55,6 +55,7 @@ REQUEST_ID_HEADER = "x-request-id"
 MAX_JSON_DEPTH = 64  # far above any real request (a ticket input nests 4 deep, simulation facts a few more)
 HTTP_ERROR_CODES = {400: "INVALID_INPUT", 404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}
 TIMEOUT = "TIMEOUT"
+ORIGIN_NOT_ALLOWED = "ORIGIN_NOT_ALLOWED"
 
 T = TypeVar("T")
 
@@ -137,6 +138,7 @@ class BookbagGraphQL(GraphQL[RequestContext, None]):
         ws_limits: WsLimits | None = None,
         request_timeout: float = 0,
         max_json_depth: int = MAX_JSON_DEPTH,
+        allowed_origins: Sequence[str] = (),
     ) -> None:
         super().__init__(
             schema,
@@ -144,6 +146,8 @@ class BookbagGraphQL(GraphQL[RequestContext, None]):
             allow_queries_via_get=False,
             subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
             max_subscriptions_per_connection=max_subscriptions,
+            # Browser pages on other origins that may open websockets (BOOKBAG_CORS_ORIGINS, bookbag.cors)
+            allowed_origins=allowed_origins,
         )
         self.runtime = runtime
         self.connections = WsConnections(runtime, ws_limits or WsLimits())
@@ -297,6 +301,16 @@ class BookbagGraphQL(GraphQL[RequestContext, None]):
         if isinstance(response, Response):
             response.headers[REQUEST_ID_HEADER] = request_id
         return context
+
+    async def reject_websocket(self, request: WebSocket) -> WebSocket:
+        """A browser page on an origin that is neither listed nor the server's own (strawberry's check):
+        403 with a coded body where the server supports ASGI's websocket denial response, else strawberry's
+        close before accept (which the server answers with a bare 403)."""
+        if "websocket.http.response" not in request.scope.get("extensions", {}):
+            return await super().reject_websocket(request)
+        message = "pages on this origin may not open websockets to the API (BOOKBAG_CORS_ORIGINS)"
+        await request.send_denial_response(error_response(403, ORIGIN_NOT_ALLOWED, message))
+        return request
 
     async def on_ws_connect(self, context: RequestContext) -> UnsetType | dict[str, object] | None:
         """Authenticate the key in ``connection_init`` (through the principal cache); called again before
