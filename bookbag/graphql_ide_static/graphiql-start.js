@@ -20,8 +20,9 @@ query Me {
 }
 `;
 
-  // The query and variables live in the page's address, so a link shares them (never the headers: a key
-  // in an address ends up in histories and logs).
+  // The query (`q`: a `query` parameter would make GET /graphql an API request, not this page) and the
+  // variables live in the page's address, so a link shares them. Never the headers: a key in an address
+  // ends up in histories and logs.
   const parameters = {};
   for (const entry of window.location.search.slice(1).split("&")) {
     const eq = entry.indexOf("=");
@@ -46,7 +47,7 @@ query Me {
   const fetcher = GraphiQL.createFetcher({ url: fetchURL, subscriptionUrl: subscriptionURL.toString() });
 
   function BookbagGraphiQL() {
-    const [query, setQuery] = React.useState(parameters.query || EXAMPLE_QUERY);
+    const [query, setQuery] = React.useState(parameters.q || EXAMPLE_QUERY);
     const [variables, setVariables] = React.useState(parameters.variables);
     return React.createElement(GraphiQL, {
       fetcher: fetcher,
@@ -55,7 +56,7 @@ query Me {
       variables: variables,
       onEditQuery: (value) => {
         setQuery(value);
-        updateURL({ query: value });
+        updateURL({ q: value });
       },
       onEditVariables: (value) => {
         setVariables(value);
