@@ -84,6 +84,8 @@ def test_graphiql_subscribes_over_the_same_origin_websocket(
 ) -> None:
     # The page's websocket carries Origin http://127.0.0.1:<port>: the server's own origin is accepted with
     # no BOOKBAG_CORS_ORIGINS at all.
+    sockets: list[str] = []
+    page.on("websocket", lambda socket: sockets.append(socket.url))
     network = open_graphiql(
         page, merchant.keys["agent"], "subscription Queue { queueUpdates { version openCount } }"
     )
@@ -92,3 +94,4 @@ def test_graphiql_subscribes_over_the_same_origin_websocket(
     answer = json.loads(response_text(page))
     assert answer["data"]["queueUpdates"]["openCount"] == 0
     assert network.blocked == []
+    assert sockets == [live_server.url.replace("http://", "ws://") + "/graphql"]
