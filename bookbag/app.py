@@ -22,9 +22,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp
 
 from bookbag.background import background_work, build_queue_hub
+from bookbag.cors import with_cors
 from bookbag.graphql_http import BodySizeLimit, BookbagGraphQL
+from bookbag.graphql_ide import IDE_ASSETS_PATH, ide_static_dir
 from bookbag.settings import Settings
 from bookbag.wiring import build_services, ruleset_limits
 from bookbag.ws_connections import WsConnections, WsLimits
@@ -148,6 +151,7 @@ def create_app(
         max_subscriptions=settings.max_subscriptions_per_connection,
         ws_limits=ws_limits(settings),
         request_timeout=settings.request_timeout_seconds,
+        allowed_origins=settings.cors_origins,
     )
     state = AppState(
         settings=settings,
@@ -170,12 +174,21 @@ def create_app(
             return JSONResponse({"status": "error", "database": "unreachable"}, status_code=503)
         return JSONResponse({"status": "ok", "database": db.engine.dialect.name})
 
+    # Browsers on other origins (bookbag.cors): CORS answers only when origins are configured. (Websockets
+    # from a browser must come from a listed origin or the server's own: the view checks, allowed_origins.)
+    graphql_http: ASGIApp = limited
+    http_methods = ["GET", "POST"]
+    if settings.cors_origins:
+        graphql_http = with_cors(limited, settings.cors_origins)
+        http_methods.append("OPTIONS")  # preflights
     routes: list[BaseRoute] = [
-        Route("/graphql", limited, methods=["GET", "POST"]),
+        Route("/graphql", graphql_http, methods=http_methods),
         WebSocketRoute("/graphql", graphql),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/", lambda _request: RedirectResponse("/admin/"), methods=["GET"]),
     ]
+    if not settings.is_production:  # GraphiQL's files for the page GET /graphql renders (bookbag.graphql_ide)
+        routes.append(Mount(IDE_ASSETS_PATH, app=StaticFiles(directory=ide_static_dir()), name="graphql-ide"))
     static = admin_static_dir()
     if static is not None:
         routes.append(Mount("/admin", app=StaticFiles(directory=static, html=True), name="admin"))

@@ -30,7 +30,7 @@ import json
 import logging
 import math
 import secrets
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from typing import Any, TypeVar
 
 from anyio import to_thread
@@ -47,6 +47,7 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET, UnsetType
 
+from bookbag.graphql_ide import GRAPHIQL_HTML
 from bookbag.graphql_ws import FrameCache, LimitedWebSocketAdapter, LiveTransportWSHandler
 from bookbag.ws_connections import WsConnections, WsLimits
 from resolvers.context import ApiRuntime, RequestContext, Unauthenticated
@@ -61,6 +62,7 @@ REQUEST_ID_HEADER = "x-request-id"
 MAX_JSON_DEPTH = 64  # far above any real request (a ticket input nests 4 deep, simulation facts a few more)
 HTTP_ERROR_CODES = {400: "INVALID_INPUT", 404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}
 TIMEOUT = "TIMEOUT"
+ORIGIN_NOT_ALLOWED = "ORIGIN_NOT_ALLOWED"
 
 T = TypeVar("T")
 
@@ -165,6 +167,7 @@ class BookbagGraphQL(GraphQL[RequestContext, None]):
         ws_limits: WsLimits | None = None,
         request_timeout: float = 0,
         max_json_depth: int = MAX_JSON_DEPTH,
+        allowed_origins: Sequence[str] = (),
     ) -> None:
         super().__init__(
             schema,
@@ -172,6 +175,8 @@ class BookbagGraphQL(GraphQL[RequestContext, None]):
             allow_queries_via_get=False,
             subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
             max_subscriptions_per_connection=max_subscriptions,
+            # Browser pages on other origins that may open websockets (BOOKBAG_CORS_ORIGINS, bookbag.cors)
+            allowed_origins=allowed_origins,
         )
         self.runtime = runtime
         self.connections = WsConnections(runtime, ws_limits or WsLimits())
@@ -179,6 +184,10 @@ class BookbagGraphQL(GraphQL[RequestContext, None]):
         self.bookbag_schema = schema  # typed: strawberry's view knows only a BaseSchema
         self.request_timeout = request_timeout
         self.max_json_depth = max_json_depth
+
+    @property
+    def graphql_ide_html(self) -> str:
+        return GRAPHIQL_HTML  # its files come from /graphql-ide/, never a CDN (bookbag.graphql_ide)
 
     def decode_json(self, data: str | bytes) -> object:
         # Also used for websocket messages: a JsonTooDeep there closes the socket as unparseable.
@@ -331,6 +340,16 @@ class BookbagGraphQL(GraphQL[RequestContext, None]):
         if isinstance(response, Response):
             response.headers[REQUEST_ID_HEADER] = request_id
         return context
+
+    async def reject_websocket(self, request: WebSocket) -> WebSocket:
+        """A browser page on an origin that is neither listed nor the server's own (strawberry's check):
+        403 with a coded body where the server supports ASGI's websocket denial response, else strawberry's
+        close before accept (which the server answers with a bare 403)."""
+        if "websocket.http.response" not in request.scope.get("extensions", {}):
+            return await super().reject_websocket(request)
+        message = "pages on this origin may not open websockets to the API (BOOKBAG_CORS_ORIGINS)"
+        await request.send_denial_response(error_response(403, ORIGIN_NOT_ALLOWED, message))
+        return request
 
     async def on_ws_connect(self, context: RequestContext) -> UnsetType | dict[str, object] | None:
         """Authenticate the key in ``connection_init`` (through the principal cache); called again before

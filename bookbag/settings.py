@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from bookbag.cors import parse_origins
 
 
 class Settings(BaseSettings):
@@ -72,6 +74,15 @@ class Settings(BaseSettings):
     # `bookbag serve`, else on first use) with a hard time limit per call; false: in server threads, no limit.
     heavy_in_processes: bool = True
     heavy_timeout_seconds: float = Field(default=30.0, gt=0, le=3600)
+    # Browser frontends on other origins that may call /graphql (bookbag.cors): comma-separated exact origins
+    # scheme://host[:port]; `*` is refused. Websockets from a browser must come from one of them or the
+    # server's own origin.
+    cors_origins: Annotated[tuple[str, ...], NoDecode] = ()
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _canonical_cors_origins(cls, value: object) -> tuple[str, ...]:
+        return parse_origins(value)
 
     @property
     def is_production(self) -> bool:
