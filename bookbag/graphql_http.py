@@ -136,6 +136,7 @@ class BookbagGraphQL(GraphQL[RequestContext, None]):
         ws_limits: WsLimits | None = None,
         request_timeout: float = 0,
         max_json_depth: int = MAX_JSON_DEPTH,
+        direct_frames: bool = True,
     ) -> None:
         super().__init__(
             schema,
@@ -147,6 +148,8 @@ class BookbagGraphQL(GraphQL[RequestContext, None]):
         self.runtime = runtime
         self.connections = WsConnections(runtime, ws_limits or WsLimits())
         self.frames = FrameCache()
+        # the fan-out writes frames straight to uvicorn's transport (bookbag.ws_direct; bookbag.fast_paths)
+        self.direct_frames = direct_frames
         self.bookbag_schema = schema  # typed: strawberry's view knows only a BaseSchema
         self.request_timeout = request_timeout
         self.max_json_depth = max_json_depth

@@ -8,6 +8,8 @@ from typing import Literal
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from bookbag.fast_paths import FastPathsMode
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="BOOKBAG_", extra="ignore")
@@ -55,6 +57,9 @@ class Settings(BaseSettings):
     regex_max_mem_bytes: int = Field(default=1024 * 1024, ge=64 * 1024)
     policy_max_compiled: int = Field(default=64, ge=1)
     policy_max_drafts: int = Field(default=8, ge=1)
+    # auto: the fast paths leaning on library internals run when those libraries are at tested versions
+    # (bookbag.fast_paths); off: always graphql-core's executor and the ASGI websocket send.
+    fast_paths: FastPathsMode = "auto"
 
     @property
     def is_production(self) -> bool:
