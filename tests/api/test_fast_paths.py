@@ -65,7 +65,9 @@ def test_the_lock_and_the_installed_libraries_are_at_versions_at() -> None:
             assert importlib.metadata.version(library) in versions, (path, library)
 
 
-def test_the_setting_reaches_the_app(database_url: str, database: Database, services: WorkflowServices) -> None:
+def test_the_setting_reaches_the_app(
+    database_url: str, database: Database, services: WorkflowServices
+) -> None:
     auto = create_app(make_settings(database_url), services=services, database=database)
     off = create_app(make_settings(database_url, fast_paths="off"), services=services, database=database)
     assert auto.state.bookbag.fast_paths == FastPaths(execution=True, ws_direct=True)
