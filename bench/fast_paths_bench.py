@@ -157,16 +157,23 @@ async def bench_execution(args: argparse.Namespace, tmp: str) -> dict[str, Any]:
 # ---------------------------------------------------------------- ws_direct: queueUpdates fan-out
 
 
-def start_server(url: str, mode: str, coalesce: float) -> live_bench.Server:
-    before = os.environ.get("BOOKBAG_FAST_PATHS")
-    os.environ["BOOKBAG_FAST_PATHS"] = mode  # live_bench.Server passes its environment on
+def start_server(url: str, mode: str, coalesce: float, subscribers: int) -> live_bench.Server:
+    # live_bench.Server passes its environment on; every subscriber shares one viewer key
+    settings = {
+        "BOOKBAG_FAST_PATHS": mode,
+        "BOOKBAG_WS_MAX_CONNECTIONS_PER_KEY": str(subscribers),
+        "BOOKBAG_WS_MAX_CONNECTIONS_PER_MERCHANT": str(subscribers),
+    }
+    before = {name: os.environ.get(name) for name in settings}
+    os.environ.update(settings)
     try:
         return live_bench.Server(url, "fixed", coalesce)
     finally:
-        if before is None:
-            del os.environ["BOOKBAG_FAST_PATHS"]
-        else:
-            os.environ["BOOKBAG_FAST_PATHS"] = before
+        for name, value in before.items():
+            if value is None:
+                del os.environ[name]
+            else:
+                os.environ[name] = value
 
 
 async def bench_ws_direct(args: argparse.Namespace, tmp: str) -> dict[str, Any]:
@@ -174,7 +181,7 @@ async def bench_ws_direct(args: argparse.Namespace, tmp: str) -> dict[str, Any]:
 
     urls = {mode: f"sqlite:///{tmp}/ws-{mode}.sqlite3" for mode in MODES}  # a database per server
     keys = {mode: live_bench.prepare_database(urls[mode]) for mode in MODES}
-    servers = {mode: start_server(urls[mode], mode, args.coalesce) for mode in MODES}
+    servers = {mode: start_server(urls[mode], mode, args.coalesce, args.subscribers) for mode in MODES}
     clients: dict[str, tuple[subprocess.Popen[str], str]] = {}
     try:
         for mode, server in servers.items():
