@@ -14,7 +14,9 @@ workload with the fast path on (``BOOKBAG_FAST_PATHS=auto``) and off (``off``), 
   merchant of its own. In a window ``createTicket`` is sent to one server at ``--rate`` per second; each
   change fans a snapshot out to every subscriber. Per window: the server's CPU seconds (from /proc) and the
   frames its subscribers received; the figure is server CPU microseconds per delivered frame (it includes
-  the mutations' own cost, the same on both sides, so the ratio understates the fan-out's share).
+  the mutations' own cost, the same on both sides, so its ratio understates the fan-out's). A third server
+  without subscribers takes the same mutations once per round; with its median CPU subtracted, the
+  ``fan_out_*`` figures are the fan-out's own cost.
 
 Rounds run A B B A (A = fast path on), so drift in the machine's load falls on both sides alike. Every
 response is checked (50 tickets, no errors; every subscriber's frames parse). The machine may be shared:
@@ -49,6 +51,12 @@ MODES = ("auto", "off")  # A: the fast path on, B: off
 def order(rounds: int) -> list[str]:
     """A B B A A B B A ...: each side goes first equally often."""
     return [mode for r in range(rounds) for mode in (MODES if r % 2 == 0 else MODES[::-1])]
+
+
+def order_with_baseline(rounds: int) -> list[str]:
+    """Each round: a baseline window (no subscribers), then A B or B A."""
+    sides = order(rounds)
+    return [side for r in range(rounds) for side in ("baseline", *sides[2 * r : 2 * r + 2])]
 
 
 def summary(values: list[float], digits: int = 3) -> dict[str, float]:
@@ -179,12 +187,17 @@ def start_server(url: str, mode: str, coalesce: float, subscribers: int) -> live
 async def bench_ws_direct(args: argparse.Namespace, tmp: str) -> dict[str, Any]:
     import httpx
 
-    urls = {mode: f"sqlite:///{tmp}/ws-{mode}.sqlite3" for mode in MODES}  # a database per server
-    keys = {mode: live_bench.prepare_database(urls[mode]) for mode in MODES}
-    servers = {mode: start_server(urls[mode], mode, args.coalesce, args.subscribers) for mode in MODES}
+    # A database and a server per side, and a third server without subscribers: the mutations' own cost.
+    sides = {"auto": "auto", "off": "off", "baseline": "auto"}
+    urls = {side: f"sqlite:///{tmp}/ws-{side}.sqlite3" for side in sides}
+    keys = {side: live_bench.prepare_database(urls[side]) for side in sides}
+    servers = {
+        side: start_server(urls[side], mode, args.coalesce, args.subscribers) for side, mode in sides.items()
+    }
     clients: dict[str, tuple[subprocess.Popen[str], str]] = {}
     try:
-        for mode, server in servers.items():
+        for mode in MODES:
+            server = servers[mode]
             out = f"{tmp}/ws-client-{mode}.json"
             proc = subprocess.Popen(
                 [
@@ -209,7 +222,7 @@ async def bench_ws_direct(args: argparse.Namespace, tmp: str) -> dict[str, Any]:
         await asyncio.sleep(1.0)
         windows: list[dict[str, Any]] = []
         async with httpx.AsyncClient(timeout=60) as http:
-            for mode in order(args.rounds):
+            for mode in order_with_baseline(args.rounds):
                 server = servers[mode]
                 cpu0, t0 = server.cpu_seconds(), time.monotonic()
                 for n in range(int(args.window * args.rate)):
@@ -246,9 +259,12 @@ async def bench_ws_direct(args: argparse.Namespace, tmp: str) -> dict[str, Any]:
             server.stop()
     if failures:
         raise RuntimeError(f"subscribers failed: {failures[:3]}")
+    baseline_cpu = statistics.median(w["server_cpu_s"] for w in windows if w["mode"] == "baseline")
     per_round: dict[str, list[dict[str, float]]] = {mode: [] for mode in MODES}
     for window in windows:
         mode = window["mode"]
+        if mode == "baseline":
+            continue
         frames = sum(
             1
             for subscriber in records[mode]
@@ -260,25 +276,34 @@ async def bench_ws_direct(args: argparse.Namespace, tmp: str) -> dict[str, Any]:
                 "frames": frames,
                 "server_cpu_s": round(window["server_cpu_s"], 3),
                 "server_cpu_us_per_frame": window["server_cpu_s"] / max(frames, 1) * 1e6,
+                "fan_out_cpu_us_per_frame": (window["server_cpu_s"] - baseline_cpu) / max(frames, 1) * 1e6,
             }
         )
-    ratios = [
-        off["server_cpu_us_per_frame"] / on["server_cpu_us_per_frame"]
-        for on, off in zip(per_round["auto"], per_round["off"], strict=True)
-    ]
+
+    def ratios(figure: str) -> dict[str, float]:
+        return summary(
+            [off[figure] / on[figure] for on, off in zip(per_round["auto"], per_round["off"], strict=True)]
+        )
+
+    def side(mode: str) -> dict[str, Any]:
+        return {
+            "frames_per_window": summary([r["frames"] for r in per_round[mode]], 0),
+            "server_cpu_us_per_frame": summary([r["server_cpu_us_per_frame"] for r in per_round[mode]], 1),
+            "fan_out_cpu_us_per_frame": summary([r["fan_out_cpu_us_per_frame"] for r in per_round[mode]], 1),
+        }
+
     return {
         "workload": f"{args.subscribers} queueUpdates subscribers per server, createTicket at {args.rate}/s "
         f"for {args.window} s per window, coalescing {args.coalesce} s, SQLite, fixed classifier",
         "rounds": args.rounds,
-        "fast_path_on": {
-            "frames_per_window": summary([r["frames"] for r in per_round["auto"]], 0),
-            "server_cpu_us_per_frame": summary([r["server_cpu_us_per_frame"] for r in per_round["auto"]], 1),
-        },
-        "fast_path_off": {
-            "frames_per_window": summary([r["frames"] for r in per_round["off"]], 0),
-            "server_cpu_us_per_frame": summary([r["server_cpu_us_per_frame"] for r in per_round["off"]], 1),
-        },
-        "ratio_off_over_on_cpu_per_frame": summary(ratios),
+        # the same mutations on a server without subscribers, once per round: subtracted for fan_out_*
+        "baseline_server_cpu_s_per_window": summary(
+            [w["server_cpu_s"] for w in windows if w["mode"] == "baseline"]
+        ),
+        "fast_path_on": side("auto"),
+        "fast_path_off": side("off"),
+        "ratio_off_over_on_cpu_per_frame": ratios("server_cpu_us_per_frame"),
+        "ratio_off_over_on_fan_out_cpu_per_frame": ratios("fan_out_cpu_us_per_frame"),
         "per_round": per_round,
     }
 
