@@ -44,11 +44,12 @@ sys.path.insert(0, str(REPO))
 
 from bench import live_bench  # noqa: E402
 from bench.api_bench import TICKETS_QUERY, seed  # noqa: E402
+from bookbag.fast_paths import FastPathsMode  # noqa: E402
 
-MODES = ("auto", "off")  # A: the fast path on, B: off
+MODES: tuple[FastPathsMode, FastPathsMode] = ("auto", "off")  # A: the fast path on, B: off
 
 
-def order(rounds: int) -> list[str]:
+def order(rounds: int) -> list[FastPathsMode]:
     """A B B A A B B A ...: each side goes first equally often."""
     return [mode for r in range(rounds) for mode in (MODES if r % 2 == 0 else MODES[::-1])]
 
@@ -215,22 +216,22 @@ async def bench_ws_direct(args: argparse.Namespace, tmp: str) -> dict[str, Any]:
                 preexec_fn=live_bench.raise_fd_limit,
             )
             clients[mode] = (proc, out)
-        for mode, (proc, _) in clients.items():
+        for side, (proc, _) in clients.items():
             line = await asyncio.to_thread(proc.stdout.readline)  # type: ignore[union-attr]
             if not line.startswith("ready"):
-                raise RuntimeError(f"{mode} clients not ready: {line.strip()}")
+                raise RuntimeError(f"{side} clients not ready: {line.strip()}")
         await asyncio.sleep(1.0)
         windows: list[dict[str, Any]] = []
         async with httpx.AsyncClient(timeout=60) as http:
-            for mode in order_with_baseline(args.rounds):
-                server = servers[mode]
+            for side in order_with_baseline(args.rounds):
+                server = servers[side]
                 cpu0, t0 = server.cpu_seconds(), time.monotonic()
                 for n in range(int(args.window * args.rate)):
                     body = {"input": {"subject": f"load {n}", "body": "where is my parcel"}}
                     response = await http.post(
                         f"{server.http}/graphql",
                         json={"query": live_bench.CREATE, "variables": body},
-                        headers={"authorization": f"Bearer {keys[mode]['partner']}"},
+                        headers={"authorization": f"Bearer {keys[side]['partner']}"},
                     )
                     if "errors" in response.json():
                         raise RuntimeError(response.text[:300])
@@ -238,23 +239,23 @@ async def bench_ws_direct(args: argparse.Namespace, tmp: str) -> dict[str, Any]:
                 await asyncio.sleep(args.coalesce + 0.5)  # the last snapshot reaches everyone
                 windows.append(
                     {
-                        "mode": mode,
+                        "mode": side,
                         "start": t0,
                         "end": time.monotonic(),
                         "server_cpu_s": server.cpu_seconds() - cpu0,
                     }
                 )
-                print(f"  ws_direct {mode}: {windows[-1]['server_cpu_s']:.2f} s CPU", file=sys.stderr)
+                print(f"  ws_direct {side}: {windows[-1]['server_cpu_s']:.2f} s CPU", file=sys.stderr)
     finally:
         records: dict[str, list[list[Any]]] = {}
         failures: list[str] = []
-        for mode, (proc, out) in clients.items():
+        for side, (proc, out) in clients.items():
             try:
                 proc.communicate("stop\n", timeout=60)
                 data = json.loads(Path(out).read_text())
-                records[mode], failures = data["records"], failures + data["failures"]
+                records[side], failures = data["records"], failures + data["failures"]
             except Exception as exc:  # report what is missing; the servers stop below
-                failures.append(f"{mode} clients: {exc}")
+                failures.append(f"{side} clients: {exc}")
         for server in servers.values():
             server.stop()
     if failures:
@@ -262,9 +263,9 @@ async def bench_ws_direct(args: argparse.Namespace, tmp: str) -> dict[str, Any]:
     baseline_cpu = statistics.median(w["server_cpu_s"] for w in windows if w["mode"] == "baseline")
     per_round: dict[str, list[dict[str, float]]] = {mode: [] for mode in MODES}
     for window in windows:
-        mode = window["mode"]
-        if mode == "baseline":
+        if window["mode"] == "baseline":
             continue
+        mode = window["mode"]
         frames = sum(
             1
             for subscriber in records[mode]
@@ -285,7 +286,7 @@ async def bench_ws_direct(args: argparse.Namespace, tmp: str) -> dict[str, Any]:
             [off[figure] / on[figure] for on, off in zip(per_round["auto"], per_round["off"], strict=True)]
         )
 
-    def side(mode: str) -> dict[str, Any]:
+    def figures_of(mode: str) -> dict[str, Any]:
         return {
             "frames_per_window": summary([r["frames"] for r in per_round[mode]], 0),
             "server_cpu_us_per_frame": summary([r["server_cpu_us_per_frame"] for r in per_round[mode]], 1),
@@ -300,8 +301,8 @@ async def bench_ws_direct(args: argparse.Namespace, tmp: str) -> dict[str, Any]:
         "baseline_server_cpu_s_per_window": summary(
             [w["server_cpu_s"] for w in windows if w["mode"] == "baseline"]
         ),
-        "fast_path_on": side("auto"),
-        "fast_path_off": side("off"),
+        "fast_path_on": figures_of("auto"),
+        "fast_path_off": figures_of("off"),
         "ratio_off_over_on_cpu_per_frame": ratios("server_cpu_us_per_frame"),
         "ratio_off_over_on_fan_out_cpu_per_frame": ratios("fan_out_cpu_us_per_frame"),
         "per_round": per_round,

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from bookbag.app import create_app
+from bookbag.fast_paths import FastPathsMode
 from bookbag.settings import Settings
 from storage.db import Database
 from tests.conftest import MerchantKeys
@@ -31,7 +32,7 @@ def make_server(
     running: list[ThreadServer] = []
     real_version = importlib.metadata.version
 
-    def make(uvicorn_version: str | None = None, fast_paths: str = "auto") -> ThreadServer:
+    def make(uvicorn_version: str | None = None, fast_paths: FastPathsMode = "auto") -> ThreadServer:
         settings = Settings(
             env="test",
             database_url=database_url,
