@@ -26,6 +26,7 @@ from starlette.types import ASGIApp
 
 from bookbag.background import background_work, build_queue_hub
 from bookbag.cors import with_cors
+from bookbag.fast_paths import FastPaths, choose_fast_paths
 from bookbag.graphql_http import BodySizeLimit, BookbagGraphQL
 from bookbag.graphql_ide import IDE_ASSETS_PATH, ide_static_dir
 from bookbag.settings import Settings
@@ -52,6 +53,7 @@ class AppState:
     schema: BookbagSchema
     startup_hooks: list[StartupHook] = field(default_factory=list)
     ws_connections: WsConnections | None = None  # the open websockets (caps, revocation, lifetime)
+    fast_paths: FastPaths = field(default_factory=FastPaths)  # what bookbag.fast_paths chose at start-up
 
     @property
     def db(self) -> Database:
@@ -143,7 +145,8 @@ def create_app(
     )
     runtime.queue_hub = build_queue_hub(settings, db, runtime.services)
     runtime.ticket_events_hub = TicketEventHub(runtime.services.bus)
-    schema = build_schema(schema_limits(settings))
+    fast_paths = choose_fast_paths(settings.fast_paths)
+    schema = build_schema(schema_limits(settings), fast_leaves=fast_paths.execution)
     graphql = BookbagGraphQL(
         schema,
         runtime,
@@ -152,6 +155,7 @@ def create_app(
         ws_limits=ws_limits(settings),
         request_timeout=settings.request_timeout_seconds,
         allowed_origins=settings.cors_origins,
+        direct_frames=fast_paths.ws_direct,
     )
     state = AppState(
         settings=settings,
@@ -159,6 +163,7 @@ def create_app(
         schema=schema,
         startup_hooks=[background_work, *startup_hooks],
         ws_connections=graphql.connections,
+        fast_paths=fast_paths,
     )
     limited = BodySizeLimit(graphql, settings.max_body_bytes)
 

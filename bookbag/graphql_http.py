@@ -168,6 +168,7 @@ class BookbagGraphQL(GraphQL[RequestContext, None]):
         request_timeout: float = 0,
         max_json_depth: int = MAX_JSON_DEPTH,
         allowed_origins: Sequence[str] = (),
+        direct_frames: bool = True,
     ) -> None:
         super().__init__(
             schema,
@@ -181,6 +182,8 @@ class BookbagGraphQL(GraphQL[RequestContext, None]):
         self.runtime = runtime
         self.connections = WsConnections(runtime, ws_limits or WsLimits())
         self.frames = FrameCache()
+        # the fan-out writes frames straight to uvicorn's transport (bookbag.ws_direct; bookbag.fast_paths)
+        self.direct_frames = direct_frames
         self.bookbag_schema = schema  # typed: strawberry's view knows only a BaseSchema
         self.request_timeout = request_timeout
         self.max_json_depth = max_json_depth

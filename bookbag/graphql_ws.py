@@ -104,6 +104,7 @@ class WsView(Protocol):
 
     connections: WsConnections
     frames: FrameCache
+    direct_frames: bool  # the ws_direct fast path is on (bookbag.fast_paths)
 
     async def on_ws_connect(self, context: RequestContext) -> Any: ...
 
@@ -407,7 +408,7 @@ class LiveTransportWSHandler(BaseGraphQLTransportWSHandler[RequestContext, None]
         )
         prefix = '{"id":' + json.dumps(operation.id) + ',"type":"next","payload":'
         ws = getattr(self.websocket, "ws", None)
-        writer = direct_writer(ws) if ws is not None else None
+        writer = direct_writer(ws) if ws is not None and self.ws_view.direct_frames else None
         push: _Push | None = None
         if writer is not None:
             prefix_bytes = prefix.encode()

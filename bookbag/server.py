@@ -3,10 +3,23 @@
 from __future__ import annotations
 
 import gc
+import logging
 
 from starlette.applications import Starlette
 
 from bookbag.settings import Settings
+
+
+def log_to_stderr(settings: Settings) -> None:
+    """Print the ``bookbag.*`` loggers' records at ``settings.log_level`` the way uvicorn prints its own (Python
+    has no handler for them otherwise and drops everything below WARNING, e.g. the start-up line of
+    ``bookbag.fast_paths``). Call before ``create_app``; a second call adds nothing."""
+    logger = logging.getLogger("bookbag")
+    logger.setLevel(settings.log_level.upper())
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)-9s %(name)s: %(message)s"))
+        logger.addHandler(handler)
 
 
 def run_server(app: Starlette, settings: Settings, *, access_log: bool = True) -> None:

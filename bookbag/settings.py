@@ -9,6 +9,7 @@ from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bookbag.cors import parse_origins
+from bookbag.fast_paths import FastPathsMode
 
 
 class Settings(BaseSettings):
@@ -83,6 +84,9 @@ class Settings(BaseSettings):
     @classmethod
     def _canonical_cors_origins(cls, value: object) -> tuple[str, ...]:
         return parse_origins(value)
+    # auto: the fast paths leaning on library internals run when those libraries are at tested versions
+    # (bookbag.fast_paths); off: always graphql-core's executor and the ASGI websocket send.
+    fast_paths: FastPathsMode = "auto"
 
     @property
     def is_production(self) -> bool:

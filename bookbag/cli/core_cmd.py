@@ -182,9 +182,10 @@ def _progress(done: int, total: int) -> None:
 
 def _serve(args: argparse.Namespace) -> int:
     from bookbag.app import create_app
-    from bookbag.server import run_server
+    from bookbag.server import log_to_stderr, run_server
 
     settings = Settings()
+    log_to_stderr(settings)
     if args.host:
         settings.host = args.host
     if args.port:
