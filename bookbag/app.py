@@ -27,7 +27,7 @@ from starlette.types import ASGIApp
 from bookbag.background import background_work, build_queue_hub
 from bookbag.cors import with_cors
 from bookbag.fast_paths import FastPaths, choose_fast_paths
-from bookbag.graphql_http import BodySizeLimit, BookbagGraphQL
+from bookbag.graphql_http import BodySizeLimit, BookbagGraphQL, RefusalHold
 from bookbag.graphql_ide import IDE_ASSETS_PATH, ide_static_dir
 from bookbag.settings import Settings
 from bookbag.wiring import build_services, ruleset_limits
@@ -154,6 +154,7 @@ def create_app(
         max_subscriptions=settings.max_subscriptions_per_connection,
         ws_limits=ws_limits(settings),
         request_timeout=settings.request_timeout_seconds,
+        refusal_hold=RefusalHold(settings.rate_limit_hold_seconds),
         allowed_origins=settings.cors_origins,
         direct_frames=fast_paths.ws_direct,
     )

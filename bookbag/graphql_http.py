@@ -35,7 +35,7 @@ from typing import Any, TypeVar
 
 from anyio import to_thread
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
-from graphql import GraphQLError, parse
+from graphql import GraphQLError
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -152,6 +152,29 @@ class RefusedRequest(Exception):
         self.refused = refused
 
 
+class RefusalHold:
+    """Holds a rate-limited answer until its retry hint has passed (at most ``max_seconds``), so a client
+    that retries at once — a closed-loop flood — sends one request per hint instead of spinning the event
+    loop on refusals. A held answer costs a sleeping task and its connection, nothing else; at most
+    ``max_held`` are held at once in a process, beyond that they are answered at once (an attacker with
+    thousands of connections is a job for the connection limit, ``--limit-concurrency``, or a proxy)."""
+
+    def __init__(self, max_seconds: float, max_held: int = 1000) -> None:
+        self.max_seconds = max_seconds
+        self.max_held = max_held
+        self.held = 0
+
+    async def wait(self, retry_after: float) -> None:
+        delay = min(retry_after, self.max_seconds)
+        if delay <= 0 or self.held >= self.max_held:
+            return
+        self.held += 1
+        try:
+            await asyncio.sleep(delay)
+        finally:
+            self.held -= 1
+
+
 class BookbagGraphQL(GraphQL[RequestContext, None]):
     # queueUpdates and ticketEvents: execute once, fan out; caps, revocation, lifetime (bookbag.graphql_ws)
     graphql_transport_ws_handler_class = LiveTransportWSHandler
@@ -166,6 +189,7 @@ class BookbagGraphQL(GraphQL[RequestContext, None]):
         max_subscriptions: int,
         ws_limits: WsLimits | None = None,
         request_timeout: float = 0,
+        refusal_hold: RefusalHold | None = None,
         max_json_depth: int = MAX_JSON_DEPTH,
         allowed_origins: Sequence[str] = (),
         direct_frames: bool = True,
@@ -186,6 +210,7 @@ class BookbagGraphQL(GraphQL[RequestContext, None]):
         self.direct_frames = direct_frames
         self.bookbag_schema = schema  # typed: strawberry's view knows only a BaseSchema
         self.request_timeout = request_timeout
+        self.refusal_hold = refusal_hold or RefusalHold(0)
         self.max_json_depth = max_json_depth
 
     @property
@@ -259,7 +284,7 @@ class BookbagGraphQL(GraphQL[RequestContext, None]):
         total = 0
         for data in batch:
             try:
-                document = parse(data.query or "", max_tokens=guard.limits.max_tokens)
+                document = guard.parse(data.query or "")
             except GraphQLError:
                 continue
             total += guard.cost(self.bookbag_schema._schema, document, data.operation_name, data.variables)
@@ -389,6 +414,7 @@ class BookbagGraphQL(GraphQL[RequestContext, None]):
             response = error_response(
                 429, "RATE_LIMITED", refused.message, exc.request_id, retry_after=refused.retry_after
             )
+            await self.refusal_hold.wait(refused.retry_after)
         await response(scope, receive, send)
 
 

@@ -66,6 +66,8 @@ class Settings(BaseSettings):
     rate_limit_merchant_burst: int = Field(default=4000, ge=1)
     failed_auth_per_second: float = Field(default=2.0, gt=0)
     failed_auth_burst: int = Field(default=30, ge=1)
+    # A rate-limited HTTP answer is held until its retry hint has passed, at most this long (0: at once).
+    rate_limit_hold_seconds: float = Field(default=1.0, ge=0, le=60)
     db_units_per_merchant: int = Field(default=1, ge=1, le=64)
     heavy_per_merchant: int = Field(default=1, ge=1, le=16)
     heavy_queue_per_merchant: int = Field(default=4, ge=0, le=64)
@@ -84,6 +86,7 @@ class Settings(BaseSettings):
     @classmethod
     def _canonical_cors_origins(cls, value: object) -> tuple[str, ...]:
         return parse_origins(value)
+
     # auto: the fast paths leaning on library internals run when those libraries are at tested versions
     # (bookbag.fast_paths); off: always graphql-core's executor and the ASGI websocket send.
     fast_paths: FastPathsMode = "auto"

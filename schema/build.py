@@ -21,6 +21,7 @@ from graphql import (
     GraphQLField,
     GraphQLSchema,
     NoSchemaIntrospectionCustomRule,
+    parse,
     validate,
 )
 from strawberry.extensions import (
@@ -81,6 +82,13 @@ class RequestGuard:
     def __init__(self, limits: SchemaLimits) -> None:
         self.limits = limits
         self.check_document = lru_cache(maxsize=limits.document_cache_size)(self._check_document)
+        self.parse = lru_cache(maxsize=limits.document_cache_size)(self._parse)
+        self._fixed_cost = lru_cache(maxsize=limits.document_cache_size)(self._document_cost)
+
+    def _parse(self, query: str) -> DocumentNode:
+        """The document of ``query`` (raises GraphQLError), cached: a batch repeated by a client is parsed
+        once, not once per request on the event loop."""
+        return parse(query, max_tokens=self.limits.max_tokens)
 
     def _check_document(
         self, schema: GraphQLSchema, document: DocumentNode, rules: tuple[type[ASTValidationRule], ...]
@@ -97,7 +105,14 @@ class RequestGuard:
         operation_name: str | None,
         variables: Mapping[str, Any] | None,
     ) -> int:
+        if not variables:  # a function of the document alone: computed once per cached document
+            return self._fixed_cost(schema, document, operation_name)
         return operation_cost(schema, document, operation_name, variables, self.limits.cost_model)
+
+    def _document_cost(
+        self, schema: GraphQLSchema, document: DocumentNode, operation_name: str | None
+    ) -> int:
+        return operation_cost(schema, document, operation_name, None, self.limits.cost_model)
 
     def check(self, execution_context: ExecutionContext) -> list[GraphQLError]:
         schema = execution_context.schema._schema

@@ -192,7 +192,11 @@ async def test_unknown_keys_cannot_flood_the_key_lookup(
 
     monkeypatch.setattr(graphql_http, "authenticate", counted)
     clock = FrozenClock()
-    api, _runtime = await make_api(clock=clock, failed_auth_per_second=0.5, failed_auth_burst=5)
+    # Answered at once (no hold): the refusals are sent one after another, and holding each would outlast
+    # the auth cache this test relies on.
+    api, _runtime = await make_api(
+        clock=clock, failed_auth_per_second=0.5, failed_auth_burst=5, rate_limit_hold_seconds=0
+    )
     merchant = make_merchant()
     assert (await api.ok(ME, key=merchant.keys["viewer"]))["me"]["role"] == "VIEWER"  # now in the cache
     assert lookups == 1
@@ -594,3 +598,33 @@ def test_buckets_stay_bounded_and_forgetting_is_lenient() -> None:
     for _ in range(3):
         buckets.take("fresh")
     assert buckets.wait("fresh") == 1.0
+
+
+async def test_a_refused_answer_is_held_until_its_retry_hint_so_a_closed_loop_flood_slows_down(
+    make_api: MakeApi, make_merchant: Callable[..., MerchantKeys], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A client retrying at once gets its 429 only after the retry hint (capped by the setting): the flood
+    costs a sleeping task per refusal, not a spin of the event loop. Sleeps are recorded, not timed."""
+    slept: list[float] = []
+    real_sleep = asyncio.sleep
+
+    async def recorded(delay: float, *args: Any) -> Any:
+        slept.append(delay)
+        return await real_sleep(0)
+
+    monkeypatch.setattr(graphql_http.asyncio, "sleep", recorded)
+    api, _runtime = await make_api(
+        rate_limit_key_per_second=0.5, rate_limit_key_burst=1, rate_limit_hold_seconds=1.5
+    )
+    merchant = make_merchant()
+    first = await api.post({"query": ME}, merchant.keys["viewer"])
+    assert first.status_code == 200 and slept == []
+    refused = await api.post({"query": ME}, merchant.keys["viewer"])
+    hint = assert_rate_limited(refused)
+    assert slept == [pytest.approx(min(hint, 1.5))] and 1.0 < slept[0] <= 1.5  # hint ~2 s, capped at 1.5
+
+    # Past the cap of held answers, refusals are answered at once.
+    hold = graphql_http.RefusalHold(1.0, max_held=0)
+    slept.clear()
+    await hold.wait(5.0)
+    assert slept == [] and hold.held == 0
