@@ -154,7 +154,7 @@ def create_app(
         max_subscriptions=settings.max_subscriptions_per_connection,
         ws_limits=ws_limits(settings),
         request_timeout=settings.request_timeout_seconds,
-        refusal_hold=RefusalHold(settings.rate_limit_hold_seconds),
+        refusal_hold=RefusalHold(settings.rate_limit_hold_seconds, settings.rate_limit_hold_min_seconds),
         allowed_origins=settings.cors_origins,
         direct_frames=fast_paths.ws_direct,
     )

@@ -153,19 +153,21 @@ class RefusedRequest(Exception):
 
 
 class RefusalHold:
-    """Holds a rate-limited answer until its retry hint has passed (at most ``max_seconds``), so a client
-    that retries at once — a closed-loop flood — sends one request per hint instead of spinning the event
-    loop on refusals. A held answer costs a sleeping task and its connection, nothing else; at most
+    """Holds a rate-limited answer until its retry hint has passed, but at least ``min_seconds`` and at most
+    ``max_seconds``, so a client that retries at once — a closed-loop flood — sends a few requests per
+    second per connection instead of spinning the event loop on refusals (at a high rate limit the hint
+    alone is milliseconds). A held answer costs a sleeping task and its connection, nothing else; at most
     ``max_held`` are held at once in a process, beyond that they are answered at once (an attacker with
     thousands of connections is a job for the connection limit, ``--limit-concurrency``, or a proxy)."""
 
-    def __init__(self, max_seconds: float, max_held: int = 1000) -> None:
+    def __init__(self, max_seconds: float, min_seconds: float = 0.0, max_held: int = 1000) -> None:
         self.max_seconds = max_seconds
+        self.min_seconds = min(min_seconds, max_seconds)
         self.max_held = max_held
         self.held = 0
 
     async def wait(self, retry_after: float) -> None:
-        delay = min(retry_after, self.max_seconds)
+        delay = min(max(retry_after, self.min_seconds), self.max_seconds)
         if delay <= 0 or self.held >= self.max_held:
             return
         self.held += 1

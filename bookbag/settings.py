@@ -66,7 +66,9 @@ class Settings(BaseSettings):
     rate_limit_merchant_burst: int = Field(default=4000, ge=1)
     failed_auth_per_second: float = Field(default=2.0, gt=0)
     failed_auth_burst: int = Field(default=30, ge=1)
-    # A rate-limited HTTP answer is held until its retry hint has passed, at most this long (0: at once).
+    # A rate-limited HTTP answer is held until its retry hint has passed, at least the first and at most the
+    # second (0, 0: at once): a client retrying at once cannot spin the server on refusals.
+    rate_limit_hold_min_seconds: float = Field(default=0.25, ge=0, le=60)
     rate_limit_hold_seconds: float = Field(default=1.0, ge=0, le=60)
     db_units_per_merchant: int = Field(default=1, ge=1, le=64)
     heavy_per_merchant: int = Field(default=1, ge=1, le=16)

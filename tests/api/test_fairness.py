@@ -195,7 +195,11 @@ async def test_unknown_keys_cannot_flood_the_key_lookup(
     # Answered at once (no hold): the refusals are sent one after another, and holding each would outlast
     # the auth cache this test relies on.
     api, _runtime = await make_api(
-        clock=clock, failed_auth_per_second=0.5, failed_auth_burst=5, rate_limit_hold_seconds=0
+        clock=clock,
+        failed_auth_per_second=0.5,
+        failed_auth_burst=5,
+        rate_limit_hold_seconds=0,
+        rate_limit_hold_min_seconds=0,
     )
     merchant = make_merchant()
     assert (await api.ok(ME, key=merchant.keys["viewer"]))["me"]["role"] == "VIEWER"  # now in the cache
@@ -623,7 +627,11 @@ async def test_a_refused_answer_is_held_until_its_retry_hint_so_a_closed_loop_fl
     hint = assert_rate_limited(refused)
     assert slept == [pytest.approx(min(hint, 1.5))] and 1.0 < slept[0] <= 1.5  # hint ~2 s, capped at 1.5
 
-    # Past the cap of held answers, refusals are answered at once.
+    # A tiny hint (a high rate limit) is held at least the minimum; past the cap of held answers,
+    # refusals are answered at once.
+    slept.clear()
+    await graphql_http.RefusalHold(1.0, min_seconds=0.25).wait(0.005)
+    assert slept == [0.25]
     hold = graphql_http.RefusalHold(1.0, max_held=0)
     slept.clear()
     await hold.wait(5.0)
