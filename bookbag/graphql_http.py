@@ -289,7 +289,9 @@ class BookbagGraphQL(GraphQL[RequestContext, None]):
                 document = guard.parse(data.query or "")
             except GraphQLError:
                 continue
-            total += guard.cost(self.bookbag_schema._schema, document, data.operation_name, data.variables)
+            total += guard.cost(
+                self.bookbag_schema._schema, document, data.operation_name, data.variables, data.query
+            )
         if total > guard.limits.max_query_cost:
             return too_costly(total, guard.limits.max_query_cost, what=f"batch ({len(batch)} operations)")
         return None

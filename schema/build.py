@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import logging
 import re
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import strawberry
 from graphql import (
@@ -74,6 +75,30 @@ def too_costly(cost: int, budget: int, what: str = "operation") -> GraphQLError:
     )
 
 
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class LruCache(Generic[K, V]):
+    """A small least-recently-used map (one per guard, so nothing is cached at module level)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._items: OrderedDict[K, V] = OrderedDict()
+
+    def get(self, key: K) -> V | None:
+        value = self._items.get(key)
+        if value is not None:
+            self._items.move_to_end(key)
+        return value
+
+    def put(self, key: K, value: V) -> None:
+        self._items[key] = value
+        self._items.move_to_end(key)
+        while len(self._items) > self.size:
+            self._items.popitem(last=False)
+
+
 class RequestGuard:
     """What every operation passes before it executes, over HTTP and websockets alike: validation and the
     checks of the values written in the document (cached per document and rule set), then the checks of the
@@ -81,22 +106,38 @@ class RequestGuard:
 
     def __init__(self, limits: SchemaLimits) -> None:
         self.limits = limits
-        self.check_document = lru_cache(maxsize=limits.document_cache_size)(self._check_document)
+        # Keyed by the query text, never by the parsed document: a document hashes by value (a walk of the
+        # whole tree on every lookup), a string hashes once.
+        self._checked: LruCache[tuple[str, tuple[type[ASTValidationRule], ...]], list[GraphQLError]] = (
+            LruCache(limits.document_cache_size)
+        )
+        self._costs: LruCache[tuple[str, str | None], int] = LruCache(limits.document_cache_size)
         self.parse = lru_cache(maxsize=limits.document_cache_size)(self._parse)
-        self._fixed_cost = lru_cache(maxsize=limits.document_cache_size)(self._document_cost)
 
     def _parse(self, query: str) -> DocumentNode:
         """The document of ``query`` (raises GraphQLError), cached: a batch repeated by a client is parsed
         once, not once per request on the event loop."""
         return parse(query, max_tokens=self.limits.max_tokens)
 
-    def _check_document(
-        self, schema: GraphQLSchema, document: DocumentNode, rules: tuple[type[ASTValidationRule], ...]
+    def check_document(
+        self,
+        schema: GraphQLSchema,
+        document: DocumentNode,
+        rules: tuple[type[ASTValidationRule], ...],
+        query: str | None = None,
     ) -> list[GraphQLError]:
-        """What depends on the document alone: validation, then the values written in it."""
+        """What depends on the document alone: validation, then the values written in it (cached by
+        ``query``, the document's text, when given)."""
+        if query is not None:
+            cached = self._checked.get((query, rules))
+            if cached is not None:
+                return cached
         every_rule = (*rules, MaybeNullValidationRule, OneOfInputValidationRule)
         errors = validate(schema, document, every_rule, hide_suggestions=not self.limits.suggestions)
-        return errors or literal_problems(schema, document)
+        errors = errors or literal_problems(schema, document)
+        if query is not None:
+            self._checked.put((query, rules), errors)
+        return errors
 
     def cost(
         self,
@@ -104,21 +145,23 @@ class RequestGuard:
         document: DocumentNode,
         operation_name: str | None,
         variables: Mapping[str, Any] | None,
+        query: str | None = None,
     ) -> int:
-        if not variables:  # a function of the document alone: computed once per cached document
-            return self._fixed_cost(schema, document, operation_name)
-        return operation_cost(schema, document, operation_name, variables, self.limits.cost_model)
-
-    def _document_cost(
-        self, schema: GraphQLSchema, document: DocumentNode, operation_name: str | None
-    ) -> int:
-        return operation_cost(schema, document, operation_name, None, self.limits.cost_model)
+        """The operation's static cost; without variables a function of the text, cached by ``query``."""
+        if variables or query is None:
+            return operation_cost(schema, document, operation_name, variables, self.limits.cost_model)
+        cached = self._costs.get((query, operation_name))
+        if cached is None:
+            cached = operation_cost(schema, document, operation_name, None, self.limits.cost_model)
+            self._costs.put((query, operation_name), cached)
+        return cached
 
     def check(self, execution_context: ExecutionContext) -> list[GraphQLError]:
         schema = execution_context.schema._schema
         document = execution_context.graphql_document
         assert document is not None
-        errors = self.check_document(schema, document, tuple(execution_context.validation_rules))
+        query = execution_context.query
+        errors = self.check_document(schema, document, tuple(execution_context.validation_rules), query)
         if errors:
             return errors
         variables = execution_context.variables
@@ -126,7 +169,7 @@ class RequestGuard:
         errors = variable_problems(schema, operation, variables)
         if errors:
             return errors
-        cost = self.cost(schema, document, execution_context.operation_name, variables)
+        cost = self.cost(schema, document, execution_context.operation_name, variables, query)
         if cost > self.limits.max_query_cost:
             return [too_costly(cost, self.limits.max_query_cost)]
         return []
