@@ -10,11 +10,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from sqlmodel import Session
 
@@ -33,6 +33,26 @@ class TicketEvent:
     data: dict[str, Any] = field(default_factory=dict)
     at: datetime = field(default_factory=lambda: datetime.now(UTC))
     queue_changed: bool = True
+
+
+# Subscribers offered an item between two yields to the event loop: a fan-out to thousands of websockets
+# (each offer writes a frame) runs in slices of about a millisecond, so other requests are served in
+# between instead of waiting for the whole burst (2,000 subscribers: ~40-100 ms of frames per event).
+FAN_OUT_SLICE = 64
+T_contra = TypeVar("T_contra", contravariant=True)
+
+
+class Offerable(Protocol[T_contra]):
+    def offer(self, item: T_contra, /) -> None: ...
+
+
+async def offer_to_all(subscribers: Iterable[Offerable[T_contra]], item: T_contra) -> None:
+    """``subscriber.offer(item)`` for each, in order, yielding to the event loop every ``FAN_OUT_SLICE``.
+    Callers offer one item to everyone before the next, so each subscriber still sees items in order."""
+    for index, subscriber in enumerate(subscribers, start=1):
+        subscriber.offer(item)
+        if index % FAN_OUT_SLICE == 0:
+            await asyncio.sleep(0)
 
 
 class Overflowed(Exception):

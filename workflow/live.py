@@ -35,7 +35,7 @@ from sqlmodel import Session, col, select
 
 from storage.db import Database
 from storage.tables import QueueState
-from workflow.events import EventBus, TicketEvent
+from workflow.events import EventBus, TicketEvent, offer_to_all
 from workflow.queue import QueueSnapshot, StageDuration, queue_snapshot, time_in_stage
 
 log = logging.getLogger(__name__)
@@ -182,8 +182,7 @@ class QueueHub:
                     continue  # the next signal or safety check retries
                 channel.latest, channel.latest_at = snapshot, time.monotonic()
                 channel.last_sent_version = snapshot.version
-                for sub in list(channel.subscribers):
-                    sub.offer(snapshot)
+                await offer_to_all(list(channel.subscribers), snapshot)
         finally:
             channel.flusher = None
 

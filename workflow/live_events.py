@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 
-from workflow.events import EventBus, Overflowed, TicketEvent
+from workflow.events import EventBus, Overflowed, TicketEvent, offer_to_all
 
 log = logging.getLogger(__name__)
 
@@ -130,8 +130,7 @@ class TicketEventHub:
     async def _pump(self, channel: _EventChannel, events: AsyncIterator[TicketEvent]) -> None:
         try:
             async for event in events:
-                for sub in list(channel.subscribers):
-                    sub.offer(event)
+                await offer_to_all(list(channel.subscribers), event)
         except Overflowed:
             # This process fell a whole bus queue behind: every subscriber of the channel may have missed
             # events, so each is told; the next subscriber opens a fresh channel.
