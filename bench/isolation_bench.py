@@ -588,6 +588,11 @@ def b_summary(
         "p99_ms": ms(percentile(latencies, 0.99)),
         "max_ms": ms(max(latencies, default=math.nan)),
         "by_kind": per_kind,
+        # when in the phase the slowest requests were scheduled: a burst at the phase's start (A setting up)
+        # reads differently from a steady cost
+        "slowest": [
+            [round(r[0] - start, 2), ms(r[1]), r[2]] for r in sorted(chosen, key=lambda r: -r[1])[:6]
+        ],
         # B's own event loop starting a request late would inflate its latencies: this shows it did not
         "client_start_lag_max_ms": ms(max((r[4] for r in chosen), default=math.nan)),
     }

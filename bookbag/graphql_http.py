@@ -49,7 +49,7 @@ from strawberry.types.unset import UNSET, UnsetType
 
 from bookbag.graphql_ide import GRAPHIQL_HTML
 from bookbag.graphql_ws import FrameCache, LimitedWebSocketAdapter, LiveTransportWSHandler
-from bookbag.ws_connections import WsConnections, WsLimits
+from bookbag.ws_connections import SetupSlots, WsConnections, WsLimits
 from resolvers.context import ApiRuntime, RequestContext, Unauthenticated
 from resolvers.fairness import RateLimited
 from schema.build import BookbagSchema, too_costly
@@ -207,6 +207,7 @@ class BookbagGraphQL(GraphQL[RequestContext, None]):
         )
         self.runtime = runtime
         self.connections = WsConnections(runtime, ws_limits or WsLimits())
+        self.setup_slots = SetupSlots()
         self.frames = FrameCache()
         # the fan-out writes frames straight to uvicorn's transport (bookbag.ws_direct; bookbag.fast_paths)
         self.direct_frames = direct_frames

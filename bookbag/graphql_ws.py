@@ -69,6 +69,7 @@ from bookbag.ws_connections import (
     CLOSE_TOO_BIG,
     CLOSE_TOO_MANY,
     ConnectionRefused,
+    SetupSlots,
     WsConnections,
 )
 from bookbag.ws_direct import direct_writer, encode_text_frame
@@ -103,6 +104,7 @@ class WsView(Protocol):
     """What the handler needs of the view (``bookbag.graphql_http.BookbagGraphQL``)."""
 
     connections: WsConnections
+    setup_slots: SetupSlots
     frames: FrameCache
     direct_frames: bool  # the ws_direct fast path is on (bookbag.fast_paths)
 
@@ -280,8 +282,14 @@ class LiveTransportWSHandler(BaseGraphQLTransportWSHandler[RequestContext, None]
             # This task's own context: the resolver authorizes and hands the stream over to the fan-out.
             handoff = TicketEventsHandoff()
             ticket_events_handoff.set(handoff)
+        # Set up in the merchant's turn (bookbag.ws_connections.SetupSlots): released once the operation
+        # has its first result or has handed over to the fan-out, or has ended.
+        release = await self.ws_view.setup_slots.take(self.principal.merchant_id)
         try:
-            fast_from = await self._strawberry_part(operation, fan_out=fast is not None, handoff=handoff)
+            fast_from = await self._strawberry_part(
+                operation, fan_out=fast is not None, handoff=handoff, started=release
+            )
+            release()
             if fast is not None and fast_from is not None:
                 if handoff is None:
                     await self._fan_out_queue(operation, fast.document, fast_from)
@@ -298,6 +306,8 @@ class LiveTransportWSHandler(BaseGraphQLTransportWSHandler[RequestContext, None]
                 await operation.send_initial_errors([GraphQLError(**UNEXPECTED)])
             self.operations.pop(operation.id, None)
             raise
+        finally:
+            release()  # also when cancelled (the client completed the operation or went away)
 
     @staticmethod
     def websocket_gone(error: Exception) -> bool:
@@ -312,6 +322,7 @@ class LiveTransportWSHandler(BaseGraphQLTransportWSHandler[RequestContext, None]
         *,
         fan_out: bool,
         handoff: TicketEventsHandoff | None,
+        started: Callable[[], None] = lambda: None,
     ) -> int | None:
         """Strawberry's path. A fan-out operation leaves it after its first result (``queueUpdates``: returns
         the version to continue after) or after the resolver handed over (``ticketEvents``: returns -1); None
@@ -340,6 +351,7 @@ class LiveTransportWSHandler(BaseGraphQLTransportWSHandler[RequestContext, None]
             if first.errors and first.data is None:  # refused before it produced anything (role, ticket, ...)
                 await operation.send_initial_errors(list(first.errors))
                 return None
+            started()  # set up: a plain subscription streams on from here, outside the merchant's turn
             await operation.send_next(first)
             if fan_out and not first.errors and handoff is None:
                 return max(last_queue_version.get(), _version_of(first))

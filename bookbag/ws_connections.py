@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -58,6 +59,43 @@ class Connection(Protocol):
     def principal(self) -> Principal: ...
 
     async def close_connection(self, code: int, reason: str) -> None: ...
+
+
+class SetupSlots:
+    """At most ``per_merchant`` websocket operations of one merchant are being set up (parsed, validated,
+    authorized, run to their first result) at a time; the rest wait their turn. 2,000 subscriptions sent at
+    once otherwise become 2,000 tasks ready in one turn of the event loop, and every other merchant's
+    request waits for all of them (the loop polls its sockets only between turns); in turns of a few, the
+    loop serves others in between."""
+
+    def __init__(self, per_merchant: int = 2) -> None:
+        self.per_merchant = per_merchant
+        self._slots: dict[str, tuple[asyncio.Semaphore, list[int]]] = {}  # merchant -> (slots, [users])
+
+    async def take(self, merchant_id: str) -> Callable[[], None]:
+        """Wait for one of the merchant's slots; answers its release (safe to call more than once)."""
+        semaphore, users = self._slots.setdefault(merchant_id, (asyncio.Semaphore(self.per_merchant), [0]))
+        users[0] += 1
+        try:
+            await semaphore.acquire()
+        except BaseException:
+            self._leave(merchant_id, users)
+            raise
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if not released:
+                released = True
+                semaphore.release()
+                self._leave(merchant_id, users)
+
+        return release
+
+    def _leave(self, merchant_id: str, users: list[int]) -> None:
+        users[0] -= 1
+        if users[0] == 0:
+            self._slots.pop(merchant_id, None)
 
 
 class WsConnections:

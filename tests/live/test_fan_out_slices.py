@@ -1,10 +1,13 @@
 """A fan-out to many subscribers yields to the event loop between slices, so other work (another merchant's
-request) runs in the middle of a burst instead of after it; every subscriber still gets every item, in order."""
+request) runs in the middle of a burst instead of after it; every subscriber still gets every item, in order; and
+websocket operations are set up a few at a time per merchant."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
+from bookbag.ws_connections import SetupSlots
 from workflow.events import FAN_OUT_SLICE, offer_to_all
 
 
@@ -36,3 +39,25 @@ async def test_a_burst_is_offered_in_slices_with_the_loop_free_in_between() -> N
     # The other task ran after the first slice, not after all 3 x 320 offers.
     assert log.index("other") == FAN_OUT_SLICE
     assert all(sub.items == [0, 1, 2] for sub in subscribers)
+
+
+async def test_operations_are_set_up_a_few_at_a_time_per_merchant() -> None:
+    slots = SetupSlots(per_merchant=2)
+    first = await slots.take("a")
+    second = await slots.take("a")
+    third = asyncio.get_running_loop().create_task(slots.take("a"))
+    other = await asyncio.wait_for(slots.take("b"), 1)  # another merchant never waits for A's turns
+    await asyncio.sleep(0)
+    assert not third.done()
+    first()
+    first()  # releasing twice frees one slot only
+    release_third = await asyncio.wait_for(third, 1)
+    fourth = asyncio.get_running_loop().create_task(slots.take("a"))
+    await asyncio.sleep(0)
+    assert not fourth.done()
+    fourth.cancel()  # a waiter that goes away (its client left) holds nothing
+    with contextlib.suppress(asyncio.CancelledError):
+        await fourth
+    for release in (second, release_third, other):
+        release()
+    assert slots._slots == {}  # nothing kept for merchants with no operation being set up
