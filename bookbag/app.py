@@ -34,7 +34,7 @@ from bookbag.wiring import build_services, ruleset_limits
 from bookbag.ws_connections import WsConnections, WsLimits
 from resolvers.context import ApiLimits, ApiRuntime
 from resolvers.fairness import FairLimits, FairShare
-from resolvers.workers import WorkerPool
+from resolvers.workers import RulesetParser, WorkerPool
 from schema.build import BookbagSchema, SchemaLimits, build_schema
 from storage.db import Database
 from workflow.live_events import TicketEventHub
@@ -143,6 +143,11 @@ def create_app(
         if settings.heavy_in_processes
         else None,
     )
+    parser: RulesetParser | None = None
+    if services is None and settings.heavy_in_processes:
+        # Only for services this app owns: tests share one WorkflowServices between apps.
+        parser = RulesetParser(ruleset_limits(settings), settings.heavy_timeout_seconds)
+        runtime.services.rulesets.parser = parser.parse
     runtime.queue_hub = build_queue_hub(settings, db, runtime.services)
     runtime.ticket_events_hub = TicketEventHub(runtime.services.bus)
     fast_paths = choose_fast_paths(settings.fast_paths)
@@ -211,6 +216,9 @@ def create_app(
             yield
         if runtime.workers is not None:
             runtime.workers.close()
+        if parser is not None:
+            runtime.services.rulesets.parser = None
+            parser.close()
         if database is None:
             db.dispose()
 

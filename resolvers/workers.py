@@ -29,6 +29,7 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
 
+import policy
 from policy import PolicyEngine, Ruleset, RulesetLimits, RulesetTestResult, ValidationReport
 from workflow import rulesets as rulesets_service
 from workflow.errors import DomainError, ErrorCode
@@ -174,6 +175,54 @@ def backtest(tools: Tools, source: str, prepared: rulesets_service.PreparedBackt
     active = tools.ruleset(prepared.active_digest, prepared.active_source)
     draft = _draft(tools, source, run_tests=False)[0]
     return rulesets_service.evaluate_backtest(tools.engine, draft, active, prepared)
+
+
+def parse_ruleset(tools: Tools, source: str) -> Ruleset | ValidationReport:
+    """A stored version, validated and compiled, to be unpickled by the server (a 2,000-rule ruleset: ~0.35 s
+    to parse here, ~5 ms to unpickle there); or, when it has errors, its report (an exception would not
+    survive the trip: ``RulesetInvalid`` is rebuilt from its report by the caller)."""
+    report = policy.validate_source(source, limits=tools.limits)
+    return report if report.ruleset is None else report.ruleset
+
+
+class RulesetParser:
+    """``workflow.ruleset_cache.RulesetCache.parser`` for a server: parses stored versions in a worker process
+    of its own, called from the database threads (``parse`` blocks its thread, not the GIL). Thread-safe."""
+
+    def __init__(self, limits: RulesetLimits, timeout_seconds: float) -> None:
+        self.limits = limits
+        self.timeout_seconds = timeout_seconds
+        self._lock = threading.Lock()
+        self._executor: ProcessPoolExecutor | None = None
+
+    def parse(self, source: str) -> Ruleset:
+        with self._lock:
+            if self._executor is None:
+                self._executor = ProcessPoolExecutor(
+                    max_workers=1,
+                    mp_context=multiprocessing.get_context("spawn"),
+                    initializer=_start_worker,
+                    initargs=(self.limits,),
+                )
+            executor = self._executor
+        try:
+            answer = executor.submit(_call, parse_ruleset, source).result(timeout=self.timeout_seconds)
+        except BrokenProcessPool:
+            with self._lock:
+                if self._executor is executor:
+                    self._executor = None  # the next call starts a new worker
+            raise
+        assert answer[0] == "ok"
+        parsed: Ruleset | ValidationReport = answer[1]
+        if isinstance(parsed, ValidationReport):
+            raise policy.RulesetInvalid(parsed)
+        return parsed
+
+    def close(self) -> None:
+        with self._lock:
+            executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=False, cancel_futures=True)
 
 
 # ------------------------------------------------------------------ inside a worker process
