@@ -40,7 +40,7 @@ from workflow.events import TicketEvent, publish_after_commit
 from workflow.facts import stored_ticket_facts
 from workflow.principal import Principal
 from workflow.queue import bump_queue_version
-from workflow.rulesets import active_ruleset
+from workflow.rulesets import ActiveRuleset, active_ruleset
 from workflow.services import WorkflowServices
 from workflow.sla import apply_sla, breach_of
 from workflow.stages import OPEN_STAGES
@@ -101,13 +101,17 @@ def run_due_work(
     tick_services = replace(services, clock=lambda: now)
     report = TickReport(now=now)
     # Look before taking the write lock (SQLite has one for the whole database): most ticks find nothing.
+    # The merchants' active rulesets are read (and a new version parsed and compiled) here too, outside the
+    # write transaction: parsing and compiling a large version inside it would hold every merchant's writes.
+    # A version published after this look is taken up by the next tick.
     with database.read_only() as session:
-        if not _anything_due(session, tick_services, now, merchant_ids):
+        rulesets = _active_rulesets(session, tick_services, merchant_ids)
+        if not _anything_due(session, rulesets, now, merchant_ids):
             return report
     with database.unit_of_work() as session:
         locking = session.get_bind().dialect.name == "postgresql"
-        for merchant_id in _merchants(session, merchant_ids):
-            _fire_escalations(session, tick_services, merchant_id, now, report, locking, max_items)
+        for merchant_id, active in rulesets.items():
+            _fire_escalations(session, tick_services, merchant_id, active, now, report, locking, max_items)
         _mark_breaches(session, tick_services, now, report, locking, max_items, merchant_ids)
         report.idempotency_pruned = idempotency.prune(session, now)
     return report
@@ -119,8 +123,24 @@ def _merchants(session: Session, merchant_ids: Sequence[str] | None) -> list[str
     return list(session.exec(select(Merchant.id).order_by(col(Merchant.id))))
 
 
+def _active_rulesets(
+    session: Session, services: WorkflowServices, merchant_ids: Sequence[str] | None
+) -> dict[str, ActiveRuleset]:
+    """Each merchant's active ruleset, with its escalation rules compiled into the engine."""
+    rulesets = {}
+    for merchant_id in _merchants(session, merchant_ids):
+        active = active_ruleset(session, services, merchant_id)
+        if _escalation_rules(active.ruleset):
+            services.policy.escalations_due(active.ruleset, {})  # compiles a new version, outside the writer
+        rulesets[merchant_id] = active
+    return rulesets
+
+
 def _anything_due(
-    session: Session, services: WorkflowServices, now: datetime, merchant_ids: Sequence[str] | None
+    session: Session,
+    rulesets: dict[str, ActiveRuleset],
+    now: datetime,
+    merchant_ids: Sequence[str] | None,
 ) -> bool:
     if session.exec(_breach_query(now, merchant_ids).limit(1)).first() is not None:
         return True
@@ -129,9 +149,8 @@ def _anything_due(
     )
     if session.exec(old_key.limit(1)).first() is not None:
         return True
-    for merchant_id in _merchants(session, merchant_ids):
-        ruleset = active_ruleset(session, services, merchant_id).ruleset
-        if any(_candidates(session, merchant_id, rule, now, 1) for rule in _escalation_rules(ruleset)):
+    for merchant_id, active in rulesets.items():
+        if any(_candidates(session, merchant_id, rule, now, 1) for rule in _escalation_rules(active.ruleset)):
             return True
     return False
 
@@ -176,12 +195,12 @@ def _fire_escalations(
     session: Session,
     services: WorkflowServices,
     merchant_id: str,
+    active: ActiveRuleset,
     now: datetime,
     report: TickReport,
     locking: bool,
     max_items: int,
 ) -> None:
-    active = active_ruleset(session, services, merchant_id)
     rules = _escalation_rules(active.ruleset)
     if not rules:
         return
