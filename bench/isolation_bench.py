@@ -588,6 +588,9 @@ def b_summary(
         "p99_ms": ms(percentile(latencies, 0.99)),
         "max_ms": ms(max(latencies, default=math.nan)),
         "by_kind": per_kind,
+        # the same without the phase's first second (A setting up: connecting, subscribing), to tell a burst
+        # at the start from a steady cost
+        "p99_after_first_second_ms": ms(percentile([r[1] for r in chosen if r[0] >= start + 1.0], 0.99)),
         # when in the phase the slowest requests were scheduled: a burst at the phase's start (A setting up)
         # reads differently from a steady cost
         "slowest": [

@@ -108,7 +108,7 @@ class WorkerPool:
             max_workers=1,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_start_worker,
-            initargs=(self.limits,),
+            initargs=(self.limits, os.getpid()),
         )
 
     def _keep(self, executor: ProcessPoolExecutor) -> None:
@@ -202,7 +202,7 @@ class RulesetParser:
                     max_workers=1,
                     mp_context=multiprocessing.get_context("spawn"),
                     initializer=_start_worker,
-                    initargs=(self.limits,),
+                    initargs=(self.limits, os.getpid()),
                 )
             executor = self._executor
         try:
@@ -230,20 +230,20 @@ class RulesetParser:
 _tools: Tools | None = None  # this worker process's own engine and rulesets; set once by _start_worker
 
 
-def _start_worker(limits: RulesetLimits) -> None:
+def _start_worker(limits: RulesetLimits, server_pid: int) -> None:
     global _tools
-    _exit_with_parent()
+    _exit_with_parent(server_pid)
     parsed = RulesetCache(size=16, limits=limits)  # active rulesets by digest: a few merchants' at a time
     _tools = Tools(engine=PolicyEngine(max_compiled=16), ruleset=parsed.get, limits=limits)
 
 
-def _exit_with_parent() -> None:
+def _exit_with_parent(server_pid: int) -> None:
     """A worker whose server is gone (killed, so it could not stop its workers) exits within a second
-    instead of living on as an orphan."""
-    parent = os.getppid()
+    instead of living on as an orphan. The server's pid comes from the server: a worker whose server died
+    while it was starting would otherwise take its new parent (init) for the server and never exit."""
 
     def watch() -> None:
-        while os.getppid() == parent:
+        while os.getppid() == server_pid:
             time.sleep(1.0)
         os._exit(0)
 
