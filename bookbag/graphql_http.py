@@ -207,7 +207,7 @@ class BookbagGraphQL(GraphQL[RequestContext, None]):
         )
         self.runtime = runtime
         self.connections = WsConnections(runtime, ws_limits or WsLimits())
-        self.setup_slots = SetupSlots()
+        self.setup_slots = SetupSlots(per_second=(ws_limits or WsLimits()).setups_per_merchant_per_second)
         self.frames = FrameCache()
         # the fan-out writes frames straight to uvicorn's transport (bookbag.ws_direct; bookbag.fast_paths)
         self.direct_frames = direct_frames

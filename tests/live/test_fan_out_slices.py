@@ -42,7 +42,7 @@ async def test_a_burst_is_offered_in_slices_with_the_loop_free_in_between() -> N
 
 
 async def test_operations_are_set_up_a_few_at_a_time_per_merchant() -> None:
-    slots = SetupSlots(per_merchant=2)
+    slots = SetupSlots(per_merchant=2, per_second=0)
     first = await slots.take("a")
     second = await slots.take("a")
     third = asyncio.get_running_loop().create_task(slots.take("a"))
