@@ -206,8 +206,9 @@ class BookbagGraphQL(GraphQL[RequestContext, None]):
             allowed_origins=allowed_origins,
         )
         self.runtime = runtime
-        self.connections = WsConnections(runtime, ws_limits or WsLimits())
-        self.setup_slots = SetupSlots(per_second=(ws_limits or WsLimits()).setups_per_merchant_per_second)
+        limits = ws_limits or WsLimits()
+        self.connections = WsConnections(runtime, limits)
+        self.setup_slots = SetupSlots(per_second=limits.setups_per_merchant_per_second)
         self.frames = FrameCache()
         # the fan-out writes frames straight to uvicorn's transport (bookbag.ws_direct; bookbag.fast_paths)
         self.direct_frames = direct_frames

@@ -177,6 +177,10 @@ class PolicyEngine:
         """Raw ids matched by durable_rules in one group (decide, route, escalate); for tests and tools."""
         return _ids(self._match(ruleset, group, facts)[0])
 
+    def load(self, ruleset: Ruleset) -> None:
+        """Compile ``ruleset`` into the engine now, if it is not already (no evaluation)."""
+        self._release(self._pin(ruleset))
+
     def is_compiled(self, ruleset: Ruleset) -> bool:
         """Whether this engine (not its drafts) holds a compiled ``ruleset`` right now."""
         with self._guard:

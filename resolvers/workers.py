@@ -103,13 +103,7 @@ class WorkerPool:
             executor.shutdown(wait=True, cancel_futures=True)
 
     def _start(self) -> ProcessPoolExecutor:
-        # spawn, not fork: the server has threads (database, event loop helpers) a fork would copy mid-state.
-        return ProcessPoolExecutor(
-            max_workers=1,
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=_start_worker,
-            initargs=(self.limits, os.getpid()),
-        )
+        return _new_worker(self.limits)
 
     def _keep(self, executor: ProcessPoolExecutor) -> None:
         if len(self._idle) < self.size:
@@ -198,12 +192,7 @@ class RulesetParser:
     def parse(self, source: str) -> Ruleset:
         with self._lock:
             if self._executor is None:
-                self._executor = ProcessPoolExecutor(
-                    max_workers=1,
-                    mp_context=multiprocessing.get_context("spawn"),
-                    initializer=_start_worker,
-                    initargs=(self.limits, os.getpid()),
-                )
+                self._executor = _new_worker(self.limits)
             executor = self._executor
         try:
             answer = executor.submit(_call, parse_ruleset, source).result(timeout=self.timeout_seconds)
@@ -228,6 +217,17 @@ class RulesetParser:
 # ------------------------------------------------------------------ inside a worker process
 
 _tools: Tools | None = None  # this worker process's own engine and rulesets; set once by _start_worker
+
+
+def _new_worker(limits: RulesetLimits) -> ProcessPoolExecutor:
+    """One worker process (started on its first call) validating under ``limits``, watching this process."""
+    # spawn, not fork: the server has threads (database, event loop helpers) a fork would copy mid-state.
+    return ProcessPoolExecutor(
+        max_workers=1,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_start_worker,
+        initargs=(limits, os.getpid()),
+    )
 
 
 def _start_worker(limits: RulesetLimits, server_pid: int) -> None:

@@ -126,12 +126,12 @@ def _merchants(session: Session, merchant_ids: Sequence[str] | None) -> list[str
 def _active_rulesets(
     session: Session, services: WorkflowServices, merchant_ids: Sequence[str] | None
 ) -> dict[str, ActiveRuleset]:
-    """Each merchant's active ruleset, with its escalation rules compiled into the engine."""
+    """Each merchant's active ruleset, compiled into the engine when it has escalation rules."""
     rulesets = {}
     for merchant_id in _merchants(session, merchant_ids):
         active = active_ruleset(session, services, merchant_id)
         if _escalation_rules(active.ruleset):
-            services.policy.escalations_due(active.ruleset, {})  # compiles a new version, outside the writer
+            services.policy.load(active.ruleset)
         rulesets[merchant_id] = active
     return rulesets
 
