@@ -162,3 +162,23 @@ def count_rows(database: Database, model: Any, merchant_id: str, **where: object
         for name, value in where.items():
             query = query.where(getattr(model, name) == value)
         return int(session.exec(query).one())
+
+
+class CallCount:
+    """How many times a patched function was called (see :func:`count_calls`)."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+
+def count_calls(monkeypatch: pytest.MonkeyPatch, module: Any, name: str) -> CallCount:
+    """Replace ``module.name`` with a wrapper that counts its calls and calls the original."""
+    real = getattr(module, name)
+    count = CallCount()
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        count.calls += 1
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, counted)
+    return count

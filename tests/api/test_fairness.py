@@ -31,8 +31,7 @@ from resolvers.fairness import FairShare, TokenBuckets
 from resolvers.workers import RulesetParser
 from storage.db import Database
 from tests.api.conftest import CREATE, Api, make_settings
-from tests.conftest import MerchantKeys
-from workflow import merchants
+from tests.conftest import MerchantKeys, count_calls
 from workflow import rulesets as rulesets_service
 from workflow import tickets as tickets_service
 from workflow.ruleset_cache import RulesetCache
@@ -113,6 +112,18 @@ class Gate:
         self._open.set()
 
 
+def block_slow_sources(monkeypatch: pytest.MonkeyPatch, name: str, gate: Gate) -> None:
+    """Make ``workflow.rulesets.<name>`` block in ``gate`` when given a source that starts with SLOW."""
+    real = getattr(rulesets_service, name)
+
+    def gated(*args: Any, **kwargs: Any) -> Any:
+        if any(isinstance(arg, str) and arg.startswith(SLOW) for arg in args):
+            gate.block()
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(rulesets_service, name, gated)
+
+
 @contextmanager
 def released(gate: Gate) -> Iterator[Gate]:
     try:
@@ -187,15 +198,7 @@ async def test_a_flood_from_one_key_is_refused_while_another_merchant_is_served(
 async def test_unknown_keys_cannot_flood_the_key_lookup(
     make_api: MakeApi, make_merchant: Callable[..., MerchantKeys], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    lookups = 0
-    real_authenticate = merchants.authenticate
-
-    def counted(*args: Any, **kwargs: Any) -> Any:
-        nonlocal lookups
-        lookups += 1
-        return real_authenticate(*args, **kwargs)
-
-    monkeypatch.setattr(graphql_http, "authenticate", counted)
+    lookups = count_calls(monkeypatch, graphql_http, "authenticate")
     clock = FrozenClock()
     # Answered at once (no hold): the refusals are sent one after another, and holding each would outlast
     # the auth cache this test relies on.
@@ -208,13 +211,13 @@ async def test_unknown_keys_cannot_flood_the_key_lookup(
     )
     merchant = make_merchant()
     assert (await api.ok(ME, key=merchant.keys["viewer"]))["me"]["role"] == "VIEWER"  # now in the cache
-    assert lookups == 1
+    assert lookups.calls == 1
 
     answers = [await api.post({"query": ME}, f"bb_unknown_{n}") for n in range(20)]
     assert [r.status_code for r in answers[:5]] == [401] * 5
     for response in answers[5:]:
         assert_rate_limited(response)
-    assert lookups == 1 + 5  # the refused ones never reached the database
+    assert lookups.calls == 1 + 5  # the refused ones never reached the database
 
     # A known (cached) key from the same address is still served; a fresh key from it waits like the
     # unknown ones (its lookup would cost the same), and other addresses are not affected.
@@ -227,7 +230,7 @@ async def test_unknown_keys_cannot_flood_the_key_lookup(
     clock.now += 2.0
     assert (await api.post({"query": ME}, "bb_unknown_y")).status_code == 401
     assert_rate_limited(await api.post({"query": ME}, "bb_unknown_z"))
-    assert lookups == 1 + 5 + 2 + 1  # ... + the two from elsewhere + bb_unknown_y
+    assert lookups.calls == 1 + 5 + 2 + 1  # ... + the two from elsewhere + bb_unknown_y
 
 
 # ---------------------------------------------------------------- database slots
@@ -325,14 +328,7 @@ async def test_heavy_work_is_bounded_per_merchant_and_outside_the_database_threa
     is refused at once with a retry hint; once released, A's waiting check is answered too."""
     a, b, c = make_merchant(), make_merchant(), make_merchant()
     gate = Gate()
-    real_validate = rulesets_service.validate
-
-    def validate(source: str, **kwargs: Any) -> Any:
-        if source.startswith(SLOW):
-            gate.block()
-        return real_validate(source, **kwargs)
-
-    monkeypatch.setattr(rulesets_service, "validate", validate)
+    block_slow_sources(monkeypatch, "validate", gate)
     api, runtime = await make_api(
         db_read_threads=1, heavy_per_merchant=1, heavy_queue_per_merchant=1, heavy_per_process=2
     )
@@ -368,14 +364,7 @@ async def test_heavy_work_waits_a_bounded_time_for_the_process_slots(
 ) -> None:
     a, b = make_merchant(), make_merchant()
     gate = Gate()
-    real_validate = rulesets_service.validate
-
-    def validate(source: str, **kwargs: Any) -> Any:
-        if source.startswith(SLOW):
-            gate.block()
-        return real_validate(source, **kwargs)
-
-    monkeypatch.setattr(rulesets_service, "validate", validate)
+    block_slow_sources(monkeypatch, "validate", gate)
     api, _runtime = await make_api(heavy_per_process=1, heavy_wait_seconds=0.3)
     with released(gate):
         a_check = asyncio.create_task(api.ok(VALIDATE, {"s": SLOW + default_source}, key=a.keys["viewer"]))
@@ -397,14 +386,7 @@ async def test_publish_checks_its_ruleset_before_taking_the_writer(
     the write transaction (on SQLite that would hold every merchant's writes). Then A's version is stored."""
     a, b = make_merchant(), make_merchant()
     gate = Gate()
-    real_check_source = rulesets_service.check_source
-
-    def check_source(engine: Any, source: str, **kwargs: Any) -> Any:
-        if source.startswith(SLOW):
-            gate.block()
-        return real_check_source(engine, source, **kwargs)
-
-    monkeypatch.setattr(rulesets_service, "check_source", check_source)
+    block_slow_sources(monkeypatch, "check_source", gate)
     api, _runtime = await make_api(db_write_threads=1)
     with released(gate):
         publish = asyncio.create_task(api.ok(PUBLISH, {"s": SLOW + default_source}, key=a.keys["admin"]))

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import replace
-from typing import Any
 
 import pytest
 from websockets.exceptions import ConnectionClosed
@@ -17,8 +16,7 @@ from bookbag import graphql_http
 from bookbag.app import create_app
 from bookbag.settings import Settings
 from storage.db import Database
-from tests.conftest import MerchantKeys
-from workflow import merchants
+from tests.conftest import MerchantKeys, count_calls
 from workflow.events import EventBus
 from workflow.services import WorkflowServices
 
@@ -54,15 +52,7 @@ async def refused(ws: WsClient) -> int:
 async def test_connection_init_is_rate_limited_per_key_and_per_address(
     server: ThreadServer, make_merchant: Callable[..., MerchantKeys], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    lookups = 0
-    real_authenticate = merchants.authenticate
-
-    def counted(*args: Any, **kwargs: Any) -> Any:
-        nonlocal lookups
-        lookups += 1
-        return real_authenticate(*args, **kwargs)
-
-    monkeypatch.setattr(graphql_http, "authenticate", counted)
+    lookups = count_calls(monkeypatch, graphql_http, "authenticate")
     merchant, other = make_merchant(), make_merchant()
 
     opened = []
@@ -73,11 +63,13 @@ async def test_connection_init_is_rate_limited_per_key_and_per_address(
     assert await refused(await WsClient.open(server.ws, merchant.keys["viewer"])) == 4429
     ws_other = await WsClient.open(server.ws, other.keys["viewer"])  # another merchant's key connects
     await ws_other.ack()
-    assert lookups == 2  # one lookup per key; the rest came from the auth cache
+    assert lookups.calls == 2  # one lookup per key; the rest came from the auth cache
 
     codes = [await refused(await WsClient.open(server.ws, f"bb_unknown_{n}")) for n in range(6)]
     assert codes == [4403] * 3 + [4429] * 3  # bad key while the address may look keys up, then rate limited
-    assert lookups == 2 + 3  # the address's three failed attempts; the other three never reached the database
+    assert (
+        lookups.calls == 2 + 3
+    )  # the address's three failed attempts; the other three never reached the database
     for ws in [*opened, ws_other]:
         await ws.close()
 
