@@ -160,6 +160,8 @@ class RefusalHold:
     ``max_held`` are held at once in a process, beyond that they are answered at once (an attacker with
     thousands of connections is a job for the connection limit, ``--limit-concurrency``, or a proxy)."""
 
+    sleep = staticmethod(asyncio.sleep)  # how a held answer waits (tests record it)
+
     def __init__(self, max_seconds: float, min_seconds: float = 0.0, max_held: int = 1000) -> None:
         self.max_seconds = max_seconds
         self.min_seconds = min(min_seconds, max_seconds)
@@ -172,7 +174,7 @@ class RefusalHold:
             return
         self.held += 1
         try:
-            await asyncio.sleep(delay)
+            await self.sleep(delay)
         finally:
             self.held -= 1
 

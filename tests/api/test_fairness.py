@@ -603,7 +603,7 @@ async def test_a_refused_answer_is_held_until_its_retry_hint_so_a_closed_loop_fl
         slept.append(delay)
         return await real_sleep(0)
 
-    monkeypatch.setattr(graphql_http.asyncio, "sleep", recorded)
+    monkeypatch.setattr(graphql_http.RefusalHold, "sleep", staticmethod(recorded))
     api, _runtime = await make_api(
         rate_limit_key_per_second=0.5, rate_limit_key_burst=1, rate_limit_hold_seconds=1.5
     )
