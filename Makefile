@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 LOCK   := requirements-dev.lock
 
-.PHONY: install lock run test lint typecheck importcheck schema-check model bench clean
+.PHONY: install lock run test test-fast lint typecheck importcheck schema-check model bench clean
 
 # Re-runs when pyproject.toml or the lock changes; `pip check` fails when pyproject.toml names a dependency
 # the lock lacks (run `make lock`).
@@ -37,6 +37,10 @@ run: install
 ## Lint, type-check, check the import direction and the committed schema, then run the whole test suite.
 test: install lint typecheck importcheck
 	$(BIN)/python -m pytest -q
+
+## The quick lane while working: no browser, no multi-process or slow tests, no lint (`make test` runs all).
+test-fast: install
+	$(BIN)/python -m pytest -q -m "not browser and not slow and not processes"
 
 lint: install
 	$(BIN)/ruff check .

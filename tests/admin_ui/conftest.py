@@ -46,8 +46,9 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
     require_chromium()
     import uvicorn
 
-    from bookbag.app import build_services, create_app
+    from bookbag.app import create_app
     from bookbag.settings import Settings
+    from bookbag.wiring import build_services
     from storage.db import Database
     from storage.migrate import upgrade
 

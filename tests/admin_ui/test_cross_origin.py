@@ -89,7 +89,7 @@ def world(live_server: LiveServer) -> Iterator[CrossOriginWorld]:
         run_migrations_on_start=False,
         scheduler_interval_seconds=0,
         log_level="warning",
-        cors_origins=allowed,
+        cors_origins=allowed,  # type: ignore[arg-type]  # the environment's comma-separated form
     )
     app = create_app(settings, services=live_server.services, database=live_server.database)
     sock = free_socket()

@@ -264,8 +264,8 @@ async def test_numbers_no_float_can_hold_are_invalid_input(api: Api, merchant: M
     assert refused["extensions"]["field"] == "cases[0].facts.order.total"
     # Large but representable amounts are simulated (the engine once refused "1e+16"-style doubles).
     for total in (10**18, -(10**17), 1e300, 1e-300):
-        case = {"facts": {"order": {"total": total}}, "action": action}
-        ok = await api.ok(SIMULATE, {"cases": [case]}, key=viewer)
+        facts_case = {"facts": {"order": {"total": total}}, "action": action}
+        ok = await api.ok(SIMULATE, {"cases": [facts_case]}, key=viewer)
         assert ok["simulate"]["errors"] == [], total
 
 
@@ -278,7 +278,7 @@ VALIDATE = "mutation($source: String!) { validateRuleset(source: $source) { vali
 
 def _text_cases(ticket_id: str) -> list[tuple[str, str, dict[str, Any], str]]:
     """(role, document, variables, field) for every way text reaches storage."""
-    cases = []
+    cases: list[tuple[str, str, dict[str, Any], str]] = []
     for bad in (NUL, SURROGATE):
         cases += [
             ("partner", CREATE, {"input": {"subject": bad, "body": "b"}}, "input.subject"),

@@ -224,7 +224,13 @@ async def test_a_message_author_comes_from_the_key_never_from_input(
     api: Api, database: Database, merchant: MerchantKeys
 ) -> None:
     ticket = (await create_ticket(api, merchant.keys["partner"]))["ticket"]
-    forged = [("ai", "AGENT"), ("ai", "SYSTEM"), ("agent", "SYSTEM"), ("agent", "AI"), ("admin", "SYSTEM")]
+    forged: list[tuple[str, str | None]] = [
+        ("ai", "AGENT"),
+        ("ai", "SYSTEM"),
+        ("agent", "SYSTEM"),
+        ("agent", "AI"),
+        ("admin", "SYSTEM"),
+    ]
     forged += [("partner", "AGENT"), ("partner", "SYSTEM"), ("agent", "CUSTOMER")]
     for role, claimed in forged:
         payload = (await api.ok(ADD_MESSAGE, {"id": ticket["id"], "a": claimed}, key=merchant.keys[role]))[

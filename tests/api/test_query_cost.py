@@ -9,13 +9,14 @@ import re
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
 from graphql import get_introspection_query, parse
 
 from bookbag.app import create_app
+from classifier import Classifier
 from schema.build import SchemaLimits, build_schema
 from schema.cost import operation_cost
 from storage import tables
@@ -227,7 +228,7 @@ async def test_a_request_past_its_deadline_is_answered_timeout(
     merchant: MerchantKeys,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    slow = replace(services, classifier=_SlowClassifier(services.classifier, 1.5))
+    slow = replace(services, classifier=cast(Classifier, _SlowClassifier(services.classifier, 1.5)))
     app = create_app(
         make_settings(database_url, request_timeout_seconds=0.3), services=slow, database=database
     )
@@ -265,7 +266,7 @@ async def test_a_request_past_its_deadline_is_answered_timeout(
 async def test_no_deadline_when_turned_off(
     database_url: str, database: Database, services: WorkflowServices, merchant: MerchantKeys
 ) -> None:
-    slow = replace(services, classifier=_SlowClassifier(services.classifier, 0.4))
+    slow = replace(services, classifier=cast(Classifier, _SlowClassifier(services.classifier, 0.4)))
     app = create_app(make_settings(database_url, request_timeout_seconds=0), services=slow, database=database)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
         created = await Api(client).ok(

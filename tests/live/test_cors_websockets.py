@@ -7,7 +7,7 @@ runs; a listed origin, the server's own origin and a client without ``Origin`` g
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, MutableMapping
 from dataclasses import replace
 from typing import Any
 
@@ -120,14 +120,14 @@ async def test_without_the_denial_response_extension_the_socket_is_closed_before
     database_url: str, database: Database, loaded_services: WorkflowServices
 ) -> None:
     # A server without ASGI's websocket.http.response extension gets a close before accept (it answers 403).
-    settings = Settings(env="test", database_url=database_url, cors_origins=FRONTEND)
+    settings = Settings(env="test", database_url=database_url, cors_origins=FRONTEND)  # type: ignore[arg-type]  # the environment's comma-separated form
     app = create_app(settings, services=replace(loaded_services, bus=EventBus()), database=database)
-    sent: list[dict[str, Any]] = []
+    sent: list[MutableMapping[str, Any]] = []
 
     async def receive() -> dict[str, Any]:
         return {"type": "websocket.connect"}
 
-    async def send(message: dict[str, Any]) -> None:
+    async def send(message: MutableMapping[str, Any]) -> None:
         sent.append(message)
 
     scope = {

@@ -26,6 +26,7 @@ from bookbag.app import create_app
 from bookbag.settings import Settings
 from storage.db import Database
 from tests.conftest import MerchantKeys
+from tests.waiting import eventually
 from workflow.events import EventBus
 from workflow.live import QueueHub, feed_from_bus
 from workflow.queue import QueueSnapshot
@@ -232,13 +233,6 @@ async def test_a_declined_push_goes_to_the_iterator_and_nothing_overtakes_it(
             delivered.append(("push", snapshot.version))
         return accept
 
-    async def wait_until(predicate: Callable[[], bool]) -> None:
-        for _ in range(500):
-            if predicate():
-                return
-            await asyncio.sleep(0.01)
-        raise AssertionError("condition not reached in time")
-
     async def write() -> None:
         await asyncio.to_thread(write_ticket, database, bus, merchant.merchant_id)
 
@@ -246,7 +240,7 @@ async def test_a_declined_push_goes_to_the_iterator_and_nothing_overtakes_it(
         async with hub.subscribe(merchant.merchant_id, after_version=0, push=push) as snapshots:
             iterator = aiter(snapshots)
             await write()
-            await wait_until(lambda: delivered == [("push", 1)])
+            await eventually(lambda: delivered == [("push", 1)])
 
             accept = False  # e.g. the client's socket buffer is full
             await write()
@@ -255,13 +249,13 @@ async def test_a_declined_push_goes_to_the_iterator_and_nothing_overtakes_it(
             accept = True
             calls = len(pushed)
             await write()
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(0.5)  # a negative check: nothing may be pushed meanwhile
             assert len(pushed) == calls  # held: version 3 must not be pushed ahead of it
             following = await asyncio.wait_for(anext(iterator), 5)
             delivered.append(("iterator", following.version))
             waiting = asyncio.ensure_future(anext(iterator))  # done with it: the consumer asks for the next
             await write()
-            await wait_until(lambda: delivered[-1][0] == "push")
+            await eventually(lambda: delivered[-1][0] == "push")
             assert not waiting.done()
             waiting.cancel()
         assert [kind for kind, _ in delivered] == ["push", "iterator", "iterator", "push"]

@@ -10,6 +10,7 @@ import json
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -19,12 +20,14 @@ from websockets.exceptions import ConnectionClosed
 from storage.db import Database
 from storage.tables import AuditEvent, EscalationFiring, Ticket
 from tests.conftest import MerchantKeys, assert_open_counts_match, count_rows
+from tests.waiting import eventually
 from workflow.demo import create_demo_teams
 
 from .conftest import LiveWorld
 from .servers import QUEUE_UPDATES, TICKET_EVENTS, ProcessServer, WsClient, create_ticket, gql
 
-pytestmark = pytest.mark.slow  # each test starts real server processes (a few seconds each)
+# Each test starts real server processes (a few seconds each).
+pytestmark = [pytest.mark.slow, pytest.mark.processes]
 
 
 @pytest.fixture
@@ -85,10 +88,12 @@ async def test_two_processes_fire_each_escalation_exactly_once(
     servers(BOOKBAG_SCHEDULER_INTERVAL_SECONDS="0.1")
     servers(BOOKBAG_SCHEDULER_INTERVAL_SECONDS="0.1")
 
-    deadline = time.monotonic() + 60
-    while count_rows(database, EscalationFiring, world.merchant_id) < 30:
-        assert time.monotonic() < deadline, "escalations did not fire"
-        await asyncio.sleep(0.1)
+    await eventually(
+        lambda: count_rows(database, EscalationFiring, world.merchant_id) >= 30,
+        timeout=60,
+        interval=0.1,
+        what="30 escalations fired",
+    )
     await asyncio.sleep(1.5)  # both schedulers keep ticking: nothing may fire a second time
     assert count_rows(database, EscalationFiring, world.merchant_id) == 30
     assert count_rows(database, AuditEvent, world.merchant_id, kind="ticket.escalated") == 30
@@ -107,10 +112,12 @@ async def test_a_crashed_scheduler_loses_nothing(
     ids = [world.create_ticket(past) for _ in range(5)]
     assert count_rows(database, EscalationFiring, world.merchant_id) == 0
     servers(BOOKBAG_SCHEDULER_INTERVAL_SECONDS="0.1")  # "the restart"
-    deadline = time.monotonic() + 60
-    while count_rows(database, EscalationFiring, world.merchant_id) < len(ids):
-        assert time.monotonic() < deadline, "due escalations were not found after the restart"
-        await asyncio.sleep(0.1)
+    await eventually(
+        lambda: count_rows(database, EscalationFiring, world.merchant_id) >= len(ids),
+        timeout=60,
+        interval=0.1,
+        what="the due escalations found after the restart",
+    )
     assert count_rows(database, AuditEvent, world.merchant_id, kind="ticket.escalated") == len(ids)
 
 
@@ -156,7 +163,7 @@ async def test_one_idempotency_key_sent_to_both_processes_at_once_creates_one_ti
     key = merchant.keys["partner"]
     keyed = {"input": {"subject": "parcel lost", "body": "ordered ten days ago"}}
 
-    async def send(client: httpx.AsyncClient, variables: dict[str, object]) -> dict[str, object]:
+    async def send(client: httpx.AsyncClient, variables: dict[str, Any]) -> dict[str, object]:
         response = await client.post(
             "/graphql",
             json={"query": CREATE_WITH_KEY, "variables": variables},

@@ -16,6 +16,7 @@ from bookbag.app import create_app
 from bookbag.settings import Settings
 from storage.db import Database
 from tests.conftest import MerchantKeys
+from tests.waiting import eventually
 from workflow.events import EventBus
 from workflow.services import WorkflowServices
 
@@ -52,14 +53,6 @@ def server(
 
 def hub_of(server: ThreadServer) -> object:
     return server.app.state.bookbag.runtime.queue_hub
-
-
-async def eventually(predicate: Callable[[], bool], timeout: float = 10) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not predicate():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.02)
 
 
 def stage(queue: dict[str, object], name: str) -> dict[str, object]:
@@ -131,7 +124,8 @@ async def test_ticket_events_follow_one_ticket_and_only_after_commit(
     ws = await WsClient.open(server.ws, merchant.keys["agent"])
     await ws.ack()
     sid = await ws.subscribe(TICKET_EVENTS, {"id": ticket["id"]})
-    await asyncio.sleep(0.2)
+    hub = server.app.state.bookbag.runtime.ticket_events_hub
+    await eventually(lambda: hub.subscriber_count(merchant.merchant_id) == 1, what="the subscription")
 
     # A refused change (stale expectedVersion: CONFLICT) is rolled back and publishes nothing.
     stale = {"ticketId": ticket["id"], "to": "RESOLVED", "expectedVersion": ticket["version"] + 5}

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any
 
+import graphql
 import pytest
 from sqlalchemy import text
 from websockets.exceptions import ConnectionClosed
@@ -25,6 +26,7 @@ from bookbag.app import create_app
 from bookbag.settings import Settings
 from storage.db import Database
 from tests.conftest import MerchantKeys
+from tests.waiting import eventually
 from workflow.events import EventBus, TicketEvent
 from workflow.services import WorkflowServices
 
@@ -60,13 +62,6 @@ def make_server(
     yield make
     for server in running:
         server.__exit__(None, None, None)
-
-
-async def eventually(predicate: Callable[[], bool], timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.02)
 
 
 async def connected(server: ThreadServer, key: str) -> WsClient:
@@ -124,7 +119,7 @@ async def test_ticket_events_are_executed_once_per_event_and_reach_only_their_me
 ) -> None:
     server = make_server()
     executions: list[str] = []
-    real_execute = bookbag.graphql_ws.execute
+    real_execute = graphql.execute
 
     def counting_execute(*args: Any, **kwargs: Any) -> Any:
         executions.append(json.dumps(kwargs.get("variable_values") or {}, sort_keys=True))
@@ -193,7 +188,7 @@ async def test_many_subscriptions_of_one_key_cost_one_execution_per_event(
     """The issue's attack: many sockets x many ticketEvents subscriptions of one viewer key."""
     server = make_server(max_subscriptions_per_connection=20)
     calls = [0]
-    real_execute = bookbag.graphql_ws.execute
+    real_execute = graphql.execute
 
     def counting_execute(*args: Any, **kwargs: Any) -> Any:
         calls[0] += 1
@@ -229,7 +224,7 @@ async def test_compressed_connections_take_the_slow_path_in_order_and_still_shar
     and the ASGI send; the payload is still executed once per event, and events keep their order."""
     server = make_server(ws_deflate=True)
     calls = [0]
-    real_execute = bookbag.graphql_ws.execute
+    real_execute = graphql.execute
 
     def counting_execute(*args: Any, **kwargs: Any) -> Any:
         calls[0] += 1

@@ -59,7 +59,7 @@ def test_close_frees_everything() -> None:
 
 def test_scaled_down_soak_memory_flat() -> None:
     sys.path.insert(0, str(ROOT / "bench"))
-    from policy_soak import run
+    from policy_soak import run  # type: ignore[import-not-found]  # bench/ is a directory of scripts
 
     result = run(evaluations=6000, merchants=12, publishes=60, samples=8, max_compiled=8, progress=False)
     assert result["publishes"] == 60

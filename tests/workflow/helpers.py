@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from storage.db import Database
 from storage.tables import Ticket
@@ -19,7 +20,7 @@ def principal(m: MerchantKeys, role: str = "agent") -> Principal:
     return Principal(merchant_id=m.merchant_id, role=Role(role), key_id=m.key_ids.get(role))
 
 
-def ingest(database: Database, services: WorkflowServices, m: MerchantKeys, **fields: object) -> Ticket:
+def ingest(database: Database, services: WorkflowServices, m: MerchantKeys, **fields: Any) -> Ticket:
     data = TicketInput(
         **{"subject": "Where is my order?", "body": "Tracking has not moved for a week.", **fields}
     )

@@ -122,7 +122,7 @@ def test_bad_action_input_is_refused_and_changes_nothing(
         {"type": "refund", "amount": float("nan")},
     ):
         with pytest.raises(DomainError) as err, database.unit_of_work() as session:
-            actions.request_action(session, services, principal(m, "ai"), ticket_id=ticket.id, **kwargs)  # type: ignore[arg-type]
+            actions.request_action(session, services, principal(m, "ai"), ticket_id=ticket.id, **kwargs)
         assert err.value.code is ErrorCode.INVALID_INPUT
     with pytest.raises(DomainError) as err, database.unit_of_work() as session:
         actions.request_action(session, services, principal(m, "viewer"), ticket_id=ticket.id, type="reply")
