@@ -5,28 +5,65 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     from policy.regex import Regex
 
-ACTORS: tuple[str, ...] = ("ai", "agent", "partner", "system")
-ACTIONS: tuple[str, ...] = (
-    "reply",
-    "tag",
-    "assign",
-    "transition",
-    "refund",
-    "cancel_order",
-    "change_shipping_address",
-    "reship_order",
-    "issue_discount",
-    "close",
-    "note",
-    "set_priority",
-)
-PRIORITIES: tuple[str, ...] = ("urgent", "high", "normal", "low")
-EFFECTS: tuple[str, ...] = ("allow", "require_approval", "deny")
+
+# The vocabulary the rules speak, defined once: the workflow and the GraphQL enums (schema/enums.py wraps
+# these very classes) use them, so a value can never exist in one place and not in another.
+class Actor(StrEnum):
+    """Who the rules see acting. Admins act on tickets as human agents."""
+
+    AI = "ai"
+    AGENT = "agent"
+    PARTNER = "partner"
+    SYSTEM = "system"
+
+
+class Action(StrEnum):
+    """What an actor may ask to do to a ticket (a ruleset may speak only of these)."""
+
+    REPLY = "reply"
+    TAG = "tag"
+    ASSIGN = "assign"
+    TRANSITION = "transition"
+    REFUND = "refund"
+    CANCEL_ORDER = "cancel_order"
+    CHANGE_SHIPPING_ADDRESS = "change_shipping_address"
+    RESHIP_ORDER = "reship_order"
+    ISSUE_DISCOUNT = "issue_discount"
+    CLOSE = "close"
+    NOTE = "note"
+    SET_PRIORITY = "set_priority"
+
+
+class Priority(StrEnum):
+    URGENT = "urgent"
+    HIGH = "high"
+    NORMAL = "normal"
+    LOW = "low"
+
+
+class Effect(StrEnum):
+    ALLOW = "allow"
+    REQUIRE_APPROVAL = "require_approval"
+    DENY = "deny"
+
+
+class Severity(StrEnum):
+    """Of a ruleset problem: an error stops a ruleset from being published, a warning does not."""
+
+    ERROR = "error"
+    WARNING = "warning"
+
+
+ACTORS: tuple[str, ...] = tuple(a.value for a in Actor)
+ACTIONS: tuple[str, ...] = tuple(a.value for a in Action)
+PRIORITIES: tuple[str, ...] = tuple(p.value for p in Priority)
+EFFECTS: tuple[str, ...] = tuple(e.value for e in Effect)
 STRATEGIES: tuple[str, ...] = ("round_robin", "least_loaded")
 OPS: tuple[str, ...] = (
     "eq",
@@ -103,7 +140,6 @@ NEVER_PRODUCED: Mapping[str, frozenset[str]] = {
     "ticket": frozenset({"assignee", "language", "message_count", "reopened_count"}),
 }
 
-Effect = Literal["allow", "require_approval", "deny"]
 Scalar = str | int | float | bool
 
 

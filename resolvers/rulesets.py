@@ -21,6 +21,7 @@ from resolvers.runner import compute, heavy, mutate, query, read, read_as
 from resolvers.snapshots import dump, load
 from schema.actions import Decision
 from schema.common import UserError
+from schema.enums import Stage
 from schema.inputs import SimulationCaseInput
 from schema.rulesets import (
     ActiveRuleset,
@@ -64,7 +65,9 @@ async def ruleset(info: Info) -> ActiveRuleset:
             source=source,
             message=active.message,
             created_at=active.created_at,
-            transitions=[StageEdges(from_stage=k, to=list(v)) for k, v in rs.transitions.items()],
+            transitions=[
+                StageEdges(from_stage=Stage(k), to=[Stage(s) for s in v]) for k, v in rs.transitions.items()
+            ],
         )
 
     return await query(ctx, roles.READERS, fetch)
@@ -209,7 +212,7 @@ def _case(index: int, case: SimulationCaseInput) -> rulesets_service.SimulationC
             raise invalid("params must be a JSON object", f"cases[{index}].action.params")
         action = {**(params or {}), "type": case.action.type.value, "amount": case.action.amount}
         if case.action.actor is not None:
-            action["actor"] = case.action.actor
+            action["actor"] = case.action.actor.value
     return rulesets_service.SimulationCase(
         facts=json.loads(json.dumps(case.facts)) if case.facts is not None else None,
         ticket_id=str(case.ticket_id) if case.ticket_id else None,

@@ -75,8 +75,8 @@ def queue_from_snapshot(snap: QueueSnapshot) -> Queue:
         ],
         time_in_stage=[
             StageDuration(
-                from_stage=d.from_stage,
-                to_stage=d.to_stage,
+                from_stage=Stage(d.from_stage),
+                to_stage=Stage(d.to_stage),
                 count=d.count,
                 mean_seconds=d.mean_seconds,
                 p50_seconds=d.p50_seconds,

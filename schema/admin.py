@@ -8,7 +8,7 @@ import strawberry
 from strawberry.scalars import JSON
 
 from schema.common import UserError
-from schema.enums import Role
+from schema.enums import Actor, Role
 from storage import tables
 
 
@@ -19,7 +19,7 @@ class AuditEvent:
     id: strawberry.ID
     ticket_id: strawberry.ID | None
     kind: str
-    actor: str
+    actor: Actor
     api_key_id: strawberry.ID | None
     before: JSON
     after: JSON
@@ -35,7 +35,7 @@ class AuditEvent:
             id=strawberry.ID(str(row.id)),
             ticket_id=strawberry.ID(row.ticket_id) if row.ticket_id else None,
             kind=row.kind,
-            actor=row.actor,
+            actor=Actor(row.actor),
             api_key_id=strawberry.ID(row.api_key_id) if row.api_key_id else None,
             before=JSON(row.before),
             after=JSON(row.after),

@@ -1,4 +1,8 @@
-"""GraphQL enums. Values are the strings stored in the database and used by the rules."""
+"""GraphQL enums. Values are the strings stored in the database and used by the rules.
+
+The domain's own enums (``policy``, ``workflow.stages``, ``workflow.principal``, ``workflow.errors``) are
+exposed as they are, so the API and the domain share one vocabulary; only API-only enums are defined here.
+"""
 
 from __future__ import annotations
 
@@ -6,79 +10,30 @@ from enum import Enum
 
 import strawberry
 
+from policy import Action as ActionType
+from policy import Actor, Effect, Priority, Severity
+from workflow.errors import ErrorCode
+from workflow.principal import Role
+from workflow.stages import Channel, MessageAuthor, Stage
 
-@strawberry.enum(description="Workflow stage of a ticket.")
-class Stage(Enum):
-    NEW = "new"
-    TRIAGED = "triaged"
-    ASSIGNED = "assigned"
-    IN_PROGRESS = "in_progress"
-    WAITING_ON_CUSTOMER = "waiting_on_customer"
-    ESCALATED = "escalated"
-    RESOLVED = "resolved"
-    CLOSED = "closed"
-
-
-@strawberry.enum
-class Priority(Enum):
-    URGENT = "urgent"
-    HIGH = "high"
-    NORMAL = "normal"
-    LOW = "low"
-
-
-@strawberry.enum
-class Channel(Enum):
-    EMAIL = "email"
-    CHAT = "chat"
-    CONTACT_FORM = "contact_form"
-    PHONE = "phone"
-    SOCIAL = "social"
-    API = "api"
-
-
-@strawberry.enum(
+# strawberry.enum marks the class itself as a GraphQL enum (the same class object, now also a GraphQL type).
+strawberry.enum(Stage, description="Workflow stage of a ticket.")
+strawberry.enum(Priority, description="A ticket's priority; its SLA targets follow it.")
+strawberry.enum(Channel, description="Where a ticket came from.")
+strawberry.enum(
+    Role,
     description="What an API key may do: admin everything; agent/ai work tickets; partner creates, "
-    "updates and transitions tickets; viewer reads."
+    "updates and transitions tickets; viewer reads.",
 )
-class Role(Enum):
-    ADMIN = "admin"
-    AGENT = "agent"
-    AI = "ai"
-    PARTNER = "partner"
-    VIEWER = "viewer"
-
-
-@strawberry.enum(description="Who the rules see acting.")
-class Actor(Enum):
-    AI = "ai"
-    AGENT = "agent"
-    PARTNER = "partner"
-    SYSTEM = "system"
-
-
-@strawberry.enum
-class MessageAuthor(Enum):
-    CUSTOMER = "customer"
-    AGENT = "agent"
-    AI = "ai"
-    SYSTEM = "system"
-
-
-@strawberry.enum
-class ActionType(Enum):
-    REPLY = "reply"
-    TAG = "tag"
-    ASSIGN = "assign"
-    TRANSITION = "transition"
-    REFUND = "refund"
-    CANCEL_ORDER = "cancel_order"
-    CHANGE_SHIPPING_ADDRESS = "change_shipping_address"
-    RESHIP_ORDER = "reship_order"
-    ISSUE_DISCOUNT = "issue_discount"
-    CLOSE = "close"
-    NOTE = "note"
-    SET_PRIORITY = "set_priority"
+strawberry.enum(Actor, description="Who the rules see acting.")
+strawberry.enum(MessageAuthor, description="Who wrote a message.")
+strawberry.enum(ActionType, name="ActionType", description="What an actor may ask to do to a ticket.")
+strawberry.enum(Effect, description="A policy decision's outcome.")
+strawberry.enum(Severity, description="Of a ruleset problem: an ERROR blocks publishing, a WARNING does not.")
+strawberry.enum(
+    ErrorCode,
+    description="Stable codes of expected failures, in payload `errors` and in error `extensions.code`.",
+)
 
 
 @strawberry.enum
@@ -90,26 +45,16 @@ class ActionStatus(Enum):
     DENIED = "denied"
 
 
-@strawberry.enum
-class Effect(Enum):
-    ALLOW = "allow"
-    REQUIRE_APPROVAL = "require_approval"
-    DENY = "deny"
-
-
-@strawberry.enum(
-    description="Stable codes of expected failures, in payload `errors` and in error `extensions.code`."
-)
-class ErrorCode(Enum):
-    NOT_FOUND = "NOT_FOUND"
-    FORBIDDEN = "FORBIDDEN"
-    CONFLICT = "CONFLICT"
-    INVALID_INPUT = "INVALID_INPUT"
-    INVALID_RULESET = "INVALID_RULESET"
-    RULESET_TESTS_FAILED = "RULESET_TESTS_FAILED"
-    TRANSITION_NOT_ALLOWED = "TRANSITION_NOT_ALLOWED"
-    POLICY_DENIED = "POLICY_DENIED"
-    IDEMPOTENCY_MISMATCH = "IDEMPOTENCY_MISMATCH"
-    RATE_LIMITED = "RATE_LIMITED"
-    QUERY_TOO_COSTLY = "QUERY_TOO_COSTLY"
-    TIMEOUT = "TIMEOUT"
+__all__ = [
+    "ActionStatus",
+    "ActionType",
+    "Actor",
+    "Channel",
+    "Effect",
+    "ErrorCode",
+    "MessageAuthor",
+    "Priority",
+    "Role",
+    "Severity",
+    "Stage",
+]

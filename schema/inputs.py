@@ -7,7 +7,7 @@ from datetime import datetime
 import strawberry
 from strawberry.scalars import JSON
 
-from schema.enums import ActionType, Channel, MessageAuthor, Priority, Stage
+from schema.enums import ActionType, Actor, Channel, MessageAuthor, Priority, Stage
 
 
 @strawberry.input
@@ -113,7 +113,7 @@ class RequestActionInput:
 class SimulationActionInput:
     type: ActionType
     amount: float | None = None
-    actor: str | None = None
+    actor: Actor | None = None
     params: JSON | None = None
 
 

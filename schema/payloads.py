@@ -10,6 +10,7 @@ from strawberry.scalars import JSON
 
 from schema.actions import ActionRequest, Decision
 from schema.common import UserError
+from schema.enums import Priority
 from schema.tickets import Agent, Message, Team, Ticket
 
 
@@ -43,7 +44,7 @@ class RoutingDecision:
 class Classification:
     category: str
     category_confidence: float
-    priority: str
+    priority: Priority
     priority_confidence: float
     model_version: str
     raw_category: str
@@ -54,7 +55,7 @@ class Classification:
         return cls(
             category=str(data["category"]),
             category_confidence=float(data["category_confidence"]),
-            priority=str(data["priority"]),
+            priority=Priority(data["priority"]),
             priority_confidence=float(data["priority_confidence"]),
             model_version=str(data["model_version"]),
             raw_category=str(data.get("raw_category", "")),

@@ -29,8 +29,8 @@ class QueueStage:
 
 @strawberry.type
 class StageDuration:
-    from_stage: str
-    to_stage: str
+    from_stage: Stage
+    to_stage: Stage
     count: int
     mean_seconds: float
     p50_seconds: float

@@ -9,14 +9,15 @@ import strawberry
 from strawberry.scalars import JSON
 
 from schema.actions import Decision
+from schema.enums import Severity, Stage
 from schema.payloads import Payload
 from storage import tables
 
 
 @strawberry.type
 class StageEdges:
-    from_stage: str
-    to: list[str]
+    from_stage: Stage
+    to: list[Stage]
 
 
 @strawberry.type(description="A published ruleset version.")
@@ -60,7 +61,7 @@ class RulesetProblem:
     path: str | None = None
     line: int | None = None
     col: int | None = None
-    severity: str | None = None
+    severity: Severity | None = None
 
     @classmethod
     def from_any(cls, problem: Any) -> RulesetProblem:
@@ -83,7 +84,7 @@ class RulesetProblem:
             path=opt_str("path"),
             line=opt_int("line"),
             col=opt_int("col"),
-            severity=opt_str("severity"),
+            severity=Severity(severity) if (severity := opt_str("severity")) else None,
         )
 
 

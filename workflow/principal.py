@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from policy import Actor
 from workflow.errors import forbidden
 
 
@@ -14,15 +15,6 @@ class Role(StrEnum):
     AI = "ai"
     PARTNER = "partner"
     VIEWER = "viewer"
-
-
-class Actor(StrEnum):
-    """The actor the rules see. Admins act on tickets as human agents."""
-
-    AI = "ai"
-    AGENT = "agent"
-    PARTNER = "partner"
-    SYSTEM = "system"
 
 
 _ACTOR_OF_ROLE = {

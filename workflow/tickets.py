@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import Text, and_, cast, func, or_
 from sqlmodel import Session, col, select
 
+from policy import Actor
 from storage.db import insert_later
 from storage.tables import ClassificationCorrection, Message, StageTransition, Team, Ticket
 from workflow import audit
@@ -21,7 +22,7 @@ from workflow.agents import count_open_tickets, get_agent, get_team
 from workflow.errors import DomainError, ErrorCode, invalid, not_found
 from workflow.events import TicketEvent, publish_after_commit
 from workflow.facts import stored_ticket_facts, with_action
-from workflow.principal import TICKET_WRITERS, Actor, Principal, Role
+from workflow.principal import TICKET_WRITERS, Principal, Role
 from workflow.queue import bump_queue_version
 from workflow.rulesets import ActiveRuleset, active_ruleset
 from workflow.services import WorkflowServices

@@ -193,7 +193,7 @@ async def test_simulate_and_backtest_change_nothing(
     cases = [
         {
             "facts": {"ticket": {"stage": "in_progress"}},
-            "action": {"type": "REFUND", "amount": 150, "actor": "agent"},
+            "action": {"type": "REFUND", "amount": 150, "actor": "AGENT"},
             "label": "agent refund 150",
         },
         {"ticketId": ticket["id"], "action": {"type": "TAG", "params": {"tags": ["x"]}}},
@@ -239,7 +239,7 @@ async def test_queue_and_classifier_info(api: Api, merchant: MerchantKeys) -> No
     triaged = next(s for s in queue["stages"] if s["stage"] == "TRIAGED")
     assert triaged["count"] == 3 and triaged["oldestTicket"]["id"] == created[0]["id"]
     assert any(
-        d["fromStage"] == "new" and d["toStage"] == "triaged" and d["count"] == 3
+        d["fromStage"] == "NEW" and d["toStage"] == "TRIAGED" and d["count"] == 3
         for d in queue["timeInStage"]
     )
     assert data["classifierInfo"]["version"] and "other" in data["classifierInfo"]["labels"]

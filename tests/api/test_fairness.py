@@ -425,7 +425,7 @@ def refund_cases(count: int) -> list[dict[str, Any]]:
                 "ticket": {"stage": "in_progress", "priority": "high"},
                 "customer": {"vip": n % 2 == 0},
             },
-            "action": {"type": "REFUND", "amount": 50 + n, "actor": "agent"},
+            "action": {"type": "REFUND", "amount": 50 + n, "actor": "AGENT"},
             "now": NOW,
         }
         for n in range(count)
@@ -554,7 +554,7 @@ async def test_heavy_work_of_one_merchant_in_workers_leaves_the_others_answered(
         answers = await asyncio.wait_for(asyncio.gather(*runs), 60)
         assert sorted(r.status_code for r in answers) == [200, 429, 429]
         (ran,) = [r for r in answers if r.status_code == 200]
-        assert len(ran.json()["data"]["simulate"]["results"]) == 200
+        assert len(ran.json()["data"]["simulate"]["results"]) == 200, ran.json()
     finally:
         runtime.workers.close()
 

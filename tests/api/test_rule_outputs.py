@@ -128,7 +128,7 @@ async def test_publish_warns_about_teams_the_merchant_lacks(api: Api, merchant: 
             "line": 19,
             "col": 20,
             "path": "routing[1].assign.team",
-            "severity": "warning",
+            "severity": "WARNING",
         }
     ]
     # An idempotent replay answers the same warnings.

@@ -64,7 +64,7 @@ permissions:
 def _case(body: str) -> dict[str, Any]:
     return {
         "facts": {"ticket": {"stage": "triaged", "body": body}},
-        "action": {"type": "REPLY", "actor": "agent"},
+        "action": {"type": "REPLY", "actor": "AGENT"},
     }
 
 

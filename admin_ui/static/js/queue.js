@@ -77,7 +77,7 @@ export function mountQueue(container, { session, onAuthError }) {
     }
     const slowest = durations.reduce((a, b) => (b.p90Seconds > a.p90Seconds ? b : a));
     const rows = durations.map((d) => ({
-      label: `${label(d.fromStage)} → ${label(d.toStage)}`,
+      label: `${label(enumValue(d.fromStage))} → ${label(enumValue(d.toStage))}`,
       values: [d.p50Seconds, d.p90Seconds],
       highlight: d === slowest,
       title: `${d.count} moves; mean ${fmtDuration(d.meanSeconds)}`,

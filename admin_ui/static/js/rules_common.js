@@ -1,7 +1,7 @@
 // Shared vocabulary of the rules screens, and the two ruleset calls the panels share.
 
 import { gql, payloadError } from "./api.js";
-import { fmtTime } from "./dom.js";
+import { enumValue, fmtTime } from "./dom.js";
 import { ACTIVATE } from "./queries.js";
 
 /** The stages of the active ruleset (from its transition graph), in graph order. */
@@ -11,7 +11,7 @@ export function stagesOf(active) {
   if (!active || !active.transitions || !active.transitions.length) return STAGE_ORDER;
   const seen = [];
   for (const edge of active.transitions) {
-    for (const stage of [edge.fromStage, ...edge.to]) if (!seen.includes(stage)) seen.push(stage);
+    for (const stage of [edge.fromStage, ...edge.to].map(enumValue)) if (!seen.includes(stage)) seen.push(stage);
   }
   const rank = (stage) => (STAGE_ORDER.includes(stage) ? STAGE_ORDER.indexOf(stage) : STAGE_ORDER.length);
   return seen.sort((a, b) => rank(a) - rank(b));

@@ -107,7 +107,7 @@ export function mountSimulation(container, { draft, fail }) {
     return picked.map((box) => ({
       ticketId: box.value,
       label: box.dataset.subject,
-      action: { type: type.toUpperCase(), actor, amount: amount === "" ? null : Number(amount) },
+      action: { type: type.toUpperCase(), actor: actor.toUpperCase(), amount: amount === "" ? null : Number(amount) },
     }));
   }
 

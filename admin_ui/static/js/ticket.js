@@ -98,7 +98,7 @@ function render(t, audit) {
             h("tbody", {}, audit.map((e) => h("tr", {},
               h("td", {}, fmtTime(e.createdAt)),
               h("td", {}, label(e.kind)),
-              h("td", {}, label(e.actor)),
+              h("td", {}, label(enumValue(e.actor))),
               h("td", {}, e.rulesetVersion ?? "default"),
               h("td", { class: "small" }, change(e))))))
         : h("p", { class: "muted" }, "No audit entries.")));
