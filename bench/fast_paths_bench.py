@@ -176,7 +176,7 @@ def start_server(url: str, mode: str, coalesce: float, subscribers: int) -> live
     before = {name: os.environ.get(name) for name in settings}
     os.environ.update(settings)
     try:
-        return live_bench.Server(url, "fixed", coalesce)
+        return live_bench.Server(url, "fixed", coalesce, env=live_bench.CONNECT_AT_ONCE)
     finally:
         for name, value in before.items():
             if value is None:

@@ -86,6 +86,7 @@ def ws_limits(settings: Settings) -> WsLimits:
         max_lifetime_seconds=settings.ws_max_lifetime_seconds,
         max_message_bytes=settings.max_body_bytes,
         setups_per_merchant_per_second=settings.ws_setups_per_merchant_per_second,
+        handshakes_per_address_per_second=settings.ws_handshakes_per_address_per_second,
         # A key revoked where no notification reaches this process closes its sockets within this time.
         key_check_seconds=settings.auth_cache_seconds if settings.auth_cache_seconds > 0 else 1.0,
     )

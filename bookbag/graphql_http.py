@@ -49,7 +49,7 @@ from strawberry.types.unset import UNSET, UnsetType
 
 from bookbag.graphql_ide import GRAPHIQL_HTML
 from bookbag.graphql_ws import FrameCache, LimitedWebSocketAdapter, LiveTransportWSHandler
-from bookbag.ws_connections import SetupSlots, WsConnections, WsLimits
+from bookbag.ws_connections import CLOSE_TRY_AGAIN, HandshakePacer, SetupSlots, WsConnections, WsLimits
 from resolvers.context import ApiRuntime, RequestContext, Unauthenticated
 from resolvers.fairness import RateLimited
 from schema.build import BookbagSchema, too_costly
@@ -211,6 +211,7 @@ class BookbagGraphQL(GraphQL[RequestContext, None]):
         limits = ws_limits or WsLimits()
         self.connections = WsConnections(runtime, limits)
         self.setup_slots = SetupSlots(per_second=limits.setups_per_merchant_per_second)
+        self.handshakes = HandshakePacer(limits.handshakes_per_address_per_second)
         self.frames = FrameCache()
         # the fan-out writes frames straight to uvicorn's transport (bookbag.ws_direct; bookbag.fast_paths)
         self.direct_frames = direct_frames
@@ -377,6 +378,17 @@ class BookbagGraphQL(GraphQL[RequestContext, None]):
             response.headers[REQUEST_ID_HEADER] = request_id
         return context
 
+    async def _refuse_handshake(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """429 RATE_LIMITED with a retry hint where the server supports ASGI's websocket denial response,
+        else a close before accept (a bare 403)."""
+        if "websocket.http.response" not in scope.get("extensions", {}):
+            await send({"type": "websocket.close", "code": CLOSE_TRY_AGAIN})
+            return
+        wait = self.handshakes.max_wait_seconds
+        message = f"too many websocket handshakes from this address; retry after {wait:g} s"
+        response = error_response(429, "RATE_LIMITED", message, retry_after=wait)
+        await WebSocket(scope, receive, send).send_denial_response(response)
+
     async def reject_websocket(self, request: WebSocket) -> WebSocket:
         """A browser page on an origin that is neither listed nor the server's own (strawberry's check):
         403 with a coded body where the server supports ASGI's websocket denial response, else strawberry's
@@ -406,6 +418,11 @@ class BookbagGraphQL(GraphQL[RequestContext, None]):
         return unset
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            client = scope.get("client")
+            if not await self.handshakes.wait(client[0] if client else ""):
+                await self._refuse_handshake(scope, receive, send)
+                return
         if scope["type"] != "http":
             await super().__call__(scope, receive, send)
             return

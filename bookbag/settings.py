@@ -51,6 +51,8 @@ class Settings(BaseSettings):
     ws_max_lifetime_seconds: float = Field(default=24 * 3600.0, gt=0)
     # Websocket operations a merchant may have set up per second (more wait their turn; 0: no pacing).
     ws_setups_per_merchant_per_second: float = Field(default=400.0, ge=0)
+    # Websocket handshakes a client address may start per second (more wait, up to 5 s; 0: no pacing).
+    ws_handshakes_per_address_per_second: float = Field(default=100.0, ge=0)
     # Rulesets (policy.RulesetLimits) and the compiled-ruleset caches of the policy engine.
     ruleset_max_source_bytes: int = Field(default=512 * 1024, ge=1)
     ruleset_max_yaml_nodes: int = Field(default=150_000, ge=1)

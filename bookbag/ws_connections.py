@@ -10,6 +10,9 @@
   time), one query per check however many connections are open.
 - Lifetime: a connection open for ``max_lifetime_seconds`` is closed (1001 "going away", with a reason);
   clients reconnect and authenticate again.
+- Handshakes: ``HandshakePacer`` lets websocket handshakes from one client address start at most
+  ``handshakes_per_address_per_second`` a second (before any key is known); the rest wait their turn, and
+  one that would wait longer than ``max_wait_seconds`` is refused (close 1013 "try again later").
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ log = logging.getLogger("bookbag.ws")
 CLOSE_REVOKED = 4403
 CLOSE_TOO_MANY = 4429
 CLOSE_LIFETIME = 1001  # "going away": reconnect
+CLOSE_TRY_AGAIN = 1013  # RFC 6455 "try again later"
 CLOSE_TOO_BIG = 1009  # RFC 6455 "message too big", as uvicorn itself closes over ws_max_size
 
 
@@ -44,6 +48,7 @@ class WsLimits:
     max_message_bytes: int = 256 * 1024
     key_check_seconds: float = 5.0
     setups_per_merchant_per_second: float = 400.0
+    handshakes_per_address_per_second: float = 100.0
 
 
 class ConnectionRefused(Exception):
@@ -110,6 +115,39 @@ class SetupSlots:
         users[0] -= 1
         if users[0] == 0:
             self._slots.pop(merchant_id, None)
+
+
+class HandshakePacer:
+    """Websocket handshakes from one client address start at most ``per_second`` a second.
+
+    A hundred sockets opened at once cost the event loop ~0.5 ms each (the upgrade, strawberry's handler,
+    the accept) back to back, and everyone else's requests wait behind them; paced, they are spread over a
+    second. At handshake time no API key is known yet, so the address (as uvicorn reports it; behind a
+    proxy, through ``--forwarded-allow-ips``) is the unit. A handshake that would start more than
+    ``max_wait_seconds`` from now is refused at once, which also bounds how many wait per address."""
+
+    def __init__(self, per_second: float = 100.0, max_wait_seconds: float = 5.0) -> None:
+        self.interval = 1.0 / per_second if per_second > 0 else 0.0
+        self.max_wait_seconds = max_wait_seconds
+        self._next_start: dict[str, float] = {}  # address -> loop time before which its next may not start
+        self.refused = 0
+
+    async def wait(self, address: str) -> bool:
+        """Wait for this address's turn; False when it is too far away (refuse the handshake)."""
+        if self.interval == 0:
+            return True
+        now = asyncio.get_running_loop().time()
+        start = max(self._next_start.get(address, 0.0), now)
+        if start - now > self.max_wait_seconds:
+            self.refused += 1
+            return False
+        self._next_start[address] = start + self.interval
+        if len(self._next_start) > 4096:  # forget addresses whose turn has long passed
+            for stale in [a for a, t in self._next_start.items() if t < now]:
+                del self._next_start[stale]
+        if start > now:
+            await asyncio.sleep(start - now)
+        return True
 
 
 class WsConnections:

@@ -511,3 +511,56 @@ async def test_a_key_revoked_with_the_cli_closes_its_sockets_on_a_running_server
     assert (
         failed.returncode != 0 and err.decode().strip().startswith("error: ") and "not found" in err.decode()
     )
+
+
+async def test_handshakes_from_one_address_are_paced_and_the_excess_refused_with_a_retry_hint(
+    make_server: Callable[..., ThreadServer], make_merchant: Callable[..., MerchantKeys]
+) -> None:
+    """At 2 handshakes a second per address and at most 5 s of waiting, 11 of 14 simultaneous sockets from
+    127.0.0.1 get their turn (at 0, 0.5, ... 5 s) and 3 are refused at once (429 RATE_LIMITED, Retry-After);
+    another address (127.0.0.2) is not behind them."""
+    from websockets.asyncio.client import connect
+    from websockets.exceptions import InvalidStatus
+
+    server = make_server(ws_handshakes_per_address_per_second=2.0)
+    merchant = make_merchant()
+    opened: list[float] = []
+    refused: list[InvalidStatus] = []
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+
+    async def open_one(local: str) -> Any:
+        try:
+            conn = await connect(
+                server.ws,
+                subprotocols=["graphql-transport-ws"],  # type: ignore[list-item]
+                local_addr=(local, 0),
+                open_timeout=30,
+            )
+        except InvalidStatus as status:
+            refused.append(status)
+            return None
+        opened.append(loop.time() - started)
+        return conn
+
+    crowd = [asyncio.create_task(open_one("127.0.0.1")) for _ in range(14)]
+    await eventually(lambda: len(refused) == 3, what="three handshakes refused")
+    other = await open_one("127.0.0.2")  # its own turn: not behind 127.0.0.1's queue
+    assert other is not None and len(opened) < 11
+    conns = [c for c in await asyncio.gather(*crowd) if c is not None]
+    assert len(conns) == 11 and len(opened) == 12
+    for status in refused:
+        assert status.response.status_code == 429
+        assert status.response.headers["retry-after"] == "5"
+        body = json.loads(status.response.body or b"{}")
+        assert body["errors"][0]["extensions"]["code"] == "RATE_LIMITED"
+    # The admitted sockets work as usual.
+    ws = WsClient(conns[-1])
+    await ws.conn.send(
+        json.dumps(
+            {"type": "connection_init", "payload": {"Authorization": f"Bearer {merchant.keys['viewer']}"}}
+        )
+    )
+    await ws.ack()
+    for conn in [*conns, other]:
+        await conn.close()
