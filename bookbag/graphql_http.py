@@ -35,7 +35,7 @@ from typing import Any, TypeVar
 
 from anyio import to_thread
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
-from graphql import GraphQLError
+from graphql import GraphQLError, OperationType, get_operation_ast
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -377,6 +377,20 @@ class BookbagGraphQL(GraphQL[RequestContext, None]):
         if isinstance(response, Response):
             response.headers[REQUEST_ID_HEADER] = request_id
         return context
+
+    def deadline_seconds(self, query: str, operation_name: str | None) -> float:
+        """``request_timeout`` for a query or mutation sent over a websocket, 0 for a subscription (its
+        first result may be the first event) or a document that does not parse (strawberry answers it)."""
+        if self.request_timeout <= 0:
+            return 0.0
+        try:
+            document = self.bookbag_schema.guard.parse(query)
+        except GraphQLError:
+            return 0.0
+        operation = get_operation_ast(document, operation_name)
+        if operation is None or operation.operation == OperationType.SUBSCRIPTION:
+            return 0.0
+        return self.request_timeout
 
     async def _refuse_handshake(self, scope: Scope, receive: Receive, send: Send) -> None:
         """429 RATE_LIMITED with a retry hint where the server supports ASGI's websocket denial response,

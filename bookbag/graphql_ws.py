@@ -34,7 +34,7 @@ import asyncio
 import json
 import logging
 from collections import OrderedDict
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, aclosing, suppress
 from functools import lru_cache
 from json import JSONDecodeError
@@ -110,10 +110,31 @@ class WsView(Protocol):
 
     async def on_ws_connect(self, context: RequestContext) -> Any: ...
 
+    def deadline_seconds(self, query: str, operation_name: str | None) -> float:
+        """The per-request deadline for a query or mutation sent over the socket; 0 for a subscription
+        (its first result may be the first event) or none configured."""
+        ...
+
 
 class FanOutDocument(NamedTuple):
     field: str  # one of FAN_OUT_FIELDS
     document: DocumentNode
+
+
+TIMED_OUT = {"code": "TIMEOUT"}
+
+
+def _timeout_message(seconds: float) -> str:
+    return (
+        f"the operation did not finish within its {seconds:g} s deadline and was abandoned; a mutation may "
+        "still complete: retry it with the same idempotencyKey to learn its outcome"
+    )
+
+
+def _drop_outcome(task: asyncio.Future[Any]) -> None:
+    """Done-callback of abandoned work: its outcome is retrieved (so asyncio does not log it) and dropped."""
+    if not task.cancelled() and task.exception() is not None:
+        log.info("abandoned websocket operation ended with %s", type(task.exception()).__name__)
 
 
 @lru_cache(maxsize=512)
@@ -334,9 +355,21 @@ class LiveTransportWSHandler(BaseGraphQLTransportWSHandler[RequestContext, None]
             root_value=self.root_value,
             operation_name=operation.operation_name,
         )
+        deadline = self.ws_view.deadline_seconds(operation.query, operation.operation_name)
+        first_result: Awaitable[Any]
+        if deadline > 0:  # a query or mutation: its one result runs in a task that may be abandoned
+            first_result = asyncio.ensure_future(anext(source, None))
+            if not await self._within(first_result, deadline):
+                # Abandoned like an HTTP request past its deadline (bookbag.graphql_http): the generator is
+                # still running in the cancelled task, which closes it; a database thread finishes first.
+                timed_out = GraphQLError(_timeout_message(deadline), extensions=TIMED_OUT)
+                await operation.send_initial_errors([timed_out])
+                return None
+        else:  # a subscription: run in this task, the context its resolver sets the fan-out's hand-over in
+            first_result = anext(source, None)
         async with aclosing(source):
             try:
-                first = await anext(source, None)
+                first = await first_result
             except GraphQLError as error:  # Strawberry raises parse errors (the token limit among them)
                 await operation.send_initial_errors([error])
                 return None
@@ -361,6 +394,21 @@ class LiveTransportWSHandler(BaseGraphQLTransportWSHandler[RequestContext, None]
                     return None
                 await operation.send_next(result)
         return None
+
+    @staticmethod
+    async def _within(task: asyncio.Future[Any], seconds: float) -> bool:
+        """Whether ``task`` finished within ``seconds``; if not, it is cancelled without waiting for it."""
+        try:
+            done, _ = await asyncio.wait({task}, timeout=seconds)
+        except asyncio.CancelledError:
+            task.cancel()
+            raise
+        if task in done:
+            return True
+        task.cancel()
+        task.add_done_callback(_drop_outcome)
+        log.warning("websocket operation passed its %g s deadline: answered TIMEOUT", seconds)
+        return False
 
     async def _fan_out_queue(
         self, operation: Operation[RequestContext, None], document: DocumentNode, last_version: int

@@ -25,6 +25,7 @@ from storage.db import Database
 from tests.api.conftest import CREATE, Api, create_ticket, make_settings
 from tests.conftest import REPO_ROOT, MerchantKeys, count_calls, count_rows
 from tests.live.servers import ThreadServer, WsClient
+from tests.waiting import eventually
 from workflow.services import WorkflowServices
 
 BUDGET = SchemaLimits().max_query_cost
@@ -276,3 +277,37 @@ async def test_no_deadline_when_turned_off(
             CREATE, {"input": {"subject": "s", "body": "b"}}, key=merchant.keys["partner"]
         )
     assert created["createTicket"]["errors"] == []
+
+
+async def test_a_websocket_query_or_mutation_past_its_deadline_is_answered_timeout(
+    database_url: str, database: Database, services: WorkflowServices, merchant: MerchantKeys
+) -> None:
+    """Over graphql-transport-ws too: a mutation past the deadline gets an ``error`` message with TIMEOUT
+    (the work it started still commits once, as over HTTP); a subscription is not cut by the deadline."""
+    slow = replace(services, classifier=cast(Classifier, _SlowClassifier(services.classifier, 1.5)))
+    app = create_app(
+        make_settings(database_url, request_timeout_seconds=0.3), services=slow, database=database
+    )
+    before = count_rows(database, tables.Ticket, merchant.merchant_id)
+    with ThreadServer(app) as server:
+        ws = await WsClient.open(server.ws, merchant.keys["partner"])
+        await ws.ack()
+        sid = await ws.subscribe(CREATE, {"input": {"subject": "slow", "body": "b"}, "key": "ws-slow-1"})
+        message = await ws.receive()
+        assert message["id"] == sid and message["type"] == "error", message
+        [error] = message["payload"]
+        assert error["extensions"]["code"] == "TIMEOUT" and "0.3 s deadline" in error["message"]
+        assert count_rows(database, tables.Ticket, merchant.merchant_id) == before  # answered before it ended
+        await eventually(
+            lambda: count_rows(database, tables.Ticket, merchant.merchant_id) == before + 1,
+            what="the abandoned createTicket committed",
+        )
+        # A subscription waits for its events however long that takes.
+        viewer = await WsClient.open(server.ws, merchant.keys["viewer"])
+        await viewer.ack()
+        events = await viewer.subscribe("subscription { ticketEvents { kind } }")
+        await asyncio.sleep(0.6)  # twice the deadline with no event: a negative check
+        await ws.subscribe(CREATE, {"input": {"subject": "later", "body": "b"}})
+        assert (await viewer.next_data(events))["ticketEvents"]["kind"] == "created"
+        await ws.conn.close()
+        await viewer.conn.close()
