@@ -113,10 +113,15 @@ class WorkerPool:
 
     def _kill(self, executor: ProcessPoolExecutor) -> None:
         self.stats["replaced"] += 1
-        processes = getattr(executor, "_processes", None) or {}
-        for process in list(processes.values()):
-            process.kill()
-        executor.shutdown(wait=False, cancel_futures=True)
+        _kill_worker(executor)
+
+
+def _kill_worker(executor: ProcessPoolExecutor) -> None:
+    """Stop a worker at once, whatever it is doing (its work is lost; the caller answers for it)."""
+    processes = getattr(executor, "_processes", None) or {}
+    for process in list(processes.values()):
+        process.kill()
+    executor.shutdown(wait=False, cancel_futures=True)
 
 
 # ------------------------------------------------------------------ the work (in a worker, or in a thread)
@@ -196,10 +201,13 @@ class RulesetParser:
             executor = self._executor
         try:
             answer = executor.submit(_call, parse_ruleset, source).result(timeout=self.timeout_seconds)
-        except BrokenProcessPool:
+        except (BrokenProcessPool, TimeoutError):
+            # Died, or stuck past its time: a stuck worker would make every later parse wait behind it, so
+            # it is killed, and the next call starts a new worker.
             with self._lock:
                 if self._executor is executor:
-                    self._executor = None  # the next call starts a new worker
+                    self._executor = None
+            _kill_worker(executor)
             raise
         assert answer[0] == "ok"
         parsed: Ruleset | ValidationReport = answer[1]

@@ -32,6 +32,7 @@ from resolvers.workers import RulesetParser
 from storage.db import Database
 from tests.api.conftest import CREATE, Api, make_settings
 from tests.conftest import MerchantKeys, count_calls
+from tests.waiting import eventually_sync
 from workflow import rulesets as rulesets_service
 from workflow import tickets as tickets_service
 from workflow.ruleset_cache import RulesetCache
@@ -659,5 +660,25 @@ def test_stored_versions_are_parsed_in_a_worker_process_and_decide_exactly_as_pa
         parser.close()
         cache.parser = lambda _source: (_ for _ in ()).throw(BrokenProcessPool("gone"))
         assert cache.get("other-digest", source).digest == local.digest  # parsed here instead
+    finally:
+        parser.close()
+
+
+def test_a_stuck_ruleset_parse_has_its_worker_killed_and_the_next_gets_a_new_one() -> None:
+    """A parse past its time would otherwise keep the one parser worker busy, and every later parse of
+    every merchant would queue behind it: the worker is killed and the next call starts a fresh one."""
+    source = Path("rulesets/default.yaml").read_text()
+    parser = RulesetParser(RulesetLimits(), timeout_seconds=60)
+    try:
+        parser.parse(source)  # the worker is up
+        assert parser._executor is not None
+        (first_pid,) = [p.pid for p in parser._executor._processes.values()]
+        parser.timeout_seconds = 0.0001  # no parse finishes in time
+        with pytest.raises(TimeoutError):
+            parser.parse(source + "\n# another version\n")
+        assert parser._executor is None
+        eventually_sync(lambda: not pid_alive(first_pid), what="the stuck worker killed")
+        parser.timeout_seconds = 60
+        assert parser.parse(source).name == policy.load_ruleset(source).name
     finally:
         parser.close()
