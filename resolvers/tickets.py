@@ -13,7 +13,7 @@ from sqlmodel import Session
 from resolvers import roles
 from resolvers.runner import mutate, query, require_role
 from resolvers.snapshots import dump, load
-from schema.common import PageInfo, UserError
+from schema.common import Node, PageInfo, UserError
 from schema.enums import Actor, Role
 from schema.inputs import (
     AddMessageInput,
@@ -34,7 +34,7 @@ from schema.payloads import (
     RoutingDecision,
     TicketPayload,
 )
-from schema.tickets import Info, Ticket, TicketConnection, TicketEdge
+from schema.tickets import Agent, Info, Team, Ticket, TicketConnection, TicketEdge
 from storage import tables
 from workflow import tickets as tickets_service
 from workflow.errors import DomainError, invalid
@@ -61,6 +61,23 @@ async def ticket(info: Info, id: strawberry.ID) -> Ticket | None:
     """Another merchant's ticket answers exactly like a missing one: null."""
     row = await info.context.loaders.ticket.load(str(id))
     return Ticket.from_model(row) if row else None
+
+
+async def node(info: Info, id: strawberry.ID) -> Node | None:
+    """Any object by its global id (the prefix names its type); null for unknown ids and for other
+    merchants' objects, exactly like a missing one."""
+    loaders = info.context.loaders
+    key = str(id)
+    if key.startswith("tkt_"):
+        ticket = await loaders.ticket.load(key)
+        return Ticket.from_model(ticket) if ticket else None
+    if key.startswith("team_"):
+        team = await loaders.team.load(key)
+        return Team.from_model(team) if team else None
+    if key.startswith("agt_"):
+        agent = await loaders.agent.load(key)
+        return Agent.from_model(agent) if agent else None
+    return None
 
 
 def _filter(flt: TicketFilter | None) -> tickets_service.TicketFilter:
@@ -106,7 +123,12 @@ async def tickets(
 
     return TicketConnection(
         edges=edges,
-        page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor),
+        page_info=PageInfo(
+            has_next_page=page.has_next_page,
+            end_cursor=page.end_cursor,
+            has_previous_page=after is not None,
+            start_cursor=edges[0].cursor if edges else None,
+        ),
         count_total=count_total,
     )
 

@@ -9,6 +9,7 @@ from resolvers import admin as adm
 from resolvers import rulesets as r
 from resolvers import tickets as t
 from schema.admin import ApiKey, AuditEvent, ClassifierInfo, CreateApiKeyPayload, RevokeApiKeyPayload
+from schema.common import Node
 from schema.me import Me
 from schema.payloads import (
     ActionPayload,
@@ -38,6 +39,10 @@ class Query:
     ticket: Ticket | None = strawberry.field(
         resolver=t.ticket,
         description="A ticket of the caller's merchant, or null (also for other merchants' ids).",
+    )
+    node: Node | None = strawberry.field(
+        resolver=t.node,
+        description="A ticket, team or agent by its id (Relay's object identification); null when unknown.",
     )
     tickets: TicketConnection = strawberry.field(resolver=t.tickets)
     queue: Queue = strawberry.field(resolver=adm.queue)

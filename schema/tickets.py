@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import strawberry
 
 from resolvers.context import RequestContext
-from schema.common import PageInfo
+from schema.common import Node, PageInfo
 from schema.enums import Channel, MessageAuthor, Priority, Stage
 from storage import tables
 
@@ -48,7 +48,7 @@ class Sla:
 
 
 @strawberry.type
-class Team:
+class Team(Node):
     id: strawberry.ID
     name: str
 
@@ -58,7 +58,7 @@ class Team:
 
 
 @strawberry.type
-class Agent:
+class Agent(Node):
     id: strawberry.ID
     name: str
     email: str
@@ -117,7 +117,7 @@ def _columns(row: tables.Ticket) -> dict[str, Any]:
 
 
 @strawberry.type
-class Ticket:
+class Ticket(Node):
     id: strawberry.ID
     channel: Channel
     subject: str
