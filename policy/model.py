@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     from policy.regex import Regex
 
 ACTORS: tuple[str, ...] = ("ai", "agent", "partner", "system")
+DEFAULT_EXECUTION_TIMEOUT = timedelta(minutes=15)
 ACTIONS: tuple[str, ...] = (
     "reply",
     "tag",
@@ -274,6 +275,9 @@ class Ruleset:
     tests: tuple[RulesetTest, ...]
     digest: str
     source: str = field(repr=False, default="")
+    # How long an external action (a refund, say) may stay executing at a partner system before the ticket
+    # is flagged for a human (``defaults: {execution_timeout: 15m}``).
+    execution_timeout: timedelta = DEFAULT_EXECUTION_TIMEOUT
     # The compiled form validation produced (compile.CompiledRuleset), taken once by the engine that
     # loads the ruleset first, so a ruleset is not compiled twice; empty afterwards (nothing kept twice).
     compiled: list[Any] = field(default_factory=list, compare=False, repr=False)

@@ -88,6 +88,14 @@ class ActionStatus(Enum):
     APPROVED = "approved"
     REJECTED = "rejected"
     DENIED = "denied"
+    EXECUTING = "executing"
+    FAILED = "failed"
+
+
+@strawberry.enum(description="How a partner system's execution of an external action ended.")
+class ActionOutcome(Enum):
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
 
 
 @strawberry.enum

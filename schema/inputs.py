@@ -7,7 +7,7 @@ from datetime import datetime
 import strawberry
 from strawberry.scalars import JSON
 
-from schema.enums import ActionType, Channel, MessageAuthor, Priority, Stage
+from schema.enums import ActionType, Actor, Channel, MessageAuthor, Priority, Stage
 
 
 @strawberry.input
@@ -107,6 +107,13 @@ class RequestActionInput:
     type: ActionType
     amount: float | None = None
     params: JSON | None = None
+
+
+@strawberry.input(description="Narrows the approval inbox (`pendingActions`).")
+class PendingActionFilter:
+    ticket_id: strawberry.ID | None = None
+    type: ActionType | None = None
+    actor: Actor | None = None
 
 
 @strawberry.input
