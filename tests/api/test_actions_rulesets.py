@@ -44,7 +44,9 @@ async def test_allow_executes_and_records(api: Api, merchant: MerchantKeys) -> N
     assert "checked" in tagged["action"]["ticket"]["tags"]
     refund = await request(api, merchant.keys["agent"], ticket["id"], "REFUND", amount=150.0)
     # an external action is handed to the partner system: executing until it reports (completeAction)
-    assert refund["action"]["status"] == "EXECUTING" and refund["decision"]["decidingRules"] == ["agent-money"]
+    assert refund["action"]["status"] == "EXECUTING" and refund["decision"]["decidingRules"] == [
+        "agent-money"
+    ]
     log = await api.ok(
         'query($t: ID) { auditLog(ticketId: $t, kind: "action.decided") { facts decision } }',
         {"t": ticket["id"]},

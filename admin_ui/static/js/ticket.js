@@ -113,7 +113,7 @@ function render(t, audit, names, work) {
         h("h2", { testid: "messages-heading" }, `Messages (${messageCount})`, notes.length ? h("span", { class: "muted small" }, ` · ${notes.length} internal note${notes.length > 1 ? "s" : ""}`) : null),
         h("div", { class: "messages", testid: "ticket-messages" },
           thread.map((m) => h("div", { class: `message ${enumValue(m.authorType)}`, testid: m.authorType === "NOTE" ? "note" : "message" },
-            h("div", { class: "msg-head" }, m.authorType === "NOTE" ? `internal note${m.by ? ` by ${m.by}` : ""}` : label(enumValue(m.authorType)), ` · ${fmtWhen(m.createdAt)}`),
+            h("div", { class: "msg-head" }, m.authorType === "NOTE" ? `internal note${m.by ? ` by ${m.by}` : ""}` : label(enumValue(m.authorType)), h("span", { class: "when" }, ` · ${fmtWhen(m.createdAt)}`)),
             h("div", { class: "msg-body" }, m.body)))))),
     work,
     h("section", { class: "card" }, h("h2", {}, "Actions and decisions"),
