@@ -14,6 +14,7 @@ import pytest
 
 import bookbag.graphql_ws
 from bookbag.app import create_app
+from bookbag.graphql_ws import MAX_FAST_QUERY_CHARS, fan_out_document
 from bookbag.settings import Settings
 from storage.db import Database
 from tests.conftest import MerchantKeys
@@ -112,4 +113,29 @@ async def test_a_role_that_decides_nothing_is_refused(
     assert message["id"] == sid and message["type"] in {"error", "next"}, message
     errors = message["payload"] if message["type"] == "error" else message["payload"]["errors"]
     assert errors[0]["extensions"]["code"] == "FORBIDDEN"
+    await ws.close()
+
+
+async def test_a_document_off_the_fan_out_streams_through_strawberry(
+    server: ThreadServer, make_merchant: Callable[..., MerchantKeys]
+) -> None:
+    """A document the fan-out does not take (over its size limit, here by a long comment) stays on
+    Strawberry's own path: the resolver streams the same updates itself."""
+    m = make_merchant()
+    ticket = await create_ticket(server.http, m.keys["partner"])
+    ws = await connected(server, m.keys["agent"])
+    long_document = "#" + "x" * MAX_FAST_QUERY_CHARS + "\n" + UPDATES
+    assert fan_out_document(long_document, None) is None
+    sid = await ws.subscribe(long_document)
+    bus = server.app.state.bookbag.services.bus
+    await eventually(lambda: bus.subscriber_count(m.merchant_id) == 1)
+    asked = await gql(server.http, m.keys["ai"], REQUEST, {"t": ticket["id"], "amount": 70.0})
+    update = (await ws.next_data(sid))["pendingActionUpdates"]
+    assert update == {
+        "kind": "action_decided",
+        "actionId": asked["requestAction"]["action"]["id"],
+        "ticketId": ticket["id"],
+        "status": "pending_approval",
+        "pendingCount": 1,
+    }
     await ws.close()
