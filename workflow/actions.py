@@ -29,6 +29,7 @@ from sqlalchemy import and_, cast, func, or_, true
 from sqlalchemy.types import Text
 from sqlmodel import Session, col, select
 
+from policy import Decision
 from storage.tables import ActionRequest, Message, Ticket
 from workflow import audit
 from workflow.errors import DomainError, ErrorCode, forbidden, invalid, not_found
@@ -76,6 +77,22 @@ def _checked_params(type: str, amount: float | None, params: dict[str, Any] | No
     return params
 
 
+def _decide_on(
+    session: Session,
+    services: WorkflowServices,
+    principal: Principal,
+    ticket: Ticket,
+    active: ActiveRuleset,
+    type: str,
+    amount: float | None,
+    params: dict[str, Any],
+) -> tuple[dict[str, Any], Decision]:
+    """The facts the rules see for this action by this caller on this ticket now, and their decision."""
+    action_facts = {**_scalar_params(params), "type": type, "actor": principal.actor.value, "amount": amount}
+    facts = with_action(stored_ticket_facts(session, ticket, services.clock()), action_facts)
+    return facts, services.policy.decide(active.ruleset, facts)
+
+
 def request_action(
     session: Session,
     services: WorkflowServices,
@@ -91,9 +108,7 @@ def request_action(
     ticket = get_ticket(session, principal, ticket_id, for_update=True)
     active = active_ruleset(session, services, principal.merchant_id)
     now = services.clock()
-    action_facts = {**_scalar_params(params), "type": type, "actor": principal.actor.value, "amount": amount}
-    facts = with_action(stored_ticket_facts(session, ticket, now), action_facts)
-    decision = services.policy.decide(active.ruleset, facts)
+    facts, decision = _decide_on(session, services, principal, ticket, active, type, amount, params)
     status = {"allow": "executed", "require_approval": "pending_approval", "deny": "denied"}[decision.effect]
     if status == "executed" and type in EXTERNAL_ACTIONS:
         status = "executing"
@@ -152,7 +167,7 @@ def request_action(
                 "approvers": approvers,
                 "version": ticket.version,
             },
-            queue_changed=decision.effect == "allow",
+            queue_changed=status == "executed",  # an internal action changed the ticket
         ),
     )
     if decision.effect == "allow":
@@ -730,9 +745,8 @@ def preview_action(
     params = _checked_params(type, amount, params)
     ticket = get_ticket(session, principal, ticket_id)
     active = active_ruleset(session, services, principal.merchant_id)
-    action_facts = {**_scalar_params(params), "type": type, "actor": principal.actor.value, "amount": amount}
-    facts = with_action(stored_ticket_facts(session, ticket, services.clock()), action_facts)
-    decision = services.policy.decide(active.ruleset, facts).to_dict()
-    if decision.get("effect") == "require_approval" and not decision.get("approvers"):
-        decision["approvers"] = list(DEFAULT_APPROVERS)
-    return decision
+    _, decision = _decide_on(session, services, principal, ticket, active, type, amount, params)
+    decided = decision.to_dict()
+    if decided["effect"] == "require_approval" and not decided["approvers"]:
+        decided["approvers"] = list(DEFAULT_APPROVERS)  # as request_action would record it
+    return decided
