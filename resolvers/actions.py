@@ -104,7 +104,8 @@ def _action_payload(
 
 
 async def approve_action(info: Info, id: strawberry.ID, idempotency_key: str | None = None) -> ActionPayload:
-    """Only a role the deciding rule names as approver may approve; the action then executes."""
+    """Only a role the deciding rule names as approver may approve; an internal action then executes, an
+    external one goes EXECUTING (handed to the partner system)."""
 
     def work(session: Session, services: WorkflowServices, principal: Principal) -> dict[str, Any]:
         return {

@@ -81,7 +81,11 @@ class ActionType(Enum):
     SET_PRIORITY = "set_priority"
 
 
-@strawberry.enum
+@strawberry.enum(
+    description="Where an action request is: PENDING_APPROVAL → (approved) EXECUTED for internal actions, "
+    "EXECUTING → EXECUTED or FAILED for external ones (a partner system reports with `completeAction`); "
+    "REJECTED and DENIED end there. APPROVED is only found on requests decided before executions were tracked."
+)
 class ActionStatus(Enum):
     EXECUTED = "executed"
     PENDING_APPROVAL = "pending_approval"

@@ -6,6 +6,7 @@ ticket (the scheduler on a controlled clock). ``previewAction`` decides without 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -245,6 +246,26 @@ async def test_a_failed_execution_flags_the_ticket_and_repeats_idempotently(
     assert same["errors"] == [] and same["replayed"] is True
     log = (await api.ok(AUDIT, {"t": ticket["id"]}, key=m.keys["viewer"]))["auditLog"]
     assert [e["kind"] for e in log].count("action.completed") == 1
+
+
+async def test_concurrent_reports_of_one_outcome_record_it_once(
+    api: Api,
+    lifecycle: tuple[WorkflowServices, list[TicketEvent]],
+    make_merchant: Callable[..., MerchantKeys],
+) -> None:
+    """A partner retrying while its first report is in flight: one completion, the rest answer as repeats."""
+    m = make_merchant()
+    ticket = await new_ticket(api, m)
+    action_id = (await ask(api, m.keys["agent"], ticket["id"], "REFUND", amount=35.0))["action"]["id"]
+    reports = await asyncio.gather(
+        *(complete(api, m.keys["partner"], action_id, "SUCCEEDED", ref="re_once") for _ in range(5))
+    )
+    assert all(r["errors"] == [] and r["action"]["status"] == "EXECUTED" for r in reports)
+    assert sorted(r["replayed"] for r in reports) == [False, True, True, True, True]
+    log = (await api.ok(AUDIT, {"t": ticket["id"]}, key=m.keys["viewer"]))["auditLog"]
+    assert [e["kind"] for e in log].count("action.completed") == 1
+    events = lifecycle[1]
+    assert len([e for e in events if e.kind == "action_completed" and e.data["action_id"] == action_id]) == 1
 
 
 async def test_complete_action_in_the_wrong_state_is_a_conflict_and_changes_nothing(
