@@ -50,7 +50,12 @@ export function mountApprovals(container, { session, onAuthError }) {
   function render() {
     const typing = document.activeElement && document.activeElement.tagName === "TEXTAREA"
       && listEl.contains(document.activeElement) ? document.activeElement : null;
-    if (typing && typing.value) return; // never throw away a note being written; the next change reloads
+    if (typing && typing.value) {
+      // Never throw away a note being written: the list catches up once the note is decided on (decide()
+      // renders) or abandoned empty. (Not on every blur: a click on Reject blurs the note first.)
+      typing.addEventListener("blur", () => { if (!disposed && !typing.value.trim()) render(); }, { once: true });
+      return;
+    }
     if (!items.length) {
       replace(listEl, h("p", { class: "muted", testid: "approvals-empty" }, "Nothing waits for your decision."));
       return;
