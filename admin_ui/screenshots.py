@@ -1,4 +1,5 @@
-"""Take the README screenshots of the admin UI (``docs/screenshots/rules.png`` and ``queue.png``).
+"""Take the README screenshots of the admin UI (``docs/screenshots/``: ``queue.png``, ``rules.png``,
+``approvals.png`` and ``ticket.png``).
 
 Runs the product as a user would, through its CLI, so this package stays free of domain imports:
 ``bookbag demo`` fills a throw-away SQLite database, ``bookbag serve`` serves it on a free port, and
@@ -10,6 +11,7 @@ Debian's chromium (driven by Playwright) signs in with the demo admin key and ph
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import socket
@@ -21,6 +23,7 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -92,11 +95,43 @@ def serve(env: dict[str, str], port: int) -> Iterator[str]:
             process.wait()
 
 
+def _graphql(url: str, key: str, query: str, variables: dict[str, object] | None = None) -> dict[str, Any]:
+    request = urllib.request.Request(
+        f"{url}/graphql",
+        data=json.dumps({"query": query, "variables": variables or {}}).encode(),
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {key}"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        body: dict[str, Any] = json.loads(response.read())
+    if body.get("errors"):
+        raise RuntimeError(f"GraphQL errors: {body['errors']}")
+    data: dict[str, Any] = body["data"]
+    return data
+
+
+def ask_for_approval(url: str, admin_key: str) -> None:
+    """An agent asks for a refund above its limit on the oldest open ticket: one request in the admin's inbox."""
+    agent_key = _graphql(
+        url, admin_key, 'mutation { createApiKey(role: AGENT, name: "Sam (agent)") { secret } }'
+    )
+    secret = agent_key["createApiKey"]["secret"]
+    oldest = _graphql(url, admin_key, "{ oldestOpenTickets(first: 1) { id } }")["oldestOpenTickets"]
+    if oldest:
+        _graphql(
+            url,
+            secret,
+            "mutation($t: ID!) { requestAction(input: {ticketId: $t, type: REFUND, amount: 349.9}) "
+            "{ errors { code } } }",
+            {"t": oldest[0]["id"]},
+        )
+
+
 def photograph(url: str, key: str, out: Path) -> list[Path]:
     from playwright.sync_api import expect, sync_playwright
 
     out.mkdir(parents=True, exist_ok=True)
     queue_png, rules_png = out / "queue.png", out / "rules.png"
+    approvals_png, ticket_png = out / "approvals.png", out / "ticket.png"
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
@@ -115,9 +150,26 @@ def photograph(url: str, key: str, out: Path) -> list[Path]:
             page.get_by_test_id("simulate-button").click()
             expect(page.get_by_test_id("decision-effect").first).to_be_visible()
             page.screenshot(path=str(rules_png), full_page=False)
+
+            ask_for_approval(url, key)
+            page.get_by_test_id("nav-approvals").click()
+            expect(page.get_by_test_id("approvals-list")).to_be_visible()
+            expect(page.get_by_test_id("approvals-count")).not_to_have_text("–")
+            page.screenshot(path=str(approvals_png), full_page=False)
+
+            first = page.get_by_test_id("approval-ticket").first
+            if first.count():
+                first.click()
+            else:  # nothing waits for the admin: any ticket of the queue will do
+                page.get_by_role("link", name="Queue").click()
+                page.get_by_test_id("oldest-open-table").locator("a").first.click()
+            expect(page.get_by_test_id("workspace")).to_be_visible()
+            page.get_by_test_id("action-amount").fill("120")
+            expect(page.get_by_test_id("preview-effect")).to_be_visible()
+            page.screenshot(path=str(ticket_png), full_page=True)
         finally:
             browser.close()
-    return [queue_png, rules_png]
+    return [queue_png, rules_png, approvals_png, ticket_png]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,7 +9,9 @@ from the process's queue hub is executed ONCE per distinct (document, variables,
 runs through Strawberry up to its authorization (the resolver checks the role and the ticket and hands over,
 see ``resolvers.subscriptions.ticket_events_handoff``), and then each committed event of the merchant from
 the process's ticket-event hub (``workflow.live_events``) is executed once per distinct document and sent to
-every subscriber whose ticket filter it passes. Any other operation, or a first result carrying errors,
+every subscriber whose ticket filter it passes. ``subscription { pendingActionUpdates { … } }`` hands over
+the same way and is fed from the same hub: the events that change the subscriber's role's approval inbox,
+executed once per event, document and role. Any other operation, or a first result carrying errors,
 stays entirely on Strawberry's path. Both hubs are per merchant: a subscriber is only ever offered its own
 merchant's snapshots and events.
 
@@ -77,7 +79,9 @@ from resolvers.context import RequestContext
 from resolvers.fairness import RateLimited
 from resolvers.subscriptions import (
     TicketEventsHandoff,
+    concerns_inbox,
     last_queue_version,
+    pending_update_from,
     queue_from_snapshot,
     ticket_event_from,
     ticket_events_handoff,
@@ -94,7 +98,8 @@ MAX_FAST_QUERY_CHARS = 10_000
 _PREFIXES_PER_FRAME = 8
 UNEXPECTED: dict[str, Any] = {"message": "Unexpected error.", "extensions": {"code": "INTERNAL_SERVER_ERROR"}}
 MASKED = [UNEXPECTED]
-FAN_OUT_FIELDS = frozenset({"queueUpdates", "ticketEvents"})
+FAN_OUT_FIELDS = frozenset({"queueUpdates", "ticketEvents", "pendingActionUpdates"})
+HANDOFF_FIELDS = frozenset({"ticketEvents", "pendingActionUpdates"})  # authorized by the resolver, then fed
 # A push: True when the item was handled on the spot (written, or not wanted), False for the slow path.
 _Push = Callable[[Any], bool]
 _Subscribe = Callable[[_Push | None], AbstractAsyncContextManager[AsyncIterator[Any]]]
@@ -296,10 +301,10 @@ class LiveTransportWSHandler(BaseGraphQLTransportWSHandler[RequestContext, None]
         runtime = self.context.runtime
         if fast is not None and fast.field == "queueUpdates" and runtime.queue_hub is None:
             fast = None
-        if fast is not None and fast.field == "ticketEvents" and runtime.ticket_events_hub is None:
+        if fast is not None and fast.field in HANDOFF_FIELDS and runtime.ticket_events_hub is None:
             fast = None
         handoff: TicketEventsHandoff | None = None
-        if fast is not None and fast.field == "ticketEvents":
+        if fast is not None and fast.field in HANDOFF_FIELDS:
             # This task's own context: the resolver authorizes and hands the stream over to the fan-out.
             handoff = TicketEventsHandoff()
             ticket_events_handoff.set(handoff)
@@ -314,6 +319,8 @@ class LiveTransportWSHandler(BaseGraphQLTransportWSHandler[RequestContext, None]
             if fast is not None and fast_from is not None:
                 if handoff is None:
                     await self._fan_out_queue(operation, fast.document, fast_from)
+                elif fast.field == "pendingActionUpdates":
+                    await self._fan_out_inbox(operation, fast.document)
                 else:
                     await self._fan_out_events(operation, fast.document, handoff)
             await operation.send_operation_message({"id": operation.id, "type": "complete"})
@@ -444,6 +451,27 @@ class LiveTransportWSHandler(BaseGraphQLTransportWSHandler[RequestContext, None]
                 ticket_event_from,
                 wanted=None if ticket_id is None else wanted,
             )
+        except Overflowed as error:
+            await operation.send_initial_errors(
+                [GraphQLError(str(error), extensions={"code": "UNAVAILABLE"})]
+            )
+
+    async def _fan_out_inbox(
+        self, operation: Operation[RequestContext, None], document: DocumentNode
+    ) -> None:
+        hub = self.context.runtime.ticket_events_hub
+        assert hub is not None
+        merchant_id = self.principal.merchant_id
+        role = self.principal.role.value
+
+        def subscribe(push: _Push | None) -> AbstractAsyncContextManager[AsyncIterator[Any]]:
+            return hub.subscribe(merchant_id, push=push)
+
+        def wanted(event: Any) -> bool:
+            return concerns_inbox(event, role)
+
+        try:
+            await self._fan_out(operation, document, subscribe, pending_update_from, wanted=wanted)
         except Overflowed as error:
             await operation.send_initial_errors(
                 [GraphQLError(str(error), extensions={"code": "UNAVAILABLE"})]

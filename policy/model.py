@@ -64,6 +64,7 @@ ACTORS: tuple[str, ...] = tuple(a.value for a in Actor)
 ACTIONS: tuple[str, ...] = tuple(a.value for a in Action)
 PRIORITIES: tuple[str, ...] = tuple(p.value for p in Priority)
 EFFECTS: tuple[str, ...] = tuple(e.value for e in Effect)
+DEFAULT_EXECUTION_TIMEOUT = timedelta(minutes=15)
 STRATEGIES: tuple[str, ...] = ("round_robin", "least_loaded")
 OPS: tuple[str, ...] = (
     "eq",
@@ -310,6 +311,9 @@ class Ruleset:
     tests: tuple[RulesetTest, ...]
     digest: str
     source: str = field(repr=False, default="")
+    # How long an external action (a refund, say) may stay executing at a partner system before the ticket
+    # is flagged for a human (``defaults: {execution_timeout: 15m}``).
+    execution_timeout: timedelta = DEFAULT_EXECUTION_TIMEOUT
     # The compiled form validation produced (compile.CompiledRuleset), taken once by the engine that
     # loads the ruleset first, so a ruleset is not compiled twice; empty afterwards (nothing kept twice).
     compiled: list[Any] = field(default_factory=list, compare=False, repr=False)

@@ -28,6 +28,7 @@ from policy.load import Marks, Path, format_path, parse_yaml
 from policy.model import (
     ACTIONS,
     ACTORS,
+    DEFAULT_EXECUTION_TIMEOUT,
     EFFECTS,
     FACTS,
     NAMESPACES,
@@ -641,8 +642,9 @@ class _Checker:
         transitions = self.transitions(root.get("transitions", {}))
         self.transitions_of = transitions
         default_effect = "deny"
+        execution_timeout = DEFAULT_EXECUTION_TIMEOUT
         if "defaults" in root:
-            defaults = self.mapping(root["defaults"], ("defaults",), {"effect"})
+            defaults = self.mapping(root["defaults"], ("defaults",), {"effect", "execution_timeout"})
             if defaults is not None and "effect" in defaults:
                 if defaults["effect"] not in EFFECTS:
                     self.err(
@@ -650,6 +652,16 @@ class _Checker:
                     )
                 else:
                     default_effect = defaults["effect"]
+            if defaults is not None and "execution_timeout" in defaults:
+                timeout = self.duration(defaults["execution_timeout"], ("defaults", "execution_timeout"))
+                if timeout is not None and timeout <= timedelta(0):
+                    self.err(
+                        "E_VALUE",
+                        "execution_timeout must be longer than 0",
+                        ("defaults", "execution_timeout"),
+                    )
+                elif timeout is not None:
+                    execution_timeout = timeout
         if not self.rule_count_fits(root):
             return None
         permissions = self.rules(root.get("permissions"), ("permissions",), self.permission)
@@ -674,6 +686,7 @@ class _Checker:
             tests=tuple(tests),
             digest=hashlib.sha256(source.encode("utf-8")).hexdigest(),
             source=source,
+            execution_timeout=execution_timeout,
         )
 
     def rule_count_fits(self, root: dict[str, Any]) -> bool:

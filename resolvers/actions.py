@@ -1,4 +1,6 @@
-"""Action requests: requestAction (the rules decide), approveAction, rejectAction."""
+"""Action requests: requestAction (the rules decide), approveAction, rejectAction, completeAction (a partner
+system reports an external action's outcome), pendingActions (the approval inbox), previewAction (the
+decision, without doing anything)."""
 
 from __future__ import annotations
 
@@ -9,11 +11,12 @@ import strawberry
 from sqlmodel import Session
 
 from resolvers import roles
-from resolvers.runner import mutate
+from resolvers.runner import api_error, mutate, query
 from resolvers.snapshots import dump, load
-from schema.actions import ActionRequest, Decision
-from schema.common import UserError
-from schema.inputs import RequestActionInput
+from schema.actions import ActionRequest, ActionRequestConnection, ActionRequestEdge, Decision
+from schema.common import PageInfo, UserError
+from schema.enums import ActionOutcome
+from schema.inputs import PendingActionFilter, RequestActionInput
 from schema.payloads import ActionPayload, RequestActionPayload
 from schema.tickets import Info
 from storage import tables
@@ -101,7 +104,8 @@ def _action_payload(
 
 
 async def approve_action(info: Info, id: strawberry.ID, idempotency_key: str | None = None) -> ActionPayload:
-    """Only a role the deciding rule names as approver may approve; the action then executes."""
+    """Only a role the deciding rule names as approver may approve; an internal action then executes, an
+    external one goes EXECUTING (handed to the partner system)."""
 
     def work(session: Session, services: WorkflowServices, principal: Principal) -> dict[str, Any]:
         return {
@@ -137,3 +141,109 @@ async def reject_action(
             work=work,
         )
     )
+
+
+async def complete_action(
+    info: Info,
+    id: strawberry.ID,
+    outcome: ActionOutcome,
+    external_ref: str | None = None,
+    message: str | None = None,
+    idempotency_key: str | None = None,
+) -> ActionPayload:
+    """A partner system reports how an EXECUTING external action ended: SUCCEEDED → EXECUTED, FAILED →
+    FAILED (the ticket is flagged for a human). The same report again answers as before (`replayed`); a
+    different one, or an action that is not executing, is CONFLICT."""
+
+    def work(session: Session, services: WorkflowServices, principal: Principal) -> dict[str, Any]:
+        done = actions_service.complete_action(
+            session,
+            services,
+            principal,
+            action_id=str(id),
+            outcome=outcome.value,
+            external_ref=external_ref,
+            message=message,
+        )
+        return {"action": dump(done.request), "changed": done.changed}
+
+    snapshot, error, replayed = await mutate(
+        info.context,
+        roles.ACTION_COMPLETERS,
+        operation="completeAction",
+        payload={"id": str(id), "outcome": outcome.value, "external_ref": external_ref, "message": message},
+        idempotency_key=idempotency_key,
+        work=work,
+    )
+    payload = _action_payload(snapshot, error, replayed)
+    if snapshot is not None and not snapshot.get("changed", True):
+        payload.replayed = True
+    return payload
+
+
+def _pending_filter(flt: PendingActionFilter | None) -> actions_service.PendingFilter:
+    if flt is None:
+        return actions_service.PendingFilter()
+    return actions_service.PendingFilter(
+        ticket_id=str(flt.ticket_id) if flt.ticket_id else None,
+        type=flt.type.value if flt.type else None,
+        actor=flt.actor.value if flt.actor else None,
+    )
+
+
+async def pending_actions(
+    info: Info,
+    filter: PendingActionFilter | None = None,
+    first: int | None = None,
+    after: str | None = None,
+) -> ActionRequestConnection:
+    """The approval inbox: requests waiting for a decision that the caller's role may take, oldest first."""
+    ctx = info.context
+    limits = ctx.runtime.limits
+    size = limits.default_page_size if first is None else first
+    flt = _pending_filter(filter)
+    page = await query(
+        ctx,
+        roles.ACTION_DECIDERS,
+        lambda s, p: actions_service.pending_actions(
+            s, p, flt, first=size, after=after, max_page=limits.max_page_size
+        ),
+    )
+    edges = [
+        ActionRequestEdge(
+            cursor=actions_service.encode_action_cursor(row), node=ActionRequest.from_model(row)
+        )
+        for row in page.items
+    ]
+
+    async def count_total() -> int:
+        return await query(ctx, roles.ACTION_DECIDERS, lambda s, p: actions_service.count_pending(s, p, flt))
+
+    return ActionRequestConnection(
+        edges=edges,
+        page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor),
+        count_total=count_total,
+    )
+
+
+async def preview_action(info: Info, input: RequestActionInput) -> Decision:
+    """What `requestAction` would decide for the caller right now; records and changes nothing."""
+    try:
+        params = _params(input.params)
+    except DomainError as exc:
+        raise api_error(exc) from None
+    services = info.context.runtime.services
+    decision = await query(
+        info.context,
+        roles.ACTION_REQUESTERS,
+        lambda s, p: actions_service.preview_action(
+            s,
+            services,
+            p,
+            ticket_id=str(input.ticket_id),
+            type=input.type.value,
+            amount=input.amount,
+            params=params,
+        ),
+    )
+    return Decision.from_dict(decision)

@@ -70,3 +70,12 @@ class Loaders:
     @cached_property
     def agent_team_ids(self) -> DataLoader[str, list[str]]:
         return DataLoader(load_fn=self._batch(api_batches.team_ids_by_agent_ids, list))  # type: ignore[arg-type]
+
+    @cached_property
+    def key_name(self) -> DataLoader[str, str | None]:
+        return DataLoader(load_fn=self._batch(api_batches.key_names_by_ids, lambda: None))  # type: ignore[arg-type]
+
+    @cached_property
+    def pending_count(self) -> DataLoader[str, int]:
+        """Keyed by role: the role's approval inbox size."""
+        return DataLoader(load_fn=self._batch(api_batches.pending_counts_by_roles, int))  # type: ignore[arg-type]

@@ -14,5 +14,6 @@ ACTION_REQUESTERS = TICKET_WRITERS
 ACTION_DECIDERS = frozenset(
     {Role.ADMIN, Role.AGENT, Role.AI, Role.PARTNER}
 )  # the rule names who, checked by the service
+ACTION_COMPLETERS = frozenset({Role.ADMIN, Role.PARTNER})  # partner systems report outcomes
 ADMINS = frozenset({Role.ADMIN})
 SIMULATORS = frozenset({Role.ADMIN, Role.AGENT, Role.VIEWER})

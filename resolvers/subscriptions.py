@@ -7,6 +7,9 @@ The websocket fan-out (``bookbag.graphql_ws``) runs ``ticketEvents`` through thi
 authorization: with a :class:`TicketEventsHandoff` in :data:`ticket_events_handoff` the resolver checks the
 key's role and the ticket, records the ticket filter in the handoff and ends without waiting for events;
 the fan-out then delivers the events itself, executing the document once per event for all subscribers.
+``pendingActionUpdates`` (the approval inbox's changes) hands over the same way: its items are the ticket
+events that change an inbox (:data:`workflow.actions.INBOX_EVENTS`) for the subscriber's role, executed once
+per event, document and role.
 """
 
 from __future__ import annotations
@@ -21,10 +24,12 @@ from strawberry.scalars import JSON
 
 from resolvers import roles
 from resolvers.runner import ApiError, read, require_role
+from schema.actions import PendingActionsUpdate
 from schema.enums import Stage
 from schema.queue import Queue, QueueStage, StageDuration
 from schema.ticket_events import TicketEvent
 from schema.tickets import Info
+from workflow.actions import INBOX_EVENTS
 from workflow.errors import DomainError
 from workflow.events import TicketEvent as BusEvent
 from workflow.queue import QueueSnapshot
@@ -139,3 +144,44 @@ def ticket_event_from(event: BusEvent) -> TicketEvent:
         at=event.at,
         data=JSON(event.data),
     )
+
+
+def concerns_inbox(event: BusEvent, role: str) -> bool:
+    """Whether a committed event changes the approval inbox of ``role``: a request it may decide arrived,
+    or one was decided."""
+    if event.kind not in INBOX_EVENTS:
+        return False
+    if event.kind == "action_decided" and event.data.get("status") != "pending_approval":
+        return False
+    return role in event.data.get("approvers", ())
+
+
+def pending_update_from(event: BusEvent) -> PendingActionsUpdate:
+    status = event.data.get("status")
+    if status is None:
+        status = {"action_approved": "approved", "action_rejected": "rejected"}.get(event.kind)
+    return PendingActionsUpdate(
+        kind=event.kind,
+        action_id=strawberry.ID(str(event.data.get("action_id", ""))),
+        ticket_id=strawberry.ID(event.ticket_id) if event.ticket_id else None,
+        at=event.at,
+        status=status,
+    )
+
+
+async def pending_action_updates(info: Info) -> AsyncGenerator[PendingActionsUpdate, None]:
+    ctx = info.context
+    principal = ctx.auth
+    try:
+        require_role(principal, roles.ACTION_DECIDERS)
+    except DomainError as exc:
+        raise ApiError(exc.code.value, exc.message, exc.field) from None
+    handoff = ticket_events_handoff.get()
+    if handoff is not None:
+        handoff.authorized = True
+        return
+    role = principal.role.value
+    async with ctx.runtime.services.bus.subscribe(principal.merchant_id) as events:
+        async for event in events:
+            if concerns_inbox(event, role):
+                yield pending_update_from(event)

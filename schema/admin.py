@@ -9,6 +9,7 @@ from strawberry.scalars import JSON
 
 from schema.common import UserError
 from schema.enums import Actor, Role
+from schema.tickets import Info
 from storage import tables
 
 
@@ -45,6 +46,14 @@ class AuditEvent:
             decision=JSON(row.decision) if row.decision is not None else None,
             created_at=row.created_at,
         )
+
+    @strawberry.field
+    async def actor_name(self, info: Info) -> str:
+        """Who, readably: the API key's name, or `Bookbag` for the workflow itself (system)."""
+        if self.api_key_id is None:
+            return "Bookbag" if self.actor == "system" else self.actor
+        name = await info.context.loaders.key_name.load(str(self.api_key_id))
+        return name or self.actor
 
 
 @strawberry.type

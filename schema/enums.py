@@ -36,13 +36,25 @@ strawberry.enum(
 )
 
 
-@strawberry.enum
+@strawberry.enum(
+    description="Where an action request is: PENDING_APPROVAL → (approved) EXECUTED for internal actions, "
+    "EXECUTING → EXECUTED or FAILED for external ones (a partner system reports with `completeAction`); "
+    "REJECTED and DENIED end there. APPROVED is only found on requests decided before executions were tracked."
+)
 class ActionStatus(Enum):
     EXECUTED = "executed"
     PENDING_APPROVAL = "pending_approval"
     APPROVED = "approved"
     REJECTED = "rejected"
     DENIED = "denied"
+    EXECUTING = "executing"
+    FAILED = "failed"
+
+
+@strawberry.enum(description="How a partner system's execution of an external action ended.")
+class ActionOutcome(Enum):
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
 
 
 __all__ = [

@@ -109,6 +109,13 @@ class RequestActionInput:
     params: JSON | None = None
 
 
+@strawberry.input(description="Narrows the approval inbox (`pendingActions`).")
+class PendingActionFilter:
+    ticket_id: strawberry.ID | None = None
+    type: ActionType | None = None
+    actor: Actor | None = None
+
+
 @strawberry.input
 class SimulationActionInput:
     type: ActionType

@@ -8,6 +8,7 @@ from resolvers import actions as a
 from resolvers import admin as adm
 from resolvers import rulesets as r
 from resolvers import tickets as t
+from schema.actions import ActionRequestConnection, Decision
 from schema.admin import ApiKey, AuditEvent, ClassifierInfo, CreateApiKeyPayload, RevokeApiKeyPayload
 from schema.common import Node
 from schema.me import Me
@@ -58,6 +59,16 @@ class Query:
     teams: list[Team] = strawberry.field(resolver=adm.teams)
     agents: list[Agent] = strawberry.field(resolver=adm.agents)
     api_keys: list[ApiKey] = strawberry.field(resolver=adm.api_keys, description="Admin only.")
+    pending_actions: ActionRequestConnection = strawberry.field(
+        resolver=a.pending_actions,
+        description="The approval inbox: requests waiting for a decision the caller's role may take, oldest "
+        "first (admin, agent, ai and partner keys; a rule's `approvers` names the roles).",
+    )
+    preview_action: Decision = strawberry.field(
+        resolver=a.preview_action,
+        description="The decision `requestAction` would get for the caller now (a dry run: nothing is "
+        "recorded or done).",
+    )
 
 
 @strawberry.type
@@ -71,6 +82,10 @@ class Mutation:
     request_action: RequestActionPayload = strawberry.mutation(resolver=a.request_action)
     approve_action: ActionPayload = strawberry.mutation(resolver=a.approve_action)
     reject_action: ActionPayload = strawberry.mutation(resolver=a.reject_action)
+    complete_action: ActionPayload = strawberry.mutation(
+        resolver=a.complete_action,
+        description="A partner system reports an EXECUTING external action's outcome (partner or admin key).",
+    )
     validate_ruleset: ValidateRulesetPayload = strawberry.mutation(resolver=r.validate_ruleset)
     test_ruleset: TestRulesetPayload = strawberry.mutation(
         resolver=r.test_ruleset, description="Run a draft's own tests without publishing it."

@@ -12,8 +12,10 @@ from strawberry.scalars import JSON
 @strawberry.type(description="A change to a ticket, published after its transaction committed.")
 class TicketEvent:
     kind: str = strawberry.field(
-        description="created, message_added, transitioned, assigned, updated, action_requested, "
-        "action_decided, escalated, sla_breached, …"
+        description="created, message_added, transitioned, assigned, updated, action_decided, "
+        "action_approved, action_rejected, action_executing (an external action handed to the partner system: "
+        "`data` carries the action, the ticket's version, customer and order), action_completed, "
+        "action_timed_out, escalated, sla_breached, …"
     )
     ticket_id: strawberry.ID | None
     at: datetime

@@ -176,9 +176,24 @@ class StageTransition(SQLModel, table=True):
     at: datetime = Field(default_factory=utcnow)
 
 
+EXECUTION_PENDING = "status = 'executing' AND timed_out_at IS NULL"
+
+
 class ActionRequest(SQLModel, table=True):
+    """An action asked for, the decision that governed it, and for an external action (a refund, say) its
+    execution by a partner system: ``executing`` until the partner reports the outcome."""
+
     __tablename__ = "action_requests"
-    __table_args__ = (Index("ix_action_requests_merchant_status", "merchant_id", "status", "created_at"),)
+    __table_args__ = (
+        Index("ix_action_requests_merchant_status", "merchant_id", "status", "created_at"),
+        # The scheduler's timeout scan reads only the actions still executing and not yet timed out.
+        Index(
+            "ix_action_requests_execution_pending",
+            "execution_deadline_at",
+            sqlite_where=text(EXECUTION_PENDING),
+            postgresql_where=text(EXECUTION_PENDING),
+        ),
+    )
     id: str = Field(default_factory=lambda: new_id("act"), primary_key=True, max_length=40)
     merchant_id: str = Field(foreign_key="merchants.id", max_length=40)
     ticket_id: str = Field(foreign_key="tickets.id", index=True, max_length=40)
@@ -193,6 +208,7 @@ class ActionRequest(SQLModel, table=True):
     deciding_rules: list[str] = _json_list()
     approvers: list[str] = _json_list()
     handoff: bool = Field(default=False)
+    handoff_reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     explanation: str = Field(default="", sa_column=Column(Text, nullable=False))
     ruleset_version: int | None = None
     facts: dict[str, Any] = _json_dict()
@@ -200,6 +216,14 @@ class ActionRequest(SQLModel, table=True):
     decided_at: datetime | None = None
     reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     created_at: datetime = Field(default_factory=utcnow)
+    # External actions: handed to the partner (executing) until it reports SUCCEEDED or FAILED.
+    executing_at: datetime | None = None
+    execution_deadline_at: datetime | None = None
+    timed_out_at: datetime | None = None
+    completed_at: datetime | None = None
+    completed_by_key_id: str | None = Field(default=None, max_length=40)
+    external_ref: str | None = Field(default=None, max_length=200)
+    outcome_message: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
 
 
 class AuditEvent(SQLModel, table=True):

@@ -9,7 +9,9 @@ from collections.abc import Sequence
 
 from sqlmodel import Session, col, select
 
-from storage.tables import ActionRequest, Agent, Team, TeamMember
+from storage.tables import ActionRequest, Agent, ApiKey, Team, TeamMember
+from workflow.actions import count_pending
+from workflow.principal import Principal, Role
 
 
 def teams_by_ids(session: Session, merchant_id: str, ids: Sequence[str]) -> dict[str, Team]:
@@ -56,3 +58,21 @@ def team_ids_by_agent_ids(
     for member in rows:
         grouped[member.agent_id].append(member.team_id)
     return grouped
+
+
+def key_names_by_ids(session: Session, merchant_id: str, ids: Sequence[str]) -> dict[str, str]:
+    """API keys' names (what the audit trail and the inbox show for who did something)."""
+    if not ids:
+        return {}
+    rows = session.exec(
+        select(ApiKey.id, ApiKey.name).where(ApiKey.merchant_id == merchant_id, col(ApiKey.id).in_(list(ids)))
+    )
+    return {key_id: name for key_id, name in rows}
+
+
+def pending_counts_by_roles(session: Session, merchant_id: str, roles: Sequence[str]) -> dict[str, int]:
+    """The size of each role's approval inbox."""
+    return {
+        role: count_pending(session, Principal(merchant_id=merchant_id, role=Role(role), key_id=None))
+        for role in roles
+    }

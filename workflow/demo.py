@@ -169,7 +169,7 @@ def _one_ticket(
         if rng.random() < 0.4:
             # a decided action, so the audit log has history for backtests and the ticket view
             kind, amount = rng.choice(ACTIONS)
-            actions.request_action(
+            outcome = actions.request_action(
                 session,
                 timed,
                 rng.choice([ai, ai, agent]),
@@ -178,3 +178,16 @@ def _one_ticket(
                 amount=None if amount is None else round(rng.uniform(*amount), 2),
                 params={"body": "Thanks, we are on it."} if kind == "reply" else {},
             )
+            if outcome.request.status == "executing" and clock_at["now"] + timedelta(minutes=2) < end:
+                # the store's backend carries the refund (or cancellation…) out and reports back
+                clock_at["now"] += timedelta(minutes=rng.uniform(0.2, 2))
+                succeeded = rng.random() < 0.9
+                actions.complete_action(
+                    session,
+                    timed,
+                    partner,
+                    action_id=outcome.request.id,
+                    outcome="succeeded" if succeeded else "failed",
+                    external_ref=f"demo-{rng.randrange(10**6):06d}" if succeeded else None,
+                    message=None if succeeded else "the payment provider declined the refund",
+                )

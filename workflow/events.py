@@ -25,9 +25,9 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class TicketEvent:
-    kind: (
-        str  # created, message_added, transitioned, assigned, updated, action_requested, action_decided, ...
-    )
+    # created, message_added, transitioned, assigned, updated, action_decided, action_approved,
+    # action_rejected, action_executing, action_completed, action_timed_out, escalated, sla_breached, ...
+    kind: str
     merchant_id: str
     ticket_id: str | None
     data: dict[str, Any] = field(default_factory=dict)

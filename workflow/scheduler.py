@@ -13,8 +13,12 @@ Exactly once, with any number of processes:
 - an SLA breach is marked once: only a ticket whose ``sla_breached_at`` is still empty is picked (and
   locked the same way).
 
+- an external action left executing past its deadline flags its ticket once: only an action whose
+  ``timed_out_at`` is still empty is picked (and locked the same way; see ``workflow.actions``).
+
 Decisions go to the audit log with the facts they saw; the queue version is bumped in the transaction; the
-``escalated`` and ``sla_breached`` events are published after the commit, never for a rolled-back tick.
+``escalated``, ``sla_breached`` and ``action_timed_out`` events are published after the commit, never for a
+rolled-back tick.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ from sqlmodel import Session, col, select
 from policy import EscalationRule, Ruleset
 from storage.db import Database
 from storage.tables import EscalationFiring, IdempotencyRecord, Merchant, Ticket
-from workflow import audit, idempotency
+from workflow import actions, audit, idempotency
 from workflow.agents import get_team_by_name
 from workflow.errors import DomainError
 from workflow.events import TicketEvent, publish_after_commit
@@ -75,6 +79,7 @@ class TickReport:
     now: datetime
     escalations: list[FiredEscalation] = field(default_factory=list)
     breaches: list[MarkedBreach] = field(default_factory=list)
+    timed_out_actions: list[str] = field(default_factory=list)  # action ids flagged this tick
     idempotency_pruned: int = 0
     skipped_locked: int = 0
     candidates_checked: int = 0
@@ -82,7 +87,7 @@ class TickReport:
 
     @property
     def changed(self) -> bool:
-        return bool(self.escalations or self.breaches)
+        return bool(self.escalations or self.breaches or self.timed_out_actions)
 
 
 def run_due_work(
@@ -113,6 +118,12 @@ def run_due_work(
         for merchant_id, active in rulesets.items():
             _fire_escalations(session, tick_services, merchant_id, active, now, report, locking, max_items)
         _mark_breaches(session, tick_services, now, report, locking, max_items, merchant_ids)
+        timed_out = actions.time_out_executions(
+            session, tick_services, now, locking=locking, limit=max_items, merchant_ids=merchant_ids
+        )
+        report.timed_out_actions = [request.id for request in timed_out]
+        if len(timed_out) == max_items:
+            report.more_due = True
         report.idempotency_pruned = idempotency.prune(session, now)
     return report
 
@@ -143,6 +154,8 @@ def _anything_due(
     merchant_ids: Sequence[str] | None,
 ) -> bool:
     if session.exec(_breach_query(now, merchant_ids).limit(1)).first() is not None:
+        return True
+    if session.exec(actions.executions_due_query(now, merchant_ids).limit(1)).first() is not None:
         return True
     old_key = select(IdempotencyRecord.key).where(
         col(IdempotencyRecord.created_at) < now - idempotency.RETENTION
@@ -525,9 +538,10 @@ class SchedulerLoop:
                 more = report.more_due
                 if report.changed:
                     log.info(
-                        "scheduler: %d escalation(s), %d SLA breach(es)",
+                        "scheduler: %d escalation(s), %d SLA breach(es), %d action timeout(s)",
                         len(report.escalations),
                         len(report.breaches),
+                        len(report.timed_out_actions),
                     )
                 if self._on_tick is not None:
                     self._on_tick(report)

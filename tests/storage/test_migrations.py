@@ -49,6 +49,27 @@ def test_the_sla_breach_scan_reads_the_partial_indexes(database: Database) -> No
     assert "ix_tickets_first_response_pending" in plan and "ix_tickets_resolution_pending" in plan, plan
 
 
+def test_the_execution_timeout_scan_reads_its_partial_index(database: Database) -> None:
+    """The scheduler's look for executions past their deadline reads only the executing actions."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    from workflow.actions import executions_due_query
+
+    query = executions_due_query(datetime(2026, 1, 1, tzinfo=UTC), None)
+    dialect = postgresql.dialect() if database.is_postgres else sqlite.dialect()  # type: ignore[no-untyped-call]
+    sql = str(query.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
+    with database.engine.connect() as conn:
+        if database.is_postgres:
+            conn.exec_driver_sql("SET enable_seqscan = off")
+            plan = "\n".join(row[0] for row in conn.exec_driver_sql(f"EXPLAIN {sql}"))
+        else:
+            plan = "\n".join(row[3] for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}"))
+        conn.rollback()
+    assert "ix_action_requests_execution_pending" in plan, plan
+
+
 def test_migration_0003_fills_each_agents_open_ticket_count(fresh_sqlite_url: str) -> None:
     """A database from before ``agents.open_tickets`` gets each agent's count from the tickets themselves."""
     from alembic import command
@@ -70,7 +91,9 @@ def test_migration_0003_fills_each_agents_open_ticket_count(fresh_sqlite_url: st
         config.attributes["connection"] = connection
         command.downgrade(config, "0002")  # the column and its counts are gone
     upgrade(db.engine)
-    assert current_revision(db.engine) == "0003"
+    from alembic.script import ScriptDirectory
+
+    assert current_revision(db.engine) == ScriptDirectory.from_config(config).get_current_head()
     with db.read_only() as session:
         merchant_id = get_merchant_by_slug(session, demo.slug).id
     assert_open_counts_match(db, merchant_id)

@@ -35,7 +35,7 @@ def test_allow_approval_and_deny_paths(
         denied = actions.request_action(
             session, services, principal(m, "ai"), ticket_id=ticket.id, type="cancel_order"
         )
-    assert (small.request.status, small.decision["deciding_rules"]) == ("executed", ["ai-small-refund"])
+    assert (small.request.status, small.decision["deciding_rules"]) == ("executing", ["ai-small-refund"])
     assert (big.request.status, big.request.approvers) == ("pending_approval", ["admin"])
     assert denied.request.status == "denied" and denied.decision["matched_rules"] == []
     assert {small.request.ruleset_version, big.request.ruleset_version} == {version}
@@ -46,7 +46,7 @@ def test_allow_approval_and_deny_paths(
     assert err.value.code is ErrorCode.FORBIDDEN
     with database.unit_of_work() as session:
         approved = actions.approve_action(session, services, principal(m, "admin"), action_id=big.request.id)
-    assert approved.status == "approved"
+    assert approved.status == "executing"  # a refund: handed to the partner system
     with database.unit_of_work() as session, pytest.raises(DomainError) as err:
         actions.reject_action(
             session, services, principal(m, "admin"), action_id=big.request.id, reason="late"

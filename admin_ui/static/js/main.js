@@ -1,8 +1,11 @@
-// Boot: sign-in with an API key, the header (merchant, role, connection status), and a hash router over
-// the screens (#/queue, #/rules, #/ticket/<id>). Each screen's mount() returns its own cleanup.
+// Boot: sign-in with an API key, the header (merchant, role, connection status, the approval inbox's count),
+// and a hash router over the screens (#/queue, #/approvals, #/rules, #/ticket/<id>). Each screen's mount()
+// returns its own cleanup.
 
 import { ApiError, getKey, gql, setKey } from "./api.js";
+import { mountApprovals } from "./approvals.js";
 import { replace } from "./dom.js";
+import { InboxWatcher } from "./inbox.js";
 import { ME } from "./queries.js";
 import { mountQueue } from "./queue.js";
 import { mountRules } from "./rules.js";
@@ -10,13 +13,14 @@ import { mountTicket } from "./ticket.js";
 import { SubscriptionClient } from "./ws.js";
 
 // What each role may do in this UI, mirroring the API's role table (every key reads the queue and may
-// try drafts; publishing and rollback are admin-only). The server checks again on every call.
+// try drafts; publishing and rollback are admin-only; viewers only read; a rule's `approvers` name the roles
+// that decide each request, and the inbox lists only those). The server checks again on every call.
 const CAPABILITIES = {
-  admin: ["queue", "simulate", "publish"],
-  agent: ["queue", "simulate"],
+  admin: ["queue", "simulate", "publish", "approve", "work", "assign", "request"],
+  agent: ["queue", "simulate", "approve", "work", "assign", "request"],
   viewer: ["queue", "simulate"],
-  ai: ["queue", "simulate"],
-  partner: ["queue", "simulate"],
+  ai: ["queue", "simulate", "approve", "work", "assign", "request"],
+  partner: ["queue", "simulate", "approve", "request"],
 };
 
 const $ = (id) => document.getElementById(id);
@@ -24,6 +28,7 @@ const $ = (id) => document.getElementById(id);
 const session = {
   me: null,
   client: null,
+  inbox: null,
   can(capability) {
     const role = this.me ? String(this.me.role).toLowerCase() : "";
     return (CAPABILITIES[role] || []).includes(capability);
@@ -56,6 +61,14 @@ async function signIn(key) {
   session.me = data.me;
   session.client = new SubscriptionClient({ getKey, onStatus: showConnection });
   showConnection(session.client.status);
+  if (session.can("approve")) {
+    session.inbox = new InboxWatcher(session.client);
+    session.inbox.listen(({ count }) => {
+      $("approvals-badge").textContent = String(count);
+      $("approvals-badge").hidden = false;
+    });
+    session.inbox.start();
+  }
   $("who-merchant").textContent = data.me.merchant.name;
   $("who-role").textContent = String(data.me.role).toLowerCase();
   $("who").hidden = false;
@@ -71,6 +84,9 @@ async function signIn(key) {
 function signOut(message = "") {
   if (unmountView) unmountView();
   unmountView = null;
+  if (session.inbox) session.inbox.dispose();
+  session.inbox = null;
+  $("approvals-badge").hidden = true;
   if (session.client) session.client.dispose();
   session.client = null;
   session.me = null;
@@ -98,6 +114,7 @@ function route() {
   }
   const ctx = { session, onAuthError: (err) => signOut(err.message) };
   if (name === "rules" && session.can("simulate")) unmountView = mountRules(view, ctx);
+  else if (name === "approvals" && session.can("approve")) unmountView = mountApprovals(view, ctx);
   else if (name === "ticket" && arg) unmountView = mountTicket(view, ctx, decodeURIComponent(arg));
   else unmountView = mountQueue(view, ctx);
 }

@@ -35,9 +35,63 @@ export const TICKET_DETAIL = `query TicketDetail($id: ID!) {
     order { id total currency financialStatus fulfillmentStatus }
     sla { firstResponseDueAt resolutionDueAt firstRespondedAt breachedAt }
     messages { id authorType body createdAt }
-    actions { id type amount actor status reason createdAt decidedAt rulesetVersion decision { ${DECISION} } }
+    actions {
+      id type amount params actor status reason createdAt decidedAt rulesetVersion requestedBy decidedBy
+      executingAt executionDeadlineAt timedOutAt completedAt completedBy externalRef outcomeMessage
+      decision { ${DECISION} }
+    }
   }
-  auditLog(ticketId: $id) { id kind actor before after rulesetVersion decision createdAt }
+  auditLog(ticketId: $id) { id kind actor actorName before after rulesetVersion decision createdAt }
+  ruleset { transitions { fromStage to } }
+  teams { id name }
+  agents { id name available teams { id } }
+}`;
+
+export const ADD_MESSAGE = `mutation Reply($input: AddMessageInput!) {
+  addMessage(input: $input) { errors { code message field } message { id } }
+}`;
+
+export const ASSIGN = `mutation Assign($input: AssignTicketInput!) {
+  assignTicket(input: $input) { errors { code message field } ticket { id version } }
+}`;
+
+export const TRANSITION = `mutation Move($input: TransitionTicketInput!) {
+  transitionTicket(input: $input) { errors { code message field } ticket { id stage version } }
+}`;
+
+export const PREVIEW_ACTION = `query PreviewAction($input: RequestActionInput!) {
+  previewAction(input: $input) { ${DECISION} }
+}`;
+
+export const REQUEST_ACTION = `mutation RequestAction($input: RequestActionInput!) {
+  requestAction(input: $input) {
+    errors { code message field }
+    decision { ${DECISION} }
+    action { id status }
+  }
+}`;
+
+const PENDING_NODE = `id type amount params actor status createdAt handoffReason facts requestedBy
+  decision { ${DECISION} }
+  ticket { id subject body stage priority createdAt customer { name email } order { id total currency }
+    messages { authorType body createdAt } }`;
+
+export const PENDING_ACTIONS = `query PendingActions($first: Int) {
+  pendingActions(first: $first) { totalCount edges { node { ${PENDING_NODE} } } }
+}`;
+
+export const PENDING_COUNT = `query PendingCount { pendingActions(first: 1) { totalCount } }`;
+
+export const PENDING_UPDATES = `subscription PendingUpdates {
+  pendingActionUpdates { kind actionId ticketId status pendingCount }
+}`;
+
+export const APPROVE = `mutation Approve($id: ID!) {
+  approveAction(id: $id) { errors { code message field } action { id status } }
+}`;
+
+export const REJECT = `mutation Reject($id: ID!, $reason: String!) {
+  rejectAction(id: $id, reason: $reason) { errors { code message field } action { id status } }
 }`;
 
 export const RULESET = `query Ruleset {
