@@ -59,7 +59,8 @@ async def background_work(state: AppState) -> AsyncIterator[None]:
         relay.attach()
         tasks.append(asyncio.create_task(relay.run(), name="bookbag-event-relay"))
     if settings.scheduler_interval_seconds > 0:
-        scheduler = SchedulerLoop(db, services, interval=settings.scheduler_interval_seconds)
+        on_tick = state.metrics.scheduler_tick if state.metrics is not None else None
+        scheduler = SchedulerLoop(db, services, interval=settings.scheduler_interval_seconds, on_tick=on_tick)
         tasks.append(asyncio.create_task(scheduler.run(), name="bookbag-scheduler"))
     try:
         yield

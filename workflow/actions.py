@@ -66,6 +66,7 @@ def request_action(
     action_facts = {**_scalar_params(params), "type": type, "actor": principal.actor.value, "amount": amount}
     facts = with_action(stored_ticket_facts(session, ticket, now), action_facts)
     decision = services.policy.decide(active.ruleset, facts)
+    services.metrics.policy_decision(decision.effect, principal.actor.value, type)
     status = {"allow": "executed", "require_approval": "pending_approval", "deny": "denied"}[decision.effect]
     approvers = list(decision.approvers) or (list(DEFAULT_APPROVERS) if status == "pending_approval" else [])
     request = ActionRequest(

@@ -39,9 +39,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except ValidationError as exc:  # a setting from the environment is refused (bookbag.settings)
         for error in exc.errors():
-            name = "BOOKBAG_" + "_".join(str(part) for part in error["loc"]).upper()
             message = str(error["msg"]).removeprefix("Value error, ")
-            print(f"error: {name}: {message}", file=sys.stderr)
+            if error["loc"]:  # a model-wide check (no field) names its settings in its message
+                message = "BOOKBAG_" + "_".join(str(part) for part in error["loc"]).upper() + ": " + message
+            print(f"error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
