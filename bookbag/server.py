@@ -98,7 +98,16 @@ def run_workers(
         directory = os.environ.get(MULTIPROC_ENV) or str((settings.data_dir / "metrics-multiproc").resolve())
         os.environ[MULTIPROC_ENV] = directory
         prepare_multiprocess_dir(directory)
-    uvicorn.run(factory, factory=True, workers=workers, **uvicorn_options(settings, access_log=access_log))
+    uvicorn.run(
+        factory,
+        factory=True,
+        workers=workers,
+        # The supervisor kills a worker that does not answer its ping in time; a worker starting up (the
+        # imports before uvicorn's ping thread runs, the classifier) or busy in a long GIL-holding call on a
+        # loaded machine can take longer than uvicorn's 5 s.
+        timeout_worker_healthcheck=30,
+        **uvicorn_options(settings, access_log=access_log),
+    )
 
 
 def worker_app() -> Starlette:

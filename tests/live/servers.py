@@ -102,6 +102,7 @@ class ProcessServer:
     port: int = field(default_factory=free_port)
     # ``bookbag serve`` itself is ("bookbag.cli", "serve"); the tests use the same app with a fixed classifier.
     module: tuple[str, ...] = ("tests.live.app_process",)
+    args: tuple[str, ...] = ()  # more arguments, e.g. ("--workers", "2")
     proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -121,13 +122,13 @@ class ProcessServer:
             **self.env,
         }
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", *self.module, "--port", str(self.port)],
+            [sys.executable, "-m", *self.module, "--port", str(self.port), *self.args],
             cwd=REPO_ROOT,
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 120  # several worker processes start slowly on a loaded machine
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 err = self.proc.stderr.read().decode() if self.proc.stderr else ""
