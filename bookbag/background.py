@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
+from workflow.lifecycle import retention_loop
 from workflow.live import QueueHub, feed_from_bus
 from workflow.merchants import KEYS_CHANNEL
 from workflow.pg_events import EventRelay
@@ -62,6 +63,14 @@ async def background_work(state: AppState) -> AsyncIterator[None]:
         on_tick = state.metrics.scheduler_tick if state.metrics is not None else None
         scheduler = SchedulerLoop(db, services, interval=settings.scheduler_interval_seconds, on_tick=on_tick)
         tasks.append(asyncio.create_task(scheduler.run(), name="bookbag-scheduler"))
+    if settings.retention_closed_days > 0:
+        prune = retention_loop(
+            db,
+            services.clock,
+            closed_days=settings.retention_closed_days,
+            interval=settings.retention_interval_seconds,
+        )
+        tasks.append(asyncio.create_task(prune, name="bookbag-retention"))
     try:
         yield
     finally:

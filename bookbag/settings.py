@@ -103,6 +103,10 @@ class Settings(BaseSettings):
     metrics_per_merchant: bool = False
     metrics_max_operation_names: int = Field(default=100, ge=1, le=10_000)
     log_format: Literal["text", "json"] = "text"
+    # Retention (workflow.lifecycle): the history of tickets closed this many days ago is deleted (0: kept for
+    # ever), checked every `retention_interval_seconds`; decision records follow each merchant's own setting.
+    retention_closed_days: int = Field(default=0, ge=0, le=36_500)
+    retention_interval_seconds: float = Field(default=3600.0, gt=0)
     # Graceful shutdown: how long in-flight requests may take to finish after SIGTERM (0: no limit).
     shutdown_timeout_seconds: float = Field(default=30.0, ge=0)
 

@@ -6,6 +6,7 @@ import argparse
 import sys
 from typing import Any
 
+from bookbag.cli import data_cmd
 from bookbag.cli.errors import CliError
 from bookbag.settings import Settings
 
@@ -37,6 +38,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     create.add_argument("name")
     create.add_argument("--slug", default=None)
     create.set_defaults(handler=_merchants_create)
+    data_cmd.register_merchant_commands(merchants)
 
     keys = subparsers.add_parser("keys", help="manage API keys").add_subparsers(dest="sub", required=True)
     key_create = keys.add_parser("create", help="create an API key (printed once)")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -127,6 +128,7 @@ class ProcessServer:
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
+            start_new_session=True,  # a process group: a kill takes its worker processes too
         )
         deadline = time.monotonic() + 120  # several worker processes start slowly on a loaded machine
         while time.monotonic() < deadline:
@@ -148,13 +150,13 @@ class ProcessServer:
             try:
                 self.proc.wait(15)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
+                os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(5)
 
     def crash(self) -> None:
         """SIGKILL: no shutdown, no cleanup — as if the machine lost the process."""
         if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
+            os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(5)
 
 
