@@ -40,6 +40,7 @@ async def background_work(state: AppState) -> AsyncIterator[None]:
     settings, db, services = state.settings, state.db, state.services
     hub = state.runtime.queue_hub
     tasks: list[asyncio.Task[None]] = []
+    scheduler: SchedulerLoop | None = None
     if hub is not None:
         hub.bind(asyncio.get_running_loop())
         if db.is_postgres:
@@ -77,6 +78,8 @@ async def background_work(state: AppState) -> AsyncIterator[None]:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        if scheduler is not None:
+            await scheduler.drain()  # a tick in flight finishes its unit of work
         if hub is not None:
             await hub.close()
         if state.ws_connections is not None:
