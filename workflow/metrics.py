@@ -20,9 +20,6 @@ class WorkflowMetrics(Protocol):
     def group_committed(self, operation: str, size: int) -> None:
         """A group commit of ``operation`` wrote ``size`` requests in one unit of work."""
 
-    def error(self, code: str) -> None:
-        """A request answered with a coded error (``workflow.errors.ErrorCode`` or the API's own codes)."""
-
 
 class NoMetrics:
     """The observer that records nothing."""
@@ -34,7 +31,4 @@ class NoMetrics:
         pass
 
     def group_committed(self, operation: str, size: int) -> None:
-        pass
-
-    def error(self, code: str) -> None:
         pass

@@ -172,6 +172,16 @@ async def test_operation_names_are_capped(
         if name == "bookbag_graphql_operations_total"
     }
     assert operations == {"One": 2, "Two": 1, "_other": 2}  # Three and Four: over the cap
+    # without BOOKBAG_METRICS_PER_MERCHANT the queue is one series per stage, summed over merchants
+    depth = {dict(labels)["stage"]: v for (name, labels), v in found.items() if name == "bookbag_queue_depth"}
+    assert all(len(labels) == 1 for (name, labels) in found if name == "bookbag_queue_depth")
+    with database.read_only() as session:
+        totals = session.exec(
+            select(Ticket.stage, func.count())
+            .where(col(Ticket.stage).in_(OPEN_STAGES))
+            .group_by(Ticket.stage)
+        ).all()
+    assert depth == {stage: float(count) for stage, count in totals}
 
 
 async def test_scheduler_breaches_and_escalations_are_counted(
