@@ -280,3 +280,29 @@ async def test_retention_deletes_closed_history_and_keeps_decisions_per_merchant
         report = prune_closed(session, now, closed_days=90)
     assert report.decision_audit_events == kept_decisions and report.action_requests == 1
     assert rows(AuditEvent, closed_id) == 0 and rows(ActionRequest, closed_id) == 0
+
+
+def test_the_retention_commands(
+    merchant: MerchantKeys,
+    database: Database,
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("BOOKBAG_DATABASE_URL", database_url)
+    assert cli_main(["merchants", "retention", merchant.slug, "--decision-days", "400"]) == 0
+    assert "kept for 400 days" in capsys.readouterr().out
+    with database.read_only() as session:
+        stored = session.get(Merchant, merchant.merchant_id)
+        assert stored is not None and stored.decision_retention_days == 400
+    assert cli_main(["merchants", "retention", merchant.slug, "--decision-days", "0"]) == 2
+    assert "between 1 and 36500" in capsys.readouterr().err
+    assert cli_main(["merchants", "retention", merchant.slug, "--decision-days", "forever"]) == 0
+    with database.read_only() as session:
+        stored = session.get(Merchant, merchant.merchant_id)
+        assert stored is not None and stored.decision_retention_days is None
+    monkeypatch.setenv("BOOKBAG_RETENTION_CLOSED_DAYS", "0")
+    assert cli_main(["retention", "prune"]) == 0
+    assert "retention is off" in capsys.readouterr().out
+    assert cli_main(["retention", "prune", "--closed-days", "36500"]) == 0  # nothing is that old
+    assert capsys.readouterr().out.startswith("deleted: transitions 0")
