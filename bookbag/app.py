@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from anyio import to_thread
 from sqlalchemy import text
@@ -39,7 +40,11 @@ from schema.build import BookbagSchema, SchemaLimits, build_schema
 from storage.db import Database
 from workflow.live_events import TicketEventHub
 from workflow.merchants import PrincipalCache
+from workflow.metrics import NoMetrics
 from workflow.services import WorkflowServices
+
+if TYPE_CHECKING:
+    from bookbag.metrics import Metrics
 
 log = logging.getLogger("bookbag.app")
 
@@ -54,6 +59,7 @@ class AppState:
     startup_hooks: list[StartupHook] = field(default_factory=list)
     ws_connections: WsConnections | None = None  # the open websockets (caps, revocation, lifetime)
     fast_paths: FastPaths = field(default_factory=FastPaths)  # what bookbag.fast_paths chose at start-up
+    metrics: Metrics | None = None  # /metrics (bookbag.metrics), when BOOKBAG_METRICS is on
 
     @property
     def db(self) -> Database:
@@ -106,6 +112,27 @@ def fair_limits(settings: Settings) -> FairLimits:
         heavy_per_process=settings.heavy_per_process,
         heavy_wait_seconds=settings.heavy_wait_seconds,
     )
+
+
+def with_metrics(settings: Settings, state: AppState) -> Metrics:
+    """The process's metrics (imported only when on: prometheus-client chooses its multiprocess mode at
+    import), wired to the workflow's seam, the database and the open websockets."""
+    from bookbag.metrics import Metrics
+
+    metrics = Metrics(max_operation_names=settings.metrics_max_operation_names)
+    services = state.runtime.services
+    services.metrics = metrics
+    metrics.watch_database(state.db, per_merchant=settings.metrics_per_merchant, clock=services.clock)
+    if state.ws_connections is not None:
+        state.ws_connections.on_count = metrics.websockets.inc
+    state.metrics = metrics
+    return metrics
+
+
+def migration_state(db: Database) -> tuple[str | None, str | None]:
+    from storage.migrate import current_revision, head_revision
+
+    return current_revision(db.engine), head_revision()
 
 
 def admin_static_dir() -> Path | None:
@@ -174,6 +201,8 @@ def create_app(
         fast_paths=fast_paths,
     )
     limited = BodySizeLimit(graphql, settings.max_body_bytes)
+    metrics = with_metrics(settings, state) if settings.metrics else None
+    graphql.metrics, graphql.request_log = metrics, settings.log_format == "json"
 
     async def healthz(_request: Request) -> JSONResponse:
         def ping() -> None:
@@ -187,6 +216,18 @@ def create_app(
             return JSONResponse({"status": "error", "database": "unreachable"}, status_code=503)
         return JSONResponse({"status": "ok", "database": db.engine.dialect.name})
 
+    async def readyz(_request: Request) -> JSONResponse:
+        """Ready to serve: the database answers and its schema is at the shipped migrations' head."""
+        try:
+            current, head = await to_thread.run_sync(migration_state, db)
+        except Exception:
+            log.warning("readiness check: database unreachable", exc_info=True)
+            return JSONResponse({"status": "error", "database": "unreachable"}, status_code=503)
+        if current != head:
+            body = {"status": "error", "database": "reachable", "migration": current, "expected": head}
+            return JSONResponse(body, status_code=503)
+        return JSONResponse({"status": "ok", "database": db.engine.dialect.name, "migration": current})
+
     # Browsers on other origins (bookbag.cors): CORS answers only when origins are configured. (Websockets
     # from a browser must come from a listed origin or the server's own: the view checks, allowed_origins.)
     graphql_http: ASGIApp = limited
@@ -198,8 +239,13 @@ def create_app(
         Route("/graphql", graphql_http, methods=http_methods),
         WebSocketRoute("/graphql", graphql),
         Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
         Route("/", lambda _request: RedirectResponse("/admin/"), methods=["GET"]),
     ]
+    if metrics is not None:
+        from bookbag.metrics import metrics_endpoint
+
+        routes.append(Route("/metrics", metrics_endpoint(metrics, settings.metrics_token), methods=["GET"]))
     if not settings.is_production:  # GraphiQL's files for the page GET /graphql renders (bookbag.graphql_ide)
         routes.append(Mount(IDE_ASSETS_PATH, app=StaticFiles(directory=ide_static_dir()), name="graphql-ide"))
     static = admin_static_dir()
@@ -221,6 +267,9 @@ def create_app(
         if parser is not None:
             runtime.services.rulesets.parser = None
             parser.close()
+        if metrics is not None:
+            metrics.process_exited()
+            runtime.services.metrics = NoMetrics()
         if database is None:
             db.dispose()
 

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
+from workflow.lifecycle import retention_loop
 from workflow.live import QueueHub, feed_from_bus
 from workflow.merchants import KEYS_CHANNEL
 from workflow.pg_events import EventRelay
@@ -39,6 +40,7 @@ async def background_work(state: AppState) -> AsyncIterator[None]:
     settings, db, services = state.settings, state.db, state.services
     hub = state.runtime.queue_hub
     tasks: list[asyncio.Task[None]] = []
+    scheduler: SchedulerLoop | None = None
     if hub is not None:
         hub.bind(asyncio.get_running_loop())
         if db.is_postgres:
@@ -59,14 +61,25 @@ async def background_work(state: AppState) -> AsyncIterator[None]:
         relay.attach()
         tasks.append(asyncio.create_task(relay.run(), name="bookbag-event-relay"))
     if settings.scheduler_interval_seconds > 0:
-        scheduler = SchedulerLoop(db, services, interval=settings.scheduler_interval_seconds)
+        on_tick = state.metrics.scheduler_tick if state.metrics is not None else None
+        scheduler = SchedulerLoop(db, services, interval=settings.scheduler_interval_seconds, on_tick=on_tick)
         tasks.append(asyncio.create_task(scheduler.run(), name="bookbag-scheduler"))
+    if settings.retention_closed_days > 0:
+        prune = retention_loop(
+            db,
+            services.clock,
+            closed_days=settings.retention_closed_days,
+            interval=settings.retention_interval_seconds,
+        )
+        tasks.append(asyncio.create_task(prune, name="bookbag-retention"))
     try:
         yield
     finally:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        if scheduler is not None:
+            await scheduler.drain()  # a tick in flight finishes its unit of work
         if hub is not None:
             await hub.close()
         if state.ws_connections is not None:

@@ -30,13 +30,15 @@ import json
 import logging
 import math
 import secrets
+import time
 from collections.abc import Awaitable, Sequence
-from typing import Any, TypeVar
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from anyio import to_thread
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
-from graphql import GraphQLError, OperationType, get_operation_ast
-from starlette.requests import Request
+from graphql import GraphQLError, OperationDefinitionNode, OperationType, get_operation_ast
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
@@ -56,7 +58,11 @@ from schema.build import BookbagSchema, too_costly
 from workflow.merchants import authenticate
 from workflow.principal import Principal
 
+if TYPE_CHECKING:
+    from bookbag.metrics import Metrics
+
 log = logging.getLogger("bookbag.api")
+request_log = logging.getLogger("bookbag.request")
 
 REQUEST_ID_HEADER = "x-request-id"
 MAX_JSON_DEPTH = 64  # far above any real request (a ticket input nests 4 deep, simulation facts a few more)
@@ -130,6 +136,26 @@ def request_shape_problem(data: Any) -> str | None:
     return None
 
 
+@dataclass
+class RequestInfo:
+    """What one HTTP request's log line says (kept in its ASGI scope while it runs)."""
+
+    request_id: str | None = None
+    merchant: str | None = None
+    operations: list[str] = field(default_factory=list)
+
+    def fields(self, **more: Any) -> dict[str, Any]:
+        return {
+            "request_id": self.request_id,
+            "merchant": self.merchant,
+            "operation": ",".join(self.operations) or None,
+            **more,
+        }
+
+
+SCOPE_INFO = "bookbag.request"
+
+
 def _forget(task: asyncio.Future[Any]) -> None:
     """Done-callback of abandoned work: its outcome is dropped (retrieved, so asyncio does not log it)."""
     if not task.cancelled() and task.exception() is not None:
@@ -183,6 +209,8 @@ class BookbagGraphQL(GraphQL[RequestContext, None]):
     # queueUpdates and ticketEvents: execute once, fan out; caps, revocation, lifetime (bookbag.graphql_ws)
     graphql_transport_ws_handler_class = LiveTransportWSHandler
     websocket_adapter_class = LimitedWebSocketAdapter  # messages over the body cap close the socket
+    metrics: Metrics | None = None  # bookbag.metrics, set by create_app when /metrics is on
+    request_log = False  # one bookbag.request line per HTTP request (BOOKBAG_LOG_FORMAT=json)
 
     def __init__(
         self,
@@ -260,22 +288,26 @@ class BookbagGraphQL(GraphQL[RequestContext, None]):
             whole = super().execute_operation(
                 request, request_adapter, request_data, context, root_value, sub_response
             )
-            return await self._before(deadline, whole, context)
+            return await self._observed(request_data, self._before(deadline, whole, context), context)
         refusal = self._batch_cost_refusal(request_data)
         if refusal is not None:
             return [ExecutionResult(data=None, errors=[refusal]) for _ in request_data]
         return list(
             await asyncio.gather(
                 *(
-                    self._before(
-                        deadline,
-                        self.execute_single(
-                            request=request,
-                            request_adapter=request_adapter,
-                            sub_response=sub_response,
-                            context=context,
-                            root_value=root_value,
-                            request_data=data,
+                    self._observed(
+                        data,
+                        self._before(
+                            deadline,
+                            self.execute_single(
+                                request=request,
+                                request_adapter=request_adapter,
+                                sub_response=sub_response,
+                                context=context,
+                                root_value=root_value,
+                                request_data=data,
+                            ),
+                            context,
                         ),
                         context,
                     )
@@ -283,6 +315,32 @@ class BookbagGraphQL(GraphQL[RequestContext, None]):
                 )
             )
         )
+
+    async def _observed(self, data: GraphQLRequestData, work: Awaitable[T], context: RequestContext) -> T:
+        """``work`` (one operation), counted by its name in the metrics and the request's log line."""
+        if self.metrics is None and not self.request_log:
+            return await work
+        started = time.perf_counter()
+        result = await work
+        name = data.operation_name or self._only_operation_name(data.query)
+        info = context.request.scope.get(SCOPE_INFO) if isinstance(context.request, Request) else None
+        if self.metrics is not None:
+            name = self.metrics.operation(name, time.perf_counter() - started)
+            self.metrics.errors_of(result)
+        if isinstance(info, RequestInfo):
+            info.operations.append(name or "_other")
+        return result
+
+    def _only_operation_name(self, query: str | None) -> str | None:
+        """The name of a document's only operation (from the guard's parse cache), else None."""
+        try:
+            document = self.bookbag_schema.guard.parse(query or "")
+        except GraphQLError:
+            return None
+        operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+        if len(operations) == 1 and operations[0].name is not None:
+            return operations[0].name.value
+        return None
 
     def _batch_cost_refusal(self, batch: list[GraphQLRequestData]) -> GraphQLError | None:
         """The batch's summed cost over the budget refuses all of it, before any operation runs. (A
@@ -362,6 +420,9 @@ class BookbagGraphQL(GraphQL[RequestContext, None]):
         context = RequestContext(
             runtime=self.runtime, request_id=request_id, request=request, response=response
         )
+        info = request.scope.get(SCOPE_INFO)
+        if isinstance(info, RequestInfo):
+            info.request_id = request_id
         if isinstance(request, WebSocket):
             return context  # authenticated in on_ws_connect
         if self.graphql_ide and self.should_render_graphql_ide(self.request_adapter_class(request)):
@@ -374,6 +435,8 @@ class BookbagGraphQL(GraphQL[RequestContext, None]):
         except RateLimited as exc:
             raise RefusedRequest(request_id, exc) from None
         context.principal = principal
+        if isinstance(info, RequestInfo):
+            info.merchant = principal.merchant_id
         if isinstance(response, Response):
             response.headers[REQUEST_ID_HEADER] = request_id
         return context
@@ -441,20 +504,46 @@ class BookbagGraphQL(GraphQL[RequestContext, None]):
             await super().__call__(scope, receive, send)
             return
         response: Response
+        started = time.perf_counter()
+        info = scope[SCOPE_INFO] = RequestInfo()
+        code: str | None = None
         try:
             response = await self.run(Request(scope=scope, receive=receive))
         except Unauthenticated as exc:
-            response = error_response(401, "UNAUTHENTICATED", "missing or invalid API key", str(exc))
+            code = "UNAUTHENTICATED"
+            response = error_response(401, code, "missing or invalid API key", str(exc))
         except HTTPException as exc:  # strawberry answers these in plain text; clients get a GraphQL body
             code = HTTP_ERROR_CODES.get(exc.status_code, "INVALID_INPUT")
             response = error_response(exc.status_code, code, exc.reason)
         except RefusedRequest as exc:
             refused = exc.refused
+            code = "RATE_LIMITED"
             response = error_response(
-                429, "RATE_LIMITED", refused.message, exc.request_id, retry_after=refused.retry_after
+                429, code, refused.message, exc.request_id, retry_after=refused.retry_after
             )
             await self.refusal_hold.wait(refused.retry_after)
+        except ClientDisconnect:
+            # The client went away before its body arrived: nothing ran, nobody to answer. One quiet line.
+            duration = round((time.perf_counter() - started) * 1000, 3)
+            extra = info.fields(status=499, duration_ms=duration, client=client_address(Request(scope)))
+            log.info("client disconnected before the request body was read", extra=extra)
+            return
+        if code is not None and self.metrics is not None:
+            self.metrics.error(code)
         await response(scope, receive, send)
+        if self.request_log:
+            duration = round((time.perf_counter() - started) * 1000, 3)
+            status = response.status_code
+            extra = info.fields(status=status, duration_ms=duration, method=scope.get("method"))
+            request_log.info(
+                "%s %s %s %s %.1f ms",
+                scope.get("method"),
+                scope.get("path"),
+                status,
+                extra["operation"],
+                duration,
+                extra=extra,
+            )
 
 
 class BodyTooLarge(Exception):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bookbag.cors import parse_origins
@@ -96,6 +96,29 @@ class Settings(BaseSettings):
     # auto: the fast paths leaning on library internals run when those libraries are at tested versions
     # (bookbag.fast_paths); off: always graphql-core's executor and the ASGI websocket send.
     fast_paths: FastPathsMode = "auto"
+
+    # Observability (bookbag.metrics, bookbag.logs): /metrics off unless `metrics`; with `metrics_token` set a
+    # scrape must send it as a bearer token (required in production). Per-merchant queue series only with
+    # `metrics_per_merchant` (one label value per merchant). Logs as text lines or one JSON object per line.
+    metrics: bool = False
+    metrics_token: str | None = None
+    metrics_per_merchant: bool = False
+    metrics_max_operation_names: int = Field(default=100, ge=1, le=10_000)
+    log_format: Literal["text", "json"] = "text"
+    # Retention (workflow.lifecycle): the history of tickets closed this many days ago is deleted (0: kept for
+    # ever), checked every `retention_interval_seconds`; decision records follow each merchant's own setting.
+    retention_closed_days: int = Field(default=0, ge=0, le=36_500)
+    retention_interval_seconds: float = Field(default=3600.0, gt=0)
+    # Graceful shutdown: how long in-flight requests may take to finish after SIGTERM (0: no limit).
+    shutdown_timeout_seconds: float = Field(default=30.0, ge=0)
+
+    @model_validator(mode="after")
+    def _metrics_protected_in_production(self) -> Settings:
+        if self.metrics and self.is_production and not self.metrics_token:
+            raise ValueError(
+                "BOOKBAG_METRICS in production needs BOOKBAG_METRICS_TOKEN (a bearer token for /metrics)"
+            )
+        return self
 
     @property
     def is_production(self) -> bool:

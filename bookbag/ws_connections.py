@@ -162,6 +162,9 @@ class WsConnections:
         self._closing: set[asyncio.Task[None]] = set()
         self._checker: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self.on_count: Callable[[int], None] | None = (
+            None  # told +1/-1 as connections open and close (metrics)
+        )
         runtime.principals.on_revoked(self.key_revoked)
 
     def count(self, *, key_id: str | None = None, merchant_id: str | None = None) -> int:
@@ -192,12 +195,16 @@ class WsConnections:
         self._timers[connection] = loop.call_later(limits.max_lifetime_seconds, self._expire, connection)
         if self._checker is None:
             self._checker = loop.create_task(self._check_keys(), name="bookbag-ws-key-check")
+        if self.on_count is not None:
+            self.on_count(1)
 
     def release(self, connection: Connection) -> None:
         timer = self._timers.pop(connection, None)
         if timer is None:
             return  # never admitted, or released already
         timer.cancel()
+        if self.on_count is not None:
+            self.on_count(-1)
         principal = connection.principal
         key_id = principal.key_id or ""
         connections = self._by_key.get(key_id)

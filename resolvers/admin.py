@@ -12,7 +12,14 @@ from resolvers import roles
 from resolvers.runner import ApiError, mutate, query
 from resolvers.snapshots import dump, load
 from resolvers.subscriptions import queue_from_snapshot
-from schema.admin import ApiKey, AuditEvent, ClassifierInfo, CreateApiKeyPayload, RevokeApiKeyPayload
+from schema.admin import (
+    ApiKey,
+    AuditEvent,
+    ClassifierInfo,
+    CreateApiKeyPayload,
+    ForgetCustomerPayload,
+    RevokeApiKeyPayload,
+)
 from schema.common import UserError
 from schema.enums import Role
 from schema.payloads import AgentPayload, TeamPayload
@@ -21,6 +28,7 @@ from schema.tickets import Agent, Info, Team, Ticket
 from storage import tables
 from workflow import agents as agents_service
 from workflow import audit as audit_service
+from workflow import lifecycle
 from workflow import merchants as merchants_service
 from workflow.principal import Principal
 from workflow.queue import oldest_open_tickets as oldest_open
@@ -118,6 +126,20 @@ async def create_api_key(info: Info, role: Role, name: str = "") -> CreateApiKey
         return CreateApiKeyPayload(errors=[UserError.from_domain(error)] if error else [])
     row = load(tables.ApiKey, snapshot["key"])
     return CreateApiKeyPayload(api_key=ApiKey.from_model(row) if row else None, secret=snapshot["secret"])
+
+
+async def forget_customer(info: Info, email: str) -> ForgetCustomerPayload:
+    """Not idempotent by key: a stored response would keep the address this erases."""
+
+    def work(session: Session, _services: WorkflowServices, principal: Principal) -> dict[str, Any]:
+        return lifecycle.forget_customer(session, principal, email).as_dict()
+
+    snapshot, error, _ = await mutate(
+        info.context, roles.ADMINS, operation="forgetCustomer", payload={}, idempotency_key=None, work=work
+    )
+    if error is not None or snapshot is None:
+        return ForgetCustomerPayload(errors=[UserError.from_domain(error)] if error else [])
+    return ForgetCustomerPayload(**snapshot)
 
 
 async def revoke_api_key(info: Info, id: strawberry.ID) -> RevokeApiKeyPayload:

@@ -112,6 +112,7 @@ class GroupCommit:
             self.stats.groups += 1
             self.stats.requests += len(batch)
             self.stats.largest = max(self.stats.largest, len(batch))
+            self.runtime.services.metrics.group_committed(self.operation, len(batch))
             outcomes = await to_thread.run_sync(self._run, batch, limiter=self.runtime.write_limiter)
             for request, outcome in zip(batch, outcomes, strict=True):
                 if request.future.done():  # the client went away; the work is done all the same

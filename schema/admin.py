@@ -90,6 +90,17 @@ class RevokeApiKeyPayload:
     errors: list[UserError] = strawberry.field(default_factory=list)
 
 
+@strawberry.type(description="What forgetCustomer redacted: rows changed per kind (no row is deleted).")
+class ForgetCustomerPayload:
+    tickets: int = 0
+    messages: int = 0
+    corrections: int = 0
+    audit_events: int = 0
+    action_requests: int = 0
+    idempotency_records: int = 0
+    errors: list[UserError] = strawberry.field(default_factory=list)
+
+
 @strawberry.type
 class ClassifierInfo:
     version: str

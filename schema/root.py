@@ -9,7 +9,14 @@ from resolvers import admin as adm
 from resolvers import rulesets as r
 from resolvers import tickets as t
 from schema.actions import ActionRequestConnection, Decision
-from schema.admin import ApiKey, AuditEvent, ClassifierInfo, CreateApiKeyPayload, RevokeApiKeyPayload
+from schema.admin import (
+    ApiKey,
+    AuditEvent,
+    ClassifierInfo,
+    CreateApiKeyPayload,
+    ForgetCustomerPayload,
+    RevokeApiKeyPayload,
+)
 from schema.common import Node
 from schema.me import Me
 from schema.payloads import (
@@ -96,5 +103,10 @@ class Mutation:
     backtest: BacktestPayload = strawberry.mutation(resolver=r.backtest)
     create_api_key: CreateApiKeyPayload = strawberry.mutation(resolver=adm.create_api_key)
     revoke_api_key: RevokeApiKeyPayload = strawberry.mutation(resolver=adm.revoke_api_key)
+    forget_customer: ForgetCustomerPayload = strawberry.mutation(
+        resolver=adm.forget_customer,
+        description="Admin only: redact a customer's personal data (email, name, their tickets' subjects and "
+        "bodies, messages) across the merchant's tickets, audit log, action requests and stored responses.",
+    )
     create_team: TeamPayload = strawberry.mutation(resolver=adm.create_team)
     create_agent: AgentPayload = strawberry.mutation(resolver=adm.create_agent)

@@ -38,6 +38,8 @@ class Merchant(SQLModel, table=True):
     active_ruleset_version: int | None = Field(default=None)
     round_robin_cursor: int = Field(default=0)
     created_at: datetime = Field(default_factory=utcnow)
+    # How long decision records of closed tickets are kept (workflow.lifecycle); None: for ever.
+    decision_retention_days: int | None = Field(default=None)
 
 
 class ApiKey(SQLModel, table=True):

@@ -109,6 +109,7 @@ def request_action(
     active = active_ruleset(session, services, principal.merchant_id)
     now = services.clock()
     facts, decision = _decide_on(session, services, principal, ticket, active, type, amount, params)
+    services.metrics.policy_decision(decision.effect, principal.actor.value, type)
     status = {"allow": "executed", "require_approval": "pending_approval", "deny": "denied"}[decision.effect]
     if status == "executed" and type in EXTERNAL_ACTIONS:
         status = "executing"

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -97,9 +98,12 @@ def create_tickets(
             continue
         accepted.append((len(results), principal, ticket, data))
         results.append(None)
+    started = time.perf_counter()
     predictions = services.classifier.predict_batch(
         [_classifier_input(ticket, data) for _, _, ticket, data in accepted]
     )
+    if accepted:
+        services.metrics.classified(time.perf_counter() - started, len(accepted))
     # Each merchant's queue row is locked first, in id order: on PostgreSQL, concurrent batches (and other
     # processes) then ingest one merchant's tickets one batch at a time, so the load they read stays true
     # and the rows they update (team cursors, the queue version) are never taken in opposite orders.

@@ -12,7 +12,7 @@ from sqlalchemy import ColumnElement, and_, bindparam, func, or_, text, update
 from sqlmodel import Session, col, select
 from sqlmodel.sql.sqltypes import UTCDateTime
 
-from storage.tables import QueueState, Ticket, utcnow
+from storage.tables import Merchant, QueueState, Ticket, utcnow
 from workflow.stages import OPEN_STAGES, STAGES
 
 NOTIFY_CHANNEL = "bookbag_queue"
@@ -209,3 +209,31 @@ def oldest_open_tickets(session: Session, merchant_id: str, *, limit: int = 10) 
         .limit(max(1, min(limit, 100)))
     )
     return list(session.exec(query))
+
+
+@dataclass(frozen=True)
+class StageTotal:
+    """Open tickets of one stage (of one merchant, or of all of them) and when the oldest entered it."""
+
+    stage: str
+    count: int
+    oldest_entered_at: datetime | None
+    merchant_slug: str | None = None
+
+
+def open_stage_totals(session: Session, *, per_merchant: bool = False) -> list[StageTotal]:
+    """Every merchant's open tickets per stage (summed, or per merchant): one grouped query, for metrics."""
+    if per_merchant:
+        rows = session.exec(
+            select(Ticket.stage, Merchant.slug, func.count(), func.min(Ticket.stage_entered_at))
+            .join(Merchant, col(Merchant.id) == col(Ticket.merchant_id))
+            .where(col(Ticket.stage).in_(OPEN_STAGES))
+            .group_by(Ticket.stage, Merchant.slug)
+        ).all()
+        return [StageTotal(stage, int(n), oldest, slug) for stage, slug, n, oldest in rows]
+    totals = session.exec(
+        select(Ticket.stage, func.count(), func.min(Ticket.stage_entered_at))
+        .where(col(Ticket.stage).in_(OPEN_STAGES))
+        .group_by(Ticket.stage)
+    ).all()
+    return [StageTotal(stage, int(n), oldest) for stage, n, oldest in totals]

@@ -525,14 +525,17 @@ class SchedulerLoop:
         self._on_tick = on_tick
         self.ticks = 0
         self.last_report: TickReport | None = None
+        self._tick: asyncio.Future[TickReport] | None = None
 
     async def run(self) -> None:
         while True:
             more = False
             try:
-                report = await asyncio.to_thread(
-                    run_due_work, self._db, self._services, self._services.clock()
+                self._tick = asyncio.ensure_future(
+                    asyncio.to_thread(run_due_work, self._db, self._services, self._services.clock())
                 )
+                # shielded: a cancelled loop leaves the tick's unit of work to finish (see drain)
+                report = await asyncio.shield(self._tick)
                 self.ticks += 1
                 self.last_report = report
                 more = report.more_due
@@ -550,3 +553,10 @@ class SchedulerLoop:
             except Exception:  # the tick rolled back; the same work is found again next time
                 log.exception("scheduler tick failed")
             await asyncio.sleep(0 if more else self._interval)
+
+    async def drain(self) -> None:
+        """After cancelling :meth:`run` (shutdown): wait until a tick that was in flight has committed or
+        rolled back, so the server closes its database after the last unit of work, not during it."""
+        tick = self._tick
+        if tick is not None and not tick.done():
+            await asyncio.gather(tick, return_exceptions=True)

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from classifier import Classifier
 from policy import PolicyEngine
 from workflow.events import EventBus
+from workflow.metrics import NoMetrics, WorkflowMetrics
 from workflow.ruleset_cache import RulesetCache
 
 
@@ -23,3 +24,4 @@ class WorkflowServices:
     bus: EventBus = field(default_factory=EventBus)
     clock: Callable[[], datetime] = system_clock
     rulesets: RulesetCache = field(default_factory=RulesetCache)
+    metrics: WorkflowMetrics = field(default_factory=NoMetrics)  # bookbag.metrics when /metrics is on

@@ -348,6 +348,7 @@ def _require_permission(
         stored_ticket_facts(session, ticket, services.clock()), {**action, "actor": principal.actor.value}
     )
     decision = services.policy.decide(active.ruleset, facts)
+    services.metrics.policy_decision(decision.effect, principal.actor.value, str(action.get("type", "")))
     if decision.effect != "allow":
         hint = "; ask for it with requestAction" if decision.effect == "require_approval" else ""
         raise DomainError(

@@ -17,7 +17,7 @@ from bookbag.cli.errors import CliError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from bookbag.cli import classifier_cmd, core_cmd, rules_cmd, schema_cmd
+    from bookbag.cli import classifier_cmd, core_cmd, data_cmd, rules_cmd, schema_cmd
 
     parser = argparse.ArgumentParser(prog="bookbag", description="Bookbag support-workflow engine")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -26,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     rules_cmd.register(subparsers)
     classifier_cmd.register(subparsers)
     schema_cmd.register(subparsers)
+    data_cmd.register(subparsers)
     return parser
 
 
@@ -39,9 +40,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except ValidationError as exc:  # a setting from the environment is refused (bookbag.settings)
         for error in exc.errors():
-            name = "BOOKBAG_" + "_".join(str(part) for part in error["loc"]).upper()
             message = str(error["msg"]).removeprefix("Value error, ")
-            print(f"error: {name}: {message}", file=sys.stderr)
+            if error["loc"]:  # a model-wide check (no field) names its settings in its message
+                message = "BOOKBAG_" + "_".join(str(part) for part in error["loc"]).upper() + ": " + message
+            print(f"error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

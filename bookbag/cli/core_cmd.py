@@ -6,6 +6,7 @@ import argparse
 import sys
 from typing import Any
 
+from bookbag.cli import data_cmd
 from bookbag.cli.errors import CliError
 from bookbag.settings import Settings
 
@@ -16,6 +17,12 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     serve.add_argument("--port", type=int, default=None, help="port (default: settings, 8000)")
     serve.add_argument(
         "--demo", action="store_true", help="create the demo merchant first if it does not exist"
+    )
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="server processes on the port (default 1; more need PostgreSQL: they share LISTEN/NOTIFY)",
     )
     serve.set_defaults(handler=_serve)
 
@@ -31,6 +38,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     create.add_argument("name")
     create.add_argument("--slug", default=None)
     create.set_defaults(handler=_merchants_create)
+    data_cmd.register_merchant_commands(merchants)
 
     keys = subparsers.add_parser("keys", help="manage API keys").add_subparsers(dest="sub", required=True)
     key_create = keys.add_parser("create", help="create an API key (printed once)")
@@ -182,7 +190,7 @@ def _progress(done: int, total: int) -> None:
 
 def _serve(args: argparse.Namespace) -> int:
     from bookbag.app import create_app
-    from bookbag.server import log_to_stderr, run_server
+    from bookbag.server import WorkersRefused, log_to_stderr, run_server, run_workers
 
     settings = Settings()
     log_to_stderr(settings)
@@ -190,13 +198,20 @@ def _serve(args: argparse.Namespace) -> int:
         settings.host = args.host
     if args.port:
         settings.port = args.port
+    if not 1 <= args.workers <= 64:
+        raise CliError("--workers must be between 1 and 64")
     if args.demo:
         _demo_if_missing(settings)
+    banner = f"Bookbag on http://{settings.host}:{settings.port}/  (GraphQL /graphql, admin /admin/)"
+    if args.workers > 1:
+        print(f"{banner}, {args.workers} worker processes", file=sys.stderr)
+        try:
+            run_workers(settings, args.workers)
+        except WorkersRefused as exc:
+            raise CliError(str(exc)) from None
+        return 0
     app = create_app(settings)
-    print(
-        f"Bookbag on http://{settings.host}:{settings.port}/  (GraphQL /graphql, admin /admin/)",
-        file=sys.stderr,
-    )
+    print(banner, file=sys.stderr)
     run_server(app, settings)
     return 0
 

@@ -10,9 +10,10 @@ import gc
 import os
 
 import uvicorn
+from starlette.applications import Starlette
 
 from bookbag.app import create_app
-from bookbag.server import run_server
+from bookbag.server import log_to_stderr, prepare_to_serve, run_server, run_workers
 from bookbag.settings import Settings
 from classifier import Prediction
 from policy import PolicyEngine
@@ -43,6 +44,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--workers", type=int, default=1, help="worker processes (bookbag serve --workers)")
     parser.add_argument(
         "--ws-deflate",
         action="store_true",
@@ -59,6 +61,10 @@ def main() -> None:
     settings.host, settings.port = args.host, args.port
     if "BOOKBAG_LOG_LEVEL" not in os.environ:  # quiet by default: nobody reads a test server's stderr
         settings.log_level = "warning"
+    log_to_stderr(settings)
+    if args.workers > 1:  # exactly as ``bookbag serve --workers N``, each worker from worker_app below
+        run_workers(settings, args.workers, factory="tests.live.app_process:worker_app", access_log=False)
+        return
     app = create_app(settings, services=fixed_services())
     if not args.ws_deflate:
         run_server(app, settings, access_log=False)  # exactly as ``bookbag serve`` runs it
@@ -71,6 +77,17 @@ def main() -> None:
         ws="websockets-sansio",
         ws_per_message_deflate=True,
     )
+
+
+def worker_app() -> Starlette:
+    """One worker process of ``--workers N`` (bookbag.server.worker_app with the fixed classifier)."""
+    settings = Settings()
+    if "BOOKBAG_LOG_LEVEL" not in os.environ:
+        settings.log_level = "warning"
+    log_to_stderr(settings)
+    app = create_app(settings, services=fixed_services())
+    prepare_to_serve(app)
+    return app
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -102,6 +103,7 @@ class ProcessServer:
     port: int = field(default_factory=free_port)
     # ``bookbag serve`` itself is ("bookbag.cli", "serve"); the tests use the same app with a fixed classifier.
     module: tuple[str, ...] = ("tests.live.app_process",)
+    args: tuple[str, ...] = ()  # more arguments, e.g. ("--workers", "2")
     proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -121,13 +123,14 @@ class ProcessServer:
             **self.env,
         }
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", *self.module, "--port", str(self.port)],
+            [sys.executable, "-m", *self.module, "--port", str(self.port), *self.args],
             cwd=REPO_ROOT,
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
+            start_new_session=True,  # a process group: a kill takes its worker processes too
         )
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 120  # several worker processes start slowly on a loaded machine
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 err = self.proc.stderr.read().decode() if self.proc.stderr else ""
@@ -147,13 +150,13 @@ class ProcessServer:
             try:
                 self.proc.wait(15)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
+                os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(5)
 
     def crash(self) -> None:
         """SIGKILL: no shutdown, no cleanup — as if the machine lost the process."""
         if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
+            os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(5)
 
 

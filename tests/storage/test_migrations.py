@@ -77,7 +77,7 @@ def test_migration_0003_fills_each_agents_open_ticket_count(fresh_sqlite_url: st
 
     from bookbag.settings import Settings
     from bookbag.wiring import build_services
-    from storage.migrate import alembic_config
+    from storage.migrate import alembic_config, head_revision
     from storage.tables import Agent
     from tests.conftest import assert_open_counts_match
     from workflow.demo import create_demo
@@ -91,9 +91,7 @@ def test_migration_0003_fills_each_agents_open_ticket_count(fresh_sqlite_url: st
         config.attributes["connection"] = connection
         command.downgrade(config, "0002")  # the column and its counts are gone
     upgrade(db.engine)
-    from alembic.script import ScriptDirectory
-
-    assert current_revision(db.engine) == ScriptDirectory.from_config(config).get_current_head()
+    assert current_revision(db.engine) == head_revision()
     with db.read_only() as session:
         merchant_id = get_merchant_by_slug(session, demo.slug).id
     assert_open_counts_match(db, merchant_id)
