@@ -117,7 +117,7 @@ class PolicyEngine:
         self._pending: dict[str, _Pending] = {}
         self._pending_lock = threading.Lock()
         self._active: PolicyEngine | None = None  # set on a drafts engine: the engine of active versions
-        self.stats = {"compiled": 0, "evicted": 0, "evaluations": 0, "state_resets": 0}
+        self.stats = {"compiled": 0, "evicted": 0, "evaluations": 0, "engine_calls": 0, "state_resets": 0}
         self.drafts: PolicyEngine = self
         if max_drafts > 0:
             self.drafts = PolicyEngine(max_drafts, max_drafts=0)
@@ -211,13 +211,18 @@ class PolicyEngine:
         the lock covers only the engine calls."""
         loaded = self._pin(ruleset)
         try:
-            lg = loaded.groups[group_name]
+            lg = self._plan(loaded, group_name, facts)
             message, read = lg.extractor.read(facts)
             with _ENGINE_LOCK:
                 hits = self._fire(lg, message)
         finally:
             self._release(loaded)
         return hits, read
+
+    @staticmethod
+    def _plan(loaded: _Loaded, group_name: str, facts: Mapping[str, Any]) -> _LoadedGroup:
+        """What evaluates ``facts`` in one group of a compiled version."""
+        return loaded.groups[group_name]
 
     def _fire(self, lg: _LoadedGroup, message: str) -> list[Hit]:
         """(Caller holds _ENGINE_LOCK.) The rules of one group that match ``message``, in section order."""
@@ -234,6 +239,7 @@ class PolicyEngine:
         return hits
 
     def _evaluate(self, handle: int, message: str) -> list[str]:
+        self.stats["engine_calls"] += 1
         try:
             return self._assert_drain_retract(handle, message)
         except Exception:
