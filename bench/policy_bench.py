@@ -153,7 +153,9 @@ def measure(fn: Callable[[dict[str, Any]], Any], facts: list[dict[str, Any]]) ->
     }
 
 
-def profile(engine: policy.PolicyEngine, ruleset: policy.Ruleset, facts: list[dict[str, Any]]) -> dict[str, Any]:
+def profile(
+    engine: policy.PolicyEngine, ruleset: policy.Ruleset, facts: list[dict[str, Any]]
+) -> dict[str, Any]:
     """Where one decision's time goes, stage by stage, measured by calling the engine's own steps in turn
     (the same calls ``PolicyEngine.decide`` makes): finding the compiled version, building the message and
     the facts subset (``extract``), the C engine (assert, draining the fired actions, retract; the shard or
