@@ -42,9 +42,10 @@ from typing import Any
 from durable.engine import durable_rules_engine as _dre
 
 from policy.backtest import BacktestReport, run_backtest
-from policy.compile import PRIMER, CompiledRuleset, Group, SectionRule, compile_ruleset
+from policy.compile import PRIMER, SCOPE_PATHS, CompiledRuleset, Group, SectionRule, compile_ruleset
 from policy.explain import decision_from_rules, routing_from_rule
 from policy.extract import Extractor
+from policy.facts import resolve
 from policy.model import (
     Decision,
     EscalationRule,
@@ -73,10 +74,29 @@ class EngineError(RuntimeError):
 
 
 @dataclass
-class _LoadedGroup:
-    group: Group
+class _LoadedBucket:
+    """One scope bucket in the engine: what a decision in it posts, and its engine rulesets."""
+
     extractor: Extractor
     handles: list[tuple[int, dict[str, Hit]]]  # engine ruleset handle, durable rule name -> hit
+
+
+@dataclass
+class _LoadedGroup:
+    group: Group
+    handles: list[tuple[int, dict[str, Hit]]]  # the group's shards in the engine, created in order
+    buckets: list[_LoadedBucket]
+    scope: tuple[tuple[tuple[str, ...], frozenset[str]], ...]  # (scope fact path, values rules name)
+
+    def bucket(self, facts: Mapping[str, Any]) -> _LoadedBucket:
+        """The bucket of the rules whose scope admits ``facts``."""
+        if not self.scope:
+            return self.buckets[0]
+        key = []
+        for path, named in self.scope:
+            value = resolve(facts, path)
+            key.append(value if (type(value) is str or isinstance(value, str)) and value in named else None)
+        return self.buckets[self.group.index[tuple(key)]]
 
 
 @dataclass
@@ -139,9 +159,12 @@ class PolicyEngine:
             lg = loaded.groups["decide"]
             for start in range(0, len(items), BATCH_CHUNK):
                 chunk = items[start : start + BATCH_CHUNK]
-                extracted = [lg.extractor.read(one) for one in chunk]  # outside the lock: pure Python
-                with _ENGINE_LOCK:
-                    matched = [self._fire(lg, message) for message, _ in extracted]
+                plans = [lg.bucket(one) for one in chunk]
+                extracted = [plan.extractor.read(one) for plan, one in zip(plans, chunk, strict=True)]
+                with _ENGINE_LOCK:  # the messages were built outside it: pure Python
+                    matched = [
+                        self._fire(plan, message) for plan, (message, _) in zip(plans, extracted, strict=True)
+                    ]
                 out.extend(
                     _decision(ruleset, hits, read, one, False)
                     for hits, (_, read), one in zip(matched, extracted, chunk, strict=True)
@@ -220,12 +243,12 @@ class PolicyEngine:
         return hits, read
 
     @staticmethod
-    def _plan(loaded: _Loaded, group_name: str, facts: Mapping[str, Any]) -> _LoadedGroup:
-        """What evaluates ``facts`` in one group of a compiled version."""
-        return loaded.groups[group_name]
+    def _plan(loaded: _Loaded, group_name: str, facts: Mapping[str, Any]) -> _LoadedBucket:
+        """What evaluates ``facts`` in one group of a compiled version: the bucket its scope selects."""
+        return loaded.groups[group_name].bucket(facts)
 
-    def _fire(self, lg: _LoadedGroup, message: str) -> list[Hit]:
-        """(Caller holds _ENGINE_LOCK.) The rules of one group that match ``message``, in section order."""
+    def _fire(self, lg: _LoadedBucket, message: str) -> list[Hit]:
+        """(Caller holds _ENGINE_LOCK.) The rules of one bucket that match ``message``, in section order."""
         self.stats["evaluations"] += 1
         hits: list[Hit] = []
         for handle, names in lg.handles:
@@ -358,11 +381,13 @@ def _build(ruleset: Ruleset) -> _Loaded:
     lock hold. On failure every shard created so far is deleted again."""
     compiled = _take_compiled(ruleset)
     groups: dict[str, _LoadedGroup] = {}
-    plan: list[tuple[_LoadedGroup, str, dict[str, Hit]]] = []
+    plan: list[tuple[_LoadedBucket, str, dict[str, Hit]]] = []
     for name, group in compiled.groups.items():
         rules = _section(ruleset, name)
         positions = {rule.id: i for i, rule in enumerate(rules)}
-        lg = groups[name] = _LoadedGroup(group, Extractor(group, _SID), [])
+        scope = tuple(zip((SCOPE_PATHS[dim] for dim in group.scope), group.scope_values, strict=True))
+        lg = groups[name] = _LoadedGroup(group, [], [], scope)
+        lg.buckets = [_LoadedBucket(Extractor(group, _SID, bucket), []) for bucket in group.buckets]
         for shard in group.shards:
             hits = {durable: (positions[rid], rules[positions[rid]]) for durable, rid in shard.names.items()}
             plan.append((lg, shard.definition, hits))
@@ -377,6 +402,9 @@ def _build(ruleset: Ruleset) -> _Loaded:
     except Exception as exc:
         _free(loaded)
         raise EngineError(f"durable_rules could not load ruleset {ruleset.name!r}: {exc}") from exc
+    for lg in groups.values():
+        for lb, bucket in zip(lg.buckets, lg.group.buckets, strict=True):
+            lb.handles = [lg.handles[i] for i in bucket.shards]
     return loaded
 
 
@@ -398,6 +426,8 @@ def _evict(loaded: _Loaded) -> bool:
 def _free(loaded: _Loaded) -> None:
     """Delete ``loaded``'s engine rulesets, one per lock hold; only for a version nothing can reach."""
     for lg in loaded.groups.values():
+        for lb in lg.buckets:
+            lb.handles = []
         while lg.handles:
             with _ENGINE_LOCK:
                 handle, _ = lg.handles.pop()

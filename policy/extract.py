@@ -12,7 +12,7 @@ from json.encoder import encode_basestring_ascii as _encode_str
 from math import isfinite
 from typing import Any
 
-from policy.compile import Group
+from policy.compile import Bucket, Group
 from policy.facts import MISSING, contains, copy_value, kind, matches, place, resolve
 
 _EXACT = 2**53
@@ -44,13 +44,16 @@ class Extractor:
 
     __slots__ = ("head", "readers")
 
-    def __init__(self, group: Group, sid: str) -> None:
-        self.head = "{" + _encode_str("sid") + ":" + _encode_str(sid) + ',"id":"f","k":1'
+    def __init__(self, group: Group, sid: str, bucket: Bucket | None = None) -> None:
+        """Reads every path of ``group`` (the decision's facts subset); posts the properties of ``bucket``
+        (the rules in scope) or, without one, of the whole group."""
+        marker = 0 if bucket is None else bucket.marker
+        self.head = "{" + _encode_str("sid") + ":" + _encode_str(sid) + f',"id":"f","k":{marker}'
         by_path: dict[tuple[str, ...], dict[str, Any]] = {path: {} for path in group.paths}
-        for prop in group.props:
+        for prop in group.props if bucket is None else bucket.props:
             by_path.setdefault(prop.path, {})[prop.kind] = prop.name
         derived: dict[tuple[str, ...], list[tuple[str, bool, Any]]] = {}
-        for d in group.derived:
+        for d in group.derived if bucket is None else bucket.derived:
             by_path.setdefault(d.path, {})
             derived.setdefault(d.path, []).append((f'"{d.name}":', d.op == "contains", d.value))
         # Sorted paths: the subset is built exactly as ``facts.subset`` builds it (the reference's way).
