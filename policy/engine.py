@@ -381,7 +381,7 @@ def _build(ruleset: Ruleset) -> _Loaded:
     lock hold. On failure every shard created so far is deleted again."""
     compiled = _take_compiled(ruleset)
     groups: dict[str, _LoadedGroup] = {}
-    plan: list[tuple[_LoadedBucket, str, dict[str, Hit]]] = []
+    plan: list[tuple[_LoadedGroup, str, dict[str, Hit]]] = []
     for name, group in compiled.groups.items():
         rules = _section(ruleset, name)
         positions = {rule.id: i for i, rule in enumerate(rules)}
