@@ -84,7 +84,7 @@ def decision_from_rules(
         effect = "require_approval"
         deciding_ids = [h.id for h in handoffs]
         approvers = [a for h in handoffs for a in h.approvers]
-    explanation = _explain(ruleset, effect, rules, deciding_ids, handoffs if handoff else [], approvers)
+    shown = handoffs if handoff else []
     return Decision(
         effect=effect,
         matched_rules=tuple(r.id for r in rules),
@@ -92,15 +92,14 @@ def decision_from_rules(
         approvers=tuple(dict.fromkeys(approvers)),
         handoff=handoff,
         handoff_rules=tuple(h.id for h in handoffs) if handoff else (),
-        explanation=explanation,
         ruleset_digest=ruleset.digest,
         facts=read,
         trace=trace_decide(ruleset, trace_matched, facts) if trace_matched is not None else None,
+        explain=lambda: _explain(effect, rules, deciding_ids, shown, approvers),
     )
 
 
 def _explain(
-    ruleset: Ruleset,
     effect: str,
     rules: list[PermissionRule],
     deciding: list[str],
