@@ -45,7 +45,7 @@ from policy.backtest import BacktestReport, run_backtest
 from policy.compile import PRIMER, SCOPE_PATHS, CompiledRuleset, Group, SectionRule, compile_ruleset
 from policy.explain import decision_from_rules, routing_from_rule
 from policy.extract import Extractor
-from policy.facts import resolve
+from policy.facts import FactsRead, resolve
 from policy.model import (
     Decision,
     EscalationRule,
@@ -89,13 +89,18 @@ class _LoadedGroup:
     scope: tuple[tuple[tuple[str, ...], frozenset[str]], ...]  # (scope fact path, values rules name)
 
     def bucket(self, facts: Mapping[str, Any]) -> _LoadedBucket:
-        """The bucket of the rules whose scope admits ``facts``."""
+        """The bucket of the rules whose scope admits ``facts``: its key holds each scope fact's value when
+        some rule names it (a string equal to a named one, as the reference compares), else None."""
         if not self.scope:
             return self.buckets[0]
         key = []
+        plain = type(facts) is dict
         for path, named in self.scope:
-            value = resolve(facts, path)
-            key.append(value if (type(value) is str or isinstance(value, str)) and value in named else None)
+            space = facts.get(path[0]) if plain else None
+            value = space.get(path[1]) if type(space) is dict else resolve(facts, path)
+            if type(value) is not str and not isinstance(value, str):
+                value = None
+            key.append(value if value in named else None)
         return self.buckets[self.group.index[tuple(key)]]
 
 
@@ -177,7 +182,7 @@ class PolicyEngine:
         hits, read = self._match(ruleset, "route", facts)
         first = hits[0][1] if hits else None
         assert first is None or isinstance(first, RoutingRule)
-        return routing_from_rule(ruleset, first, facts, read, _ids(hits) if trace else None)
+        return routing_from_rule(ruleset, first, facts, read.as_dict(), _ids(hits) if trace else None)
 
     def escalations_due(self, ruleset: Ruleset, facts: Mapping[str, Any]) -> list[EscalationRule]:
         hits, _ = self._match(ruleset, "escalate", facts)
@@ -227,8 +232,8 @@ class PolicyEngine:
     # -- evaluation ------------------------------------------------------------------------------------
     def _match(
         self, ruleset: Ruleset, group_name: str, facts: Mapping[str, Any]
-    ) -> tuple[list[Hit], dict[str, Any]]:
-        """Rules durable_rules matched, in section order, and the facts subset the group read.
+    ) -> tuple[list[Hit], FactsRead]:
+        """Rules durable_rules matched, in section order, and the facts the group read.
 
         The message (with every ``contains``/``matches`` precomputed) is built before the lock is taken;
         the lock covers only the engine calls."""
@@ -475,7 +480,7 @@ def _ids(hits: list[Hit]) -> set[str]:
 
 
 def _decision(
-    ruleset: Ruleset, hits: list[Hit], read: dict[str, Any], facts: Mapping[str, Any], trace: bool
+    ruleset: Ruleset, hits: list[Hit], read: FactsRead, facts: Mapping[str, Any], trace: bool
 ) -> Decision:
     permissions = [rule for _, rule in hits if isinstance(rule, PermissionRule)]
     handoffs = [rule for _, rule in hits if isinstance(rule, HandoffRule)]

@@ -62,7 +62,7 @@ def decision_from_rules(
     rules: list[PermissionRule],
     handoffs: list[HandoffRule],
     facts: Mapping[str, Any],
-    read: dict[str, Any],
+    read: Mapping[str, Any],
     trace_matched: set[str] | None = None,
 ) -> Decision:
     """The decision for matched ``rules`` and ``handoffs`` (each in ruleset order); ``read`` is the facts
