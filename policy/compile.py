@@ -452,12 +452,14 @@ def _pack(expressions: Sequence[Json]) -> list[tuple[int, int]]:
 def _section_rules(ruleset: Ruleset, group: str) -> list[tuple[str, SectionRule]]:
     if group == "decide":
         return [("p", r) for r in ruleset.permissions] + [("h", r) for r in ruleset.handoff]
+    if group == "handoff":
+        return [("h", r) for r in ruleset.handoff]
     if group == "route":
         return [("r", r) for r in ruleset.routing]
     return [("e", r) for r in ruleset.escalations]
 
 
-GROUP_NAMES = ("decide", "route", "escalate")
+GROUP_NAMES = ("decide", "route", "escalate", "handoff")
 
 
 def compile_group(ruleset: Ruleset, group: str) -> Group:
@@ -530,7 +532,7 @@ def _scope_index(
         named: list[list[str]] = []
         admits: list[dict[str | None, int]] = []
         for dim in scope:
-            scopes = [getattr(rule, dim, None) for rule in rules]
+            scopes = [_scope_of(rule, dim) for rule in rules]
             dim_values = sorted({v for values in scopes if values is not None for v in values})
             unscoped = sum(1 << i for i, values in enumerate(scopes) if values is None)
             table: dict[str | None, int] = {None: unscoped}
@@ -551,6 +553,15 @@ def _scope_index(
         if copies <= budget:
             return scope, tuple(frozenset(v) for v in named), keys
     return (), (), {}
+
+
+def _scope_of(rule: SectionRule, dim: str) -> tuple[str, ...] | None:
+    """A rule's scope for the index. A handoff rule changes a decision only for the actor ``ai``, so its
+    copies go only where the actor can be ``ai`` (its match for other actors: the ``handoff`` group)."""
+    if isinstance(rule, HandoffRule):
+        return ("ai",) if dim == "actors" else None
+    values: tuple[str, ...] | None = getattr(rule, dim, None)
+    return values
 
 
 def _pack_buckets(
@@ -644,7 +655,7 @@ class _Used(_Props):
         return name
 
 
-_SECTION_OF = {"decide": "permissions", "route": "routing", "escalate": "escalations"}
+_SECTION_OF = {"decide": "permissions", "route": "routing", "escalate": "escalations", "handoff": "handoff"}
 
 
 def _path_of(rule: SectionRule) -> tuple[str | int, ...]:
@@ -664,6 +675,8 @@ def engine_limit_problems(ruleset: Ruleset) -> list[tuple[str, str, tuple[str | 
     out: list[tuple[str, str, tuple[str | int, ...]]] = []
     groups: dict[str, Group] = {}
     for group in GROUP_NAMES:
+        if group == "handoff" and "decide" not in groups:
+            continue  # its rules are among decide's, whose problems are reported already
         count = len(_section_rules(ruleset, group))
         if count > MAX_RULES_PER_SECTION:
             out.append(

@@ -189,7 +189,8 @@ class PolicyEngine:
         return [rule for _, rule in hits if isinstance(rule, EscalationRule)]
 
     def handoff(self, ruleset: Ruleset, facts: Mapping[str, Any]) -> list[str]:
-        hits, _ = self._match(ruleset, "decide", facts)
+        """The handoff rules that match, whatever the actor (a decision uses them for the AI only)."""
+        hits, _ = self._match(ruleset, "handoff", facts)
         return [rule.id for _, rule in hits if isinstance(rule, HandoffRule)]
 
     def run_tests(self, ruleset: Ruleset) -> list[RulesetTestResult]:
@@ -202,8 +203,14 @@ class PolicyEngine:
         return run_backtest(self, draft, active, cases, draft_engine=self.drafts)
 
     def matched_rules(self, ruleset: Ruleset, group: str, facts: Mapping[str, Any]) -> set[str]:
-        """Raw ids matched by durable_rules in one group (decide, route, escalate); for tests and tools."""
-        return _ids(self._match(ruleset, group, facts)[0])
+        """Raw ids matched by durable_rules in one group (decide, route, escalate); for tests and tools.
+        For decide: the permission rules and every matching handoff rule, whatever the actor."""
+        if group != "decide":
+            return _ids(self._match(ruleset, group, facts)[0])
+        permissions = {
+            rule.id for _, rule in self._match(ruleset, group, facts)[0] if isinstance(rule, PermissionRule)
+        }
+        return permissions | set(self.handoff(ruleset, facts))
 
     def load(self, ruleset: Ruleset) -> None:
         """Compile ``ruleset`` into the engine now, if it is not already (no evaluation)."""
@@ -470,6 +477,8 @@ def _section(ruleset: Ruleset, group: str) -> list[SectionRule]:
     """A group's rules in the order ``compile`` numbers them (permissions then handoff for decide)."""
     if group == "decide":
         return [*ruleset.permissions, *ruleset.handoff]
+    if group == "handoff":
+        return list(ruleset.handoff)
     if group == "route":
         return list(ruleset.routing)
     return list(ruleset.escalations)

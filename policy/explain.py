@@ -68,13 +68,15 @@ def decision_from_rules(
     """The decision for matched ``rules`` and ``handoffs`` (each in ruleset order); ``read`` is the facts
     subset the ruleset read. A trace is built only when ``trace_matched`` (all matched ids) is given."""
     effect = ruleset.default_effect
-    deciding: list[PermissionRule] = []
-    if rules:
-        for candidate in ("deny", "require_approval", "allow"):
-            deciding = [r for r in rules if r.effect == candidate]
-            if deciding:
-                effect = candidate
-                break
+    deciding: list[PermissionRule] = rules
+    if len(rules) == 1:
+        effect = rules[0].effect
+    elif rules:  # the strongest effect among the matched rules decides: deny, then require_approval
+        effects = {r.effect for r in rules}
+        effect = (
+            "deny" if "deny" in effects else "require_approval" if "require_approval" in effects else "allow"
+        )
+        deciding = [r for r in rules if r.effect == effect]
     approvers: list[str] = []
     if effect == "require_approval":
         approvers = [a for r in deciding for a in (r.approvers or ("agent",))]
@@ -87,11 +89,11 @@ def decision_from_rules(
     shown = handoffs if handoff else []
     return Decision(
         effect=effect,
-        matched_rules=tuple(r.id for r in rules),
+        matched_rules=tuple([r.id for r in rules]),
         deciding_rules=tuple(deciding_ids),
         approvers=tuple(dict.fromkeys(approvers)),
         handoff=handoff,
-        handoff_rules=tuple(h.id for h in handoffs) if handoff else (),
+        handoff_rules=tuple([h.id for h in handoffs]) if handoff else (),
         ruleset_digest=ruleset.digest,
         facts=read,
         trace=trace_decide(ruleset, trace_matched, facts) if trace_matched is not None else None,
