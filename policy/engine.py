@@ -34,7 +34,7 @@ import json
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any
@@ -87,21 +87,55 @@ class _LoadedGroup:
     handles: list[tuple[int, dict[str, Hit]]]  # the group's shards in the engine, created in order
     buckets: list[_LoadedBucket]
     scope: tuple[tuple[tuple[str, ...], frozenset[str]], ...]  # (scope fact path, values rules name)
+    find: Callable[[Mapping[str, Any]], _LoadedBucket] | None = None  # ``bucket``, generated for the group
 
     def bucket(self, facts: Mapping[str, Any]) -> _LoadedBucket:
         """The bucket of the rules whose scope admits ``facts``: its key holds each scope fact's value when
         some rule names it (a string equal to a named one, as the reference compares), else None."""
         if not self.scope:
             return self.buckets[0]
+        return self.buckets[self.group.index[self.key(facts)]]
+
+    def key(self, facts: Mapping[str, Any]) -> tuple[str | None, ...]:
         key = []
-        plain = type(facts) is dict
         for path, named in self.scope:
-            space = facts.get(path[0]) if plain else None
-            value = space.get(path[1]) if type(space) is dict else resolve(facts, path)
+            value = resolve(facts, path)
             if type(value) is not str and not isinstance(value, str):
                 value = None
             key.append(value if value in named else None)
-        return self.buckets[self.group.index[tuple(key)]]
+        return tuple(key)
+
+
+def _bucket_finder(lg: _LoadedGroup) -> Callable[[Mapping[str, Any]], _LoadedBucket]:
+    """``_LoadedGroup.bucket`` unrolled for one group's scope (two-segment paths of plain dicts; anything
+    else takes the method). Names and values are constants of the function's namespace."""
+    if not lg.scope or any(len(path) != 2 for path, _ in lg.scope):
+        return lg.bucket
+    space: dict[str, Any] = {"slow": lg.bucket, "BUCKETS": lg.buckets, "INDEX": lg.group.index}
+    lines = ["def bucket(facts):", "    if type(facts) is not dict:", "        return slow(facts)"]
+    spaces: dict[str, str] = {}
+    for i, (path, named) in enumerate(lg.scope):
+        if path[0] not in spaces:
+            var = spaces[path[0]] = f"s{len(spaces)}"
+            space[f"N_{var}"] = path[0]
+            lines += [
+                f"    {var} = facts.get(N_{var})",
+                f"    if {var} is not None and type({var}) is not dict:",
+                "        return slow(facts)",
+            ]
+        var = spaces[path[0]]
+        space[f"F{i}"], space[f"V{i}"] = path[1], named
+        lines += [
+            f"    k{i} = {var}.get(F{i}) if {var} is not None else None",
+            f"    if type(k{i}) is not str and not isinstance(k{i}, str):",
+            f"        k{i} = None",
+            f"    elif k{i} not in V{i}:",
+            f"        k{i} = None",
+        ]
+    lines.append("    return BUCKETS[INDEX[(" + "".join(f"k{i}, " for i in range(len(lg.scope))) + ")]]")
+    exec("\n".join(lines), space)  # our own template: every name and value is passed as a constant
+    finder: Callable[[Mapping[str, Any]], _LoadedBucket] = space["bucket"]
+    return finder
 
 
 @dataclass
@@ -161,10 +195,9 @@ class PolicyEngine:
         out: list[Decision] = []
         loaded = self._pin(ruleset)
         try:
-            lg = loaded.groups["decide"]
             for start in range(0, len(items), BATCH_CHUNK):
                 chunk = items[start : start + BATCH_CHUNK]
-                plans = [lg.bucket(one) for one in chunk]
+                plans = [self._plan(loaded, "decide", one) for one in chunk]
                 extracted = [plan.extractor.read(one) for plan, one in zip(plans, chunk, strict=True)]
                 with _ENGINE_LOCK:  # the messages were built outside it: pure Python
                     matched = [
@@ -257,7 +290,8 @@ class PolicyEngine:
     @staticmethod
     def _plan(loaded: _Loaded, group_name: str, facts: Mapping[str, Any]) -> _LoadedBucket:
         """What evaluates ``facts`` in one group of a compiled version: the bucket its scope selects."""
-        return loaded.groups[group_name].bucket(facts)
+        lg = loaded.groups[group_name]
+        return lg.find(facts) if lg.find is not None else lg.bucket(facts)
 
     def _fire(self, lg: _LoadedBucket, message: str) -> list[Hit]:
         """(Caller holds _ENGINE_LOCK.) The rules of one bucket that match ``message``, in section order."""
@@ -400,6 +434,7 @@ def _build(ruleset: Ruleset) -> _Loaded:
         scope = tuple(zip((SCOPE_PATHS[dim] for dim in group.scope), group.scope_values, strict=True))
         lg = groups[name] = _LoadedGroup(group, [], [], scope)
         lg.buckets = [_LoadedBucket(Extractor(group, _SID, bucket), []) for bucket in group.buckets]
+        lg.find = _bucket_finder(lg)
         for shard in group.shards:
             hits = {durable: (positions[rid], rules[positions[rid]]) for durable, rid in shard.names.items()}
             plan.append((lg, shard.definition, hits))

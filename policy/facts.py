@@ -177,6 +177,8 @@ def copy_value(value: Any) -> Any:
 def contains(value: Any, needle: Any) -> bool:
     """A list holding an element equal to ``needle``, or a string holding ``needle`` as a substring."""
     if isinstance(value, list | tuple):
+        if type(needle) is str and needle not in value:
+            return False  # no element == needle, so none is an equal string (the usual case, fast)
         return any(scalar_equal(item, needle) for item in value)
     if isinstance(value, str) and isinstance(needle, str):
         return needle in value
