@@ -491,8 +491,8 @@ def summarize(rounds: dict[str, dict[str, list[dict[str, float]]]]) -> dict[str,
 
 def table(summary: dict[str, Any]) -> str:
     lines = [
-        "| ruleset | engine | decisions/s (rounds) | p50 µs | p99 µs | Bookbag ÷ this |",
-        "|---|---|---|---|---|---|",
+        "| ruleset | engine | decisions/s (rounds) | per CPU-s | p50 µs | p99 µs | Bookbag ÷ this |",
+        "|---|---|---|---|---|---|---|",
     ]
     for label, engines in summary.items():
         if not isinstance(engines, dict):
@@ -500,8 +500,8 @@ def table(summary: dict[str, Any]) -> str:
         for name, s in engines.items():
             rounds = " / ".join(f"{x:,}" for x in s["decisions_per_s_rounds"])
             lines.append(
-                f"| {label} | {name} | {s['decisions_per_s']:,} ({rounds}) | {s['p50_us']} | {s['p99_us']} | "
-                f"{s['bookbag_over_this']} |"
+                f"| {label} | {name} | {s['decisions_per_s']:,} ({rounds}) | {s['decisions_per_cpu_s']:,} | "
+                f"{s['p50_us']} | {s['p99_us']} | {s['bookbag_over_this']} |"
             )
     if "generated_500_over_default" in summary:
         lines.append(f"\nBookbag generated_500 ÷ default: {summary['generated_500_over_default']}")
