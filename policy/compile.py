@@ -19,12 +19,16 @@ many properties, is a validation error.
 Scope index (the decide group): a decision only ever needs the permission rules whose actors, actions and
 stages admit the decision's actor, action type and stage. The group is compiled into "buckets", one per
 distinct set of rules some scope key admits (the key: each scope fact's value when a rule names it, else
-``None`` for "a value no rule names"), and each bucket is its own engine rulesets holding only those rules,
-without the scope conditions its key already decided. A decision evaluates one bucket, so its cost follows
-the rules in scope, not the ruleset's size. A rule sits in every bucket whose key it admits, so the finest
-key (actor, action, stage) is used only while the copies stay within ``MAX_SCOPE_COPIES`` times the rules
-(plus a small allowance); otherwise a coarser one ((actor, action), then (action), then none), whose
-remaining scope conditions stay in the rules.
+``None`` for "a value no rule names"). A bucket holds copies of its rules without the scope conditions its
+key already decided, each starting with the bucket's marker (``k == marker``, posted with the message), so
+the buckets share the shards (a bucket sits whole in one shard when it fits in one) and the alpha network's
+root sends a message only into its own bucket's rules. A decision evaluates one bucket and posts only the
+facts its rules read, so its cost follows the rules in scope, not the ruleset's size. A rule is copied into
+every bucket whose key it admits (each copy costs engine memory, ~20 KB), so the finest key (actor, action,
+stage) is used only while the copies stay within ``MAX_SCOPE_COPIES`` times the rules (plus an allowance);
+otherwise a coarser one ((actor, action), then (action), then none), whose remaining scope conditions stay
+in the rules. Handoff rules change a decision only for the actor ``ai``, so they are copied only where the
+actor can be ``ai``; the ``handoff`` group matches them for any actor (``PolicyEngine.handoff``).
 """
 
 from __future__ import annotations

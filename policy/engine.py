@@ -20,10 +20,13 @@ What it hides about durable_rules 2.0.28 (the C engine, called directly through 
   evaluations using them end: versions are pinned while in use). Drafts have their own small LRU
   (``PolicyEngine.drafts``), so they never evict merchants' active versions.
 
-Hot path per evaluation (see ``bench/policy_bench.py``): one pass of the group's extraction plan builds the
-engine message and the decision's facts subset (``extract``), one assert/drain/retract per engine ruleset,
-then the matched rules (already in section order) become a Decision without scanning the ruleset.
-``decide_many`` holds the lock once per chunk for backtests.
+Hot path per evaluation (``bench/policy_bench.py`` prints its profile): the facts' scope key picks the
+bucket of the rules in scope (``compile``'s scope index; code generated per group), one pass of that
+bucket's generated extraction plan builds the engine message (only the facts those rules read) and the
+snapshot of the facts the decision records (``extract``), one assert/drain/retract per shard holding the
+bucket (one, unless the bucket is larger than a shard), then the matched rules (already in section order)
+become a Decision without scanning the ruleset; its explanation is written when read. ``decide_many``
+holds the lock once per chunk for backtests.
 """
 
 from __future__ import annotations
