@@ -194,3 +194,84 @@ def test_handoff_rules_match_for_every_actor_but_change_only_the_ais_decision() 
         decision = engine.decide(ruleset, facts)
         assert decision.handoff == (actor == "ai")
         assert decision.to_dict() == reference.decide(ruleset, facts).to_dict()
+
+
+class Facts(dict[str, Any]):
+    """A dict subclass: not a plain dict, so the generated plan hands it to ``read_any``."""
+
+
+ODD_VALUES: list[Any] = [
+    None,
+    0,
+    1,
+    -1,
+    2.5,
+    2**60,
+    10**16,
+    1e300,
+    float("nan"),
+    float("inf"),
+    True,
+    False,
+    "",
+    "x",
+    'q"é',
+    Label("gold"),
+    ["a", 3, None],
+    [],
+    {"k": [1]},
+    ("a",),
+]
+
+
+def test_the_generated_plan_reads_exactly_as_the_generic_one() -> None:
+    source = yaml.safe_dump(
+        {
+            "ruleset": "plans",
+            "stages": STAGES,
+            "permissions": [
+                {
+                    "id": "wide",
+                    "effect": "allow",
+                    "when": {
+                        "any": [
+                            {"fact": "custom.tier", "eq": "gold"},
+                            {"fact": "order.custom.gift", "eq": True},
+                            {"fact": "order.total", "gt": 5},
+                            {"fact": "ticket.tags", "contains": "a"},
+                            {"fact": "ticket.body", "matches": "(?i)q"},
+                            {"fact": "customer.vip", "exists": True},
+                        ]
+                    },
+                }
+            ],
+        }
+    )
+    ruleset = policy.load_ruleset(source)
+    engine, reference = PolicyEngine(), ReferenceEvaluator()
+    loaded = engine._pin(ruleset)
+    rng = random.Random(8)
+    try:
+        for _ in range(2000):
+            facts: dict[str, Any] = {}
+            for namespace, name in (
+                ("custom", "tier"),
+                ("order", "custom"),
+                ("order", "total"),
+                ("ticket", "tags"),
+                ("ticket", "body"),
+                ("customer", "vip"),
+                ("action", "actor"),
+                ("ticket", "stage"),
+            ):
+                if rng.random() < 0.8:
+                    value = {"gift": rng.choice(ODD_VALUES)} if name == "custom" else rng.choice(ODD_VALUES)
+                    facts.setdefault(namespace, {})[name] = value
+            if rng.random() < 0.1:
+                facts[rng.choice(["order", "ticket"])] = rng.choice([None, "x", Facts(total=7)])
+            for one in (facts, Facts(facts)):
+                bucket = engine._plan(loaded, "decide", one)
+                assert bucket.extractor.read(one) == bucket.extractor.read_any(one), one
+                assert engine.decide(ruleset, one).to_dict() == reference.decide(ruleset, one).to_dict(), one
+    finally:
+        engine._release(loaded)
