@@ -66,9 +66,11 @@ MAX_RULES_PER_SECTION = 2000
 MAX_RULES_PER_SHARD = 100
 MARKER = "k"
 PRIMER = "pr"
-# Copies of rules across the scope buckets of a group, at most this many times its rules (+ the allowance).
+# Copies of rules across the scope buckets of a group: at most this many times its rules (+ the allowance),
+# and never more than MAX_EXTRA_COPIES beyond one copy per rule (each copy is ~20 KB of engine memory).
 MAX_SCOPE_COPIES = 3
 SCOPE_COPY_ALLOWANCE = 128
+MAX_EXTRA_COPIES = 1024
 SCOPE_PATHS: dict[str, tuple[str, ...]] = {
     "actors": ("action", "actor"),
     "actions": ("action", "type"),
@@ -528,7 +530,7 @@ def _scope_index(
 ) -> tuple[tuple[str, ...], tuple[frozenset[str], ...], dict[tuple[str | None, ...], int]]:
     """The finest scope key whose buckets copy rules within the budget: (scope facts, the values rules
     name for each, key -> the rules it admits as a bit set). A key component is a named value or None."""
-    budget = MAX_SCOPE_COPIES * len(rules) + SCOPE_COPY_ALLOWANCE
+    budget = scope_copy_budget(len(rules))
     every = (1 << len(rules)) - 1
     for scope in SCOPE_KEYS:
         if not scope:
@@ -557,6 +559,11 @@ def _scope_index(
         if copies <= budget:
             return scope, tuple(frozenset(v) for v in named), keys
     return (), (), {}
+
+
+def scope_copy_budget(rules: int) -> int:
+    """How many rule copies the scope buckets of a group of ``rules`` rules may hold in all."""
+    return min(MAX_SCOPE_COPIES * rules + SCOPE_COPY_ALLOWANCE, rules + MAX_EXTRA_COPIES)
 
 
 def _scope_of(rule: SectionRule, dim: str) -> tuple[str, ...] | None:

@@ -140,7 +140,7 @@ def test_rule_copies_stay_within_the_budget_and_a_coarser_key_still_decides_righ
     compiled = compile_module.compile_ruleset(ruleset).groups["decide"]
     copies = sum(len(shard.names) for shard in compiled.shards)
     rules = len(ruleset.permissions) + len(ruleset.handoff)
-    assert copies <= compile_module.MAX_SCOPE_COPIES * rules + compile_module.SCOPE_COPY_ALLOWANCE
+    assert copies <= compile_module.scope_copy_budget(rules) <= rules + compile_module.MAX_EXTRA_COPIES
 
     reference = ReferenceEvaluator()
     rng = random.Random(5)
