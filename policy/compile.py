@@ -15,6 +15,20 @@ Engine limits of durable_rules 2.0.28 (src/rules/rete.c, events.c, state.h) that
 A section whose rules would break a per-node or stack limit, or that has more than ``MAX_RULES_PER_SHARD``
 rules, is split across several engine rulesets ("shards"); a single rule that cannot fit alone, or too
 many properties, is a validation error.
+
+Scope index (the decide group): a decision only ever needs the permission rules whose actors, actions and
+stages admit the decision's actor, action type and stage. The group is compiled into "buckets", one per
+distinct set of rules some scope key admits (the key: each scope fact's value when a rule names it, else
+``None`` for "a value no rule names"). A bucket holds copies of its rules without the scope conditions its
+key already decided, each starting with the bucket's marker (``k == marker``, posted with the message), so
+the buckets share the shards (a bucket sits whole in one shard when it fits in one) and the alpha network's
+root sends a message only into its own bucket's rules. A decision evaluates one bucket and posts only the
+facts its rules read, so its cost follows the rules in scope, not the ruleset's size. A rule is copied into
+every bucket whose key it admits (each copy costs engine memory, ~20 KB), so the finest key (actor, action,
+stage) is used only while the copies stay within ``MAX_SCOPE_COPIES`` times the rules (plus an allowance);
+otherwise a coarser one ((actor, action), then (action), then none), whose remaining scope conditions stay
+in the rules. Handoff rules change a decision only for the actor ``ai``, so they are copied only where the
+actor can be ``ai``; the ``handoff`` group matches them for any actor (``PolicyEngine.handoff``).
 """
 
 from __future__ import annotations
@@ -52,6 +66,23 @@ MAX_RULES_PER_SECTION = 2000
 MAX_RULES_PER_SHARD = 100
 MARKER = "k"
 PRIMER = "pr"
+# Copies of rules across the scope buckets of a group: at most this many times its rules (+ the allowance),
+# and never more than MAX_EXTRA_COPIES beyond one copy per rule (each copy is ~20 KB of engine memory).
+MAX_SCOPE_COPIES = 3
+SCOPE_COPY_ALLOWANCE = 128
+MAX_EXTRA_COPIES = 1024
+SCOPE_PATHS: dict[str, tuple[str, ...]] = {
+    "actors": ("action", "actor"),
+    "actions": ("action", "type"),
+    "stages": ("ticket", "stage"),
+}
+# Keys tried, finest first: the first whose copies fit the budget is the group's index.
+SCOPE_KEYS: tuple[tuple[str, ...], ...] = (
+    ("actors", "actions", "stages"),
+    ("actors", "actions"),
+    ("actions",),
+    (),
+)
 
 Json = dict[str, Any]
 SectionRule = PermissionRule | RoutingRule | EscalationRule | HandoffRule
@@ -79,15 +110,36 @@ class Shard:
 
 
 @dataclass(frozen=True)
+class Bucket:
+    """The rules one scope key admits: the group's shards holding them (indexes), their marker (every copy
+    of a rule in this bucket starts with ``k == marker``), and the properties (a subset of the group's, with
+    the group's names) and fact paths they read: all that is posted for a decision in this bucket."""
+
+    marker: int
+    props: tuple[Prop, ...]
+    derived: tuple[Derived, ...]
+    shards: tuple[int, ...]
+    paths: tuple[tuple[str, ...], ...]
+
+
+@dataclass(frozen=True)
 class Group:
-    """One independently evaluated set of rules (a decision, routing, escalations)."""
+    """One independently evaluated set of rules (a decision, routing, escalations).
+
+    ``scope`` names the scope facts of the index (``SCOPE_PATHS`` keys); ``scope_values`` the values rules
+    name for each; ``index`` maps a key (one value or None per scope fact) to its bucket. Without scope
+    facts the group is one bucket under the key ``()``."""
 
     name: str
     props: tuple[Prop, ...]
     derived: tuple[Derived, ...]
     shards: tuple[Shard, ...]
+    buckets: tuple[Bucket, ...]
     paths: tuple[tuple[str, ...], ...]
     order: dict[str, int]
+    scope: tuple[str, ...] = ()
+    scope_values: tuple[frozenset[str], ...] = ()
+    index: dict[tuple[str | None, ...], int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -230,14 +282,15 @@ def _scope(values: tuple[str, ...] | None, path: tuple[str, ...]) -> Leaf | None
     return Leaf(".".join(path), "in", tuple(values), "")
 
 
-def rule_parts(rule: SectionRule) -> list[Condition]:
-    """The conditions a rule's match requires, scope first (they are shared and mutually exclusive)."""
+def rule_parts(rule: SectionRule, decided: tuple[str, ...] = ()) -> list[Condition]:
+    """The conditions a rule's match requires, scope first (they are shared and mutually exclusive);
+    ``decided`` names scope facts a bucket's key has already decided, left out."""
     parts: list[Condition] = []
     if isinstance(rule, PermissionRule):
         for values, path in (
-            (rule.actions, ("action", "type")),
-            (rule.actors, ("action", "actor")),
-            (rule.stages, ("ticket", "stage")),
+            (None if "actions" in decided else rule.actions, ("action", "type")),
+            (None if "actors" in decided else rule.actors, ("action", "actor")),
+            (None if "stages" in decided else rule.stages, ("ticket", "stage")),
         ):
             leaf = _scope(values, path)
             if leaf is not None:
@@ -252,8 +305,12 @@ def rule_parts(rule: SectionRule) -> list[Condition]:
     return parts
 
 
-def rule_expression(rule: SectionRule, translator: _Translator) -> Json:
-    return _and([{MARKER: 1}, *(translator.condition(part) for part in rule_parts(rule))])
+def rule_expression(
+    rule: SectionRule, translator: _Translator, decided: tuple[str, ...] = (), bucket: int = 0
+) -> Json:
+    """The rule as a durable_rules expression; the marker (``k``, the bucket's number) comes first, so the
+    alpha network's root sends a message only into the rules of its own bucket."""
+    return _and([{MARKER: bucket}, *(translator.condition(part) for part in rule_parts(rule, decided))])
 
 
 def count_groups(expr: Json) -> int:
@@ -401,12 +458,14 @@ def _pack(expressions: Sequence[Json]) -> list[tuple[int, int]]:
 def _section_rules(ruleset: Ruleset, group: str) -> list[tuple[str, SectionRule]]:
     if group == "decide":
         return [("p", r) for r in ruleset.permissions] + [("h", r) for r in ruleset.handoff]
+    if group == "handoff":
+        return [("h", r) for r in ruleset.handoff]
     if group == "route":
         return [("r", r) for r in ruleset.routing]
     return [("e", r) for r in ruleset.escalations]
 
 
-GROUP_NAMES = ("decide", "route", "escalate")
+GROUP_NAMES = ("decide", "route", "escalate", "handoff")
 
 
 def compile_group(ruleset: Ruleset, group: str) -> Group:
@@ -414,11 +473,10 @@ def compile_group(ruleset: Ruleset, group: str) -> Group:
     translator = _Translator(props)
     if group == "decide":
         # A decision always reads the scope facts, even when no rule is scoped.
-        for path in (("action", "type"), ("action", "actor"), ("ticket", "stage")):
+        for path in SCOPE_PATHS.values():
             props.paths[path] = None
     rules = _section_rules(ruleset, group)
-    expressions = []
-    for _, rule in rules:
+    for _, rule in rules:  # every rule whole (scope included), so the limits do not depend on the index
         expr = rule_expression(rule, translator)
         if count_groups(expr) > MAX_GROUPS_PER_RULE:
             raise CompileError(
@@ -434,7 +492,6 @@ def compile_group(ruleset: Ruleset, group: str) -> Group:
                 "that can match at once); split it into several rules",
                 _path_of(rule),
             )
-        expressions.append(expr)
     if len(props.props) + len(props.derived) > MAX_PROPERTIES:
         raise CompileError(
             "E_ENGINE_LIMIT",
@@ -442,28 +499,174 @@ def compile_group(ruleset: Ruleset, group: str) -> Group:
             f"allows {MAX_PROPERTIES} per evaluation (read fewer distinct facts or use fewer contains/matches)",
             (_SECTION_OF[group],),
         )
-    shards = []
-    for start, end in _pack(expressions):
-        # The primer rule lets the engine run one action cycle on a fresh state (see engine._prime).
-        definition: dict[str, Any] = {PRIMER: {"all": [{"m": {PRIMER: 1}}]}}
-        names: dict[str, str] = {}
-        for index in range(start, end):
-            prefix, rule = rules[index]
-            name = f"{prefix}{index}"
-            definition[name] = {"all": [{"m": expressions[index]}]}
-            names[name] = rule.id
-        shards.append(Shard(json.dumps(definition, ensure_ascii=True), names))
+    scope, values, keys = _scope_index([rule for _, rule in rules]) if group == "decide" else ((), (), {})
+    if not keys:
+        keys = {(): (1 << len(rules)) - 1}
+    index: dict[tuple[str | None, ...], int] = {}
+    by_members: dict[int, int] = {}
+    chosen: list[list[int]] = []
+    for key, members in keys.items():
+        if members not in by_members:
+            by_members[members] = len(chosen)
+            chosen.append([i for i in range(len(rules)) if members >> i & 1])
+        index[key] = by_members[members]
+    shards, buckets = _pack_buckets(rules, chosen, scope, props)
     return Group(
         name=group,
         props=tuple(props.props.values()),
         derived=tuple(props.derived.values()),
-        shards=tuple(shards),
+        shards=shards,
+        buckets=buckets,
         paths=tuple(props.paths),
         order={rule.id: i for i, (_, rule) in enumerate(rules)},
+        scope=scope,
+        scope_values=values,
+        index=index,
     )
 
 
-_SECTION_OF = {"decide": "permissions", "route": "routing", "escalate": "escalations"}
+def _scope_index(
+    rules: Sequence[SectionRule],
+) -> tuple[tuple[str, ...], tuple[frozenset[str], ...], dict[tuple[str | None, ...], int]]:
+    """The finest scope key whose buckets copy rules within the budget: (scope facts, the values rules
+    name for each, key -> the rules it admits as a bit set). A key component is a named value or None."""
+    budget = scope_copy_budget(len(rules))
+    every = (1 << len(rules)) - 1
+    for scope in SCOPE_KEYS:
+        if not scope:
+            break
+        named: list[list[str]] = []
+        admits: list[dict[str | None, int]] = []
+        for dim in scope:
+            scopes = [_scope_of(rule, dim) for rule in rules]
+            dim_values = sorted({v for values in scopes if values is not None for v in values})
+            unscoped = sum(1 << i for i, values in enumerate(scopes) if values is None)
+            table: dict[str | None, int] = {None: unscoped}
+            for value in dim_values:
+                table[value] = unscoped | sum(
+                    1 << i for i, values in enumerate(scopes) if values is not None and value in values
+                )
+            named.append(dim_values)
+            admits.append(table)
+        keys: dict[tuple[str | None, ...], int] = {(): every}
+        for table in admits:
+            keys = {
+                (*key, value): members & bits
+                for key, members in keys.items()
+                for value, bits in table.items()
+            }
+        copies = sum(bin(members).count("1") for members in set(keys.values()))
+        if copies <= budget:
+            return scope, tuple(frozenset(v) for v in named), keys
+    return (), (), {}
+
+
+def scope_copy_budget(rules: int) -> int:
+    """How many rule copies the scope buckets of a group of ``rules`` rules may hold in all."""
+    return min(MAX_SCOPE_COPIES * rules + SCOPE_COPY_ALLOWANCE, rules + MAX_EXTRA_COPIES)
+
+
+def _scope_of(rule: SectionRule, dim: str) -> tuple[str, ...] | None:
+    """A rule's scope for the index. A handoff rule changes a decision only for the actor ``ai``, so its
+    copies go only where the actor can be ``ai`` (its match for other actors: the ``handoff`` group)."""
+    if isinstance(rule, HandoffRule):
+        return ("ai",) if dim == "actors" else None
+    values: tuple[str, ...] | None = getattr(rule, dim, None)
+    return values
+
+
+def _pack_buckets(
+    rules: Sequence[tuple[str, SectionRule]], chosen: list[list[int]], decided: tuple[str, ...], props: _Props
+) -> tuple[tuple[Shard, ...], tuple[Bucket, ...]]:
+    """The buckets' rules (``chosen``: indexes into the section per bucket, without the scope conditions
+    ``decided`` by the key) packed into as few shards as fit, each bucket whole in one shard when it fits
+    in one; property names are the group's (``props``)."""
+    shards: list[Shard] = []
+    made: list[tuple[int, _Used, list[int]]] = []
+    pending: list[tuple[str, Json]] = []  # (durable rule name, expression) of the shard being filled
+    pending_names: dict[str, str] = {}
+    waiting: list[list[int]] = []  # the shard lists of the buckets in ``pending``
+
+    def flush() -> None:
+        if pending:
+            for shard_list in waiting:
+                shard_list.append(len(shards))
+            shards.append(_shard(pending, pending_names))
+            pending.clear()
+            pending_names.clear()
+            waiting.clear()
+
+    for marker, members in enumerate(chosen):
+        used = _Used(props)
+        translator = _Translator(used)
+        named = [
+            (
+                f"{rules[i][0]}{i}_{marker}",
+                rules[i][1].id,
+                rule_expression(rules[i][1], translator, decided, marker),
+            )
+            for i in members
+        ]
+        bucket_shards: list[int] = []
+        expressions = [expr for _, _, expr in named]
+        if named:
+            together = [expr for _, expr in pending] + expressions
+            if pending and (len(together) > MAX_RULES_PER_SHARD or not _fits(together)):
+                flush()
+            if len(named) > MAX_RULES_PER_SHARD or not _fits(expressions):
+                for start, end in _pack(expressions):  # a bucket too large for one shard: shards of its own
+                    part = named[start:end]
+                    bucket_shards.append(len(shards))
+                    shards.append(_shard([(n, e) for n, _, e in part], {n: rid for n, rid, _ in part}))
+            else:
+                pending.extend((n, e) for n, _, e in named)
+                pending_names.update((n, rid) for n, rid, _ in named)
+                waiting.append(bucket_shards)
+        made.append((marker, used, bucket_shards))
+    flush()
+    buckets = tuple(
+        Bucket(
+            marker=marker,
+            props=tuple(p for p in props.props.values() if p.name in used.names),
+            derived=tuple(d for d in props.derived.values() if d.name in used.names),
+            shards=tuple(bucket_shards),
+            paths=tuple(used.paths),
+        )
+        for marker, used, bucket_shards in made
+    )
+    return tuple(shards), buckets
+
+
+def _shard(named: list[tuple[str, Json]], names: dict[str, str]) -> Shard:
+    # The primer rule lets the engine run one action cycle on a fresh state (see engine._prime).
+    definition: dict[str, Any] = {PRIMER: {"all": [{"m": {PRIMER: 1}}]}}
+    for name, expr in named:
+        definition[name] = {"all": [{"m": expr}]}
+    return Shard(json.dumps(definition, ensure_ascii=True), dict(names))
+
+
+class _Used(_Props):
+    """The group's properties, recording which of them one bucket's rules use."""
+
+    def __init__(self, group: _Props) -> None:
+        super().__init__()
+        self.group = group
+        self.names: set[str] = set()
+
+    def prop(self, path: tuple[str, ...], k: str) -> str:
+        name = self.group.prop(path, k)
+        self.names.add(name)
+        self.paths[path] = None
+        return name
+
+    def derive(self, path: tuple[str, ...], op: str, value: Any) -> str:
+        name = self.group.derive(path, op, value)
+        self.names.add(name)
+        self.paths[path] = None
+        return name
+
+
+_SECTION_OF = {"decide": "permissions", "route": "routing", "escalate": "escalations", "handoff": "handoff"}
 
 
 def _path_of(rule: SectionRule) -> tuple[str | int, ...]:
@@ -483,6 +686,8 @@ def engine_limit_problems(ruleset: Ruleset) -> list[tuple[str, str, tuple[str | 
     out: list[tuple[str, str, tuple[str | int, ...]]] = []
     groups: dict[str, Group] = {}
     for group in GROUP_NAMES:
+        if group == "handoff" and "decide" not in groups:
+            continue  # its rules are among decide's, whose problems are reported already
         count = len(_section_rules(ruleset, group))
         if count > MAX_RULES_PER_SECTION:
             out.append(

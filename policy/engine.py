@@ -20,10 +20,13 @@ What it hides about durable_rules 2.0.28 (the C engine, called directly through 
   evaluations using them end: versions are pinned while in use). Drafts have their own small LRU
   (``PolicyEngine.drafts``), so they never evict merchants' active versions.
 
-Hot path per evaluation (see ``bench/policy_bench.py``): one pass of the group's extraction plan builds the
-engine message and the decision's facts subset (``extract``), one assert/drain/retract per engine ruleset,
-then the matched rules (already in section order) become a Decision without scanning the ruleset.
-``decide_many`` holds the lock once per chunk for backtests.
+Hot path per evaluation (``bench/policy_bench.py`` prints its profile): the facts' scope key picks the
+bucket of the rules in scope (``compile``'s scope index; code generated per group), one pass of that
+bucket's generated extraction plan builds the engine message (only the facts those rules read) and the
+snapshot of the facts the decision records (``extract``), one assert/drain/retract per shard holding the
+bucket (one, unless the bucket is larger than a shard), then the matched rules (already in section order)
+become a Decision without scanning the ruleset; its explanation is written when read. ``decide_many``
+holds the lock once per chunk for backtests.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ import json
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any
@@ -42,9 +45,10 @@ from typing import Any
 from durable.engine import durable_rules_engine as _dre
 
 from policy.backtest import BacktestReport, run_backtest
-from policy.compile import PRIMER, CompiledRuleset, Group, SectionRule, compile_ruleset
+from policy.compile import PRIMER, SCOPE_PATHS, CompiledRuleset, Group, SectionRule, compile_ruleset
 from policy.explain import decision_from_rules, routing_from_rule
 from policy.extract import Extractor
+from policy.facts import FactsRead, resolve
 from policy.model import (
     Decision,
     EscalationRule,
@@ -73,10 +77,68 @@ class EngineError(RuntimeError):
 
 
 @dataclass
-class _LoadedGroup:
-    group: Group
+class _LoadedBucket:
+    """One scope bucket in the engine: what a decision in it posts, and its engine rulesets."""
+
     extractor: Extractor
     handles: list[tuple[int, dict[str, Hit]]]  # engine ruleset handle, durable rule name -> hit
+
+
+@dataclass
+class _LoadedGroup:
+    group: Group
+    handles: list[tuple[int, dict[str, Hit]]]  # the group's shards in the engine, created in order
+    buckets: list[_LoadedBucket]
+    scope: tuple[tuple[tuple[str, ...], frozenset[str]], ...]  # (scope fact path, values rules name)
+    find: Callable[[Mapping[str, Any]], _LoadedBucket] | None = None  # ``bucket``, generated for the group
+
+    def bucket(self, facts: Mapping[str, Any]) -> _LoadedBucket:
+        """The bucket of the rules whose scope admits ``facts``: its key holds each scope fact's value when
+        some rule names it (a string equal to a named one, as the reference compares), else None."""
+        if not self.scope:
+            return self.buckets[0]
+        return self.buckets[self.group.index[self.key(facts)]]
+
+    def key(self, facts: Mapping[str, Any]) -> tuple[str | None, ...]:
+        key = []
+        for path, named in self.scope:
+            value = resolve(facts, path)
+            if type(value) is not str and not isinstance(value, str):
+                value = None
+            key.append(value if value in named else None)
+        return tuple(key)
+
+
+def _bucket_finder(lg: _LoadedGroup) -> Callable[[Mapping[str, Any]], _LoadedBucket]:
+    """``_LoadedGroup.bucket`` unrolled for one group's scope (two-segment paths of plain dicts; anything
+    else takes the method). Names and values are constants of the function's namespace."""
+    if not lg.scope or any(len(path) != 2 for path, _ in lg.scope):
+        return lg.bucket
+    space: dict[str, Any] = {"slow": lg.bucket, "BUCKETS": lg.buckets, "INDEX": lg.group.index}
+    lines = ["def bucket(facts):", "    if type(facts) is not dict:", "        return slow(facts)"]
+    spaces: dict[str, str] = {}
+    for i, (path, named) in enumerate(lg.scope):
+        if path[0] not in spaces:
+            var = spaces[path[0]] = f"s{len(spaces)}"
+            space[f"N_{var}"] = path[0]
+            lines += [
+                f"    {var} = facts.get(N_{var})",
+                f"    if {var} is not None and type({var}) is not dict:",
+                "        return slow(facts)",
+            ]
+        var = spaces[path[0]]
+        space[f"F{i}"], space[f"V{i}"] = path[1], named
+        lines += [
+            f"    k{i} = {var}.get(F{i}) if {var} is not None else None",
+            f"    if type(k{i}) is not str and not isinstance(k{i}, str):",
+            f"        k{i} = None",
+            f"    elif k{i} not in V{i}:",
+            f"        k{i} = None",
+        ]
+    lines.append("    return BUCKETS[INDEX[(" + "".join(f"k{i}, " for i in range(len(lg.scope))) + ")]]")
+    exec("\n".join(lines), space)  # our own template: every name and value is passed as a constant
+    finder: Callable[[Mapping[str, Any]], _LoadedBucket] = space["bucket"]
+    return finder
 
 
 @dataclass
@@ -117,7 +179,7 @@ class PolicyEngine:
         self._pending: dict[str, _Pending] = {}
         self._pending_lock = threading.Lock()
         self._active: PolicyEngine | None = None  # set on a drafts engine: the engine of active versions
-        self.stats = {"compiled": 0, "evicted": 0, "evaluations": 0, "state_resets": 0}
+        self.stats = {"compiled": 0, "evicted": 0, "evaluations": 0, "engine_calls": 0, "state_resets": 0}
         self.drafts: PolicyEngine = self
         if max_drafts > 0:
             self.drafts = PolicyEngine(max_drafts, max_drafts=0)
@@ -136,12 +198,14 @@ class PolicyEngine:
         out: list[Decision] = []
         loaded = self._pin(ruleset)
         try:
-            lg = loaded.groups["decide"]
             for start in range(0, len(items), BATCH_CHUNK):
                 chunk = items[start : start + BATCH_CHUNK]
-                extracted = [lg.extractor.read(one) for one in chunk]  # outside the lock: pure Python
-                with _ENGINE_LOCK:
-                    matched = [self._fire(lg, message) for message, _ in extracted]
+                plans = [self._plan(loaded, "decide", one) for one in chunk]
+                extracted = [plan.extractor.read(one) for plan, one in zip(plans, chunk, strict=True)]
+                with _ENGINE_LOCK:  # the messages were built outside it: pure Python
+                    matched = [
+                        self._fire(plan, message) for plan, (message, _) in zip(plans, extracted, strict=True)
+                    ]
                 out.extend(
                     _decision(ruleset, hits, read, one, False)
                     for hits, (_, read), one in zip(matched, extracted, chunk, strict=True)
@@ -154,14 +218,15 @@ class PolicyEngine:
         hits, read = self._match(ruleset, "route", facts)
         first = hits[0][1] if hits else None
         assert first is None or isinstance(first, RoutingRule)
-        return routing_from_rule(ruleset, first, facts, read, _ids(hits) if trace else None)
+        return routing_from_rule(ruleset, first, facts, read.as_dict(), _ids(hits) if trace else None)
 
     def escalations_due(self, ruleset: Ruleset, facts: Mapping[str, Any]) -> list[EscalationRule]:
         hits, _ = self._match(ruleset, "escalate", facts)
         return [rule for _, rule in hits if isinstance(rule, EscalationRule)]
 
     def handoff(self, ruleset: Ruleset, facts: Mapping[str, Any]) -> list[str]:
-        hits, _ = self._match(ruleset, "decide", facts)
+        """The handoff rules that match, whatever the actor (a decision uses them for the AI only)."""
+        hits, _ = self._match(ruleset, "handoff", facts)
         return [rule.id for _, rule in hits if isinstance(rule, HandoffRule)]
 
     def run_tests(self, ruleset: Ruleset) -> list[RulesetTestResult]:
@@ -174,8 +239,14 @@ class PolicyEngine:
         return run_backtest(self, draft, active, cases, draft_engine=self.drafts)
 
     def matched_rules(self, ruleset: Ruleset, group: str, facts: Mapping[str, Any]) -> set[str]:
-        """Raw ids matched by durable_rules in one group (decide, route, escalate); for tests and tools."""
-        return _ids(self._match(ruleset, group, facts)[0])
+        """Raw ids matched by durable_rules in one group (decide, route, escalate); for tests and tools.
+        For decide: the permission rules and every matching handoff rule, whatever the actor."""
+        if group != "decide":
+            return _ids(self._match(ruleset, group, facts)[0])
+        permissions = {
+            rule.id for _, rule in self._match(ruleset, group, facts)[0] if isinstance(rule, PermissionRule)
+        }
+        return permissions | set(self.handoff(ruleset, facts))
 
     def load(self, ruleset: Ruleset) -> None:
         """Compile ``ruleset`` into the engine now, if it is not already (no evaluation)."""
@@ -204,14 +275,14 @@ class PolicyEngine:
     # -- evaluation ------------------------------------------------------------------------------------
     def _match(
         self, ruleset: Ruleset, group_name: str, facts: Mapping[str, Any]
-    ) -> tuple[list[Hit], dict[str, Any]]:
-        """Rules durable_rules matched, in section order, and the facts subset the group read.
+    ) -> tuple[list[Hit], FactsRead]:
+        """Rules durable_rules matched, in section order, and the facts the group read.
 
         The message (with every ``contains``/``matches`` precomputed) is built before the lock is taken;
         the lock covers only the engine calls."""
         loaded = self._pin(ruleset)
         try:
-            lg = loaded.groups[group_name]
+            lg = self._plan(loaded, group_name, facts)
             message, read = lg.extractor.read(facts)
             with _ENGINE_LOCK:
                 hits = self._fire(lg, message)
@@ -219,8 +290,14 @@ class PolicyEngine:
             self._release(loaded)
         return hits, read
 
-    def _fire(self, lg: _LoadedGroup, message: str) -> list[Hit]:
-        """(Caller holds _ENGINE_LOCK.) The rules of one group that match ``message``, in section order."""
+    @staticmethod
+    def _plan(loaded: _Loaded, group_name: str, facts: Mapping[str, Any]) -> _LoadedBucket:
+        """What evaluates ``facts`` in one group of a compiled version: the bucket its scope selects."""
+        lg = loaded.groups[group_name]
+        return lg.find(facts) if lg.find is not None else lg.bucket(facts)
+
+    def _fire(self, lg: _LoadedBucket, message: str) -> list[Hit]:
+        """(Caller holds _ENGINE_LOCK.) The rules of one bucket that match ``message``, in section order."""
         self.stats["evaluations"] += 1
         hits: list[Hit] = []
         for handle, names in lg.handles:
@@ -234,6 +311,7 @@ class PolicyEngine:
         return hits
 
     def _evaluate(self, handle: int, message: str) -> list[str]:
+        self.stats["engine_calls"] += 1
         try:
             return self._assert_drain_retract(handle, message)
         except Exception:
@@ -356,7 +434,10 @@ def _build(ruleset: Ruleset) -> _Loaded:
     for name, group in compiled.groups.items():
         rules = _section(ruleset, name)
         positions = {rule.id: i for i, rule in enumerate(rules)}
-        lg = groups[name] = _LoadedGroup(group, Extractor(group, _SID), [])
+        scope = tuple(zip((SCOPE_PATHS[dim] for dim in group.scope), group.scope_values, strict=True))
+        lg = groups[name] = _LoadedGroup(group, [], [], scope)
+        lg.buckets = [_LoadedBucket(Extractor(group, _SID, bucket), []) for bucket in group.buckets]
+        lg.find = _bucket_finder(lg)
         for shard in group.shards:
             hits = {durable: (positions[rid], rules[positions[rid]]) for durable, rid in shard.names.items()}
             plan.append((lg, shard.definition, hits))
@@ -371,6 +452,9 @@ def _build(ruleset: Ruleset) -> _Loaded:
     except Exception as exc:
         _free(loaded)
         raise EngineError(f"durable_rules could not load ruleset {ruleset.name!r}: {exc}") from exc
+    for lg in groups.values():
+        for lb, bucket in zip(lg.buckets, lg.group.buckets, strict=True):
+            lb.handles = [lg.handles[i] for i in bucket.shards]
     return loaded
 
 
@@ -392,6 +476,8 @@ def _evict(loaded: _Loaded) -> bool:
 def _free(loaded: _Loaded) -> None:
     """Delete ``loaded``'s engine rulesets, one per lock hold; only for a version nothing can reach."""
     for lg in loaded.groups.values():
+        for lb in lg.buckets:
+            lb.handles = []
         while lg.handles:
             with _ENGINE_LOCK:
                 handle, _ = lg.handles.pop()
@@ -429,6 +515,8 @@ def _section(ruleset: Ruleset, group: str) -> list[SectionRule]:
     """A group's rules in the order ``compile`` numbers them (permissions then handoff for decide)."""
     if group == "decide":
         return [*ruleset.permissions, *ruleset.handoff]
+    if group == "handoff":
+        return list(ruleset.handoff)
     if group == "route":
         return list(ruleset.routing)
     return list(ruleset.escalations)
@@ -439,7 +527,7 @@ def _ids(hits: list[Hit]) -> set[str]:
 
 
 def _decision(
-    ruleset: Ruleset, hits: list[Hit], read: dict[str, Any], facts: Mapping[str, Any], trace: bool
+    ruleset: Ruleset, hits: list[Hit], read: FactsRead, facts: Mapping[str, Any], trace: bool
 ) -> Decision:
     permissions = [rule for _, rule in hits if isinstance(rule, PermissionRule)]
     handoffs = [rule for _, rule in hits if isinstance(rule, HandoffRule)]

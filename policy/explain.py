@@ -62,19 +62,21 @@ def decision_from_rules(
     rules: list[PermissionRule],
     handoffs: list[HandoffRule],
     facts: Mapping[str, Any],
-    read: dict[str, Any],
+    read: Mapping[str, Any],
     trace_matched: set[str] | None = None,
 ) -> Decision:
     """The decision for matched ``rules`` and ``handoffs`` (each in ruleset order); ``read`` is the facts
     subset the ruleset read. A trace is built only when ``trace_matched`` (all matched ids) is given."""
     effect = ruleset.default_effect
-    deciding: list[PermissionRule] = []
-    if rules:
-        for candidate in ("deny", "require_approval", "allow"):
-            deciding = [r for r in rules if r.effect == candidate]
-            if deciding:
-                effect = candidate
-                break
+    deciding: list[PermissionRule] = rules
+    if len(rules) == 1:
+        effect = rules[0].effect
+    elif rules:  # the strongest effect among the matched rules decides: deny, then require_approval
+        effects = {r.effect for r in rules}
+        effect = (
+            "deny" if "deny" in effects else "require_approval" if "require_approval" in effects else "allow"
+        )
+        deciding = [r for r in rules if r.effect == effect]
     approvers: list[str] = []
     if effect == "require_approval":
         approvers = [a for r in deciding for a in (r.approvers or ("agent",))]
@@ -84,23 +86,22 @@ def decision_from_rules(
         effect = "require_approval"
         deciding_ids = [h.id for h in handoffs]
         approvers = [a for h in handoffs for a in h.approvers]
-    explanation = _explain(ruleset, effect, rules, deciding_ids, handoffs if handoff else [], approvers)
+    shown = handoffs if handoff else []
     return Decision(
         effect=effect,
-        matched_rules=tuple(r.id for r in rules),
+        matched_rules=tuple([r.id for r in rules]),
         deciding_rules=tuple(deciding_ids),
         approvers=tuple(dict.fromkeys(approvers)),
         handoff=handoff,
-        handoff_rules=tuple(h.id for h in handoffs) if handoff else (),
-        explanation=explanation,
+        handoff_rules=tuple([h.id for h in handoffs]) if handoff else (),
         ruleset_digest=ruleset.digest,
         facts=read,
         trace=trace_decide(ruleset, trace_matched, facts) if trace_matched is not None else None,
+        explain=lambda: _explain(effect, rules, deciding_ids, shown, approvers),
     )
 
 
 def _explain(
-    ruleset: Ruleset,
     effect: str,
     rules: list[PermissionRule],
     deciding: list[str],

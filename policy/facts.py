@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any, Final
 
 from policy.regex import Regex
@@ -115,6 +115,54 @@ def place(out: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
     node[path[-1]] = copy_value(value)
 
 
+class FactsRead(Mapping[str, Any]):
+    """The facts a decision read, as ``subset`` lays them out (nested dicts, missing paths left out).
+
+    A snapshot taken at decision time - each value captured, containers copied - that is laid out as nested
+    dicts only when first looked at, so decisions whose facts nobody reads skip building them. Read-only;
+    compares equal to the same nested dict; pickles as that dict. Not a dict: ``json.dumps`` wants
+    ``dict(...)`` (``Decision.to_dict`` does that)."""
+
+    __slots__ = ("_nested", "_paths", "_values")
+
+    def __init__(self, paths: tuple[tuple[str, ...], ...], values: tuple[Any, ...]) -> None:
+        self._paths = paths
+        self._values = values  # MISSING where a path was missing; already copied (see ``copy_value``)
+        self._nested: dict[str, Any] | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        nested = self._nested
+        if nested is None:
+            nested = {}
+            for path, value in zip(self._paths, self._values, strict=True):
+                if value is MISSING:
+                    continue
+                node = nested
+                for segment in path[:-1]:
+                    inner = node.get(segment)
+                    if not isinstance(inner, dict):
+                        inner = node[segment] = {}
+                    node = inner
+                node[path[-1]] = value
+            self._nested = nested
+        return nested
+
+    def __getitem__(self, key: str) -> Any:
+        return self.as_dict()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.as_dict())
+
+    def __len__(self) -> int:
+        return len(self.as_dict())
+
+    def __repr__(self) -> str:
+        return repr(self.as_dict())
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (dict, (self.as_dict(),))
+
+
 def copy_value(value: Any) -> Any:
     """A copy independent of the caller's object; scalars are immutable and returned as they are."""
     t = type(value)
@@ -129,6 +177,8 @@ def copy_value(value: Any) -> Any:
 def contains(value: Any, needle: Any) -> bool:
     """A list holding an element equal to ``needle``, or a string holding ``needle`` as a substring."""
     if isinstance(value, list | tuple):
+        if type(needle) is str and needle not in value:
+            return False  # no element == needle, so none is an equal string (the usual case, fast)
         return any(scalar_equal(item, needle) for item in value)
     if isinstance(value, str) and isinstance(needle, str):
         return needle in value

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import StrEnum
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
@@ -376,16 +377,31 @@ class RulesetInvalid(ValueError):
 
 @dataclass(frozen=True)
 class Decision:
+    """A permission decision. ``explanation`` is written when first read (``explain`` builds it from the
+    decision's own rules), so decisions nobody explains - a backtest's, a simulation's effects - skip it;
+    every reader (``to_dict``, the audit record, an error message) gets the same sentence."""
+
     effect: str
     matched_rules: tuple[str, ...]
     deciding_rules: tuple[str, ...]
     approvers: tuple[str, ...]
     handoff: bool
     handoff_rules: tuple[str, ...]
-    explanation: str
     ruleset_digest: str
     facts: Mapping[str, Any]
     trace: list[dict[str, Any]] | None = None
+    explain: Callable[[], str] | None = field(default=None, compare=False, repr=False)
+
+    @cached_property
+    def explanation(self) -> str:
+        return self.explain() if self.explain is not None else ""
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled (e.g. out of a worker process) with the sentence written, not the function."""
+        state = dict(self.__dict__)
+        state["explanation"] = self.explanation
+        state["explain"] = None
+        return state
 
     @property
     def ruleset_version(self) -> str:
@@ -447,7 +463,15 @@ class RulesetTestResult:
         return {"name": self.name, "passed": self.passed, "message": self.message}
 
 
+_JSON_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
 def _json_safe(value: Any) -> Any:
+    t = type(value)
+    if t in _JSON_SCALARS:  # the usual cases first: an ABC isinstance check costs more than the copy
+        return value
+    if t is dict:
+        return {k if type(k) is str else str(k): _json_safe(v) for k, v in value.items()}
     if isinstance(value, Mapping):
         return {str(k): _json_safe(v) for k, v in value.items()}
     if isinstance(value, list | tuple | set | frozenset):

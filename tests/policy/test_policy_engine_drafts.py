@@ -198,9 +198,10 @@ def test_a_version_evicted_while_in_use_is_freed_when_its_evaluation_ends() -> N
     assert all(lg.handles for lg in pinned.groups.values() if lg.group.shards)  # still usable
     facts = {"ticket": {"stage": "triaged"}, "action": {"type": "tag", "actor": "agent"}}
     wanted = ReferenceEvaluator().matched_decide(first, facts)
-    message = pinned.groups["decide"].extractor.read(facts)[0]
+    bucket = engine._plan(pinned, "decide", facts)  # the rules whose scope admits these facts
+    message = bucket.extractor.read(facts)[0]
     with engine_module._ENGINE_LOCK:
-        hits = engine._fire(pinned.groups["decide"], message)
+        hits = engine._fire(bucket, message)
     assert wanted and {rule.id for _, rule in hits} == wanted
     engine._release(pinned)
     assert all(not lg.handles for lg in pinned.groups.values())  # freed by the last user
