@@ -20,13 +20,11 @@ import scipy.sparse as sp
 from sklearn.feature_extraction.text import CountVectorizer
 from sklearn.feature_selection import chi2
 
+from classifier.lexicon import with_concepts
 from classifier.types import ClassifierError, TicketInput
 
 FEATURES_FORMAT = "bookbag-text-features/1"
 
-_QUOTE_HEADER = re.compile(
-    r"^\s*(on\s.{0,120}\bwrote:|-{2,}\s*original message\s*-{2,}|from:\s[^\n]+\n\s*sent:|_{5,})", re.I | re.M
-)
 _URL = re.compile(r"https?://\S+|www\.\S+", re.I)
 _EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+\.[\w.-]+\b")
 _MONEY = re.compile(
@@ -44,23 +42,20 @@ CHAR_CACHE_WORDS = 1 << 16
 
 
 def normalize_text(text: str) -> str:
-    """Lower-case, drop quoted history, and replace identifiers (orders, money, links) with stable tokens.
+    """Lower-case, replace identifiers (orders, money, links) with stable tokens, and mark the words of the
+    cross-language lexicon with their concept (`classifier.lexicon`).
 
-    Identifiers carry no label information and would otherwise be memorised; quoted history is usually our own
-    previous reply, which describes a different moment than the customer's new message.
+    Identifiers carry no label information and would otherwise be memorised. The text is expected to be cleaned
+    already (`classifier.cleaning`: no HTML, quoted history or signature), as `TicketInput.clean_text` is.
     """
-    cut = _QUOTE_HEADER.search(text)
-    if cut is not None and cut.start() > 0:
-        text = text[: cut.start()]
-    lines = [line for line in text.splitlines() if not line.lstrip().startswith(">")]
-    text = "\n".join(lines).lower()
+    text = text.lower()
     text = _PLACEHOLDER.sub(" xref ", text)
     text = _URL.sub(" xurl ", text)
     text = _EMAIL.sub(" xemail ", text)
     text = _MONEY.sub(" xmoney ", text)
     text = _ORDER_REF.sub(" xref ", text)
     text = _DIGITS.sub("0", text)
-    return _SPACES.sub(" ", text).strip()
+    return with_concepts(_SPACES.sub(" ", text).strip())
 
 
 def _word_vectorizer(vocabulary: dict[str, int] | None, min_df: int) -> CountVectorizer:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from classifier import Classifier
+from classifier.language import LanguageDetector
 from policy import PolicyEngine
 from workflow.events import EventBus
 from workflow.ruleset_cache import RulesetCache
@@ -23,3 +24,5 @@ class WorkflowServices:
     bus: EventBus = field(default_factory=EventBus)
     clock: Callable[[], datetime] = system_clock
     rulesets: RulesetCache = field(default_factory=RulesetCache)
+    # The `ticket.language` fact, detected once at ingest and stored on the ticket.
+    language: LanguageDetector = field(default_factory=LanguageDetector)
