@@ -8,6 +8,7 @@ bench/results/classifier_bench.json.
     .venv/bin/python bench/classifier_bench.py [--skip-cross] [--out bench/results/classifier_bench.json]
     .venv/bin/python bench/classifier_bench.py --select   # the model-selection runs (training rows only)
     .venv/bin/python bench/classifier_bench.py --compare 1ea0b1c   # old (REF) vs this tree, interleaved
+    .venv/bin/python bench/classifier_bench.py --reliability-png docs/classifier_reliability.png
 
 `--compare REF` measures the shipped model of git revision REF against this tree's in one run, each side in its
 own process (bench/classifier_compare.py) and interleaved: category/priority macro-F1, ECE and per-language F1 on
@@ -321,6 +322,48 @@ def compare_with(ref: str, rounds: int = 2) -> dict[str, Any]:
     }
 
 
+def reliability_png(out: Path) -> dict[str, Any]:
+    """The shipped model's reliability diagram (category and priority confidence) on the seed hold-out and on the
+    fresh hold-out, as a PNG for the README; returns the figures drawn."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from classifier.dataset import LabelledTicket
+
+    model = Classifier.load(default_model_dir())
+    fresh = [LabelledTicket(TicketInput.from_mapping(r), r["category"], r["priority"]) for r in fresh_rows()]
+    sets = {"seed hold-out": load_seed(HOLDOUT_FILE), "fresh hold-out": fresh}
+    reports = {name: evaluate(model, rows) for name, rows in sets.items()}
+    figure, axes = plt.subplots(1, 2, figsize=(9, 4.2), dpi=110)
+    drawn: dict[str, Any] = {}
+    for ax, task in zip(axes, ("category", "priority"), strict=True):
+        ax.plot([0, 1], [0, 1], color="#999999", linestyle="--", linewidth=1, label="perfect calibration")
+        for (name, report), color in zip(reports.items(), ("#1f77b4", "#d62728"), strict=True):
+            summary = report.calibration[task]
+            points = [r for r in summary["reliability"] if r["n"]]
+            ax.plot(
+                [r["confidence"] for r in points],
+                [r["accuracy"] for r in points],
+                marker="o",
+                color=color,
+                label=f"{name} (ECE {summary['ece']:.3f}, n={report.category['n']})",
+            )
+            drawn[f"{task} {name}"] = summary
+        ax.set_title(f"{task} confidence")
+        ax.set_xlabel("mean confidence in bin (10 equal-width bins)")
+        ax.set_ylabel("share of answers right")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.legend(loc="upper left", fontsize=7)
+    figure.suptitle(f"Shipped classifier {model.info.version}: reliability", fontsize=10)
+    figure.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(out, metadata={"Software": None})
+    return drawn
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "classifier_bench.json")
@@ -329,7 +372,17 @@ def main() -> int:
         "--select", action="store_true", help="only the model-selection CV runs (training rows)"
     )
     parser.add_argument("--compare", metavar="REF", help="only the old (git REF) vs new comparison")
+    parser.add_argument(
+        "--reliability-png",
+        type=Path,
+        metavar="PNG",
+        help="only draw the shipped model's reliability diagram",
+    )
     args = parser.parse_args()
+    if args.reliability_png:
+        with threadpool_limits(limits=1):
+            print(json.dumps(reliability_png(args.reliability_png), indent=2))
+        return 0
     if args.compare:
         comparison = compare_with(args.compare)
         out = REPO / "bench" / "results" / "classifier_compare.json"

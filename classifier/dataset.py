@@ -152,14 +152,20 @@ def load_labelled(
             except ClassifierError as exc:
                 problems.append(str(exc))
     if problems:
-        shown = problems[:MAX_REPORTED_PROBLEMS]
-        more = len(problems) - len(shown)
-        raise ClassifierError(
-            f"{len(problems)} bad row(s):\n  "
-            + "\n  ".join(shown)
-            + (f"\n  … and {more} more" if more else "")
-        )
+        raise ClassifierError(_all_problems(problems))
     return out
+
+
+def _all_problems(problems: list[str]) -> str:
+    """The first problem on the first line, then the others (up to MAX_REPORTED_PROBLEMS), one per line."""
+    if len(problems) == 1:
+        return problems[0]
+    shown = problems[1:MAX_REPORTED_PROBLEMS]
+    more = len(problems) - 1 - len(shown)
+    lines = [f"{problems[0]} (and {len(problems) - 1} more bad row(s))", *(f"  {p}" for p in shown)]
+    if more:
+        lines.append(f"  … and {more} more")
+    return "\n".join(lines)
 
 
 # Bad rows are all reported at once, up to this many.

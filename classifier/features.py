@@ -41,7 +41,7 @@ WORD_TOKEN_PATTERN = r"(?u)\b\w+\b"
 CHAR_CACHE_WORDS = 1 << 16
 
 
-def normalize_text(text: str) -> str:
+def normalize_text(text: str, *, concepts: bool = True) -> str:
     """Lower-case, replace identifiers (orders, money, links) with stable tokens, and mark the words of the
     cross-language lexicon with their concept (`classifier.lexicon`).
 
@@ -55,7 +55,8 @@ def normalize_text(text: str) -> str:
     text = _MONEY.sub(" xmoney ", text)
     text = _ORDER_REF.sub(" xref ", text)
     text = _DIGITS.sub("0", text)
-    return with_concepts(_SPACES.sub(" ", text).strip())
+    text = _SPACES.sub(" ", text).strip()
+    return with_concepts(text) if concepts else text
 
 
 def _word_vectorizer(vocabulary: dict[str, int] | None, min_df: int) -> CountVectorizer:
@@ -180,6 +181,9 @@ class TextFeaturizer:
     tree_columns: np.ndarray | None = None
     # Character n-gram lengths (within word boundaries); short ones keep misspelt words close to the right ones.
     char_ngram_range: tuple[int, int] = DEFAULT_CHAR_NGRAMS
+    # Whether words of the cross-language lexicon are followed by their concept token (classifier.lexicon); off
+    # for feature files written before it existed, so their models keep reading what they were trained on.
+    concepts: bool = True
 
     def __post_init__(self) -> None:
         if self.tree_columns is None:
@@ -217,7 +221,7 @@ class TextFeaturizer:
         return join_columns([words, chars])
 
     def transform(self, texts: Sequence[str]) -> sp.csr_matrix:
-        return self.transform_normalized([normalize_text(t) for t in texts])
+        return self.transform_normalized([normalize_text(t, concepts=self.concepts) for t in texts])
 
     @classmethod
     def fit(
@@ -267,6 +271,7 @@ class TextFeaturizer:
                 "idf": _floats(self.char_idf),
             },
             "tree_columns": [int(i) for i in (self.tree_columns if self.tree_columns is not None else [])],
+            "concepts": self.concepts,
         }
 
     @classmethod
@@ -281,6 +286,7 @@ class TextFeaturizer:
                 char_idf=np.asarray(data["char_wb"]["idf"], dtype=np.float32),
                 tree_columns=np.asarray(data["tree_columns"], dtype=np.int64),
                 char_ngram_range=tuple(data["char_wb"].get("ngram_range", DEFAULT_CHAR_NGRAMS)),
+                concepts=bool(data.get("concepts", False)),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ClassifierError(f"corrupt text feature file: {exc}") from exc

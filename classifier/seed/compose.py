@@ -28,7 +28,9 @@ from classifier.seed.items import SeedItem, load_items
 SEED_DIR = Path(__file__).parent
 TRAIN_FILE = SEED_DIR / "train.jsonl"
 HOLDOUT_FILE = SEED_DIR / "holdout.jsonl"
-TRAIN_VARIANTS = 8
+TRAIN_VARIANTS = 6
+# Items written in the other languages are rendered more often: there are far fewer of them than English items.
+TRAIN_VARIANTS_TRANSLATED = 8
 HOLDOUT_VARIANTS = 8
 # Share of email renderings written as HTML (quoted reply in a Gmail, Apple Mail or Outlook container).
 HTML_SHARE = 0.2
@@ -61,7 +63,11 @@ def compose(items: Sequence[SeedItem]) -> tuple[list[dict[str, Any]], list[dict[
     held_ids = holdout_ids(items)
     for item in items:
         held = item.item_id in held_ids
-        for variant in range(HOLDOUT_VARIANTS if held else TRAIN_VARIANTS):
+        if held:
+            variants = HOLDOUT_VARIANTS
+        else:
+            variants = TRAIN_VARIANTS if item.language == "en" else TRAIN_VARIANTS_TRANSLATED
+        for variant in range(variants):
             (holdout if held else train).append(render(item, variant, held))
     return train, holdout
 

@@ -147,7 +147,9 @@ def test_a_thanks_right_after_the_greeting_is_not_a_sign_off() -> None:
 
 
 def test_html_to_text_skips_scripts_and_styles_and_unescapes() -> None:
-    html = "<html><head><title>x</title><style>p{}</style></head><body><p>Fish &amp; chips</p><script>alert(1)"
+    html = (
+        "<html><head><title>x</title><style>p{}</style></head><body><p>Fish &amp; chips</p><script>alert(1)"
+    )
     html += "</script><p>second&nbsp;line</p></body></html>"
     assert looks_like_html(html)
     assert html_to_text(html).split("\n") == ["Fish & chips", "", "second line"]
