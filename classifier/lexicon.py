@@ -1,10 +1,10 @@
 """A small cross-language lexicon: support-domain words of the seed set's languages tagged with an English concept.
 
 The seed set has many times more English items than items in each other language, and a German customer who
-writes "stornieren" means what an English one means by "cancel". Before features, every word found here is
-followed by its concept token (`normalize_text` appends "xl_cancel" after "stornieren"), so what the model learnt
-from English wording carries over to the other languages; the word itself stays, so language-specific phrasing
-is still learnt. Entries are single lower-case words: exact forms, or prefixes ending in `*`.
+writes "stornieren" means what an English one means by "cancel". Before features, every non-English word found
+here is followed by its concept, an English word (`normalize_text` turns "stornieren" into "stornieren cancel"),
+so what the model learnt from English wording carries over to the other languages; the word itself stays, so
+language-specific phrasing is still learnt, and English text is left exactly as it is. Entries are single lower-case words: exact forms, or prefixes ending in `*`.
 Chosen by hand for the shop-support domain, not tuned on any hold-out.
 """
 
@@ -46,7 +46,7 @@ CONCEPTS: dict[str, str] = {
     "card": "tarjeta* karte kreditkarte* carte cartão carta kaart* card*",
     "discount": "descuento* rabatt* gutschein* réduction* promo* sconto* korting* desconto* discount* "
     "coupon* voucher* code* código codice",
-    "giftcard": "geschenkgutschein* cadeaubon* giftcard* gift-card",
+    "voucher": "geschenkgutschein* cadeaubon* giftcard* gift-card",
     "account": "cuenta* konto* kundenkonto* compte* account* profil* perfil* conta",
     "password": "contraseña* passwort* password* wachtwoord* palavra-passe senha*",
     "login": "sesión inloggen* einlogg* anmeld* connecter* connexion* accedere accesso* aceder login* "
@@ -56,7 +56,7 @@ CONCEPTS: dict[str, str] = {
     "newsletter": "newsletter* boletín promocionales werbe* désabonn* désinscri* iscrizione "
     "nieuwsbrief* subscrição unsubscrib*",
     "size": "talla* größe* grösse* taille* taglia* maat tamanho* size* sizing pointure*",
-    "color": "color* farbe* couleur* colore* kleur* cor colour*",
+    "colour": "color* farbe* couleur* colore* kleur* cor colour*",
     "material": "material* matière* tessuto* stof tecido* algodón baumwoll* coton cotone katoen algodão "
     "lana wolle laine wol lã fabric*",
     "washable": "lavar lavadora waschen waschbar* machine lavable lavatrice wassen wasmachine máquina "
@@ -74,7 +74,7 @@ CONCEPTS: dict[str, str] = {
     "complaint": "queja* reclamación beschwerde* réclamation* reclamo* klacht* reclamação complaint*",
     "rude": "maleducad* unhöflich* impoli* onbeleefd* mal-educad* rude",
     "quality": "calidad qualität qualité qualità kwaliteit qualidade quality",
-    "praise": "felicitar enhorabuena lob loben bravo complimenti compliment* parabéns elogi* love lovely",
+    "lovely": "felicitar enhorabuena lob loben bravo complimenti compliment* parabéns elogi* love lovely",
     "subscription": "suscripción abo abonnement* abbonamento* assinatura* subscription*",
     "fraud": "fraud* betrug* estafa* truffa* oplichting* burla*",
     "hacked": "pirat* gehackt* hackeado* hackerat* gehackt hacked",
@@ -85,10 +85,10 @@ CONCEPTS: dict[str, str] = {
     "collaborat* partnership* influencer* blog* seguidores follower*",
     "job": "currículum currículo lebenslauf* candidature* curriculum sollicitatie* cv job* vacature* "
     "personale personeel",
-    "legal": "abogad* anwalt* avocat* avvocat* advocaat* advogad* lawyer* mandant* diffid* sommatie* "
+    "lawyer": "abogad* anwalt* avocat* avvocat* advocaat* advogad* lawyer* mandant* diffid* sommatie* "
     "abmahnung* demeure notificação derechos urheberrecht* copyright* trademark* requerimiento",
     "prize": "premio prémio gewinn* gewonnen gagné gagnant vinto gewonnen prize* won winner",
-    "spam": "seo google agencia agentur agence agenzia garantizado garantiert garanti* garantito "
+    "seo": "seo google agencia agentur agence agenzia garantizado garantiert garanti* garantito "
     "gegarandeerd garantimos",
     "verify": "verifi* vérifi*",
     "restaurant": "restaurante ristorante farmacia pharmacie apotheke apotheek padaria bäckerei boulangerie "
@@ -97,11 +97,29 @@ CONCEPTS: dict[str, str] = {
 }
 
 
+# Forms that are (also) English: an English text is left exactly as it is, so the lexicon never changes what the
+# model learns from English wording; it only brings other languages to it.
+ENGLISH_FORMS = frozenset(
+    """
+    order* refund* return* exchange* swap* invoice* receipt* vat delivery delivered deliver* shipping ship* dispatch*
+    parcel* package* tracking track courier* carrier* dhl gls customs address* payment* pay* checkout charged charge*
+    duplicate* twice double* card* discount* coupon* voucher* code* giftcard* gift-card account* password* login*
+    signin delete* erase* unsubscrib* size* sizing colour* color* fabric* material* washable wash* dishwasher
+    available broken damaged defect* late delay* where when still received thank* disappointed complaint* rude
+    quality love lovely subscription* fraud* hacked blocked locked suspend* wholesale* collaborat* partnership*
+    influencer* blog* follower* cv job* lawyer* copyright* trademark* prize* won winner seo google urgent* cancel*
+    stock machine bravo compliment* blog* garage
+    """.split()
+)
+
+
 def _build() -> tuple[dict[str, str], dict[str, str]]:
     exact: dict[str, str] = {}
     prefixes: dict[str, str] = {}
     for concept, forms in CONCEPTS.items():
         for form in forms.split():
+            if form in ENGLISH_FORMS:
+                continue
             if form.endswith("*"):
                 prefixes.setdefault(form[:-1], concept)
             else:
@@ -128,11 +146,11 @@ def concept_of(word: str) -> str | None:
 
 
 def with_concepts(text: str) -> str:
-    """`text` (lower-case) with each known word followed by its concept token `xl_<concept>`."""
+    """`text` (lower-case) with each known non-English word followed by its concept, an English word."""
     out: list[str] = []
     for word in text.split():
         out.append(word)
         concept = concept_of(word.strip(".,;:!?¿¡()\"'«»"))
         if concept is not None:
-            out.append(f"xl_{concept}")
+            out.append(concept)
     return " ".join(out)

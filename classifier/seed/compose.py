@@ -37,6 +37,22 @@ HTML_SHARE = 0.2
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
 
 
+def scenario_ids(items: Sequence[SeedItem]) -> dict[str, str]:
+    """Item id -> its scenario: an English item is its own; the k-th item of a category in each other language
+    tells the same story, so they share `<category>/translated-<k>`. Training groups rows by scenario (the
+    validation slice and the stacking folds), so a translation never scores its own original."""
+    out: dict[str, str] = {}
+    seen: dict[tuple[str, str], int] = {}
+    for item in items:
+        if item.language == "en":
+            out[item.item_id] = item.item_id
+            continue
+        k = seen.get((item.category, item.language), 0)
+        seen[(item.category, item.language)] = k + 1
+        out[item.item_id] = f"{item.category}/translated-{k:03d}"
+    return out
+
+
 def holdout_ids(items: Sequence[SeedItem]) -> set[str]:
     """Items of the hold-out. English: every fifth item of each category. Other languages: the items of a
     category are written as parallel scenarios (the k-th Spanish, German, … item of a category tell the same
@@ -61,6 +77,7 @@ def compose(items: Sequence[SeedItem]) -> tuple[list[dict[str, Any]], list[dict[
     train: list[dict[str, Any]] = []
     holdout: list[dict[str, Any]] = []
     held_ids = holdout_ids(items)
+    scenarios = scenario_ids(items)
     for item in items:
         held = item.item_id in held_ids
         if held:
@@ -68,7 +85,9 @@ def compose(items: Sequence[SeedItem]) -> tuple[list[dict[str, Any]], list[dict[
         else:
             variants = TRAIN_VARIANTS if item.language == "en" else TRAIN_VARIANTS_TRANSLATED
         for variant in range(variants):
-            (holdout if held else train).append(render(item, variant, held))
+            row = render(item, variant, held)
+            row["scenario"] = scenarios[item.item_id]
+            (holdout if held else train).append(row)
     return train, holdout
 
 
