@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import classifier
-from classifier.language import LanguageDetector
 from bookbag.settings import Settings
+from classifier.language import LanguageDetector
 from policy import PolicyEngine, RulesetLimits
 from workflow.ruleset_cache import RulesetCache
 from workflow.services import WorkflowServices

@@ -99,8 +99,7 @@ CONCEPTS: dict[str, str] = {
 
 # Forms that are (also) English: an English text is left exactly as it is, so the lexicon never changes what the
 # model learns from English wording; it only brings other languages to it.
-ENGLISH_FORMS = frozenset(
-    """
+_ENGLISH = """
     order* refund* return* exchange* swap* invoice* receipt* vat delivery delivered deliver* shipping ship* dispatch*
     parcel* package* tracking track courier* carrier* dhl gls customs address* payment* pay* checkout charged charge*
     duplicate* twice double* card* discount* coupon* voucher* code* giftcard* gift-card account* password* login*
@@ -109,8 +108,8 @@ ENGLISH_FORMS = frozenset(
     quality love lovely subscription* fraud* hacked blocked locked suspend* wholesale* collaborat* partnership*
     influencer* blog* follower* cv job* lawyer* copyright* trademark* prize* won winner seo google urgent* cancel*
     stock machine bravo compliment* blog* garage
-    """.split()
-)
+"""
+ENGLISH_FORMS = frozenset(_ENGLISH.split())
 
 
 def _build() -> tuple[dict[str, str], dict[str, str]]:

@@ -218,7 +218,7 @@ def test_eval_scores_labels_the_model_lacks_as_misses(
         {"body": "send me the invoice with VAT", "category": "invoice"},
     ]
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    code, out, err = run(
+    code, out, _ = run(
         ["classifier", "eval", "--model", str(cli_model), "--data", str(data), "--json"], capsys
     )
     assert code == 0
@@ -277,7 +277,7 @@ def test_train_reads_semicolon_separated_csv(
     tmp_path: Path, small_rows_semicolon: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "m"
-    code, stdout, err = run(
+    code, _, err = run(
         [
             "classifier",
             "train",
