@@ -7,6 +7,14 @@ bench/results/classifier_bench.json.
 
     .venv/bin/python bench/classifier_bench.py [--skip-cross] [--out bench/results/classifier_bench.json]
     .venv/bin/python bench/classifier_bench.py --select   # the model-selection runs (training rows only)
+    .venv/bin/python bench/classifier_bench.py --compare 1ea0b1c   # old (REF) vs this tree, interleaved
+    .venv/bin/python bench/classifier_bench.py --reliability-png docs/classifier_reliability.png
+
+`--compare REF` measures the shipped model of git revision REF against this tree's in one run, each side in its
+own process (bench/classifier_compare.py) and interleaved: category/priority macro-F1, ECE and per-language F1 on
+the fresh hand-written hold-out (bench/data/fresh_holdout.txt, written before any tuning, never trained on) and
+on this tree's seed hold-out, single-ticket latency on the same texts, and training time of each side's default
+configuration on its own seed set. Writes bench/results/classifier_compare.json.
 
 `--select` reproduces how the training configuration was chosen: cross-validation on training rows only (3-fold
 stratified on the Bitext training split, 4-fold grouped by hand-written item on the seed training rows), never on
@@ -68,7 +76,7 @@ def baseline(texts: Sequence[str], labels: Sequence[str]) -> Pipeline:
 
 
 def texts_of(rows: Sequence[LabelledTicket]) -> list[str]:
-    return [normalize_text(r.ticket.text) for r in rows]
+    return [normalize_text(r.ticket.clean_text) for r in rows]
 
 
 def compare(
@@ -240,6 +248,122 @@ def select(seed_train: list[LabelledTicket], bitext_train: list[LabelledTicket] 
     return out
 
 
+FRESH_HOLDOUT = REPO / "bench" / "data" / "fresh_holdout.txt"
+
+
+def fresh_rows() -> list[dict[str, Any]]:
+    from classifier.seed.items import parse_messages
+
+    return [
+        {
+            "subject": m.subject,
+            "body": m.body,
+            "channel": m.channel,
+            "category": m.category,
+            "priority": m.priority,
+            "language": m.language,
+            "html": m.html,
+        }
+        for m in parse_messages(FRESH_HOLDOUT.read_text(encoding="utf-8"))
+    ]
+
+
+def compare_with(ref: str, rounds: int = 2) -> dict[str, Any]:
+    """Old (git revision `ref`) against this tree, each in its own process, interleaved."""
+    import subprocess
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        old_tree = Path(tmp) / "old"
+        old_tree.mkdir()
+        archive = subprocess.run(
+            ["git", "-C", str(REPO), "archive", ref, "classifier"], check=True, capture_output=True
+        ).stdout
+        subprocess.run(["tar", "-x", "-C", str(old_tree)], input=archive, check=True)
+        fresh = Path(tmp) / "fresh.jsonl"
+        fresh.write_text("".join(json.dumps(r) + "\n" for r in fresh_rows()), encoding="utf-8")
+        seed = Path(tmp) / "seed_holdout.jsonl"
+        seed.write_text(HOLDOUT_FILE.read_text(encoding="utf-8"), encoding="utf-8")
+        worker = [sys.executable, str(REPO / "bench" / "classifier_compare.py")]
+        quality = ["--eval", f"fresh_holdout={fresh}", "--eval", f"seed_holdout={seed}"]
+
+        def run(tree: Path, *extra: str) -> dict[str, Any]:
+            env = {**__import__("os").environ, "PYTHONPATH": str(tree)}
+            out = subprocess.run([*worker, *extra], check=True, capture_output=True, text=True, env=env)
+            result: dict[str, Any] = json.loads(out.stdout)
+            return result
+
+        sides = {"old": old_tree, "new": REPO}
+        results: dict[str, dict[str, Any]] = {name: {} for name in sides}
+        for name, tree in sides.items():
+            say(f"[compare] {name}: quality")
+            results[name].update(run(tree, *quality))
+        latency: dict[str, list[float]] = {name: [] for name in sides}
+        training: dict[str, list[float]] = {name: [] for name in sides}
+        for i in range(rounds):
+            for name, tree in sides.items():
+                say(f"[compare] {name}: latency and training, round {i + 1}")
+                one = run(tree, "--speed-texts", str(seed), "--train")
+                latency[name].append(one["single_p50_ms"])
+                training[name].append(one["train_seconds"])
+                results[name]["train_rows"] = one["train_rows"]
+        for name in sides:
+            results[name]["single_p50_ms"] = round(statistics.median(latency[name]), 4)
+            results[name]["single_p50_ms_runs"] = latency[name]
+            results[name]["train_seconds"] = round(statistics.median(training[name]), 2)
+            results[name]["train_seconds_runs"] = training[name]
+    return {
+        "ref": ref,
+        **results,
+        "ratio_new_to_old": {
+            "single_p50_ms": round(results["new"]["single_p50_ms"] / results["old"]["single_p50_ms"], 3),
+            "train_seconds": round(results["new"]["train_seconds"] / results["old"]["train_seconds"], 3),
+        },
+    }
+
+
+def reliability_png(out: Path) -> dict[str, Any]:
+    """The shipped model's reliability diagram (category and priority confidence) on the seed hold-out and on the
+    fresh hold-out, as a PNG for the README; returns the figures drawn."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from classifier.dataset import LabelledTicket
+
+    model = Classifier.load(default_model_dir())
+    fresh = [LabelledTicket(TicketInput.from_mapping(r), r["category"], r["priority"]) for r in fresh_rows()]
+    sets = {"seed hold-out": load_seed(HOLDOUT_FILE), "fresh hold-out": fresh}
+    reports = {name: evaluate(model, rows) for name, rows in sets.items()}
+    figure, axes = plt.subplots(1, 2, figsize=(9, 4.2), dpi=110)
+    drawn: dict[str, Any] = {}
+    for ax, task in zip(axes, ("category", "priority"), strict=True):
+        ax.plot([0, 1], [0, 1], color="#999999", linestyle="--", linewidth=1, label="perfect calibration")
+        for (name, report), color in zip(reports.items(), ("#1f77b4", "#d62728"), strict=True):
+            summary = report.calibration[task]
+            points = [r for r in summary["reliability"] if r["n"]]
+            ax.plot(
+                [r["confidence"] for r in points],
+                [r["accuracy"] for r in points],
+                marker="o",
+                color=color,
+                label=f"{name} (ECE {summary['ece']:.3f}, n={report.category['n']})",
+            )
+            drawn[f"{task} {name}"] = summary
+        ax.set_title(f"{task} confidence")
+        ax.set_xlabel("mean confidence in bin (10 equal-width bins)")
+        ax.set_ylabel("share of answers right")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.legend(loc="upper left", fontsize=7)
+    figure.suptitle(f"Shipped classifier {model.info.version}: reliability", fontsize=10)
+    figure.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(out, metadata={"Software": None})
+    return drawn
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "classifier_bench.json")
@@ -247,7 +371,24 @@ def main() -> int:
     parser.add_argument(
         "--select", action="store_true", help="only the model-selection CV runs (training rows)"
     )
+    parser.add_argument("--compare", metavar="REF", help="only the old (git REF) vs new comparison")
+    parser.add_argument(
+        "--reliability-png",
+        type=Path,
+        metavar="PNG",
+        help="only draw the shipped model's reliability diagram",
+    )
     args = parser.parse_args()
+    if args.reliability_png:
+        with threadpool_limits(limits=1):
+            print(json.dumps(reliability_png(args.reliability_png), indent=2))
+        return 0
+    if args.compare:
+        comparison = compare_with(args.compare)
+        out = REPO / "bench" / "results" / "classifier_compare.json"
+        out.write_text(json.dumps(comparison, indent=2) + "\n")
+        print(json.dumps(comparison, indent=2))
+        return 0
     results: dict[str, Any] = {
         "machine": {"python": platform.python_version(), "cpu": platform.processor() or platform.machine()},
         "threads": 1,

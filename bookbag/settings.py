@@ -25,6 +25,8 @@ class Settings(BaseSettings):
     log_level: str = "info"
     model_dir: Path | None = None  # None: the model shipped in classifier/
     confidence_threshold: float = 0.4
+    # ISO 639-1 codes the `ticket.language` fact chooses from (classifier/language.py), comma-separated.
+    languages: str = "en,es,de,fr,it,nl,pt,pl,sv,da"
     max_page_size: int = 100
     max_query_depth: int = 12
     max_aliases: int = 30

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import classifier
 from bookbag.settings import Settings
+from classifier.language import LanguageDetector
 from policy import PolicyEngine, RulesetLimits
 from workflow.ruleset_cache import RulesetCache
 from workflow.services import WorkflowServices
@@ -23,8 +24,10 @@ def ruleset_limits(settings: Settings) -> RulesetLimits:
 def build_services(settings: Settings) -> WorkflowServices:
     model_dir = settings.model_dir or classifier.default_model_dir()
     model = classifier.Classifier.load(model_dir, confidence_threshold=settings.confidence_threshold)
+    languages = [code.strip().lower() for code in settings.languages.split(",") if code.strip()]
     return WorkflowServices(
         policy=PolicyEngine(settings.policy_max_compiled, max_drafts=settings.policy_max_drafts),
         classifier=model,
         rulesets=RulesetCache(limits=ruleset_limits(settings)),
+        language=LanguageDetector(languages),
     )

@@ -27,17 +27,32 @@ class LabelledTicket:
 
 
 def read_table(path: Path) -> list[dict[str, Any]]:
-    """Rows of a .csv or .jsonl file as dicts."""
+    """Rows of a .csv or .jsonl file as dicts (see `read_numbered_table` for where each row is in the file)."""
+    return [row for _, row in read_numbered_table(path)]
+
+
+# Delimiters a spreadsheet export may use; Excel in most of Europe writes `;`.
+CSV_DELIMITERS = ",;\t|"
+
+
+def read_numbered_table(path: Path) -> list[tuple[int, dict[str, Any]]]:
+    """(line number in the file, row) pairs of a .csv (comma, semicolon, tab or pipe separated: detected) or
+    .jsonl file. A CSV row's number is the line it starts on, as a spreadsheet shows it (the header is line 1)."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in {".csv", ".jsonl", ".ndjson"}:
         raise ClassifierError(f"{path}: unsupported file type {suffix or '(none)'} (use .csv or .jsonl)")
+    rows: list[tuple[int, dict[str, Any]]] = []
     try:
-        with path.open(encoding="utf-8", newline="") as handle:
+        with path.open(encoding="utf-8-sig", newline="") as handle:
             if suffix == ".csv":
-                rows: list[dict[str, Any]] = [dict(r) for r in csv.DictReader(handle)]
+                reader = csv.DictReader(handle, delimiter=_csv_delimiter(handle.read(65536)))
+                handle.seek(0)
+                start = 2
+                for row in reader:
+                    rows.append((start, dict(row)))
+                    start = reader.line_num + 1
             else:
-                rows = []
                 for number, line in enumerate(handle, start=1):
                     if not line.strip():
                         continue
@@ -47,7 +62,7 @@ def read_table(path: Path) -> list[dict[str, Any]]:
                         raise ClassifierError(f"{path}:{number}: invalid JSON ({exc})") from exc
                     if not isinstance(item, dict):
                         raise ClassifierError(f"{path}:{number}: each line must be a JSON object")
-                    rows.append(item)
+                    rows.append((number, item))
     except (OSError, UnicodeDecodeError) as exc:
         raise ClassifierError(f"cannot read {path}: {exc}") from exc
     except csv.Error as exc:
@@ -55,6 +70,21 @@ def read_table(path: Path) -> list[dict[str, Any]]:
     if not rows:
         raise ClassifierError(f"{path}: no rows")
     return rows
+
+
+def _csv_delimiter(sample: str) -> str:
+    """The header line's most frequent delimiter outside quotes (the sniffer of the csv module guesses badly on
+    free text); a comma when it has none."""
+    header = sample.split("\n", 1)[0]
+    counts: dict[str, int] = {d: 0 for d in CSV_DELIMITERS}
+    quoted = False
+    for char in header:
+        if char == '"':
+            quoted = not quoted
+        elif not quoted and char in counts:
+            counts[char] += 1
+    best = max(CSV_DELIMITERS, key=lambda d: counts[d])
+    return best if counts[best] else ","
 
 
 def read_label_map(path: Path) -> dict[str, str]:
@@ -83,15 +113,18 @@ def load_labelled(
     """Read and validate labelled tickets from one or more files with the same columns.
 
     `text_cols` defaults to `subject`+`body` when present, else `text`. With one text column it is used as the
-    body. Metadata columns named like `TicketInput` fields are picked up when present.
+    body. Metadata columns named like `TicketInput` fields are picked up when present. Every bad row is reported
+    in one error, each by its line in the file (`path:line: …`).
     """
     if not paths:
         raise ClassifierError("no data files given")
     allowed = set(allowed_labels) if allowed_labels is not None else None
     allowed_pri = set(allowed_priorities) if allowed_priorities is not None else None
     out: list[LabelledTicket] = []
+    problems: list[str] = []
     for path in paths:
-        rows = read_table(path)
+        numbered = read_numbered_table(path)
+        rows = [row for _, row in numbered]
         columns = set().union(*(r.keys() for r in rows))
         cols = list(text_cols) if text_cols else _default_text_cols(columns)
         required = [*cols, label_col, *([priority_col] if priority_col else [])]
@@ -100,22 +133,43 @@ def load_labelled(
             raise ClassifierError(
                 f"{path}: missing column(s) {', '.join(missing)} (found: {', '.join(sorted(columns))})"
             )
-        for number, row in enumerate(rows, start=1):
-            out.append(
-                _labelled(
-                    row,
-                    cols,
-                    label_col,
-                    priority_col,
-                    group_col,
-                    label_map,
-                    allowed,
-                    allowed_pri,
-                    path,
-                    number,
+        for number, row in numbered:
+            try:
+                out.append(
+                    _labelled(
+                        row,
+                        cols,
+                        label_col,
+                        priority_col,
+                        group_col,
+                        label_map,
+                        allowed,
+                        allowed_pri,
+                        path,
+                        number,
+                    )
                 )
-            )
+            except ClassifierError as exc:
+                problems.append(str(exc))
+    if problems:
+        raise ClassifierError(_all_problems(problems))
     return out
+
+
+def _all_problems(problems: list[str]) -> str:
+    """The first problem on the first line, then the others (up to MAX_REPORTED_PROBLEMS), one per line."""
+    if len(problems) == 1:
+        return problems[0]
+    shown = problems[1:MAX_REPORTED_PROBLEMS]
+    more = len(problems) - 1 - len(shown)
+    lines = [f"{problems[0]} (and {len(problems) - 1} more bad row(s))", *(f"  {p}" for p in shown)]
+    if more:
+        lines.append(f"  … and {more} more")
+    return "\n".join(lines)
+
+
+# Bad rows are all reported at once, up to this many.
+MAX_REPORTED_PROBLEMS = 20
 
 
 def _default_text_cols(columns: set[str]) -> list[str]:
@@ -142,7 +196,7 @@ def _labelled(
     path: Path,
     number: int,
 ) -> LabelledTicket:
-    where = f"{path}: row {number}"
+    where = f"{path}:{number}"
     label = str(row.get(label_col) or "").strip()
     if not label:
         raise ClassifierError(f"{where}: empty {label_col!r}")

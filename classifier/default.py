@@ -23,7 +23,7 @@ def load_seed(path: Path) -> list[LabelledTicket]:
         [path],
         label_col="category",
         priority_col="priority",
-        group_col="source",
+        group_col="scenario",  # translations of one scenario stay on one side of every split
         allowed_labels=DEFAULT_CATEGORIES,
         allowed_priorities=DEFAULT_PRIORITIES,
     )

@@ -20,13 +20,11 @@ import scipy.sparse as sp
 from sklearn.feature_extraction.text import CountVectorizer
 from sklearn.feature_selection import chi2
 
+from classifier.lexicon import with_concepts
 from classifier.types import ClassifierError, TicketInput
 
 FEATURES_FORMAT = "bookbag-text-features/1"
 
-_QUOTE_HEADER = re.compile(
-    r"^\s*(on\s.{0,120}\bwrote:|-{2,}\s*original message\s*-{2,}|from:\s[^\n]+\n\s*sent:|_{5,})", re.I | re.M
-)
 _URL = re.compile(r"https?://\S+|www\.\S+", re.I)
 _EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+\.[\w.-]+\b")
 _MONEY = re.compile(
@@ -43,24 +41,22 @@ WORD_TOKEN_PATTERN = r"(?u)\b\w+\b"
 CHAR_CACHE_WORDS = 1 << 16
 
 
-def normalize_text(text: str) -> str:
-    """Lower-case, drop quoted history, and replace identifiers (orders, money, links) with stable tokens.
+def normalize_text(text: str, *, concepts: bool = True) -> str:
+    """Lower-case, replace identifiers (orders, money, links) with stable tokens, and mark the words of the
+    cross-language lexicon with their concept (`classifier.lexicon`).
 
-    Identifiers carry no label information and would otherwise be memorised; quoted history is usually our own
-    previous reply, which describes a different moment than the customer's new message.
+    Identifiers carry no label information and would otherwise be memorised. The text is expected to be cleaned
+    already (`classifier.cleaning`: no HTML, quoted history or signature), as `TicketInput.clean_text` is.
     """
-    cut = _QUOTE_HEADER.search(text)
-    if cut is not None and cut.start() > 0:
-        text = text[: cut.start()]
-    lines = [line for line in text.splitlines() if not line.lstrip().startswith(">")]
-    text = "\n".join(lines).lower()
+    text = text.lower()
     text = _PLACEHOLDER.sub(" xref ", text)
     text = _URL.sub(" xurl ", text)
     text = _EMAIL.sub(" xemail ", text)
     text = _MONEY.sub(" xmoney ", text)
     text = _ORDER_REF.sub(" xref ", text)
     text = _DIGITS.sub("0", text)
-    return _SPACES.sub(" ", text).strip()
+    text = _SPACES.sub(" ", text).strip()
+    return with_concepts(text) if concepts else text
 
 
 def _word_vectorizer(vocabulary: dict[str, int] | None, min_df: int) -> CountVectorizer:
@@ -185,6 +181,9 @@ class TextFeaturizer:
     tree_columns: np.ndarray | None = None
     # Character n-gram lengths (within word boundaries); short ones keep misspelt words close to the right ones.
     char_ngram_range: tuple[int, int] = DEFAULT_CHAR_NGRAMS
+    # Whether words of the cross-language lexicon are followed by their concept token (classifier.lexicon); off
+    # for feature files written before it existed, so their models keep reading what they were trained on.
+    concepts: bool = True
 
     def __post_init__(self) -> None:
         if self.tree_columns is None:
@@ -222,7 +221,7 @@ class TextFeaturizer:
         return join_columns([words, chars])
 
     def transform(self, texts: Sequence[str]) -> sp.csr_matrix:
-        return self.transform_normalized([normalize_text(t) for t in texts])
+        return self.transform_normalized([normalize_text(t, concepts=self.concepts) for t in texts])
 
     @classmethod
     def fit(
@@ -272,6 +271,7 @@ class TextFeaturizer:
                 "idf": _floats(self.char_idf),
             },
             "tree_columns": [int(i) for i in (self.tree_columns if self.tree_columns is not None else [])],
+            "concepts": self.concepts,
         }
 
     @classmethod
@@ -286,6 +286,7 @@ class TextFeaturizer:
                 char_idf=np.asarray(data["char_wb"]["idf"], dtype=np.float32),
                 tree_columns=np.asarray(data["tree_columns"], dtype=np.int64),
                 char_ngram_range=tuple(data["char_wb"].get("ngram_range", DEFAULT_CHAR_NGRAMS)),
+                concepts=bool(data.get("concepts", False)),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ClassifierError(f"corrupt text feature file: {exc}") from exc

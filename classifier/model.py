@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +12,7 @@ import lightgbm as lgb
 import numpy as np
 import scipy.sparse as sp
 
+from classifier.calibration import softmax
 from classifier.features import (
     META_FEATURE_NAMES,
     STYLE_FEATURE_NAMES,
@@ -40,7 +41,7 @@ def base_matrices(
     featurizer: TextFeaturizer, tickets: Sequence[TicketInput]
 ) -> tuple[sp.csr_matrix, sp.csr_matrix]:
     """(text TF-IDF, the boosters' share of it plus tone): the linear scorers read the first, boosters the second."""
-    texts = [t.text for t in tickets]
+    texts = [t.clean_text for t in tickets]
     text = featurizer.transform(texts)
     tree_text = featurizer.tree_part(text)
     return text, join_columns([tree_text, style_features(texts)])
@@ -80,6 +81,7 @@ class Classifier:
         *,
         confidence_threshold: float = 0.4,
         boost_from_linear: Collection[str] = (),
+        temperatures: Mapping[str, float] | None = None,
     ) -> None:
         if not 0.0 <= confidence_threshold <= 1.0:
             raise ClassifierError(f"confidence threshold must be within [0, 1], got {confidence_threshold}")
@@ -93,6 +95,12 @@ class Classifier:
         if unknown:
             raise ClassifierError(f"boost_from_linear: unknown task(s) {', '.join(unknown)}")
         self._boost_from_linear = frozenset(boost_from_linear)
+        # Calibration (classifier.calibration): each task's logits are divided by its temperature.
+        self._temperatures = {task: 1.0 for task in BOOSTED_TASKS}
+        for task, value in (temperatures or {}).items():
+            if task not in BOOSTED_TASKS or not 0.0 < float(value) < 100.0:
+                raise ClassifierError(f"bad temperature {task}={value!r}")
+            self._temperatures[task] = float(value)
         # LightGBM boosters are not documented as safe for concurrent predict; one lock keeps it simple and a
         # prediction takes about a millisecond.
         self._lock = threading.Lock()
@@ -135,6 +143,7 @@ class Classifier:
             info,
             confidence_threshold=confidence_threshold,
             boost_from_linear=tuple(manifest.get("boost_from_linear") or ()),
+            temperatures=dict(manifest.get("temperatures") or {}),
         )
 
     @property
@@ -194,13 +203,10 @@ class Classifier:
     def _booster_proba(
         self, task: str, booster: lgb.Booster, x: sp.csr_matrix, linear_proba: np.ndarray
     ) -> np.ndarray:
-        if task not in self._boost_from_linear:
-            return _as_proba(booster.predict(x, num_threads=1))
-        raw = _as_proba(booster.predict(x, raw_score=True, num_threads=1)) + log_proba(linear_proba)
-        raw -= raw.max(axis=1, keepdims=True)
-        exp = np.exp(raw)
-        out: np.ndarray = exp / exp.sum(axis=1, keepdims=True)
-        return out
+        raw = _as_proba(booster.predict(x, raw_score=True, num_threads=1))
+        if task in self._boost_from_linear:
+            raw = raw + log_proba(linear_proba)
+        return softmax(raw, self._temperatures[task])
 
 
 def log_proba(proba: np.ndarray) -> np.ndarray:

@@ -16,6 +16,7 @@ import numpy as np
 import scipy.sparse as sp
 from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
+from classifier.calibration import expected_calibration_error, fit_temperature, reliability_table
 from classifier.dataset import LabelledTicket, check_trainable, data_hash, stratified_split
 from classifier.features import TextFeaturizer
 from classifier.linear import LinearScorer, out_of_fold_proba
@@ -77,6 +78,9 @@ class TrainConfig:
     # log-probabilities. Chosen by the same cross-validation: category gains from it on the seed set and on
     # Bitext, priority does not.
     boost_from_linear: tuple[str, ...] = ("category",)
+    # Scale each task's probabilities by a temperature fitted on the validation slice (classifier.calibration),
+    # kept only where it lowers the expected calibration error there.
+    calibrate: bool = True
     seed: int = 13
 
 
@@ -90,6 +94,8 @@ class TrainedModel:
     rounds: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
     boost_from_linear: tuple[str, ...] = ()
+    # Per task, the temperature its probabilities are divided by (classifier.calibration); 1.0 = as trained.
+    temperatures: dict[str, float] = field(default_factory=dict)
 
     def classifier(self, info: ModelInfo | None = None, *, confidence_threshold: float = 0.4) -> Classifier:
         info = info or ModelInfo("unsaved", self.labels, self.priorities, "", "", {})
@@ -100,6 +106,7 @@ class TrainedModel:
             info,
             confidence_threshold=confidence_threshold,
             boost_from_linear=self.boost_from_linear,
+            temperatures=self.temperatures,
         )
 
     def content_hash(self) -> str:
@@ -108,6 +115,9 @@ class TrainedModel:
         digest.update(json.dumps([self.labels, self.priorities]).encode())
         if self.boost_from_linear:  # only when set, so models trained without it keep their hash
             digest.update(json.dumps(["boost_from_linear", *self.boost_from_linear]).encode())
+        scaled = {k: v for k, v in sorted(self.temperatures.items()) if v != 1.0}
+        if scaled:  # likewise only when set
+            digest.update(json.dumps(["temperatures", scaled]).encode())
         for part in (self.category, self.priority):
             if part is not None:
                 digest.update(part[0].coef.tobytes() + part[0].intercept.tobytes())
@@ -147,6 +157,7 @@ class TrainedModel:
                 (out_dir / name).unlink(missing_ok=True)
         manifest = {"format": MODEL_FORMAT, **asdict(info), "rounds": self.rounds, **extra}
         manifest["boost_from_linear"] = list(self.boost_from_linear)
+        manifest["temperatures"] = dict(self.temperatures)
         manifest["labels"], manifest["priorities"] = list(self.labels), list(self.priorities)
         (out_dir / MANIFEST).write_text(
             json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
@@ -190,7 +201,7 @@ def _fit(
     if has_priority:
         label_sets.append([r.priority or "" for r in rows])
     featurizer = TextFeaturizer.fit(
-        [r.ticket.text for r in rows],
+        [r.ticket.clean_text for r in rows],
         label_sets,
         max_word_features=config.max_word_features,
         max_char_features=config.max_char_features,
@@ -208,7 +219,7 @@ def _fit(
     y_cat = _encode([r.category for r in rows], labels)
     say("category: linear scorer (out-of-fold)")
     cat_linear, cat_oof = _stack(text, y_cat, len(labels), groups, config)
-    cat_booster, cat_rounds = _boost(
+    cat_booster, cat_rounds, cat_temperature = _boost(
         "category",
         category_matrix(base, cat_oof),
         y_cat,
@@ -221,12 +232,13 @@ def _fit(
     )
     priority = None
     pri_rounds = 0
+    temperatures = {"category": cat_temperature}
     if has_priority:
         y_pri = _encode([r.priority or "" for r in rows], priorities)
         say("priority: linear scorer (out-of-fold)")
         pri_linear, pri_oof = _stack(text, y_pri, len(priorities), groups, config)
         x_pri = priority_matrix(base, tickets, pri_oof, cat_oof)
-        pri_booster, pri_rounds = _boost(
+        pri_booster, pri_rounds, pri_temperature = _boost(
             "priority",
             x_pri,
             y_pri,
@@ -238,6 +250,11 @@ def _fit(
             init_score=log_proba(pri_oof) if "priority" in config.boost_from_linear else None,
         )
         priority = (pri_linear, pri_booster)
+        temperatures["priority"] = pri_temperature
+    say(
+        "calibration on the validation slice: temperature "
+        + ", ".join(f"{task} {t:.3f}" for task, t in temperatures.items())
+    )
     seconds = time.perf_counter() - started
     say(f"trained in {seconds:.1f}s")
     return TrainedModel(
@@ -249,6 +266,7 @@ def _fit(
         rounds={"category": cat_rounds, "priority": pri_rounds},
         seconds=seconds,
         boost_from_linear=tuple(t for t in BOOSTED_TASKS if t in config.boost_from_linear),
+        temperatures=temperatures if config.calibrate else {},
     )
 
 
@@ -288,7 +306,8 @@ def _boost(
     say: Progress,
     *,
     init_score: np.ndarray | None = None,
-) -> tuple[lgb.Booster, int]:
+) -> tuple[lgb.Booster, int, float]:
+    """The booster, its round count and the temperature fitted on the validation slice (1.0 without one)."""
     params: dict[str, Any] = {
         "objective": "multiclass",
         "num_class": n_classes,
@@ -331,16 +350,25 @@ def _boost(
             ],
         )
         rounds = max(int(booster.best_iteration or config.max_rounds), 10)
+        logits = np.asarray(
+            booster.predict(x[val_idx], raw_score=True, num_iteration=rounds), dtype=np.float64
+        )
+        logits = logits.reshape(len(val_idx), -1)
+        if init_score is not None:
+            logits = logits + init_score[val_idx]
+        temperature = fit_temperature(logits, y[val_idx])
         refit = config.refit if config.refit is not None else x.shape[0] <= REFIT_MAX_ROWS
         if not refit:
             say(f"{name}: stopped at round {rounds} (validation slice)")
-            return _trimmed(booster, rounds), rounds
+            return _trimmed(booster, rounds), rounds, temperature
         say(f"{name}: {rounds} rounds chosen on the validation slice; refitting on all rows")
+    else:
+        temperature = 1.0
     full = lgb.Dataset(x, y, init_score=init_score, feature_name=clean_names, free_raw_data=True)
     booster = lgb.train(
         params, full, num_boost_round=rounds, callbacks=[_progress_callback(name, rounds, say)]
     )
-    return booster, rounds
+    return booster, rounds, temperature
 
 
 def _trimmed(booster: lgb.Booster, rounds: int) -> lgb.Booster:
@@ -365,37 +393,61 @@ class EvalReport:
     priority: dict[str, Any] | None
     # Category figures after the confidence threshold turned unsure answers into "other".
     category_thresholded: dict[str, Any]
+    # Per task: expected calibration error and reliability table of the top answer's confidence.
+    calibration: dict[str, Any] = field(default_factory=dict)
+    # Labels (and priorities) of the data the model does not know: their rows are scored as misses.
+    unknown_labels: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {
             "category": self.category,
             "priority": self.priority,
             "category_thresholded": self.category_thresholded,
+            "calibration": self.calibration,
+            "unknown_labels": list(self.unknown_labels),
         }
 
 
 def evaluate(classifier: Classifier, rows: Sequence[LabelledTicket], *, batch_size: int = 512) -> EvalReport:
-    """Category (raw top label and thresholded) and priority figures of `classifier` on labelled rows."""
+    """Category (raw top label and thresholded) and priority figures of `classifier` on labelled rows, with the
+    calibration of their confidences. Rows whose label the model does not know are scored as misses (the label
+    is listed with recall 0 and counts in the macro-F1), never refused."""
     if not rows:
         raise ClassifierError("no evaluation rows")
     info = classifier.info
     unknown = sorted({r.category for r in rows} - set(info.labels))
-    if unknown:
-        raise ClassifierError(f"evaluation labels unknown to the model: {', '.join(unknown)}")
     predictions = []
     for start in range(0, len(rows), batch_size):
         predictions += classifier.predict_batch([r.ticket for r in rows[start : start + batch_size]])
     truth = [r.category for r in rows]
-    category = classification_metrics(truth, [p.raw_category for p in predictions], info.labels)
-    thresholded = classification_metrics(truth, [p.category for p in predictions], info.labels)
+    labels = (*info.labels, *unknown)
+    raw = [p.raw_category for p in predictions]
+    category = classification_metrics(truth, raw, labels)
+    thresholded = classification_metrics(truth, [p.category for p in predictions], labels)
+    calibration = {
+        "category": _calibration([p.raw_category_confidence for p in predictions], truth, raw),
+    }
     priority = None
+    unknown_pri: list[str] = []
     if info.priorities and all(r.priority is not None for r in rows):
         pri_truth = [r.priority or "" for r in rows]
         unknown_pri = sorted(set(pri_truth) - set(info.priorities))
-        if unknown_pri:
-            raise ClassifierError(f"evaluation priorities unknown to the model: {', '.join(unknown_pri)}")
-        priority = classification_metrics(pri_truth, [p.priority for p in predictions], info.priorities)
-    return EvalReport(category, priority, thresholded)
+        pri_pred = [p.priority for p in predictions]
+        priority = classification_metrics(pri_truth, pri_pred, (*info.priorities, *unknown_pri))
+        calibration["priority"] = _calibration(
+            [p.priority_confidence for p in predictions], pri_truth, pri_pred
+        )
+    return EvalReport(category, priority, thresholded, calibration, tuple(unknown + unknown_pri))
+
+
+def _calibration(
+    confidence: Sequence[float], truth: Sequence[str], predicted: Sequence[str]
+) -> dict[str, Any]:
+    correct = [t == p for t, p in zip(truth, predicted, strict=True)]
+    return {
+        "ece": expected_calibration_error(confidence, correct),
+        "reliability": reliability_table(confidence, correct),
+    }
 
 
 def train(

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from classifier.cleaning import clean_body
+
 DEFAULT_CATEGORIES: tuple[str, ...] = (
     "order_status",
     "shipping_delivery",
@@ -44,7 +46,8 @@ class TicketInput:
         """Build from a JSON-like row, ignoring unknown keys and coercing loose types (CSV strings)."""
         return cls(
             subject=_text(row.get("subject")),
-            body=_text(row.get("body")),
+            # `text` is what `train` reads when a file has no subject/body columns; a prediction input may use it too.
+            body=_text(row.get("body") if row.get("body") is not None else row.get("text")),
             channel=_opt_str(row.get("channel")),
             customer_vip=_opt_bool(row.get("customer_vip")),
             customer_lifetime_value=_opt_float(row.get("customer_lifetime_value")),
@@ -57,7 +60,14 @@ class TicketInput:
 
     @property
     def text(self) -> str:
+        """Subject and raw body, as the ticket arrived."""
         return f"{self.subject}\n{self.body}" if self.subject else self.body
+
+    @property
+    def clean_text(self) -> str:
+        """Subject and the cleaned body (`classifier.cleaning`): what the features of training and serving read."""
+        body = clean_body(self.body)
+        return f"{self.subject}\n{body}" if self.subject else body
 
 
 @dataclass(frozen=True)

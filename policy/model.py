@@ -97,6 +97,7 @@ FACTS: Mapping[str, frozenset[str]] = {
             "body",
             "subject",
             "channel",
+            "language",
             "tags",
             "seconds_in_stage",
             "age_seconds",
@@ -139,7 +140,7 @@ OPEN_NAMESPACES: frozenset[str] = frozenset({"customer", "order"})
 # Ticket facts validation once accepted that nothing produces: a rule on one never matches (a warning, so
 # versions published with them still load).
 NEVER_PRODUCED: Mapping[str, frozenset[str]] = {
-    "ticket": frozenset({"assignee", "language", "message_count", "reopened_count"}),
+    "ticket": frozenset({"assignee", "message_count", "reopened_count"}),
 }
 
 Scalar = str | int | float | bool

@@ -134,6 +134,8 @@ class Ticket(SQLModel, table=True):
     priority: str = Field(default="normal", max_length=20)
     priority_confidence: float | None = None
     model_version: str | None = Field(default=None, max_length=80)
+    # ISO 639-1 code detected in the cleaned body at ingest (classifier.language); None when unsure.
+    language: str | None = Field(default=None, max_length=8)
     stage: str = Field(default="new", max_length=40)
     team_id: str | None = Field(default=None, foreign_key="teams.id", max_length=40)
     assignee_id: str | None = Field(default=None, foreign_key="agents.id", max_length=40)

@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlmodel import Session
 
+from classifier.cleaning import clean_body
 from storage.tables import Team, Ticket
 
 BUSINESS_HOURS = range(9, 18)  # Mon-Fri 09:00-17:59 UTC; merchants' own calendars are future work
@@ -42,7 +43,10 @@ def ticket_facts(ticket: Ticket, now: datetime, *, team_name: str | None = None)
                 "category": ticket.category,
                 "channel": ticket.channel,
                 "subject": ticket.subject,
-                "body": ticket.body,
+                # The customer's new words: no HTML, quoted history or signature (classifier.cleaning), as the
+                # model reads them; the stored ticket keeps its raw body.
+                "body": clean_body(ticket.body),
+                "language": ticket.language,
                 "tags": list(ticket.tags),
                 "team": team_name,
                 "assigned": ticket.assignee_id is not None,

@@ -12,6 +12,7 @@ from typing import Any
 from sqlmodel import Session
 
 import classifier
+from classifier.cleaning import clean_body
 from storage.tables import Team, Ticket
 from workflow import audit
 from workflow.agents import Assigner, get_team_by_name
@@ -203,6 +204,7 @@ class _MerchantIngest:
         ticket.priority = prediction.priority
         ticket.priority_confidence = prediction.priority_confidence
         ticket.model_version = prediction.model_version
+        ticket.language = self.services.language.detect(clean_body(ticket.body) or ticket.subject)
         facts = ticket_facts(ticket, ticket.created_at)
         decision = policy.route(ruleset, facts)
         routing = decision.to_dict()

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from classifier import Classifier
+from classifier.language import LanguageDetector
 from policy import PolicyEngine
 from workflow.events import EventBus
 from workflow.metrics import NoMetrics, WorkflowMetrics
@@ -25,3 +26,5 @@ class WorkflowServices:
     clock: Callable[[], datetime] = system_clock
     rulesets: RulesetCache = field(default_factory=RulesetCache)
     metrics: WorkflowMetrics = field(default_factory=NoMetrics)  # bookbag.metrics when /metrics is on
+    # The `ticket.language` fact, detected once at ingest and stored on the ticket.
+    language: LanguageDetector = field(default_factory=LanguageDetector)

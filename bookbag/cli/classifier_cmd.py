@@ -121,7 +121,6 @@ def _load_rows(args: argparse.Namespace, *, allowed: Any = None, allowed_pri: An
 
 
 def _train(args: argparse.Namespace) -> int:
-    from classifier.metrics import format_metrics
     from classifier.training import train
     from classifier.types import ClassifierError
 
@@ -141,9 +140,7 @@ def _train(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from exc
     except OSError as exc:
         raise CliError(f"cannot write the model to {args.out}: {exc}") from exc
-    print(format_metrics("category (hold-out)", report.category))
-    if report.priority is not None:
-        print(format_metrics("priority (hold-out)", report.priority))
+    _print_report(report, where=" (hold-out)")
     print(f"saved model {info.version} to {args.out}")
     return 0
 
@@ -159,44 +156,61 @@ def _load_model(args: argparse.Namespace, threshold: float = 0.4) -> Any:
 
 
 def _predict(args: argparse.Namespace) -> int:
+    """One output line per input line, in order: the prediction, or `{"line": N, "error": ...}` for a line that
+    cannot be read (the others are still answered; the exit status is then 1)."""
     from classifier.types import TicketInput
 
     model = _load_model(args, args.threshold)
-    batch: list[TicketInput] = []
+    pending: list[tuple[int, TicketInput | str]] = []
+    failed = 0
 
     def flush() -> None:
-        for prediction in model.predict_batch(batch):
-            sys.stdout.write(json.dumps(prediction.to_facts()) + "\n")
+        tickets = [item for _, item in pending if isinstance(item, TicketInput)]
+        predictions = iter(model.predict_batch(tickets))
+        for number, item in pending:
+            if isinstance(item, TicketInput):
+                sys.stdout.write(json.dumps(next(predictions).to_facts()) + "\n")
+            else:
+                sys.stdout.write(json.dumps({"line": number, "error": item}) + "\n")
         sys.stdout.flush()
-        batch.clear()
+        pending.clear()
 
     for number, line in enumerate(sys.stdin, start=1):
         if not line.strip():
             continue
-        try:
-            row = json.loads(line)
-        except ValueError as exc:
-            raise CliError(f"stdin line {number}: invalid JSON ({exc})") from exc
-        if not isinstance(row, dict):
-            raise CliError(f"stdin line {number}: expected a JSON object")
-        ticket = TicketInput.from_mapping(row)
-        if not ticket.text.strip():
-            raise CliError(f"stdin line {number}: needs a non-empty 'subject' or 'body'")
-        batch.append(ticket)
-        if len(batch) >= 256:
+        problem = _ticket_or_problem(line)
+        if isinstance(problem, str):
+            failed += 1
+            print(f"stdin line {number}: {problem}", file=sys.stderr)
+        pending.append((number, problem))
+        if len(pending) >= 256:
             flush()
     flush()
-    return 0
+    return 1 if failed else 0
+
+
+def _ticket_or_problem(line: str) -> Any:
+    from classifier.types import TicketInput
+
+    try:
+        row = json.loads(line)
+    except ValueError as exc:
+        return f"invalid JSON ({exc})"
+    if not isinstance(row, dict):
+        return "expected a JSON object"
+    ticket = TicketInput.from_mapping(row)
+    if not ticket.text.strip():
+        return "needs a non-empty 'subject', 'body' or 'text'"
+    return ticket
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from classifier.metrics import format_metrics
     from classifier.training import evaluate
     from classifier.types import ClassifierError
 
     model = _load_model(args)
     try:
-        rows = _load_rows(args, allowed=model.info.labels, allowed_pri=model.info.priorities or None)
+        rows = _load_rows(args)
         report = evaluate(model, rows)
     except ClassifierError as exc:
         raise CliError(str(exc)) from exc
@@ -204,18 +218,30 @@ def _eval(args: argparse.Namespace) -> int:
         print(json.dumps(report.to_json(), indent=2))
         return 0
     print(f"model {model.info.version}")
-    print(format_metrics("category", report.category))
-    print(
-        format_metrics(f"category with threshold {model.confidence_threshold}", report.category_thresholded)
-    )
-    if report.priority is not None:
-        print(format_metrics("priority", report.priority))
+    if report.unknown_labels:
+        print(
+            f"labels the model does not know, scored as misses: {', '.join(report.unknown_labels)}",
+            file=sys.stderr,
+        )
+    _print_report(report, model.confidence_threshold)
     return 0
+
+
+def _print_report(report: Any, threshold: float | None = None, where: str = "") -> None:
+    from classifier.calibration import format_reliability
+    from classifier.metrics import format_metrics
+
+    print(format_metrics(f"category{where}", report.category))
+    if threshold is not None:
+        print(format_metrics(f"category with threshold {threshold}{where}", report.category_thresholded))
+    if report.priority is not None:
+        print(format_metrics(f"priority{where}", report.priority))
+    for task, summary in report.calibration.items():
+        print(format_reliability(f"{task} confidence{where}", summary))
 
 
 def _build_default(args: argparse.Namespace) -> int:
     from classifier.default import build_default, default_model_dir
-    from classifier.metrics import format_metrics
     from classifier.types import ClassifierError
 
     try:
@@ -224,8 +250,6 @@ def _build_default(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from exc
     except OSError as exc:
         raise CliError(f"cannot write the model: {exc}") from exc
-    print(format_metrics("category (seed hold-out)", report.category))
-    if report.priority is not None:
-        print(format_metrics("priority (seed hold-out)", report.priority))
+    _print_report(report, where=" (seed hold-out)")
     print(f"saved default model {info.version} to {args.out or default_model_dir()}")
     return 0

@@ -1,8 +1,9 @@
 """Deterministically vary the hand-written seed items into labelled ticket rows (JSONL).
 
 Every item is rendered several times with different customers, orders, products, channels, greetings,
-signatures, quoted history, typos and ticket metadata. The hold-out is chosen by item (every fifth item of each
-category) and renders with its own half of every filler pool, so it shares no source text with training.
+signatures, quoted history (some as HTML), typos and ticket metadata. The hold-out is chosen by item (every fifth
+English item of each category; for other languages whole scenarios in every language, `holdout_ids`) and renders
+with its own share of every filler pool, so it shares no source text with training.
 
 Label rule applied on top of an item's own priority (documented so it is not mistaken for noise): a `normal`
 ticket from a customer who already contacted us three or more times about it becomes `high` (angry repeat
@@ -12,6 +13,7 @@ contact, per the taxonomy).
 from __future__ import annotations
 
 import hashlib
+import html
 import json
 import math
 import random
@@ -26,23 +28,66 @@ from classifier.seed.items import SeedItem, load_items
 SEED_DIR = Path(__file__).parent
 TRAIN_FILE = SEED_DIR / "train.jsonl"
 HOLDOUT_FILE = SEED_DIR / "holdout.jsonl"
-TRAIN_VARIANTS = 8
+TRAIN_VARIANTS = 6
+# Items written in the other languages are rendered more often: there are far fewer of them than English items.
+TRAIN_VARIANTS_TRANSLATED = 8
 HOLDOUT_VARIANTS = 8
+# Share of email renderings written as HTML (quoted reply in a Gmail, Apple Mail or Outlook container).
+HTML_SHARE = 0.2
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
 
 
-def is_holdout(item: SeedItem) -> bool:
-    return int(item.item_id.rsplit("/", 1)[1]) % 5 == 2
+def scenario_ids(items: Sequence[SeedItem]) -> dict[str, str]:
+    """Item id -> its scenario: an English item is its own; the k-th item of a category in each other language
+    tells the same story, so they share `<category>/translated-<k>`. Training groups rows by scenario (the
+    validation slice and the stacking folds), so a translation never scores its own original."""
+    out: dict[str, str] = {}
+    seen: dict[tuple[str, str], int] = {}
+    for item in items:
+        if item.language == "en":
+            out[item.item_id] = item.item_id
+            continue
+        k = seen.get((item.category, item.language), 0)
+        seen[(item.category, item.language)] = k + 1
+        out[item.item_id] = f"{item.category}/translated-{k:03d}"
+    return out
+
+
+def holdout_ids(items: Sequence[SeedItem]) -> set[str]:
+    """Items of the hold-out. English: every fifth item of each category. Other languages: the items of a
+    category are written as parallel scenarios (the k-th Spanish, German, … item of a category tell the same
+    story), so a scenario is held out in every language at once (k % 4 == 1): a translation of a held-out item
+    is never trained on."""
+    held: set[str] = set()
+    seen: dict[tuple[str, str], int] = {}
+    for item in items:
+        if item.language == "en":
+            if int(item.item_id.rsplit("/", 1)[1]) % 5 == 2:
+                held.add(item.item_id)
+            continue
+        k = seen.get((item.category, item.language), 0)
+        seen[(item.category, item.language)] = k + 1
+        if k % 4 == 1:
+            held.add(item.item_id)
+    return held
 
 
 def compose(items: Sequence[SeedItem]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(training rows, hold-out rows) for the given items, identical on every run."""
     train: list[dict[str, Any]] = []
     holdout: list[dict[str, Any]] = []
+    held_ids = holdout_ids(items)
+    scenarios = scenario_ids(items)
     for item in items:
-        held = is_holdout(item)
-        for variant in range(HOLDOUT_VARIANTS if held else TRAIN_VARIANTS):
-            (holdout if held else train).append(render(item, variant, held))
+        held = item.item_id in held_ids
+        if held:
+            variants = HOLDOUT_VARIANTS
+        else:
+            variants = TRAIN_VARIANTS if item.language == "en" else TRAIN_VARIANTS_TRANSLATED
+        for variant in range(variants):
+            row = render(item, variant, held)
+            row["scenario"] = scenarios[item.item_id]
+            (holdout if held else train).append(row)
     return train, holdout
 
 
@@ -86,9 +131,9 @@ def render(item: SeedItem, variant: int, holdout: bool) -> dict[str, Any]:
     body = _typos(_fill(item.body, fill), rng, rate=rng.choice([0.0, 0.0, 0.02, 0.05]))
     subject = _fill(item.subject, fill)
     if channel == "email":
-        text, subject = _email(body, subject, fill, rng, pool)
+        text, subject = _email(body, subject, fill, rng, pool, item.language)
     elif channel == "chat":
-        text, subject = _chat(body, rng, pool)
+        text, subject = _chat(body, rng, pool, item.language)
     else:
         text, subject = _form(body, subject, fill, rng, pool)
     meta = _metadata(item, channel, rng)
@@ -99,6 +144,7 @@ def render(item: SeedItem, variant: int, holdout: bool) -> dict[str, Any]:
         "id": f"{item.item_id}#{variant}",
         "source": item.item_id,
         "split": "holdout" if holdout else "train",
+        "language": item.language,
         "subject": subject,
         "body": text,
         **meta,
@@ -140,31 +186,63 @@ def _typos(text: str, rng: random.Random, rate: float) -> str:
     return " ".join(words)
 
 
-def _email(body: str, subject: str, fill: dict[str, str], rng: random.Random, pool: Any) -> tuple[str, str]:
+def _email(
+    body: str, subject: str, fill: dict[str, str], rng: random.Random, pool: Any, language: str
+) -> tuple[str, str]:
+    english = language == "en"
     parts = []
     if rng.random() < 0.75:
-        parts.append(_fill(rng.choice(pool(pools.GREETINGS_EMAIL)), fill))
+        greetings = pools.GREETINGS_EMAIL if english else pools.LOCAL_GREETINGS[language]
+        parts.append(_fill(rng.choice(pool(greetings)), fill))
     parts.append(body)
     if rng.random() < 0.8:
-        parts.append(_fill(rng.choice(pool(pools.SIGNATURES)), fill))
+        signatures = pools.SIGNATURES if english else pools.LOCAL_SIGNATURES[language]
+        parts.append(_fill(rng.choice(pool(signatures)), fill))
+    quoted = None
     if rng.random() < 0.25:
-        parts.append(_fill(rng.choice(pool(pools.QUOTED_REPLIES)), fill))
+        replies = pools.QUOTED_REPLIES if english else pools.LOCAL_QUOTED_REPLIES[language]
+        quoted = _fill(rng.choice(pool(replies)), fill)
+    if rng.random() < HTML_SHARE:
+        text = _as_html(parts, quoted, rng)
+    else:
+        text = "\n\n".join([*parts, *([quoted] if quoted else [])])
     if not subject or rng.random() < 0.15:
         subject = rng.choice(
             ["", "(no subject)", f"Order {fill['order']}", "Question", "Help", "Re: your order"]
         )
     elif rng.random() < 0.2:
         subject = "Re: " + subject
-    return "\n\n".join(parts), subject
+    return text, subject
 
 
-def _chat(body: str, rng: random.Random, pool: Any) -> tuple[str, str]:
+def _as_html(parts: list[str], quoted: str | None, rng: random.Random) -> str:
+    """The email as a mail client's HTML: one block per paragraph, the quoted reply in the client's container."""
+    blocks = "".join(f"<div>{html.escape(p).replace(chr(10), '<br>')}</div><div><br></div>" for p in parts)
+    if quoted:
+        head, _, rest = quoted.partition("\n")
+        rest_html = html.escape(rest.replace("> ", "")).replace("\n", "<br>")
+        style = rng.randrange(3)
+        if style == 0:
+            blocks += (
+                f'<div class="gmail_quote"><div class="gmail_attr">{html.escape(head)}</div>'
+                f'<blockquote class="gmail_quote">{rest_html}</blockquote></div>'
+            )
+        elif style == 1:
+            blocks += f'<blockquote type="cite"><div>{html.escape(head)}</div>{rest_html}</blockquote>'
+        else:
+            blocks += f'<hr><div id="divRplyFwdMsg">{html.escape(head)}<br>{rest_html}</div>'
+    return f'<html><body><div dir="ltr">{blocks}</div></body></html>'
+
+
+def _chat(body: str, rng: random.Random, pool: Any, language: str) -> tuple[str, str]:
     text = body
     if rng.random() < 0.5:
         text = text.lower()
     if rng.random() < 0.5:
         text = re.sub(r"\s*\n\s*", "\n" if rng.random() < 0.5 else " ", text)
     greeting = rng.choice(pool(pools.GREETINGS_CHAT))
+    if language != "en":
+        greeting = rng.choice(["", rng.choice(pools.LOCAL_GREETINGS[language]).rstrip(",:").lower()])
     opener = rng.choice(pools.CHAT_OPENERS)
     if greeting:
         text = f"{greeting}\n{text}" if rng.random() < 0.5 else f"{greeting} {text}"

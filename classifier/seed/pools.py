@@ -255,3 +255,85 @@ CHAT_OPENERS = [
 def split_pool(pool: list[str], holdout: bool) -> list[str]:
     """Every fourth entry belongs to the hold-out side; the rest to training."""
     return [v for i, v in enumerate(pool) if (i % 4 == 0) == holdout]
+
+
+# Fillers of the items written in other languages (SeedItem.language), by language: greetings, sign-offs and the
+# quoted history mail clients add in that language (cleaned away before features, as in serving).
+LOCAL_GREETINGS: dict[str, list[str]] = {
+    "es": ["Hola,", "Buenos días,", "Buenas tardes,", "Hola equipo,", "Estimados señores:"],
+    "de": ["Hallo,", "Guten Tag,", "Sehr geehrte Damen und Herren,", "Hallo zusammen,", "Moin,"],
+    "fr": ["Bonjour,", "Bonsoir,", "Madame, Monsieur,", "Bonjour à tous,", "Salut,"],
+    "it": ["Buongiorno,", "Salve,", "Ciao,", "Gentili signori,", "Buonasera,"],
+    "nl": ["Hallo,", "Goedemorgen,", "Beste,", "Hoi,", "Geachte heer/mevrouw,"],
+    "pt": ["Olá,", "Bom dia,", "Boa tarde,", "Caros senhores,", "Exmos. Senhores,"],
+}
+LOCAL_SIGNATURES: dict[str, list[str]] = {
+    "es": [
+        "Un saludo,\n{name}",
+        "Gracias,\n{fullname}",
+        "Saludos cordiales\n{fullname}",
+        "Enviado desde mi iPhone",
+        "Atentamente,\n{fullname}\n{phone}",
+    ],
+    "de": [
+        "Viele Grüße\n{name}",
+        "Mit freundlichen Grüßen\n{fullname}",
+        "Danke und Gruß\n{name}",
+        "Von meinem iPhone gesendet",
+        "Beste Grüße\n{fullname}\n{phone}",
+    ],
+    "fr": [
+        "Cordialement,\n{fullname}",
+        "Merci,\n{name}",
+        "Bien à vous\n{fullname}",
+        "Envoyé de mon iPhone",
+        "Bonne journée,\n{name}",
+    ],
+    "it": [
+        "Cordiali saluti\n{fullname}",
+        "Grazie,\n{name}",
+        "Saluti\n{name}",
+        "Inviato da iPhone",
+        "Distinti saluti,\n{fullname}\n{phone}",
+    ],
+    "nl": [
+        "Met vriendelijke groet,\n{fullname}",
+        "Groetjes,\n{name}",
+        "Bedankt!\n{name}",
+        "Verstuurd vanaf mijn iPhone",
+        "Groet,\n{fullname}\n{phone}",
+    ],
+    "pt": [
+        "Cumprimentos,\n{fullname}",
+        "Obrigado,\n{name}",
+        "Atenciosamente\n{fullname}",
+        "Enviado do meu iPhone",
+        "Beijinhos,\n{name}",
+    ],
+}
+LOCAL_QUOTED_REPLIES: dict[str, list[str]] = {
+    "es": [
+        "El {date}, {store} <hola@example.com> escribió:\n> Gracias por tu pedido {order}.",
+        "De: {store}\nEnviado: {date}\nPara: {fullname}\nAsunto: Tu pedido {order}\n\nTu pedido ya está en camino.",
+    ],
+    "de": [
+        "Am {date} schrieb {store} <info@example.com>:\n> Vielen Dank für Ihre Bestellung {order}.",
+        "Von: {store}\nGesendet: {date}\nAn: {fullname}\nBetreff: Ihre Bestellung {order}\n\nIhre Ware ist unterwegs.",
+    ],
+    "fr": [
+        "Le {date}, {store} <bonjour@example.com> a écrit :\n> Merci pour votre commande {order}.",
+        "De : {store}\nEnvoyé : {date}\nÀ : {fullname}\nObjet : Votre commande {order}\n\nVotre colis est en route.",
+    ],
+    "it": [
+        "Il giorno {date} {store} <info@example.com> ha scritto:\n> Grazie per il tuo ordine {order}.",
+        "Da: {store}\nInviato: {date}\nA: {fullname}\nOggetto: Il tuo ordine {order}\n\nIl tuo pacco è in viaggio.",
+    ],
+    "nl": [
+        "Op {date} schreef {store} <info@example.com>:\n> Bedankt voor je bestelling {order}.",
+        "Van: {store}\nVerzonden: {date}\nAan: {fullname}\nOnderwerp: Je bestelling {order}\n\nJe pakket is onderweg.",
+    ],
+    "pt": [
+        "Em {date}, {store} <ola@example.com> escreveu:\n> Obrigado pela sua encomenda {order}.",
+        "De: {store}\nEnviada em: {date}\nPara: {fullname}\nAssunto: A sua encomenda {order}\n\nA encomenda está a caminho.",
+    ],
+}

@@ -161,15 +161,16 @@ def test_bad_inputs_give_one_clear_error(
         "--text-col",
         "message",
     ]
-    code, _, err = run([*argv, "--label-col", "intent"], capsys)  # raw labels, no map: unknown to the model
-    assert code == 2 and "unknown label" in _one_error_line(err)
+    code, out, err = run([*argv, "--label-col", "intent"], capsys)  # raw labels, no map: unknown to the model
+    assert code == 0 and "scored as misses: ACCOUNT, CANCEL_ORDER, INVOICE, PRODUCT_QUESTION" in err
+    assert "macro-F1 0.000" in out
 
     code, _, err = run(["classifier", "predict", "--model", str(tmp_path / "missing")], capsys)
     assert code == 2 and "does not exist" in _one_error_line(err)
 
     monkeypatch.setattr("sys.stdin", io.StringIO("{broken\n"))
-    code, _, err = run(["classifier", "predict", "--model", str(cli_model)], capsys)
-    assert code == 2 and "invalid JSON" in _one_error_line(err)
+    code, out, err = run(["classifier", "predict", "--model", str(cli_model)], capsys)
+    assert code == 1 and json.loads(out)["error"].startswith("invalid JSON") and "Traceback" not in err
 
     not_a_dir = tmp_path / "file"
     not_a_dir.write_text("x")
@@ -181,3 +182,134 @@ def test_bad_inputs_give_one_clear_error(
     argv = ["classifier", "train", "--data", str(small_csv), "--text-col", "message", "--label-col", "intent"]
     code, _, err = run([*argv, "--label-map", str(bad_map), "--out", out], capsys)
     assert code == 2 and "not in the label map" in _one_error_line(err)
+
+
+def test_predict_accepts_text_key_and_one_bad_line_spoils_only_itself(
+    cli_model: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stdin = "\n".join(
+        [
+            json.dumps({"text": "please send the VAT invoice for my last order"}),
+            "{not json",
+            json.dumps(["a", "list"]),
+            json.dumps({"subject": "", "body": "  "}),
+            json.dumps({"body": "I forgot my password and the reset email never comes"}),
+        ]
+    )
+    monkeypatch.setattr("sys.stdin", io.StringIO(stdin + "\n"))
+    code, out, err = run(["classifier", "predict", "--model", str(cli_model)], capsys)
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert code == 1
+    assert len(rows) == 5
+    assert rows[0]["category"] == "invoice" and rows[4]["category"] == "account"
+    assert [r.get("line") for r in rows[1:4]] == [2, 3, 4]
+    assert "invalid JSON" in rows[1]["error"] and "JSON object" in rows[2]["error"]
+    assert "non-empty" in rows[3]["error"]
+    assert "stdin line 2" in err and "Traceback" not in err
+
+
+def test_eval_scores_labels_the_model_lacks_as_misses(
+    cli_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "eval.jsonl"
+    rows = [
+        {"body": "please cancel my order, I changed my mind", "category": "cancel_order"},
+        {"body": "where is my parcel, it is late", "category": "shipping_delivery"},
+        {"body": "send me the invoice with VAT", "category": "invoice"},
+    ]
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    code, out, _ = run(
+        ["classifier", "eval", "--model", str(cli_model), "--data", str(data), "--json"], capsys
+    )
+    assert code == 0
+    report = json.loads(out)
+    assert report["unknown_labels"] == ["shipping_delivery"]
+    assert report["category"]["per_class"]["shipping_delivery"] == {
+        "precision": 0.0,
+        "recall": 0.0,
+        "f1": 0.0,
+        "support": 1,
+    }
+    assert report["category"]["n"] == 3
+    assert 0.0 <= report["calibration"]["category"]["ece"] <= 1.0
+
+
+def test_eval_prints_ece_and_reliability_table(
+    cli_model: Path, small_jsonl: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = [
+        "classifier",
+        "eval",
+        "--model",
+        str(cli_model),
+        "--data",
+        str(small_jsonl),
+        "--priority-col",
+        "priority",
+    ]
+    code, out, _ = run(argv, capsys)
+    assert code == 0
+    assert "category confidence: expected calibration error" in out
+    assert "priority confidence: expected calibration error" in out
+    assert "mean conf  accuracy" in out
+
+
+def test_train_reports_every_empty_label_by_its_spreadsheet_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "history.csv"
+    data.write_text(
+        "body,category\n"
+        "where is my order,order_status\n"
+        '"a message\nover two lines",\n'
+        "cancel it please,cancel_order\n"
+        "invoice please,\n",
+        encoding="utf-8",
+    )
+    code, _, err = run(["classifier", "train", "--data", str(data), "--out", str(tmp_path / "m")], capsys)
+    assert code == 2
+    assert "(and 1 more bad row(s))" in _one_error_line(err)
+    assert f"{data}:3: empty 'category'" in err  # the quoted cell starts on line 3 and ends on line 4
+    assert f"{data}:6: empty 'category'" in err
+
+
+def test_train_reads_semicolon_separated_csv(
+    tmp_path: Path, small_rows_semicolon: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "m"
+    code, _, err = run(
+        [
+            "classifier",
+            "train",
+            "--data",
+            str(small_rows_semicolon),
+            "--out",
+            str(out),
+            "--label-col",
+            "intent",
+        ],
+        capsys,
+    )
+    assert code == 0, err
+    assert sorted(json.loads((out / "manifest.json").read_text())["labels"]) == [
+        "account",
+        "cancel_order",
+        "invoice",
+        "product_question",
+    ]
+
+
+@pytest.fixture
+def small_rows_semicolon(tmp_path: Path) -> Path:
+    """The small sample as a European spreadsheet exports it: semicolons, a BOM, commas inside the text."""
+    import csv
+
+    from tests.classifier.conftest import small_rows
+
+    path = tmp_path / "export.csv"
+    with path.open("w", encoding="utf-8-sig", newline="") as handle:
+        writer = csv.writer(handle, delimiter=";")
+        writer.writerow(["text", "intent"])
+        for r in small_rows():
+            writer.writerow([f"{r['subject']}, {r['body']}", r["category"]])
+    return path

@@ -166,3 +166,24 @@ def test_shipped_model_is_thread_safe(shipped: Classifier) -> None:
     for t in threads:
         t.join()
     assert results == [True] * 6
+
+
+ISSUE_HTML_THREAD = """<html><body><div dir="ltr">Hi, please cancel order #44120, I won't need it after all.<br><br>
+Thanks<br>Maya</div><br><div class="gmail_quote"><div dir="ltr" class="gmail_attr">On Tue, 24 Nov 2026 at 16:40,
+Willow Lane &lt;hello@willowlane.example&gt; wrote:<br></div><blockquote class="gmail_quote" style="margin:0px 0px
+0px 0.8ex;border-left:1px solid rgb(204,204,204);padding-left:1ex"><div>Your parcel is on its way! The courier
+will deliver it on Thursday between 9:00 and 13:00. Track your shipment with the link below. If you are not at
+home, the driver will leave a card with the depot's opening hours.</div></blockquote></div></body></html>"""
+
+
+def test_an_html_cancellation_above_a_quoted_shipping_thread_is_a_cancellation(shipped: Classifier) -> None:
+    """The issue's example: the quoted Gmail thread about shipping no longer drowns the new request."""
+    html = shipped.predict(TicketInput(subject="Re: Your parcel is on its way", body=ISSUE_HTML_THREAD))
+    plain = shipped.predict(
+        TicketInput(
+            subject="Re: Your parcel is on its way",
+            body="Hi, please cancel order #44120, I won't need it after all.\n\nThanks\nMaya",
+        )
+    )
+    assert html.raw_category == plain.raw_category == "cancel_order"
+    assert abs(html.raw_category_confidence - plain.raw_category_confidence) < 0.05

@@ -78,10 +78,20 @@ def test_evaluate_reports_per_class_and_confusion(small_model: Path, small_jsonl
     assert report.priority is not None
 
 
-def test_evaluate_rejects_unknown_labels(small_model: Path) -> None:
+def test_evaluate_scores_unknown_labels_as_misses(small_model: Path) -> None:
     model = Classifier.load(small_model)
-    with pytest.raises(ClassifierError, match="unknown"):
-        evaluate(model, [LabelledTicket(TicketInput(body="hello"), "refund_return")])
+    rows = [
+        LabelledTicket(TicketInput(body="hello, where is my refund"), "refund_return", "normal"),
+        LabelledTicket(TicketInput(body="please send the VAT invoice for my order"), "invoice", "rush"),
+    ]
+    report = evaluate(model, rows)
+    assert report.unknown_labels == ("refund_return", "rush")
+    assert report.category["per_class"]["refund_return"]["recall"] == 0.0
+    assert report.category["labels"][-1] == "refund_return"
+    assert report.priority is not None and report.priority["per_class"]["rush"]["support"] == 1
+    assert set(report.calibration) == {"category", "priority"}
+    with pytest.raises(ClassifierError, match="no evaluation rows"):
+        evaluate(model, [])
 
 
 def test_fit_without_priority_answers_neutral_priority() -> None:
@@ -160,3 +170,25 @@ def test_boosting_from_the_linear_scorer_survives_save_and_load(tmp_path: Path) 
     with pytest.raises(ClassifierError):
         fit(rows, replace(FAST, boost_from_linear=("categroy",)))
     assert evaluate(loaded, rows).category["macro_f1"] > 0.9
+
+
+def test_temperatures_are_saved_loaded_and_soften_without_changing_answers(small_model: Path) -> None:
+    manifest = json.loads((small_model / "manifest.json").read_text())
+    assert set(manifest["temperatures"]) == {"category", "priority"}
+    assert all(0.2 <= t <= 5.0 for t in manifest["temperatures"].values())
+    model = Classifier.load(small_model)
+    tickets = [TicketInput(body="please cancel my order"), TicketInput(body="I need an invoice with VAT")]
+    base = model.predict_batch(tickets)
+    hotter = Classifier(
+        model._featurizer,
+        model._category,
+        model._priority,
+        model.info,
+        boost_from_linear=model._boost_from_linear,
+        temperatures={"category": 3.0, "priority": 3.0},
+    ).predict_batch(tickets)
+    for a, b in zip(base, hotter, strict=True):
+        assert a.raw_category == b.raw_category and a.priority == b.priority
+        assert b.raw_category_confidence < a.raw_category_confidence
+    with pytest.raises(ClassifierError, match="temperature"):
+        Classifier(model._featurizer, model._category, None, model.info, temperatures={"category": 0.0})

@@ -42,15 +42,32 @@ def test_prediction_facts_carry_raw_label() -> None:
     }
 
 
-def test_normalize_replaces_identifiers_and_drops_quoted_history() -> None:
-    text = (
+def test_features_read_cleaned_text_with_identifiers_replaced_and_concepts_marked() -> None:
+    body = (
         "Where is order #48213? I paid $59.99, mail me at ann@example.com\n\n"
         "On Mon, Shop Support <s@example.com> wrote:\n> Your refund is approved"
     )
-    out = normalize_text(text)
+    out = normalize_text(TicketInput(body=body).clean_text)
     assert "48213" not in out and "59.99" not in out and "ann@" not in out
     assert "xref" in out and "xmoney" in out and "xemail" in out
-    assert "refund" not in out
+    assert "refund" not in out  # quoted history, dropped by classifier.cleaning
+    german = normalize_text("Bitte stornieren Sie die Bestellung")
+    assert german == "bitte stornieren cancel sie die bestellung order"
+    english = "please cancel the order, where is my parcel"
+    assert normalize_text(english) == english  # English text is left as it is
+    assert normalize_text("Bitte stornieren", concepts=False) == "bitte stornieren"
+
+
+def test_feature_files_without_the_concepts_flag_keep_their_old_normalisation() -> None:
+    texts = ["cancel my order please", "where is my parcel", "invoice for my company", "cancel it now"] * 3
+    f = TextFeaturizer.fit(
+        texts, [["c", "s", "i", "c"] * 3], max_word_features=50, max_char_features=80, max_tree_features=20
+    )
+    data = f.to_json()
+    assert data["concepts"] is True
+    del data["concepts"]
+    old = TextFeaturizer.from_json(data)
+    assert old.concepts is False
 
 
 def test_featurizer_json_round_trip_is_identical() -> None:

@@ -98,3 +98,36 @@ def test_migration_0003_fills_each_agents_open_ticket_count(fresh_sqlite_url: st
     with db.read_only() as session:
         assert sum(a.open_tickets for a in session.exec(select(Agent))) > 0
     db.dispose()
+
+
+def _head(config: object) -> str:
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(config).get_current_head()  # type: ignore[arg-type]
+    assert head is not None
+    return head
+
+
+def test_migration_0006_adds_ticket_language_and_down_again(fresh_sqlite_url: str) -> None:
+    """``tickets.language`` is added empty for tickets ingested before it, and the downgrade removes it."""
+    from alembic import command
+    from sqlalchemy import inspect
+
+    from bookbag.settings import Settings
+    from bookbag.wiring import build_services
+    from storage.migrate import alembic_config
+    from workflow.demo import create_demo
+
+    db = Database.from_url(fresh_sqlite_url)
+    upgrade(db.engine)
+    create_demo(db, build_services(Settings()), slug="langs", tickets=5)
+    config = alembic_config(fresh_sqlite_url)
+    with db.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0005")
+    assert "language" not in {c["name"] for c in inspect(db.engine).get_columns("tickets")}
+    upgrade(db.engine)
+    assert "language" in {c["name"] for c in inspect(db.engine).get_columns("tickets")}
+    with db.engine.connect() as connection:
+        assert connection.exec_driver_sql("SELECT count(*) FROM tickets WHERE language IS NULL").scalar() == 5
+    db.dispose()
