@@ -115,7 +115,13 @@ def request_action(
             kind="action_decided",
             merchant_id=ticket.merchant_id,
             ticket_id=ticket.id,
-            data={"action_id": request.id, "type": type, "status": status, "effect": decision.effect},
+            data={
+                "action_id": request.id,
+                "type": type,
+                "status": status,
+                "effect": decision.effect,
+                "version": ticket.version,
+            },
             queue_changed=status == "executed",
         ),
     )
@@ -267,7 +273,7 @@ def approve_action(
             kind="action_approved",
             merchant_id=ticket.merchant_id,
             ticket_id=ticket.id,
-            data={"action_id": request.id, "type": request.type},
+            data={"action_id": request.id, "type": request.type, "version": ticket.version},
         ),
     )
     return request

@@ -23,3 +23,6 @@ class WorkflowServices:
     bus: EventBus = field(default_factory=EventBus)
     clock: Callable[[], datetime] = system_clock
     rulesets: RulesetCache = field(default_factory=RulesetCache)
+
+    def __post_init__(self) -> None:
+        self.bus.clock = self.clock  # webhook outbox rows are due at the workflow's time
