@@ -8,6 +8,7 @@ from resolvers import actions as a
 from resolvers import admin as adm
 from resolvers import rulesets as r
 from resolvers import tickets as t
+from resolvers import webhooks as w
 from schema.admin import ApiKey, AuditEvent, ClassifierInfo, CreateApiKeyPayload, RevokeApiKeyPayload
 from schema.me import Me
 from schema.payloads import (
@@ -30,6 +31,13 @@ from schema.rulesets import (
     ValidateRulesetPayload,
 )
 from schema.tickets import Agent, Team, Ticket, TicketConnection
+from schema.webhooks import (
+    WebhookDelivery,
+    WebhookDeliveryPayload,
+    WebhookEndpoint,
+    WebhookEndpointPayload,
+    WebhookPingPayload,
+)
 
 
 @strawberry.type
@@ -53,6 +61,15 @@ class Query:
     teams: list[Team] = strawberry.field(resolver=adm.teams)
     agents: list[Agent] = strawberry.field(resolver=adm.agents)
     api_keys: list[ApiKey] = strawberry.field(resolver=adm.api_keys, description="Admin only.")
+    webhook_endpoints: list[WebhookEndpoint] = strawberry.field(
+        resolver=w.webhook_endpoints, description="Admin only."
+    )
+    webhook_deliveries: list[WebhookDelivery] = strawberry.field(
+        resolver=w.webhook_deliveries, description="The delivery log, newest first. Admin only."
+    )
+    webhook_event_types: list[str] = strawberry.field(
+        resolver=w.webhook_event_types, description="The event types an endpoint may subscribe to."
+    )
 
 
 @strawberry.type
@@ -78,3 +95,8 @@ class Mutation:
     revoke_api_key: RevokeApiKeyPayload = strawberry.mutation(resolver=adm.revoke_api_key)
     create_team: TeamPayload = strawberry.mutation(resolver=adm.create_team)
     create_agent: AgentPayload = strawberry.mutation(resolver=adm.create_agent)
+    create_webhook_endpoint: WebhookEndpointPayload = strawberry.mutation(resolver=w.create_webhook_endpoint)
+    update_webhook_endpoint: WebhookEndpointPayload = strawberry.mutation(resolver=w.update_webhook_endpoint)
+    rotate_webhook_secret: WebhookEndpointPayload = strawberry.mutation(resolver=w.rotate_webhook_secret)
+    redeliver_webhook: WebhookDeliveryPayload = strawberry.mutation(resolver=w.redeliver_webhook)
+    ping_webhook_endpoint: WebhookPingPayload = strawberry.mutation(resolver=w.ping_webhook_endpoint)

@@ -198,6 +198,7 @@ def list_deliveries(
     *,
     endpoint_id: str | None = None,
     status: str | None = None,
+    delivery_id: str | None = None,
     first: int = 50,
 ) -> list[DeliveryView]:
     """The delivery log, newest first, each with its latest attempts (newest first)."""
@@ -216,6 +217,8 @@ def list_deliveries(
         query = query.where(WebhookDelivery.endpoint_id == endpoint_id)
     if status is not None:
         query = query.where(WebhookDelivery.status == status)
+    if delivery_id is not None:
+        query = query.where(WebhookDelivery.id == delivery_id)
     rows = session.exec(
         query.order_by(col(WebhookDelivery.created_at).desc(), col(WebhookDelivery.id).desc()).limit(first)
     ).all()
