@@ -51,6 +51,8 @@ class Receiver:
     received: list[Received] = field(default_factory=list)
     in_flight: dict[str, int] = field(default_factory=dict)
     overlaps: list[str] = field(default_factory=list)  # webhook-ids seen twice at once
+    concurrent: int = 0
+    max_concurrent: int = 0
 
     def __post_init__(self) -> None:
         receiver = self
@@ -71,11 +73,14 @@ class Receiver:
                     receiver.in_flight[webhook_id] = receiver.in_flight.get(webhook_id, 0) + 1
                     if receiver.in_flight[webhook_id] > 1:
                         receiver.overlaps.append(webhook_id)
+                    receiver.concurrent += 1
+                    receiver.max_concurrent = max(receiver.max_concurrent, receiver.concurrent)
                 try:
                     status, headers, answer = receiver.behaviour(request)
                 finally:
                     with lock:
                         receiver.in_flight[webhook_id] -= 1
+                        receiver.concurrent -= 1
                 try:
                     self.send_response(status)
                     for name, value in headers.items():

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -190,7 +191,7 @@ async def test_500s_are_retried_with_backoff_under_one_webhook_id_until_delivere
     api: Api,
     database: Database,
     merchant: MerchantKeys,
-    make_receiver: Any,
+    make_receiver: Callable[..., Receiver],
     dispatcher: WebhookDispatcher,
     clock: Clock,
 ) -> None:
@@ -235,7 +236,7 @@ async def test_an_endpoint_failing_for_a_day_is_disabled_with_the_reason_and_the
     api: Api,
     database: Database,
     merchant: MerchantKeys,
-    make_receiver: Any,
+    make_receiver: Callable[..., Receiver],
     dispatcher: WebhookDispatcher,
     clock: Clock,
 ) -> None:
@@ -320,7 +321,7 @@ async def test_merchants_see_and_receive_only_their_own(
     api: Api,
     merchant: MerchantKeys,
     other_merchant: MerchantKeys,
-    make_receiver: Any,
+    make_receiver: Callable[..., Receiver],
     dispatcher: WebhookDispatcher,
 ) -> None:
     mine, theirs = make_receiver(), make_receiver()

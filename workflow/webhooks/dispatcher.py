@@ -183,6 +183,9 @@ def record(
     """Write the attempts and their consequences for the deliveries and the endpoints."""
     if not results:
         return
+    # Locks in one order in every process: the endpoints (sorted), then the deliveries (sorted; a delivery
+    # belongs to one endpoint, so two recorders never meet on a delivery without meeting on its endpoint).
+    _update_endpoints(session, now, results, limits)
     session.execute(
         insert(WebhookAttempt.__table__),  # type: ignore[attr-defined]
         [
@@ -233,8 +236,7 @@ def record(
             delivered_at=bindparam("v_delivered"),
         )
     )
-    session.connection().execute(statement, updates)
-    _update_endpoints(session, now, results, limits)
+    session.connection().execute(statement, sorted(updates, key=lambda u: str(u["d_id"])))
 
 
 def _update_endpoints(
