@@ -39,6 +39,7 @@ def build_webhook_dispatcher(
         total=settings.webhook_max_in_flight,
         lease_seconds=4 * settings.webhook_timeout_seconds,
         disable_after=timedelta(hours=settings.webhook_disable_after_hours),
+        retry_scale=settings.webhook_retry_scale,
     )
     return WebhookDispatcher(
         database, services, sender, limits=limits, poll_seconds=settings.webhook_poll_seconds

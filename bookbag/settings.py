@@ -103,6 +103,7 @@ class Settings(BaseSettings):
     webhook_max_in_flight_per_merchant: int = Field(default=8, ge=1, le=256)
     webhook_max_in_flight_per_endpoint: int = Field(default=4, ge=1, le=64)
     webhook_disable_after_hours: float = Field(default=24.0, gt=0)
+    webhook_retry_scale: float = Field(default=1.0, gt=0, le=1)  # < 1 compresses the schedule (benchmarks)
 
     # auto: the fast paths leaning on library internals run when those libraries are at tested versions
     # (bookbag.fast_paths); off: always graphql-core's executor and the ASGI websocket send.

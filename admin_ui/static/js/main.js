@@ -1,5 +1,5 @@
 // Boot: sign-in with an API key, the header (merchant, role, connection status), and a hash router over
-// the screens (#/queue, #/rules, #/ticket/<id>). Each screen's mount() returns its own cleanup.
+// the screens (#/queue, #/rules, #/ticket/<id>, #/webhooks). Each screen's mount() returns its own cleanup.
 
 import { ApiError, getKey, gql, setKey } from "./api.js";
 import { replace } from "./dom.js";
@@ -7,12 +7,13 @@ import { ME } from "./queries.js";
 import { mountQueue } from "./queue.js";
 import { mountRules } from "./rules.js";
 import { mountTicket } from "./ticket.js";
+import { mountWebhooks } from "./webhooks.js";
 import { SubscriptionClient } from "./ws.js";
 
 // What each role may do in this UI, mirroring the API's role table (every key reads the queue and may
 // try drafts; publishing and rollback are admin-only). The server checks again on every call.
 const CAPABILITIES = {
-  admin: ["queue", "simulate", "publish"],
+  admin: ["queue", "simulate", "publish", "webhooks"],
   agent: ["queue", "simulate"],
   viewer: ["queue", "simulate"],
   ai: ["queue", "simulate"],
@@ -98,6 +99,7 @@ function route() {
   }
   const ctx = { session, onAuthError: (err) => signOut(err.message) };
   if (name === "rules" && session.can("simulate")) unmountView = mountRules(view, ctx);
+  else if (name === "webhooks" && session.can("webhooks")) unmountView = mountWebhooks(view, ctx);
   else if (name === "ticket" && arg) unmountView = mountTicket(view, ctx, decodeURIComponent(arg));
   else unmountView = mountQueue(view, ctx);
 }
