@@ -62,7 +62,9 @@ async def offer(server: ServerProcess, key: str, rate: float, seconds: float) ->
             scheduled = start + i / rate
             body = {"query": CREATE, "variables": {"input": {"subject": f"Order {i}", "body": "Late parcel"}}}
             try:
-                response = await client.post("/graphql", json=body, headers={"authorization": f"Bearer {key}"})
+                response = await client.post(
+                    "/graphql", json=body, headers={"authorization": f"Bearer {key}"}
+                )
                 ok = response.status_code == 200 and not response.json()["data"]["createTicket"]["errors"]
             except (httpx.HTTPError, KeyError, TypeError):
                 ok = False
@@ -90,7 +92,9 @@ def created_at_of(database_url: str, merchant_id: str) -> dict[str, datetime]:
     try:
         with db.read_only() as session:
             rows = session.exec(
-                select(WebhookEvent.id, WebhookEvent.created_at).where(WebhookEvent.merchant_id == merchant_id)
+                select(WebhookEvent.id, WebhookEvent.created_at).where(
+                    WebhookEvent.merchant_id == merchant_id
+                )
             ).all()
     finally:
         db.dispose()
@@ -106,7 +110,9 @@ def disable(database_url: str, endpoint_id: str) -> None:
     db = Database.from_url(database_url)
     try:
         with db.unit_of_work() as session:
-            session.execute(update(WebhookEndpoint).where(WebhookEndpoint.id == endpoint_id).values(enabled=False))
+            session.execute(
+                update(WebhookEndpoint).where(WebhookEndpoint.id == endpoint_id).values(enabled=False)
+            )
     finally:
         db.dispose()
 
@@ -161,7 +167,9 @@ def run_round(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--database-url")
     parser.add_argument("--rate", type=float, default=200)
     parser.add_argument("--seconds", type=float, default=20)
