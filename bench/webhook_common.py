@@ -192,8 +192,10 @@ class ServerProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> ServerProcess:
-        import httpx
+        return self.launch().ready()
 
+    def launch(self) -> ServerProcess:
+        """Start the process without waiting for it (``ready`` waits): several start side by side."""
         env = {
             **os.environ,
             "BOOKBAG_DATABASE_URL": self.database_url,
@@ -212,6 +214,12 @@ class ServerProcess:
             stdout=subprocess.DEVNULL,
             stderr=self.log,
         )
+        return self
+
+    def ready(self) -> ServerProcess:
+        import httpx
+
+        assert self.proc is not None
         deadline = time.monotonic() + 90
         while True:
             if self.proc.poll() is not None:

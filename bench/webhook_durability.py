@@ -155,7 +155,9 @@ def main() -> None:
     }
     try:
         for server in servers:
-            server.start()
+            server.launch()
+        for server in servers:
+            server.ready()
         delivery_started = time.monotonic()
         kill_at = int(args.kill_at * len(committed))
         while len(receiver.records()) < kill_at:

@@ -69,7 +69,7 @@ def test_migration_0003_fills_each_agents_open_ticket_count(fresh_sqlite_url: st
     with db.engine.begin() as connection:
         config.attributes["connection"] = connection
         command.downgrade(config, "0002")  # the column and its counts are gone
-    upgrade(db.engine)
+    upgrade(db.engine, "0003")
     assert current_revision(db.engine) == "0003"
     with db.read_only() as session:
         merchant_id = get_merchant_by_slug(session, demo.slug).id
