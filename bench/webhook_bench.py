@@ -56,9 +56,6 @@ async def offer(server: ServerProcess, key: str, rate: float, seconds: float) ->
 
         async def one(i: int) -> None:
             nonlocal errors
-            delay = start + i / rate - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
             scheduled = start + i / rate
             body = {"query": CREATE, "variables": {"input": {"subject": f"Order {i}", "body": "Late parcel"}}}
             try:
@@ -72,7 +69,14 @@ async def offer(server: ServerProcess, key: str, rate: float, seconds: float) ->
                 errors += 1
             latencies.append(time.monotonic() - scheduled)
 
-        await asyncio.gather(*(one(i) for i in range(n)))
+        # Open loop: each request is started at its scheduled time (only the requests in flight are tasks).
+        tasks = []
+        for i in range(n):
+            delay = start + i / rate - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(i)))
+        await asyncio.gather(*tasks)
     latencies.sort()
     return {
         "requests": n,

@@ -99,9 +99,9 @@ class Settings(BaseSettings):
     webhook_allow_private: bool = False
     webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
     webhook_poll_seconds: float = Field(default=1.0, gt=0, le=60)
-    webhook_max_in_flight: int = Field(default=64, ge=1, le=1024)
-    webhook_max_in_flight_per_merchant: int = Field(default=8, ge=1, le=256)
-    webhook_max_in_flight_per_endpoint: int = Field(default=4, ge=1, le=64)
+    webhook_max_in_flight: int = Field(default=128, ge=1, le=1024)
+    webhook_max_in_flight_per_merchant: int = Field(default=16, ge=1, le=256)
+    webhook_max_in_flight_per_endpoint: int = Field(default=8, ge=1, le=64)
     webhook_disable_after_hours: float = Field(default=24.0, gt=0)
     webhook_retry_scale: float = Field(default=1.0, gt=0, le=1)  # < 1 compresses the schedule (benchmarks)
 
