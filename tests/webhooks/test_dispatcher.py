@@ -120,16 +120,22 @@ async def test_two_dispatchers_never_have_one_delivery_in_flight_twice(
         for db in databases:
             db.dispose()
     assert receiver.overlaps == []
-    # Every attempt the receiver saw is one the database counted: none was made twice by the two.
+    # Every request the receiver saw is an attempt the database counted (claimed under a lease): none was
+    # made twice. (An attempt may count without a request: a refused connection is a failed attempt.)
     received_per_id = Counter(r.headers["webhook-id"] for r in receiver.received)
     assert len(received_per_id) == 40
     with database.read_only() as session:
-        attempts = session.exec(
-            select(WebhookDelivery.event_id, WebhookDelivery.attempts).where(
-                WebhookDelivery.merchant_id == merchant.merchant_id
-            )
-        ).all()
-    assert {event_id: n for event_id, n in attempts} == dict(received_per_id)
+        attempts = dict(
+            session.exec(
+                select(WebhookDelivery.event_id, WebhookDelivery.attempts).where(
+                    WebhookDelivery.merchant_id == merchant.merchant_id
+                )
+            ).all()
+        )
+    assert all(received_per_id[event_id] <= n for event_id, n in attempts.items()), (
+        attempts,
+        received_per_id,
+    )
 
 
 async def test_an_attempt_cut_off_by_a_crash_is_made_again_after_its_lease(
