@@ -170,6 +170,45 @@ def run_round(
     return result
 
 
+def drain(url: str, receiver: Receiver, merchant: BenchMerchant, events: int) -> dict[str, Any]:
+    """The dispatcher alone: ``events`` committed while no server runs (the real ingest path), then one
+    server started with no API traffic delivers them; its CPU from start-up done to the last receipt."""
+    from bench.webhook_durability import write_events
+
+    write_events(url, [merchant], events, 0)
+    server = ServerProcess(url, {"BOOKBAG_WEBHOOK_POLL_SECONDS": "0.05"}).launch()
+    assert server.proc is not None
+    # Time and CPU from the process's start: the start-up (imports, app, migrations check) is measured
+    # apart by a run with nothing to deliver, below, and subtracted.
+    start = time.time()
+    server.ready()
+    deadline = time.monotonic() + 300
+    mine: list[dict[str, Any]] = []
+    while time.monotonic() < deadline:
+        mine = [r for r in receiver.records() if r["path"] == merchant.path]
+        if len({r["id"] for r in mine}) >= events:
+            break
+        time.sleep(0.02)
+    cpu = server.cpu_seconds()
+    end = max(r["arrived"] for r in mine)
+    first = min(r["arrived"] for r in mine)
+    server.stop()
+    idle = ServerProcess(url, {"BOOKBAG_WEBHOOK_POLL_SECONDS": "0.05"}).start()
+    time.sleep(max(0.0, end - first))
+    idle_cpu = idle.cpu_seconds()
+    idle.stop()
+    return {
+        "events": events,
+        "delivered": len({r["id"] for r in mine}),
+        "delivered_per_s_first_to_last": round(len(mine) / max(1e-9, end - first), 1),
+        "seconds_first_to_last": round(end - first, 2),
+        "seconds_from_process_start": round(end - start, 2),
+        "server_cpu_s": round(cpu, 3),
+        "idle_server_cpu_s_same_span": round(idle_cpu, 3),
+        "dispatcher_cpu_ms_per_event": round(1000 * (cpu - idle_cpu) / max(1, len(mine)), 3),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -177,41 +216,51 @@ def main() -> None:
     parser.add_argument("--database-url")
     parser.add_argument("--rate", type=float, default=200)
     parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--drain", type=int, default=0, help="also: N events delivered by an idle server")
     parser.add_argument("--out")
     args = parser.parse_args()
     tmp = tempfile.mkdtemp(prefix="webhook-bench-")
     url = args.database_url or f"sqlite:///{tmp}/bookbag.sqlite3"
     order = [True, False, False, True]
     receiver = Receiver(secrets={})
-    merchants = prepare(url, len(order), receiver.url, ["ticket.created"])
+    merchants = prepare(url, len(order) + 1, receiver.url, ["ticket.created"])
     receiver.secrets = {m.path: m.secret for m in merchants}
     receiver.start()
     rounds = []
+    drained = None
     try:
-        for merchant, dispatcher in zip(merchants, order, strict=True):
+        for merchant, dispatcher in zip(merchants, order if args.rate > 0 else [], strict=False):
             result = run_round(url, receiver, merchant, dispatcher, args.rate, args.seconds)
             print(json.dumps(result))
             rounds.append(result)
+        if args.drain:
+            drained = drain(url, receiver, merchants[-1], args.drain)
+            print(json.dumps(drained))
     finally:
         receiver.stop()
     on = [r for r in rounds if r["dispatcher"]]
     off = [r for r in rounds if not r["dispatcher"]]
-    on_cpu = statistics.mean(r["server_cpu_ms_per_event"] for r in on)
-    off_cpu = statistics.mean(r["server_cpu_ms_per_event"] for r in off)
-    summary = {
+    summary: dict[str, Any] = {
         "commit": git_commit(),
         "backend": "postgresql" if url.startswith("postgres") else "sqlite",
         "rate_offered": args.rate,
         "seconds": args.seconds,
-        "delivered_per_s": [r["delivered_per_s"] for r in on],
-        "commit_to_receipt_p50_ms": [r["commit_to_receipt_p50_ms"] for r in on],
-        "commit_to_receipt_p99_ms": [r["commit_to_receipt_p99_ms"] for r in on],
-        "server_cpu_ms_per_event_with_dispatcher": round(on_cpu, 3),
-        "server_cpu_ms_per_event_without": round(off_cpu, 3),
-        "dispatcher_cpu_ms_per_event": round(on_cpu - off_cpu, 3),
-        "cpu_ratio_with_to_without": round(on_cpu / off_cpu, 2) if off_cpu else None,
-        "rounds": rounds,
     }
+    if on and off:
+        on_cpu = statistics.mean(r["server_cpu_ms_per_event"] for r in on)
+        off_cpu = statistics.mean(r["server_cpu_ms_per_event"] for r in off)
+        summary.update(
+            delivered_per_s=[r["delivered_per_s"] for r in on],
+            api_p50_ms=[r["api_p50_ms"] for r in rounds],
+            commit_to_receipt_p50_ms=[r["commit_to_receipt_p50_ms"] for r in on],
+            commit_to_receipt_p99_ms=[r["commit_to_receipt_p99_ms"] for r in on],
+            server_cpu_ms_per_event_with_dispatcher=round(on_cpu, 3),
+            server_cpu_ms_per_event_without=round(off_cpu, 3),
+            dispatcher_cpu_ms_per_event=round(on_cpu - off_cpu, 3),
+            cpu_ratio_with_to_without=round(on_cpu / off_cpu, 2) if off_cpu else None,
+        )
+    summary["rounds"] = rounds
+    summary["drain"] = drained
     print(json.dumps({k: v for k, v in summary.items() if k != "rounds"}, indent=2))
     out = Path(args.out) if args.out else REPO / "bench" / "results" / "webhook_bench.json"
     out.write_text(json.dumps(summary, indent=2) + "\n")
