@@ -153,3 +153,11 @@ async def test_a_receiver_that_does_not_answer_in_time_fails_the_attempt(
     result = await sender.send(hanging.url, [SECRET], "evt_5", "{}")
     await sender.close()
     assert not result.ok and result.error == "timed out after 0.5 s" and 400 <= result.latency_ms < 1400
+
+
+@pytest.mark.parametrize("host", ["2130706433", "0x7f000001", "0177.0.0.1", "127.1"])
+async def test_other_spellings_of_loopback_are_refused_once_resolved(host: str) -> None:
+    """Not IP literals to Python, but the system resolver reads them as 127.0.0.1: the send-time check on
+    the resolved address refuses them."""
+    with pytest.raises(UrlRefused, match=re.escape("127.0.0.1 is a loopback address")):
+        await resolve_target(f"http://{host}:8080/h", allow_private=False)

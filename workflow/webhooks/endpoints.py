@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import insert
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, func, select
 
 from storage.db import after_commit
 from storage.tables import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent, new_id
@@ -109,6 +109,14 @@ def create_endpoint(
     allow_private: bool = False,
 ) -> IssuedEndpoint:
     principal.require(Role.ADMIN)
+    existing = session.exec(
+        select(func.count())
+        .select_from(WebhookEndpoint)
+        .where(WebhookEndpoint.merchant_id == principal.merchant_id)
+    ).one()
+    if existing >= MAX_ENDPOINTS_PER_MERCHANT:
+        raise invalid(f"a merchant may have at most {MAX_ENDPOINTS_PER_MERCHANT} webhook endpoints")
+    now = services.clock()
     endpoint = WebhookEndpoint(
         merchant_id=principal.merchant_id,
         url=_clean_url(url, allow_private),
@@ -116,16 +124,9 @@ def create_endpoint(
         description=_clean_description(description),
         enabled=enabled,
         secret=new_secret(),
-        created_at=services.clock(),
-        updated_at=services.clock(),
+        created_at=now,
+        updated_at=now,
     )
-    count = len(
-        session.exec(
-            select(WebhookEndpoint.id).where(WebhookEndpoint.merchant_id == principal.merchant_id)
-        ).all()
-    )
-    if count >= MAX_ENDPOINTS_PER_MERCHANT:
-        raise invalid(f"a merchant may have at most {MAX_ENDPOINTS_PER_MERCHANT} webhook endpoints")
     session.add(endpoint)
     session.flush()
     return IssuedEndpoint(endpoint, endpoint.secret)
