@@ -79,8 +79,17 @@ class EventBus:
         self._subscriptions: dict[str, set[_Subscription]] = {}
         self._listeners: list[Callable[[TicketEvent], None]] = []
         self._outbox_listeners: list[Callable[[], None]] = []
-        # The workflow's clock (``WorkflowServices`` sets it): outbox rows are due at this clock's time.
+        # The workflow's clock (see ``bind_clock``): outbox rows are written and due at this clock's time.
         self.clock = clock
+        self._clock_bound = False
+
+    def bind_clock(self, clock: Callable[[], datetime]) -> None:
+        """Take the clock of the first ``WorkflowServices`` built with this bus. Copies of those services
+        with another clock (a scheduler tick's frozen time, ``dataclasses.replace``) share the bus and must
+        not change it for everyone else."""
+        if not self._clock_bound:
+            self.clock = clock
+            self._clock_bound = True
 
     def add_outbox_listener(self, listener: Callable[[], None]) -> None:
         """Called (cheap, non-blocking) after a commit that wrote webhook outbox rows: wakes a dispatcher."""

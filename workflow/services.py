@@ -25,4 +25,4 @@ class WorkflowServices:
     rulesets: RulesetCache = field(default_factory=RulesetCache)
 
     def __post_init__(self) -> None:
-        self.bus.clock = self.clock  # webhook outbox rows are due at the workflow's time
+        self.bus.bind_clock(self.clock)  # webhook outbox rows are due at the workflow's time

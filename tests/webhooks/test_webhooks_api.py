@@ -384,3 +384,15 @@ async def test_action_events_carry_what_a_partner_needs(
             session.exec(select(WebhookEvent.type).where(WebhookEvent.merchant_id == merchant.merchant_id))
         )
     assert types == set(kinds)
+
+
+def test_a_copy_of_the_services_with_another_clock_leaves_the_bus_clock_alone(
+    clocked_services: WorkflowServices, clock: Clock
+) -> None:
+    """The scheduler runs each tick on ``replace(services, clock=lambda: now)``, which shares the bus: the
+    outbox must keep stamping rows with the workflow's clock, not the last tick's frozen time."""
+    from dataclasses import replace
+
+    frozen = replace(clocked_services, clock=lambda: datetime(2000, 1, 1))
+    assert frozen.bus is clocked_services.bus
+    assert clocked_services.bus.clock is clock
