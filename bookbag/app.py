@@ -42,11 +42,14 @@ from workflow.live_events import TicketEventHub
 from workflow.merchants import PrincipalCache
 from workflow.metrics import NoMetrics
 from workflow.services import WorkflowServices
+from workflow.webhooks.delivery import Sender
+from workflow.webhooks.dispatcher import WebhookDispatcher
 
 if TYPE_CHECKING:
     from bookbag.metrics import Metrics
 
 log = logging.getLogger("bookbag.app")
+PING_TIMEOUT_SECONDS = 5.0
 
 
 @dataclass
@@ -60,6 +63,7 @@ class AppState:
     ws_connections: WsConnections | None = None  # the open websockets (caps, revocation, lifetime)
     fast_paths: FastPaths = field(default_factory=FastPaths)  # what bookbag.fast_paths chose at start-up
     metrics: Metrics | None = None  # /metrics (bookbag.metrics), when BOOKBAG_METRICS is on
+    webhook_dispatcher: WebhookDispatcher | None = None  # running while the lifespan is (bookbag.background)
 
     @property
     def db(self) -> Database:
@@ -171,6 +175,11 @@ def create_app(
         )
         if settings.heavy_in_processes
         else None,
+        # Test pings answer within the request: a shorter time limit than the dispatcher's.
+        webhook_pings=Sender(
+            timeout=min(settings.webhook_timeout_seconds, PING_TIMEOUT_SECONDS),
+            allow_private=settings.webhook_allow_private,
+        ),
     )
     parser: RulesetParser | None = None
     if services is None and settings.heavy_in_processes:

@@ -1,7 +1,7 @@
 """The server's background work, started in the app's lifespan: the live queue (in-process signals, the
 PostgreSQL LISTEN connection, the periodic version safety check), key revocations from other processes
 (the same LISTEN connection: a revoked key is dropped from the principal cache and its websockets close),
-the cross-process ticket-event relay (PostgreSQL) and the scheduler loop."""
+the cross-process ticket-event relay (PostgreSQL), the scheduler loop and the webhook dispatcher."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from workflow.lifecycle import retention_loop
@@ -17,6 +18,8 @@ from workflow.merchants import KEYS_CHANNEL
 from workflow.pg_events import EventRelay
 from workflow.pg_listener import QueueListener
 from workflow.scheduler import SchedulerLoop
+from workflow.webhooks.delivery import Sender
+from workflow.webhooks.dispatcher import DispatchLimits, WebhookDispatcher
 
 if TYPE_CHECKING:
     from bookbag.app import AppState
@@ -25,6 +28,23 @@ if TYPE_CHECKING:
     from workflow.services import WorkflowServices
 
 log = logging.getLogger("bookbag.background")
+
+
+def build_webhook_dispatcher(
+    settings: Settings, database: Database, services: WorkflowServices
+) -> WebhookDispatcher:
+    sender = Sender(timeout=settings.webhook_timeout_seconds, allow_private=settings.webhook_allow_private)
+    limits = DispatchLimits(
+        per_endpoint=settings.webhook_max_in_flight_per_endpoint,
+        per_merchant=settings.webhook_max_in_flight_per_merchant,
+        total=settings.webhook_max_in_flight,
+        lease_seconds=4 * settings.webhook_timeout_seconds,
+        disable_after=timedelta(hours=settings.webhook_disable_after_hours),
+        retry_scale=settings.webhook_retry_scale,
+    )
+    return WebhookDispatcher(
+        database, services, sender, limits=limits, poll_seconds=settings.webhook_poll_seconds
+    )
 
 
 def build_queue_hub(settings: Settings, database: Database, services: WorkflowServices) -> QueueHub:
@@ -72,6 +92,11 @@ async def background_work(state: AppState) -> AsyncIterator[None]:
             interval=settings.retention_interval_seconds,
         )
         tasks.append(asyncio.create_task(prune, name="bookbag-retention"))
+    if settings.webhook_dispatcher:
+        dispatcher = build_webhook_dispatcher(settings, db, services)
+        state.webhook_dispatcher = dispatcher
+        dispatcher.attach()
+        tasks.append(asyncio.create_task(dispatcher.run(), name="bookbag-webhooks"))
     try:
         yield
     finally:

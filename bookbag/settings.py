@@ -95,6 +95,20 @@ class Settings(BaseSettings):
     def _canonical_cors_origins(cls, value: object) -> tuple[str, ...]:
         return parse_origins(value)
 
+    # Webhooks (workflow.webhooks): the dispatcher `bookbag serve` runs, its time limit per attempt, its caps on
+    # attempts in flight (per endpoint, per merchant, in all: one merchant's dead endpoint cannot hold the
+    # others' slots), how long an endpoint may fail before it is disabled. `webhook_allow_private` lets
+    # deliveries reach loopback, private and link-local addresses (local development and tests only).
+    webhook_dispatcher: bool = True
+    webhook_allow_private: bool = False
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+    webhook_poll_seconds: float = Field(default=1.0, gt=0, le=60)
+    webhook_max_in_flight: int = Field(default=128, ge=1, le=1024)
+    webhook_max_in_flight_per_merchant: int = Field(default=16, ge=1, le=256)
+    webhook_max_in_flight_per_endpoint: int = Field(default=8, ge=1, le=64)
+    webhook_disable_after_hours: float = Field(default=24.0, gt=0)
+    webhook_retry_scale: float = Field(default=1.0, gt=0, le=1)  # < 1 compresses the schedule (benchmarks)
+
     # auto: the fast paths leaning on library internals run when those libraries are at tested versions
     # (bookbag.fast_paths); off: always graphql-core's executor and the ASGI websocket send.
     fast_paths: FastPathsMode = "auto"

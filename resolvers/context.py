@@ -17,6 +17,7 @@ from workflow.live_events import TicketEventHub
 from workflow.merchants import PrincipalCache
 from workflow.principal import Principal
 from workflow.services import WorkflowServices
+from workflow.webhooks.delivery import Sender
 
 if TYPE_CHECKING:
     from resolvers.loaders import Loaders
@@ -57,6 +58,8 @@ class ApiRuntime:
     principals: PrincipalCache = field(default_factory=lambda: PrincipalCache(ttl_seconds=0))
     fair: FairShare = field(default_factory=FairShare)  # rate limits and per-merchant slots
     workers: WorkerPool | None = None  # CPU-heavy ruleset work's processes (None: heavy threads instead)
+    # Test pings of webhook endpoints (its allow_private also decides which URLs may be registered).
+    webhook_pings: Sender = field(default_factory=Sender)
     _limiters: dict[str, CapacityLimiter] = field(default_factory=dict, init=False, repr=False)
     _group_commits: dict[str, GroupCommit] = field(default_factory=dict, init=False, repr=False)
 

@@ -8,6 +8,7 @@ from resolvers import actions as a
 from resolvers import admin as adm
 from resolvers import rulesets as r
 from resolvers import tickets as t
+from resolvers import webhooks as w
 from schema.actions import ActionRequestConnection, Decision
 from schema.admin import (
     ApiKey,
@@ -39,6 +40,13 @@ from schema.rulesets import (
     ValidateRulesetPayload,
 )
 from schema.tickets import Agent, Team, Ticket, TicketConnection
+from schema.webhooks import (
+    WebhookDelivery,
+    WebhookDeliveryPayload,
+    WebhookEndpoint,
+    WebhookEndpointPayload,
+    WebhookPingPayload,
+)
 
 
 @strawberry.type
@@ -76,6 +84,15 @@ class Query:
         description="The decision `requestAction` would get for the caller now (a dry run: nothing is "
         "recorded or done).",
     )
+    webhook_endpoints: list[WebhookEndpoint] = strawberry.field(
+        resolver=w.webhook_endpoints, description="Admin only."
+    )
+    webhook_deliveries: list[WebhookDelivery] = strawberry.field(
+        resolver=w.webhook_deliveries, description="The delivery log, newest first. Admin only."
+    )
+    webhook_event_types: list[str] = strawberry.field(
+        resolver=w.webhook_event_types, description="The event types an endpoint may subscribe to."
+    )
 
 
 @strawberry.type
@@ -110,3 +127,8 @@ class Mutation:
     )
     create_team: TeamPayload = strawberry.mutation(resolver=adm.create_team)
     create_agent: AgentPayload = strawberry.mutation(resolver=adm.create_agent)
+    create_webhook_endpoint: WebhookEndpointPayload = strawberry.mutation(resolver=w.create_webhook_endpoint)
+    update_webhook_endpoint: WebhookEndpointPayload = strawberry.mutation(resolver=w.update_webhook_endpoint)
+    rotate_webhook_secret: WebhookEndpointPayload = strawberry.mutation(resolver=w.rotate_webhook_secret)
+    redeliver_webhook: WebhookDeliveryPayload = strawberry.mutation(resolver=w.redeliver_webhook)
+    ping_webhook_endpoint: WebhookPingPayload = strawberry.mutation(resolver=w.ping_webhook_endpoint)

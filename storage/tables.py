@@ -318,6 +318,112 @@ class EscalationFiring(SQLModel, table=True):
     fired_at: datetime = Field(default_factory=utcnow)
 
 
+class WebhookEndpoint(SQLModel, table=True):
+    """A partner system's URL that receives signed events of the types it subscribed to (workflow.webhooks).
+
+    The signing secret must be readable to sign with, so it is stored as issued; a rotated-out secret keeps
+    signing beside the new one until ``previous_secret_expires_at``. ``failing_since`` is the first failure
+    since the last success: a day of that disables the endpoint with ``disabled_reason``."""
+
+    __tablename__ = "webhook_endpoints"
+    id: str = Field(default_factory=lambda: new_id("whe"), primary_key=True, max_length=40)
+    merchant_id: str = Field(foreign_key="merchants.id", index=True, max_length=40)
+    url: str = Field(sa_column=Column(Text, nullable=False))
+    description: str = Field(default="", max_length=200)
+    event_types: list[str] = _json_list()
+    enabled: bool = Field(default=True)
+    secret: str = Field(max_length=100)
+    previous_secret: str | None = Field(default=None, max_length=100)
+    previous_secret_expires_at: datetime | None = None
+    secret_rotated_at: datetime | None = None
+    failing_since: datetime | None = None
+    disabled_at: datetime | None = None
+    disabled_reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class WebhookEvent(SQLModel, table=True):
+    """The outbox: one row per event a merchant's endpoints subscribed to, written in the transaction of the
+    change it describes. ``id`` is the ``webhook-id`` every delivery of it carries; ``payload`` is the exact
+    JSON text that is signed and sent."""
+
+    __tablename__ = "webhook_events"
+    __table_args__ = (Index("ix_webhook_events_merchant_created", "merchant_id", "created_at"),)
+    id: str = Field(default_factory=lambda: new_id("evt"), primary_key=True, max_length=40)
+    merchant_id: str = Field(foreign_key="merchants.id", max_length=40)
+    type: str = Field(max_length=60)
+    ticket_id: str | None = Field(default=None, max_length=40)
+    payload: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+WEBHOOK_PENDING = "status = 'pending'"
+
+
+class WebhookDelivery(SQLModel, table=True):
+    """One event to one endpoint: ``pending`` (due at ``next_attempt_at``; while an attempt is in flight,
+    ``lease_token`` is set and ``next_attempt_at`` is the end of its lease), ``delivered`` or ``failed``."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        # The dispatcher's scans read only pending rows (partial indexes: the delivered history is not read).
+        Index(
+            "ix_webhook_deliveries_due",
+            "next_attempt_at",
+            sqlite_where=text(WEBHOOK_PENDING),
+            postgresql_where=text(WEBHOOK_PENDING),
+        ),
+        Index(
+            "ix_webhook_deliveries_endpoint_due",
+            "endpoint_id",
+            "next_attempt_at",
+            sqlite_where=text(WEBHOOK_PENDING),
+            postgresql_where=text(WEBHOOK_PENDING),
+        ),
+        Index("ix_webhook_deliveries_merchant_created", "merchant_id", "created_at", "id"),
+        Index("ix_webhook_deliveries_endpoint_created", "endpoint_id", "created_at", "id"),
+    )
+    id: str = Field(default_factory=lambda: new_id("whd"), primary_key=True, max_length=40)
+    merchant_id: str = Field(foreign_key="merchants.id", max_length=40)
+    event_id: str = Field(foreign_key="webhook_events.id", index=True, max_length=40)
+    endpoint_id: str = Field(foreign_key="webhook_endpoints.id", max_length=40)
+    status: str = Field(default="pending", max_length=20)
+    attempts: int = Field(default=0)
+    next_attempt_at: datetime = Field(default_factory=utcnow)
+    lease_token: str | None = Field(default=None, max_length=40)
+    last_attempt_at: datetime | None = None
+    last_status_code: int | None = None
+    last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    delivered_at: datetime | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class WebhookAttempt(SQLModel, table=True):
+    """Append-only: one row per HTTP attempt of a delivery (or a test ping, ``delivery_id`` null)."""
+
+    __tablename__ = "webhook_attempts"
+    __table_args__ = (
+        Index("ix_webhook_attempts_delivery", "delivery_id", "id"),
+        Index("ix_webhook_attempts_endpoint", "merchant_id", "endpoint_id", "id"),
+    )
+    id: int | None = Field(
+        default=None,
+        sa_column=Column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    )
+    merchant_id: str = Field(foreign_key="merchants.id", max_length=40)
+    endpoint_id: str = Field(foreign_key="webhook_endpoints.id", max_length=40)
+    delivery_id: str | None = Field(default=None, max_length=40)
+    event_id: str = Field(max_length=40)
+    attempt: int
+    started_at: datetime
+    status_code: int | None = None
+    latency_ms: float | None = None
+    ok: bool = Field(default=False)
+    error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    response_excerpt: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+
+
 ALL_TABLES: tuple[type[SQLModel], ...] = (
     Merchant,
     ApiKey,
@@ -334,4 +440,8 @@ ALL_TABLES: tuple[type[SQLModel], ...] = (
     ClassificationCorrection,
     QueueState,
     EscalationFiring,
+    WebhookEndpoint,
+    WebhookEvent,
+    WebhookDelivery,
+    WebhookAttempt,
 )

@@ -19,6 +19,7 @@ from typing import Any, Protocol, TypeVar
 from sqlmodel import Session
 
 from storage.db import after_commit
+from workflow.webhooks import outbox
 
 log = logging.getLogger(__name__)
 
@@ -67,12 +68,42 @@ class _Subscription:
     overflowed: bool = False
 
 
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
 class EventBus:
-    def __init__(self, max_queue: int = 1000) -> None:
+    def __init__(self, max_queue: int = 1000, clock: Callable[[], datetime] = _utcnow) -> None:
         self._max_queue = max_queue
         self._lock = threading.Lock()
         self._subscriptions: dict[str, set[_Subscription]] = {}
         self._listeners: list[Callable[[TicketEvent], None]] = []
+        self._outbox_listeners: list[Callable[[], None]] = []
+        # The workflow's clock (see ``bind_clock``): outbox rows are written and due at this clock's time.
+        self.clock = clock
+        self._clock_bound = False
+
+    def bind_clock(self, clock: Callable[[], datetime]) -> None:
+        """Take the clock of the first ``WorkflowServices`` built with this bus. Copies of those services
+        with another clock (a scheduler tick's frozen time, ``dataclasses.replace``) share the bus and must
+        not change it for everyone else."""
+        if not self._clock_bound:
+            self.clock = clock
+            self._clock_bound = True
+
+    def add_outbox_listener(self, listener: Callable[[], None]) -> None:
+        """Called (cheap, non-blocking) after a commit that wrote webhook outbox rows: wakes a dispatcher."""
+        with self._lock:
+            self._outbox_listeners.append(listener)
+
+    def outbox_written(self) -> None:
+        with self._lock:
+            listeners = list(self._outbox_listeners)
+        for listener in listeners:
+            try:
+                listener()
+            except Exception:
+                log.exception("outbox listener failed")
 
     def add_listener(self, listener: Callable[[TicketEvent], None]) -> None:
         """A synchronous callback run for every published event (keep it cheap and non-blocking)."""
@@ -138,4 +169,7 @@ class EventBus:
 
 
 def publish_after_commit(session: Session, bus: EventBus, event: TicketEvent) -> None:
+    """The one place events are emitted: published on the bus after commit, and written to the webhook
+    outbox in this same transaction when the merchant has an endpoint subscribed to it."""
+    outbox.stage(session, bus, event)
     after_commit(session, lambda: bus.publish(event))

@@ -288,7 +288,12 @@ def _store(session: Session, services: WorkflowServices, routed: _Routed) -> Non
             kind="created",
             merchant_id=ticket.merchant_id,
             ticket_id=ticket.id,
-            data={"stage": "new", "category": ticket.category, "priority": ticket.priority},
+            data={
+                "stage": "new",
+                "category": ticket.category,
+                "priority": ticket.priority,
+                "version": ticket.version,
+            },
         ),
     )
     transitions = merchant.active.ruleset.transitions

@@ -28,3 +28,6 @@ class WorkflowServices:
     metrics: WorkflowMetrics = field(default_factory=NoMetrics)  # bookbag.metrics when /metrics is on
     # The `ticket.language` fact, detected once at ingest and stored on the ticket.
     language: LanguageDetector = field(default_factory=LanguageDetector)
+
+    def __post_init__(self) -> None:
+        self.bus.bind_clock(self.clock)  # webhook outbox rows are due at the workflow's time

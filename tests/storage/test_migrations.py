@@ -8,7 +8,7 @@ from sqlmodel import SQLModel
 
 import storage.tables  # noqa: F401
 from storage.db import Database
-from storage.migrate import current_revision, upgrade
+from storage.migrate import current_revision, head_revision, upgrade
 
 
 def test_models_match_migrations(database: Database) -> None:
@@ -77,7 +77,7 @@ def test_migration_0003_fills_each_agents_open_ticket_count(fresh_sqlite_url: st
 
     from bookbag.settings import Settings
     from bookbag.wiring import build_services
-    from storage.migrate import alembic_config, head_revision
+    from storage.migrate import alembic_config
     from storage.tables import Agent
     from tests.conftest import assert_open_counts_match
     from workflow.demo import create_demo
@@ -90,7 +90,7 @@ def test_migration_0003_fills_each_agents_open_ticket_count(fresh_sqlite_url: st
     with db.engine.begin() as connection:
         config.attributes["connection"] = connection
         command.downgrade(config, "0002")  # the column and its counts are gone
-    upgrade(db.engine)
+    upgrade(db.engine)  # 0003 fills the counts; later migrations must keep them
     assert current_revision(db.engine) == head_revision()
     with db.read_only() as session:
         merchant_id = get_merchant_by_slug(session, demo.slug).id

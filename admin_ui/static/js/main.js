@@ -1,6 +1,6 @@
 // Boot: sign-in with an API key, the header (merchant, role, connection status, the approval inbox's count),
-// and a hash router over the screens (#/queue, #/approvals, #/rules, #/ticket/<id>). Each screen's mount()
-// returns its own cleanup.
+// and a hash router over the screens (#/queue, #/approvals, #/rules, #/ticket/<id>, #/webhooks). Each screen's
+// mount() returns its own cleanup.
 
 import { ApiError, getKey, gql, setKey } from "./api.js";
 import { mountApprovals } from "./approvals.js";
@@ -10,13 +10,14 @@ import { ME } from "./queries.js";
 import { mountQueue } from "./queue.js";
 import { mountRules } from "./rules.js";
 import { mountTicket } from "./ticket.js";
+import { mountWebhooks } from "./webhooks.js";
 import { SubscriptionClient } from "./ws.js";
 
 // What each role may do in this UI, mirroring the API's role table (every key reads the queue and may
 // try drafts; publishing and rollback are admin-only; viewers only read; a rule's `approvers` name the roles
 // that decide each request, and the inbox lists only those). The server checks again on every call.
 const CAPABILITIES = {
-  admin: ["queue", "simulate", "publish", "approve", "work", "assign", "request"],
+  admin: ["queue", "simulate", "publish", "approve", "work", "assign", "request", "webhooks"],
   agent: ["queue", "simulate", "approve", "work", "assign", "request"],
   viewer: ["queue", "simulate"],
   ai: ["queue", "simulate", "approve", "work", "assign", "request"],
@@ -115,6 +116,7 @@ function route() {
   const ctx = { session, onAuthError: (err) => signOut(err.message) };
   if (name === "rules" && session.can("simulate")) unmountView = mountRules(view, ctx);
   else if (name === "approvals" && session.can("approve")) unmountView = mountApprovals(view, ctx);
+  else if (name === "webhooks" && session.can("webhooks")) unmountView = mountWebhooks(view, ctx);
   else if (name === "ticket" && arg) unmountView = mountTicket(view, ctx, decodeURIComponent(arg));
   else unmountView = mountQueue(view, ctx);
 }
