@@ -95,6 +95,15 @@ class Ticket(SQLModel, table=True):
         Index("ix_tickets_merchant_stage", "merchant_id", "stage", "stage_entered_at"),
         Index("ix_tickets_merchant_created", "merchant_id", "created_at", "id"),
         Index("ix_tickets_merchant_assignee", "merchant_id", "assignee_id", "stage"),
+        # The ticket list's filters and sort orders (workflow.tickets.list_tickets); the text search has its
+        # own index per back-end, outside the models (migration r17a: FTS5 on SQLite, a GIN tsvector
+        # expression index on PostgreSQL).
+        Index("ix_tickets_merchant_updated", "merchant_id", "updated_at", "id"),
+        Index("ix_tickets_merchant_stage_entered", "merchant_id", "stage_entered_at", "id"),
+        Index("ix_tickets_merchant_team", "merchant_id", "team_id", "created_at"),
+        Index("ix_tickets_merchant_category", "merchant_id", "category", "created_at"),
+        Index("ix_tickets_merchant_email", "merchant_id", "customer_email"),
+        Index("ix_tickets_merchant_order", "merchant_id", "order_id"),
         # The scheduler's SLA-breach scan reads only tickets with a due time still pending (partial indexes:
         # a handful of rows, whatever the size of the table).
         Index(

@@ -7,6 +7,7 @@ import { ME } from "./queries.js";
 import { mountQueue } from "./queue.js";
 import { mountRules } from "./rules.js";
 import { mountTicket } from "./ticket.js";
+import { mountTickets } from "./tickets.js";
 import { SubscriptionClient } from "./ws.js";
 
 // What each role may do in this UI, mirroring the API's role table (every key reads the queue and may
@@ -92,13 +93,14 @@ function route() {
   const view = $("view");
   replace(view);
   const hash = window.location.hash || "#/queue";
-  const [, name, arg] = hash.match(/^#\/([^/]*)\/?(.*)$/) || [null, "queue", ""];
+  const [, name, arg] = hash.match(/^#\/([^/?]*)\/?(.*)$/) || [null, "queue", ""];
   for (const link of $("nav").querySelectorAll("a")) {
     link.classList.toggle("active", link.dataset.route === name);
   }
   const ctx = { session, onAuthError: (err) => signOut(err.message) };
   if (name === "rules" && session.can("simulate")) unmountView = mountRules(view, ctx);
   else if (name === "ticket" && arg) unmountView = mountTicket(view, ctx, decodeURIComponent(arg));
+  else if (name === "tickets") unmountView = mountTickets(view, ctx);
   else unmountView = mountQueue(view, ctx);
 }
 

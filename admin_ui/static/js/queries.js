@@ -97,3 +97,19 @@ export const TEST_RULESET = `mutation TestRuleset($source: String!) {
 }`;
 
 export const TICKET_EVENTS = `subscription TicketEvents($id: ID!) { ticketEvents(ticketId: $id) { kind at } }`;
+
+export const TICKET_LIST = `query TicketList($filter: TicketFilter, $orderBy: TicketOrder, $first: Int, $after: String) {
+  tickets(filter: $filter, orderBy: $orderBy, first: $first, after: $after) {
+    totalCount
+    pageInfo { hasNextPage endCursor }
+    edges { node {
+      id subject stage priority category createdAt stageEnteredAt needsHuman
+      customer { email name } order { id } sla { breachedAt }
+      team { name } assignee { name }
+    } }
+  }
+}`;
+
+export const TICKET_LIST_OPTIONS = `query TicketListOptions {
+  teams { id name } agents { id name } classifierInfo { labels }
+}`;
