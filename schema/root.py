@@ -6,6 +6,7 @@ import strawberry
 
 from resolvers import actions as a
 from resolvers import admin as adm
+from resolvers import reports as rep
 from resolvers import rulesets as r
 from resolvers import tickets as t
 from schema.admin import ApiKey, AuditEvent, ClassifierInfo, CreateApiKeyPayload, RevokeApiKeyPayload
@@ -20,6 +21,7 @@ from schema.payloads import (
     TicketPayload,
 )
 from schema.queue import Queue
+from schema.reports import Report
 from schema.rulesets import (
     ActiveRuleset,
     BacktestPayload,
@@ -53,6 +55,11 @@ class Query:
     teams: list[Team] = strawberry.field(resolver=adm.teams)
     agents: list[Agent] = strawberry.field(resolver=adm.agents)
     api_keys: list[ApiKey] = strawberry.field(resolver=adm.api_keys, description="Admin only.")
+    report: Report = strawberry.field(
+        resolver=rep.report,
+        description="Volume, backlog, stage and SLA times, escalations, AI actions and corrections over a "
+        "period, from maintained roll-ups.",
+    )
 
 
 @strawberry.type

@@ -7,7 +7,7 @@ volumes. JSON columns hold small lists/dicts (tags, skills, facts, decisions).
 from __future__ import annotations
 
 import secrets
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import JSON, BigInteger, Column, Index, Integer, Text, UniqueConstraint, text
@@ -263,6 +263,8 @@ class IdempotencyRecord(SQLModel, table=True):
 
 class ClassificationCorrection(SQLModel, table=True):
     __tablename__ = "classification_corrections"
+    # The report roll-ups read a ticket's corrections (workflow.report_rollups).
+    __table_args__ = (Index("ix_corrections_merchant_ticket", "merchant_id", "ticket_id"),)
     id: str = Field(default_factory=lambda: new_id("cor"), primary_key=True, max_length=40)
     merchant_id: str = Field(foreign_key="merchants.id", index=True, max_length=40)
     ticket_id: str = Field(foreign_key="tickets.id", max_length=40)
@@ -299,6 +301,35 @@ class EscalationFiring(SQLModel, table=True):
     fired_at: datetime = Field(default_factory=utcnow)
 
 
+class ReportCount(SQLModel, table=True):
+    """The reports' roll-ups (``workflow.report_rollups``): per merchant, UTC day, metric, key (a stage pair,
+    an action outcome, ...) and the ticket's team, category, priority and channel, a count ``n`` and, for
+    durations, the ``total`` seconds and the histogram ``bin`` (-1 for plain counts). Empty values are ''."""
+
+    __tablename__ = "report_counts"
+    merchant_id: str = Field(foreign_key="merchants.id", primary_key=True, max_length=40)
+    day: date = Field(primary_key=True)
+    metric: str = Field(primary_key=True, max_length=30)
+    key: str = Field(default="", primary_key=True, max_length=250)
+    team_id: str = Field(default="", primary_key=True, max_length=40)
+    category: str = Field(default="", primary_key=True, max_length=60)
+    priority: str = Field(default="", primary_key=True, max_length=20)
+    channel: str = Field(default="", primary_key=True, max_length=20)
+    bin: int = Field(default=-1, primary_key=True)
+    n: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, default=0))
+    total: float = Field(default=0.0)
+
+
+class TicketReportState(SQLModel, table=True):
+    """What one ticket currently contributes to ``report_counts`` (a list of entries), so a change to the
+    ticket applies exactly the difference."""
+
+    __tablename__ = "ticket_report_states"
+    ticket_id: str = Field(foreign_key="tickets.id", primary_key=True, max_length=40)
+    merchant_id: str = Field(foreign_key="merchants.id", index=True, max_length=40)
+    entries: list[Any] = _json_list()
+
+
 ALL_TABLES: tuple[type[SQLModel], ...] = (
     Merchant,
     ApiKey,
@@ -315,4 +346,6 @@ ALL_TABLES: tuple[type[SQLModel], ...] = (
     ClassificationCorrection,
     QueueState,
     EscalationFiring,
+    ReportCount,
+    TicketReportState,
 )

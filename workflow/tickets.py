@@ -781,6 +781,7 @@ def correct_classification(
             priority=priority,
             model_version=ticket.model_version,
             api_key_id=principal.key_id,
+            created_at=services.clock(),  # the workflow's clock, as every other row it writes
         )
     )
     if category is not None:
