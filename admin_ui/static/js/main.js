@@ -5,6 +5,7 @@ import { ApiError, getKey, gql, setKey } from "./api.js";
 import { replace } from "./dom.js";
 import { ME } from "./queries.js";
 import { mountQueue } from "./queue.js";
+import { mountReports } from "./reports.js";
 import { mountRules } from "./rules.js";
 import { mountTicket } from "./ticket.js";
 import { mountTickets } from "./tickets.js";
@@ -101,6 +102,7 @@ function route() {
   if (name === "rules" && session.can("simulate")) unmountView = mountRules(view, ctx);
   else if (name === "ticket" && arg) unmountView = mountTicket(view, ctx, decodeURIComponent(arg));
   else if (name === "tickets") unmountView = mountTickets(view, ctx);
+  else if (name === "reports") unmountView = mountReports(view, ctx);
   else unmountView = mountQueue(view, ctx);
 }
 

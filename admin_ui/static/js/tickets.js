@@ -58,11 +58,12 @@ export function mountTickets(container, { onAuthError }) {
     return h("label", { class: "field" }, attrs.title, el);
   }
 
-  function select(name, title, options) {
+  // fallback: the value shown when the URL has none (sort and order); without one, "any" is offered.
+  function select(name, title, options, fallback = "") {
     const el = h("select", { testid: `tickets-${name}` },
-      h("option", { value: "" }, "any"),
+      fallback ? null : h("option", { value: "" }, "any"),
       options.map(([value, text]) => h("option", { value }, text)));
-    el.value = params.get(name) || "";
+    el.value = params.get(name) || fallback;
     el.addEventListener("change", () => set(name, el.value));
     controls[name] = el;
     return h("label", { class: "field" }, title, el);
@@ -95,11 +96,11 @@ export function mountTickets(container, { onAuthError }) {
       select("sla", "SLA", [["breached", "breached"], ["ok", "not breached"]]),
       input("from", { title: "Created from", type: "date" }),
       input("to", { title: "Created to", type: "date" }),
-      select("sort", "Sort by", Object.entries(SORTS)),
-      select("dir", "Order", [["desc", "descending"], ["asc", "ascending"]]),
+      select("sort", "Sort by", Object.entries(SORTS), "created"),
+      select("dir", "Order", [["desc", "descending"], ["asc", "ascending"]], "desc"),
       h("button", { type: "button", testid: "tickets-clear", onclick: () => {
         params = new URLSearchParams();
-        for (const el of Object.values(controls)) el.value = "";
+        for (const [name, el] of Object.entries(controls)) el.value = { sort: "created", dir: "desc" }[name] || "";
         set("", "");
       } }, "Clear")),
     errorEl, h("section", { class: "card" }, listEl, moreEl),
