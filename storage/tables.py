@@ -302,19 +302,20 @@ class EscalationFiring(SQLModel, table=True):
 
 
 class ReportCount(SQLModel, table=True):
-    """The reports' roll-ups (``workflow.report_rollups``): per merchant, UTC day, metric, key (a stage pair,
-    an action outcome, ...) and the ticket's team, category, priority and channel, a count ``n`` and, for
-    durations, the ``total`` seconds and the histogram ``bin`` (-1 for plain counts). Empty values are ''."""
+    """The reports' roll-ups (``workflow.report_rollups``): per merchant, split dimension (``dim``: '' for
+    all tickets, or team, category, priority, channel) and its ``value``, UTC day, metric and key (a stage
+    pair, an action outcome, ...), a count ``n`` and, for durations, the ``total`` seconds and the
+    histogram ``bin`` (-1 for plain counts). Every event is counted once per dimension, so a report split
+    one way reads only that dimension's rows."""
 
     __tablename__ = "report_counts"
+    # The key's order is the reading order: one merchant, one split, a few metrics, a range of days.
     merchant_id: str = Field(foreign_key="merchants.id", primary_key=True, max_length=40)
-    day: date = Field(primary_key=True)
+    dim: str = Field(default="", primary_key=True, max_length=20)
     metric: str = Field(primary_key=True, max_length=30)
+    day: date = Field(primary_key=True)
     key: str = Field(default="", primary_key=True, max_length=250)
-    team_id: str = Field(default="", primary_key=True, max_length=40)
-    category: str = Field(default="", primary_key=True, max_length=60)
-    priority: str = Field(default="", primary_key=True, max_length=20)
-    channel: str = Field(default="", primary_key=True, max_length=20)
+    value: str = Field(default="", primary_key=True, max_length=60)
     bin: int = Field(default=-1, primary_key=True)
     n: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, default=0))
     total: float = Field(default=0.0)

@@ -6,7 +6,9 @@ action requests, classification corrections and escalation firings. :func:`contr
 multiset of entries ``(day, metric, key, team, category, priority, channel, bin) → (n, total)``.
 ``ticket_report_states`` keeps each ticket's last contribution, and at the end of every unit of work that
 touched tickets (``storage.db.Database.add_commit_hook``) :func:`maintain` recomputes the touched tickets'
-contributions and adds the difference to ``report_counts``. So a correction that changes a ticket's category
+contributions and adds the difference to ``report_counts``, once per split dimension (all tickets, team,
+category, priority, channel): a report reads only the rows of its split, whose number grows with days ×
+metrics × bins × that dimension's values, not with the product of all four. So a correction that changes a ticket's category
 moves its whole history to the new category; a reopened ticket's resolution is taken back; repeating the
 work changes nothing (the difference is then empty).
 
@@ -55,6 +57,8 @@ from workflow.stages import CLOSED_STAGES
 BINS_PER_DOUBLING = 8
 HOOK_NAME = "report_rollups"
 BATCH = 500
+# The split dimensions, in the order of an entry's (team, category, priority, channel); '' is "all tickets".
+DIMENSIONS = ("", "team", "category", "priority", "channel")
 
 # (day, metric, key, team_id, category, priority, channel, bin)
 EntryKey = tuple[str, str, str, str, str, str, str, int]
@@ -234,49 +238,41 @@ def _apply_batch(session: Session, ids: list[str]) -> int:
     lock = session.get_bind().dialect.name == "postgresql"
     stored = _stored(session, ids, lock)
     merchant_of, current = _current(session, ids)
-    # Deltas per merchant (a batch may mix merchants: the scheduler's tick).
-    per_merchant: dict[tuple[str, EntryKey], list[float]] = {}
+    # Differences per merchant (a batch may mix merchants: the scheduler's tick), each counted once per
+    # split dimension.
+    per_row: dict[tuple[str, str, str, str, str, str, int], list[float]] = {}
     for tid, entries in current.items():
         before = stored.get(tid, {})
         for key in entries.keys() | before.keys():
             n1, t1 = entries.get(key, (0, 0.0))
             n0, t0 = before.get(key, (0, 0.0))
-            if n1 != n0 or t1 != t0:
-                delta = per_merchant.setdefault((merchant_of[tid], key), [0, 0.0])
+            if n1 == n0 and t1 == t0:
+                continue
+            day, metric, what, *dims, index = key
+            for dim, value in zip(DIMENSIONS, ("", *dims), strict=True):
+                delta = per_row.setdefault((merchant_of[tid], dim, day, metric, what, value, index), [0, 0.0])
                 delta[0] += n1 - n0
                 delta[1] += t1 - t0
     rows = [
         {
             "merchant_id": merchant,
-            "day": date.fromisoformat(key[0]),
-            "metric": key[1],
-            "key": key[2],
-            "team_id": key[3],
-            "category": key[4],
-            "priority": key[5],
-            "channel": key[6],
-            "bin": key[7],
+            "dim": dim,
+            "day": date.fromisoformat(day),
+            "metric": metric,
+            "key": what,
+            "value": value,
+            "bin": index,
             "n": int(n),
             "total": float(total),
         }
-        for (merchant, key), (n, total) in sorted(per_merchant.items())
+        for (merchant, dim, day, metric, what, value, index), (n, total) in sorted(per_row.items())
         if n or total
     ]
     if rows:
         insert = _insert(session, ReportCount)
         session.execute(
             insert.on_conflict_do_update(
-                index_elements=[
-                    "merchant_id",
-                    "day",
-                    "metric",
-                    "key",
-                    "team_id",
-                    "category",
-                    "priority",
-                    "channel",
-                    "bin",
-                ],
+                index_elements=["merchant_id", "dim", "metric", "day", "key", "value", "bin"],
                 set_={
                     "n": ReportCount.n + insert.excluded.n,
                     "total": ReportCount.total + insert.excluded.total,

@@ -16,7 +16,7 @@ from datetime import date, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import func, literal_column, select
+from sqlalchemy import Date, cast, func, select
 from sqlmodel import Session, col
 
 from storage.tables import ReportCount, Team
@@ -52,11 +52,12 @@ class Split(StrEnum):
     CHANNEL = "channel"
 
 
-_SPLIT_COLUMN = {
-    Split.TEAM: ReportCount.team_id,
-    Split.CATEGORY: ReportCount.category,
-    Split.PRIORITY: ReportCount.priority,
-    Split.CHANNEL: ReportCount.channel,
+_DIM = {
+    Split.NONE: "",
+    Split.TEAM: "team",
+    Split.CATEGORY: "category",
+    Split.PRIORITY: "priority",
+    Split.CHANNEL: "channel",
 }
 
 
@@ -132,6 +133,16 @@ def bucket_of(day: date, granularity: Granularity) -> date:
     return day - timedelta(days=day.weekday()) if granularity is Granularity.WEEK else day
 
 
+def _bucket_expression(dialect: str, granularity: Granularity) -> Any:
+    """The bucket of a roll-up row's day, computed by the database (fewer rows come back for weeks)."""
+    day = col(ReportCount.day)
+    if granularity is Granularity.DAY:
+        return day
+    if dialect == "postgresql":
+        return cast(func.date_trunc("week", day), Date)  # ISO weeks: Monday
+    return func.date(day, "weekday 0", "-6 days", type_=Date)  # the Sunday ending the week, minus six days
+
+
 def percentile(bins: dict[int, int], q: float) -> float:
     """Nearest-rank percentile (rank ``floor(q·(n-1)+0.5)+1``, as the live chart's) over histogram bins."""
     n = sum(bins.values())
@@ -188,11 +199,12 @@ def build_report(
         raise invalid("the period ends before it starts", "to")
     if (end - start).days + 1 > MAX_DAYS:
         raise invalid(f"a report covers at most {MAX_DAYS} days", "to")
-    group_col: Any = _SPLIT_COLUMN[split] if split is not Split.NONE else None
-    group_expr: Any = group_col if group_col is not None else literal_column("''")
-    mine = col(ReportCount.merchant_id) == merchant_id
+    group_expr: Any = col(ReportCount.value)
+    mine = (col(ReportCount.merchant_id) == merchant_id) & (col(ReportCount.dim) == _DIM[split])
     in_period = (col(ReportCount.day) >= start) & (col(ReportCount.day) <= end)
-    grouping = [group_col] if group_col is not None else []
+    grouping = [group_expr]
+
+    bucket = _bucket_expression(session.get_bind().dialect.name, granularity)
 
     def query(*columns: Any, where: Any, by: list[Any]) -> list[Any]:
         statement = select(*columns).where(mine, where).group_by(*by)
@@ -200,13 +212,13 @@ def build_report(
 
     sums = (func.sum(ReportCount.n), func.sum(ReportCount.total))
     daily = query(
-        ReportCount.day,
+        bucket,
         group_expr,
         ReportCount.metric,
         ReportCount.key,
         *sums,
         where=in_period & col(ReportCount.metric).in_(COUNT_METRICS),
-        by=[ReportCount.day, *grouping, ReportCount.metric, ReportCount.key],
+        by=[bucket, *grouping, ReportCount.metric, ReportCount.key],
     )
     before = query(
         group_expr,
@@ -225,13 +237,13 @@ def build_report(
         by=[*grouping, ReportCount.metric, ReportCount.key, ReportCount.bin],
     )
     daily_durations = query(
-        ReportCount.day,
+        bucket,
         group_expr,
         ReportCount.metric,
         ReportCount.bin,
         *sums,
         where=in_period & col(ReportCount.metric).in_(TREND_METRICS),
-        by=[ReportCount.day, *grouping, ReportCount.metric, ReportCount.bin],
+        by=[bucket, *grouping, ReportCount.metric, ReportCount.bin],
     )
     period_counts = query(
         group_expr,

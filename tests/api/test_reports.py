@@ -450,20 +450,7 @@ def test_rebuild_gives_the_maintained_roll_ups(
         with database.read_only() as session:
             rows = session.exec(select(ReportCount).where(ReportCount.merchant_id == m.merchant_id))
             return {
-                (
-                    r.day,
-                    r.metric,
-                    r.key,
-                    r.team_id,
-                    r.category,
-                    r.priority,
-                    r.channel,
-                    r.bin,
-                    r.n,
-                    round(r.total, 6),
-                )
-                for r in rows
-                if r.n
+                (r.dim, r.day, r.metric, r.key, r.value, r.bin, r.n, round(r.total, 6)) for r in rows if r.n
             }
 
     kept = snapshot()

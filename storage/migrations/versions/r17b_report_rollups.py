@@ -1,4 +1,4 @@
-"""report roll-ups: report_counts (per day, metric and dimensions) and each ticket's contribution
+"""report roll-ups: report_counts (per split dimension, day, metric) and each ticket's contribution
 
 Existing tickets are counted by ``bookbag reports rebuild`` (the roll-ups are computed by the workflow's
 code, which a migration does not import).
@@ -23,19 +23,15 @@ def upgrade() -> None:
     op.create_table(
         "report_counts",
         sa.Column("merchant_id", sa.String(length=40), sa.ForeignKey("merchants.id"), nullable=False),
-        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("dim", sa.String(length=20), nullable=False),
         sa.Column("metric", sa.String(length=30), nullable=False),
+        sa.Column("day", sa.Date(), nullable=False),
         sa.Column("key", sa.String(length=250), nullable=False),
-        sa.Column("team_id", sa.String(length=40), nullable=False),
-        sa.Column("category", sa.String(length=60), nullable=False),
-        sa.Column("priority", sa.String(length=20), nullable=False),
-        sa.Column("channel", sa.String(length=20), nullable=False),
+        sa.Column("value", sa.String(length=60), nullable=False),
         sa.Column("bin", sa.Integer(), nullable=False),
         sa.Column("n", sa.BigInteger(), nullable=False),
         sa.Column("total", sa.Float(), nullable=False),
-        sa.PrimaryKeyConstraint(
-            "merchant_id", "day", "metric", "key", "team_id", "category", "priority", "channel", "bin"
-        ),
+        sa.PrimaryKeyConstraint("merchant_id", "dim", "metric", "day", "key", "value", "bin"),
     )
     op.create_table(
         "ticket_report_states",
