@@ -319,8 +319,7 @@ def rebuild_rollups(database: Any, merchant_id: str) -> float:
     from workflow import report_rollups
 
     began = time.perf_counter()
-    with database.unit_of_work() as session:
-        report_rollups.rebuild(session, merchant_id)
+    report_rollups.rebuild(database, merchant_id)
     return time.perf_counter() - began
 
 

@@ -312,11 +312,17 @@ def install(database: Database) -> None:
     database.add_commit_hook(HOOK_NAME, maintain)
 
 
-def rebuild(session: Session, merchant_id: str) -> int:
-    """Recount a merchant's roll-ups from its tickets (after the migration, or to repair): idempotent,
-    batch by batch. Returns the number of tickets read."""
-    ids = list(
-        session.execute(select(col(Ticket.id)).where(col(Ticket.merchant_id) == merchant_id)).scalars()
-    )
-    apply(session, ids)
+def rebuild(database: Database, merchant_id: str) -> int:
+    """Recount a merchant's roll-ups from its tickets (after the migration, or to repair): idempotent, one
+    short unit of work per batch of tickets, so other writers (on SQLite: every merchant's) wait for one
+    batch at most. Returns the number of tickets read."""
+    with database.read_only() as session:
+        ids = list(
+            session.execute(
+                select(col(Ticket.id)).where(col(Ticket.merchant_id) == merchant_id).order_by(col(Ticket.id))
+            ).scalars()
+        )
+    for start in range(0, len(ids), BATCH):
+        with database.unit_of_work() as session:
+            _apply_batch(session, ids[start : start + BATCH])
     return len(ids)

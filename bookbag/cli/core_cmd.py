@@ -128,9 +128,8 @@ def _db_rebuild_reports(args: argparse.Namespace) -> int:
         except DomainError as exc:
             raise CliError(exc.message) from exc
     tickets = 0
-    for merchant_id in ids:  # one unit of work per merchant: one merchant's rebuild holds no other's writes
-        with database.unit_of_work() as session:
-            tickets += report_rollups.rebuild(session, merchant_id)
+    for merchant_id in ids:
+        tickets += report_rollups.rebuild(database, merchant_id)
     print(f"rebuilt the report roll-ups of {len(ids)} merchant(s) from {tickets} ticket(s)")
     return 0
 

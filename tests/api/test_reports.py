@@ -436,11 +436,15 @@ async def test_report_of_an_empty_store_and_bad_periods(api: Api, merchant: Merc
 
 
 def test_rebuild_gives_the_maintained_roll_ups(
-    database: Database, history: tuple[MerchantKeys, dict[str, list[Any]]]
+    database: Database,
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    history: tuple[MerchantKeys, dict[str, list[Any]]],
 ) -> None:
     """Recounting from scratch (``bookbag db rebuild-reports``) lands on exactly what the units of work kept."""
     from sqlalchemy import delete
 
+    from bookbag.cli import main
     from storage.tables import ReportCount, TicketReportState
     from workflow.report_rollups import rebuild
 
@@ -457,9 +461,8 @@ def test_rebuild_gives_the_maintained_roll_ups(
     with database.unit_of_work() as session:
         session.execute(delete(ReportCount).where(ReportCount.merchant_id == m.merchant_id))  # type: ignore[arg-type]
         session.execute(delete(TicketReportState).where(TicketReportState.merchant_id == m.merchant_id))  # type: ignore[arg-type]
-    with database.unit_of_work() as session:
-        rebuild(session, m.merchant_id)
+    monkeypatch.setenv("BOOKBAG_DATABASE_URL", database_url)
+    assert main(["db", "rebuild-reports", "--merchant", m.slug]) == 0
     assert snapshot() == kept
-    with database.unit_of_work() as session:
-        rebuild(session, m.merchant_id)  # idempotent
+    rebuild(database, m.merchant_id)  # idempotent
     assert snapshot() == kept
