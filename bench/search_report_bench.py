@@ -1,7 +1,7 @@
 """Ticket search and report latency at 100k tickets on PostgreSQL, through the GraphQL HTTP API.
 
     .venv/bin/python bench/search_report_bench.py [--tickets 100000] [--other 10000] [--runs 60]
-        [--database-url postgresql://postgres@127.0.0.1:5432/test]
+        [--database-url postgresql://postgres@127.0.0.1:5432/test] [--keep | --reuse]
 
 A fresh database (``bookbag_search_bench``, made from the maintenance URL and dropped at the end) is
 migrated and seeded with bulk INSERTs: one merchant with ``--tickets`` tickets over 90 days (customers,
@@ -463,7 +463,8 @@ def main() -> int:
         default=os.environ.get("BOOKBAG_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"),
         help="a PostgreSQL maintenance database; the bench creates and drops its own",
     )
-    parser.add_argument("--keep", action="store_true", help="keep the seeded database")
+    parser.add_argument("--keep", action="store_true", help="keep the seeded database (for --reuse)")
+    parser.add_argument("--reuse", action="store_true", help="measure again on the database --keep left")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
 
@@ -474,22 +475,44 @@ def main() -> int:
     from storage.migrate import upgrade
 
     load_before = os.getloadavg()
-    url = fresh_database(args.database_url)
+    seed_file = args.out.with_suffix(".seeded.json")
+    rng = random.Random(17)
+    if args.reuse:  # the database a --keep run left, and what it seeded
+        from sqlalchemy.engine import make_url
+
+        from storage.db import normalize_url
+
+        url = (
+            make_url(normalize_url(args.database_url))
+            .set(database=DB_NAME)
+            .render_as_string(hide_password=False)
+        )
+        kept = json.loads(seed_file.read_text())
+        seeded, seed_seconds, rebuild_seconds = kept["seeded"], kept["seed_seconds"], kept["rebuild_seconds"]
+    else:
+        url = fresh_database(args.database_url)
     database = Database.from_url(url)
     try:
         upgrade(database.engine)
         settings = Settings(env="test", database_url=url, run_migrations_on_start=False, log_level="warning")
         services = build_services(settings)
         labels = list(services.classifier.info.labels)
-        rng = random.Random(17)
-        began = time.perf_counter()
-        seeded = seed_merchant(database, rng, args.tickets, "bench-main", labels)
-        other = seed_merchant(database, rng, args.other, "bench-other", labels)
-        seed_seconds = time.perf_counter() - began
-        print(f"seeded {args.tickets} + {args.other} tickets in {seed_seconds:.1f} s")
-        rebuild_seconds = rebuild_rollups(database, seeded["merchant_id"])
-        rebuild_rollups(database, other["merchant_id"])
-        print(f"report roll-ups rebuilt from {args.tickets} tickets in {rebuild_seconds:.1f} s")
+        if not args.reuse:
+            began = time.perf_counter()
+            seeded = seed_merchant(database, rng, args.tickets, "bench-main", labels)
+            other = seed_merchant(database, rng, args.other, "bench-other", labels)
+            seed_seconds = time.perf_counter() - began
+            print(f"seeded {args.tickets} + {args.other} tickets in {seed_seconds:.1f} s", flush=True)
+            rebuild_seconds = rebuild_rollups(database, seeded["merchant_id"])
+            rebuild_rollups(database, other["merchant_id"])
+            print(
+                f"report roll-ups rebuilt from {args.tickets} tickets in {rebuild_seconds:.1f} s", flush=True
+            )
+            seed_file.write_text(
+                json.dumps(
+                    {"seeded": seeded, "seed_seconds": seed_seconds, "rebuild_seconds": rebuild_seconds}
+                )
+            )
         with database.engine.begin() as conn:
             conn.exec_driver_sql("ANALYZE")
             rollup_rows = conn.exec_driver_sql(
@@ -524,7 +547,7 @@ def main() -> int:
         print(f"results in {args.out}")
     finally:
         database.dispose()
-        if not args.keep:
+        if not (args.keep or args.reuse):
             drop_database(args.database_url)
     return 0
 
