@@ -60,8 +60,8 @@ class TicketFilter:
         default=None,
         description=(
             "Words to find in the subject, body, customer email and name, order id and tags (all words must "
-            "match; the end of each word matches as a prefix). Indexed: FTS5 on SQLite, a GIN tsvector on "
-            "PostgreSQL."
+            "match, whole; `alice@example.com` or `#A-1001` as phrases). Indexed: FTS5 on SQLite, a GIN "
+            "tsvector on PostgreSQL."
         ),
     )
     customer_email: str | None = strawberry.field(default=None, description="Exact customer email.")
