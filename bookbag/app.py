@@ -38,6 +38,7 @@ from resolvers.fairness import FairLimits, FairShare
 from resolvers.workers import RulesetParser, WorkerPool
 from schema.build import BookbagSchema, SchemaLimits, build_schema
 from storage.db import Database
+from workflow import report_rollups
 from workflow.live_events import TicketEventHub
 from workflow.merchants import PrincipalCache
 from workflow.metrics import NoMetrics
@@ -159,6 +160,7 @@ def create_app(
 ) -> Starlette:
     """Build the app. ``services``/``database`` may be passed in (tests share one loaded classifier)."""
     db = database or Database.from_url(settings.resolved_database_url())
+    report_rollups.install(db)  # every unit of work keeps the reports' roll-ups in step
     runtime = ApiRuntime(
         db=db,
         services=services or build_services(settings),

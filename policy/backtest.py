@@ -23,7 +23,9 @@ class BacktestReport:
     total: int = 0
     changed: int = 0
     by_action: dict[str, Counter[str]] = field(default_factory=dict)
+    # Effect changes only ("allow->deny"): for each such key, the sum over ``by_action`` is the same count.
     transitions: Counter[str] = field(default_factory=Counter)
+    rule_changes: Counter[str] = field(default_factory=Counter)  # same effect, other deciding rules
     refund_into_approval: float = 0.0
     refund_out_of_approval: float = 0.0
     refund_cases_changed_path: int = 0
@@ -37,6 +39,7 @@ class BacktestReport:
             "changed": self.changed,
             "unchanged": self.total - self.changed,
             "effect_transitions": dict(sorted(self.transitions.items())),
+            "same_effect_other_rules": dict(sorted(self.rule_changes.items())),
             "by_action": {a: dict(sorted(c.items())) for a, c in sorted(self.by_action.items())},
             "refund_amount_changing_approval_path": {
                 "cases": self.refund_cases_changed_path,
@@ -73,10 +76,13 @@ def run_backtest(
         action = str(resolve(facts, ("action", "type")) or "unknown")
         key = f"{before.effect}->{after.effect}"
         report.by_action.setdefault(action, Counter())[key] += 1
-        if before.effect == after.effect and before.deciding_rules == after.deciding_rules:
-            continue
+        if before.effect == after.effect:
+            if before.deciding_rules == after.deciding_rules:
+                continue
+            report.rule_changes[before.effect] += 1  # the same effect, decided by other rules
+        else:
+            report.transitions[key] += 1
         report.changed += 1
-        report.transitions[key] += 1
         amount = resolve(facts, ("action", "amount"))
         if action == "refund" and kind(amount) == "n":
             was, now = before.effect == "require_approval", after.effect == "require_approval"

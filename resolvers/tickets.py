@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 import strawberry
@@ -22,7 +23,9 @@ from schema.inputs import (
     CreateTicketInput,
     CustomerInput,
     OrderInput,
+    SortDirection,
     TicketFilter,
+    TicketOrder,
     TransitionTicketInput,
     UpdateTicketInput,
 )
@@ -80,7 +83,7 @@ async def node(info: Info, id: strawberry.ID) -> Node | None:
     return None
 
 
-def _filter(flt: TicketFilter | None) -> tickets_service.TicketFilter:
+def _filter(flt: TicketFilter | None, now: datetime) -> tickets_service.TicketFilter:
     if flt is None:
         return tickets_service.TicketFilter()
     return tickets_service.TicketFilter(
@@ -94,29 +97,51 @@ def _filter(flt: TicketFilter | None) -> tickets_service.TicketFilter:
         created_after=flt.created_after,
         created_before=flt.created_before,
         open_only=flt.open_only,
+        search=flt.search,
+        customer_email=flt.customer_email,
+        order_id=flt.order_id,
+        needs_human=flt.needs_human,
+        sla_breached=flt.sla_breached,
+        now=now,
+    )
+
+
+def _order(order: TicketOrder | None) -> tickets_service.TicketOrder:
+    if order is None:
+        return tickets_service.DEFAULT_ORDER
+    return tickets_service.TicketOrder(
+        sort=tickets_service.TicketSort(order.field.value), descending=order.direction is SortDirection.DESC
     )
 
 
 async def tickets(
-    info: Info, filter: TicketFilter | None = None, first: int | None = None, after: str | None = None
+    info: Info,
+    filter: TicketFilter | None = None,
+    first: int | None = None,
+    after: str | None = None,
+    order_by: TicketOrder | None = None,
 ) -> TicketConnection:
-    """Newest first. `first` defaults to 20 and is capped (see the error for the cap)."""
+    """Newest first unless `orderBy` says otherwise. `first` defaults to 20 and is capped (see the error
+    for the cap)."""
     ctx = info.context
     limits = ctx.runtime.limits
     size = limits.default_page_size if first is None else first
-    flt = _filter(filter)
+    flt = _filter(filter, ctx.runtime.services.clock())
+    order = _order(order_by)
     page = await query(
         ctx,
         roles.READERS,
         lambda s, p: tickets_service.list_tickets(
-            s, p, flt, first=size, after=after, max_page=limits.max_page_size
+            s, p, flt, first=size, after=after, max_page=limits.max_page_size, order=order
         ),
     )
     loader = ctx.loaders.ticket
     edges = []
     for row in page.items:
         loader.prime(row.id, row)
-        edges.append(TicketEdge(cursor=tickets_service.encode_cursor(row), node=Ticket.from_model(row)))
+        edges.append(
+            TicketEdge(cursor=tickets_service.encode_cursor(row, order), node=Ticket.from_model(row))
+        )
 
     async def count_total() -> int:
         return await query(ctx, roles.READERS, lambda s, p: tickets_service.count_tickets(s, p, flt))

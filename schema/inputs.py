@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import Enum
 
 import strawberry
 from strawberry.scalars import JSON
@@ -55,6 +56,45 @@ class TicketFilter:
     created_after: datetime | None = None
     created_before: datetime | None = None
     open_only: bool = False
+    search: str | None = strawberry.field(
+        default=None,
+        description=(
+            "Words to find in the subject, body, customer email and name, order id and tags (all words must "
+            "match, whole; `alice@example.com` or `#A-1001` as phrases). Indexed: FTS5 on SQLite, a GIN "
+            "tsvector on PostgreSQL."
+        ),
+    )
+    customer_email: str | None = strawberry.field(default=None, description="Exact customer email.")
+    order_id: str | None = strawberry.field(default=None, description="Exact order id.")
+    needs_human: bool | None = None
+    sla_breached: bool | None = strawberry.field(
+        default=None, description="Breached, or past a due time now (as the queue counts breaches)."
+    )
+
+
+@strawberry.enum
+class TicketSortField(Enum):
+    CREATED = "created"
+    UPDATED = "updated"
+    STAGE_AGE = "stage_age"
+    PRIORITY = "priority"
+
+
+@strawberry.enum
+class SortDirection(Enum):
+    ASC = "asc"
+    DESC = "desc"
+
+
+@strawberry.input(
+    description=(
+        "DESC: newest, most recently updated, longest in its stage, most urgent (then newest) first; ASC the "
+        "reverse. A cursor is only valid for the order it was handed out with."
+    )
+)
+class TicketOrder:
+    field: TicketSortField = TicketSortField.CREATED
+    direction: SortDirection = SortDirection.DESC
 
 
 @strawberry.input

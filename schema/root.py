@@ -6,6 +6,7 @@ import strawberry
 
 from resolvers import actions as a
 from resolvers import admin as adm
+from resolvers import reports as rep
 from resolvers import rulesets as r
 from resolvers import tickets as t
 from resolvers import webhooks as w
@@ -30,6 +31,7 @@ from schema.payloads import (
     TicketPayload,
 )
 from schema.queue import Queue
+from schema.reports import Report
 from schema.rulesets import (
     ActiveRuleset,
     BacktestPayload,
@@ -92,6 +94,11 @@ class Query:
     )
     webhook_event_types: list[str] = strawberry.field(
         resolver=w.webhook_event_types, description="The event types an endpoint may subscribe to."
+    )
+    report: Report = strawberry.field(
+        resolver=rep.report,
+        description="Volume, backlog, stage and SLA times, escalations, AI actions and corrections over a "
+        "period, from maintained roll-ups.",
     )
 
 

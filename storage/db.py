@@ -27,6 +27,7 @@ SQLITE_BUSY_TIMEOUT_S = 30
 _PENDING_ROWS = "bookbag_pending_rows"
 _DEFERS_ROWS = "bookbag_defers_rows"
 _BEFORE_COMMIT = "bookbag_before_commit"
+_TOUCHED_TICKETS = "bookbag_touched_tickets"
 
 
 class CommitFailed(Exception):
@@ -168,6 +169,28 @@ def _before_statement(state: ORMExecuteState) -> None:
     write_pending_rows(state.session)  # type: ignore[arg-type]
 
 
+def _note_touched_tickets(session: Session, _context: Any, _instances: Any) -> None:
+    """Before each flush: remember which tickets this unit of work changed (the ticket itself, or a row
+    that belongs to it), for the commit hooks (:meth:`Database.add_commit_hook`)."""
+    touched: set[str] = session.info.setdefault(_TOUCHED_TICKETS, set())
+    for obj in (*session.new, *session.dirty):
+        if getattr(obj, "__tablename__", None) == "tickets":
+            touched.add(obj.id)
+        elif isinstance(ticket_id := getattr(obj, "ticket_id", None), str):
+            touched.add(ticket_id)
+
+
+def touched_tickets(session: Session) -> set[str]:
+    """The ids of the tickets this unit of work changed through the ORM (or named with :func:`touch_ticket`)."""
+    touched: set[str] = session.info.get(_TOUCHED_TICKETS, set())
+    return touched
+
+
+def touch_ticket(session: Session, ticket_id: str) -> None:
+    """Count ``ticket_id`` as changed by this unit of work (for changes made with Core statements)."""
+    session.info.setdefault(_TOUCHED_TICKETS, set()).add(ticket_id)
+
+
 class Database:
     """An engine plus a session factory; the one place that commits."""
 
@@ -178,6 +201,8 @@ class Database:
             bind=engine, class_=Session, expire_on_commit=False, info={_DEFERS_ROWS: True}
         )
         event.listen(self._sessions, "do_orm_execute", _before_statement)
+        event.listen(self._sessions, "before_flush", _note_touched_tickets)
+        self._commit_hooks: dict[str, Callable[[Session], None]] = {}
         self._read_sessions = sessionmaker(bind=self.read_engine, class_=Session, expire_on_commit=False)
 
     @classmethod
@@ -186,6 +211,12 @@ class Database:
         if engine.dialect.name == "sqlite":
             return cls(engine, make_engine(url, echo=echo, for_writes=False))
         return cls(engine)
+
+    def add_commit_hook(self, name: str, hook: Callable[[Session], None]) -> None:
+        """Run ``hook(session)`` at the end of every unit of work of this database, after its other work
+        and before COMMIT, in the same transaction (a failing hook rolls the unit of work back). Adding a
+        name again replaces the hook."""
+        self._commit_hooks[name] = hook
 
     @property
     def is_sqlite(self) -> bool:
@@ -202,6 +233,11 @@ class Database:
             yield session
             _run_before_commit(session)
             write_pending_rows(session)
+            if self._commit_hooks:
+                session.flush()  # the last ORM changes are noted as touched tickets
+                for hook in self._commit_hooks.values():
+                    hook(session)
+                write_pending_rows(session)
             session.flush()  # every statement has run (and any constraint failed) before COMMIT
             try:
                 session.commit()
@@ -212,8 +248,10 @@ class Database:
             session.info.pop(_AFTER_COMMIT, None)
             session.info.pop(_BEFORE_COMMIT, None)
             session.info.pop(_PENDING_ROWS, None)
+            session.info.pop(_TOUCHED_TICKETS, None)
             raise
         finally:
+            session.info.pop(_TOUCHED_TICKETS, None)
             callbacks = session.info.pop(_AFTER_COMMIT, [])
             session.close()
         for callback in callbacks:

@@ -7,7 +7,7 @@ volumes. JSON columns hold small lists/dicts (tags, skills, facts, decisions).
 from __future__ import annotations
 
 import secrets
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import JSON, BigInteger, Column, Index, Integer, Text, UniqueConstraint, text
@@ -97,6 +97,15 @@ class Ticket(SQLModel, table=True):
         Index("ix_tickets_merchant_stage", "merchant_id", "stage", "stage_entered_at"),
         Index("ix_tickets_merchant_created", "merchant_id", "created_at", "id"),
         Index("ix_tickets_merchant_assignee", "merchant_id", "assignee_id", "stage"),
+        # The ticket list's filters and sort orders (workflow.tickets.list_tickets); the text search has its
+        # own index per back-end, outside the models (migration 0008: FTS5 on SQLite, a GIN tsvector
+        # expression index on PostgreSQL).
+        Index("ix_tickets_merchant_updated", "merchant_id", "updated_at", "id"),
+        Index("ix_tickets_merchant_stage_entered", "merchant_id", "stage_entered_at", "id"),
+        Index("ix_tickets_merchant_team", "merchant_id", "team_id", "created_at"),
+        Index("ix_tickets_merchant_category", "merchant_id", "category", "created_at"),
+        Index("ix_tickets_merchant_email", "merchant_id", "customer_email"),
+        Index("ix_tickets_merchant_order", "merchant_id", "order_id"),
         # The scheduler's SLA-breach scan reads only tickets with a due time still pending (partial indexes:
         # a handful of rows, whatever the size of the table).
         Index(
@@ -282,6 +291,8 @@ class IdempotencyRecord(SQLModel, table=True):
 
 class ClassificationCorrection(SQLModel, table=True):
     __tablename__ = "classification_corrections"
+    # The report roll-ups read a ticket's corrections (workflow.report_rollups).
+    __table_args__ = (Index("ix_corrections_merchant_ticket", "merchant_id", "ticket_id"),)
     id: str = Field(default_factory=lambda: new_id("cor"), primary_key=True, max_length=40)
     merchant_id: str = Field(foreign_key="merchants.id", index=True, max_length=40)
     ticket_id: str = Field(foreign_key="tickets.id", max_length=40)
@@ -424,6 +435,36 @@ class WebhookAttempt(SQLModel, table=True):
     response_excerpt: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
 
 
+class ReportCount(SQLModel, table=True):
+    """The reports' roll-ups (``workflow.report_rollups``): per merchant, split dimension (``dim``: '' for
+    all tickets, or team, category, priority, channel) and its ``value``, UTC day, metric and key (a stage
+    pair, an action outcome, ...), a count ``n`` and, for durations, the ``total`` seconds and the
+    histogram ``bin`` (-1 for plain counts). Every event is counted once per dimension, so a report split
+    one way reads only that dimension's rows."""
+
+    __tablename__ = "report_counts"
+    # The key's order is the reading order: one merchant, one split, a few metrics, a range of days.
+    merchant_id: str = Field(foreign_key="merchants.id", primary_key=True, max_length=40)
+    dim: str = Field(default="", primary_key=True, max_length=20)
+    metric: str = Field(primary_key=True, max_length=30)
+    day: date = Field(primary_key=True)
+    key: str = Field(default="", primary_key=True, max_length=250)
+    value: str = Field(default="", primary_key=True, max_length=60)
+    bin: int = Field(default=-1, primary_key=True)
+    n: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, default=0))
+    total: float = Field(default=0.0)
+
+
+class TicketReportState(SQLModel, table=True):
+    """What one ticket currently contributes to ``report_counts`` (a list of entries), so a change to the
+    ticket applies exactly the difference."""
+
+    __tablename__ = "ticket_report_states"
+    ticket_id: str = Field(foreign_key="tickets.id", primary_key=True, max_length=40)
+    merchant_id: str = Field(foreign_key="merchants.id", index=True, max_length=40)
+    entries: list[Any] = _json_list()
+
+
 ALL_TABLES: tuple[type[SQLModel], ...] = (
     Merchant,
     ApiKey,
@@ -444,4 +485,6 @@ ALL_TABLES: tuple[type[SQLModel], ...] = (
     WebhookEvent,
     WebhookDelivery,
     WebhookAttempt,
+    ReportCount,
+    TicketReportState,
 )

@@ -88,7 +88,10 @@ def database_url(db_backend: str, request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture(scope="session")
 def database(database_url: str) -> Iterator[Database]:
+    from workflow import report_rollups
+
     db = Database.from_url(database_url)
+    report_rollups.install(db)  # as bookbag.app.create_app does
     yield db
     db.dispose()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlmodel import Session, col, select
@@ -63,12 +64,14 @@ def list_audit(
     return list(session.exec(query.order_by(col(AuditEvent.id).desc()).limit(max(1, min(first, 500)))))
 
 
-def recent_decisions(session: Session, merchant_id: str, *, limit: int) -> list[AuditEvent]:
-    """The merchant's most recent recorded action decisions, newest first (the input of a backtest)."""
-    query = (
-        select(AuditEvent)
-        .where(AuditEvent.merchant_id == merchant_id, AuditEvent.kind == "action.decided")
-        .order_by(col(AuditEvent.id).desc())
-        .limit(limit)
+def recent_decisions(
+    session: Session, merchant_id: str, *, limit: int, since: datetime | None = None
+) -> list[AuditEvent]:
+    """The merchant's most recent recorded action decisions (those at or after ``since``), newest first
+    (the input of a backtest)."""
+    query = select(AuditEvent).where(
+        AuditEvent.merchant_id == merchant_id, AuditEvent.kind == "action.decided"
     )
-    return list(session.exec(query))
+    if since is not None:
+        query = query.where(col(AuditEvent.created_at) >= since)
+    return list(session.exec(query.order_by(col(AuditEvent.id).desc()).limit(limit)))

@@ -449,12 +449,19 @@ class PreparedBacktest:
 
 
 def prepare_backtest(
-    session: Session, services: WorkflowServices, principal: Principal, *, limit: int = 1000
+    session: Session,
+    services: WorkflowServices,
+    principal: Principal,
+    *,
+    limit: int = 1000,
+    since: datetime | None = None,
 ) -> PreparedBacktest:
+    """The merchant's active version and the facts of its recorded decisions (the newest ``limit``, made at
+    or after ``since``)."""
     if not 1 <= limit <= 10_000:
         raise invalid("limit must be between 1 and 10000", "limit")
     active = active_ruleset(session, services, principal.merchant_id).ruleset
-    events = audit.recent_decisions(session, principal.merchant_id, limit=limit)
+    events = audit.recent_decisions(session, principal.merchant_id, limit=limit, since=since)
     return PreparedBacktest(
         active_digest=active.digest,
         active_source=active.source,

@@ -61,6 +61,12 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     )
     recount.add_argument("--merchant", help="only this merchant (slug); default: every merchant")
     recount.set_defaults(handler=_db_recount_load)
+    rebuild = db.add_parser(
+        "rebuild-reports",
+        help="recount the reports' roll-ups from the tickets (after upgrading a database with history; a repair)",
+    )
+    rebuild.add_argument("--merchant", help="only this merchant (slug); default: every merchant")
+    rebuild.set_defaults(handler=_db_rebuild_reports)
 
 
 def open_database(settings: Settings) -> Any:
@@ -69,11 +75,13 @@ def open_database(settings: Settings) -> Any:
 
     from storage.db import Database, normalize_url
     from storage.migrate import upgrade
+    from workflow import report_rollups
 
     url = settings.resolved_database_url()
     try:
         database = Database.from_url(url)
         upgrade(database.engine)
+        report_rollups.install(database)
     except Exception as exc:  # the one place a bad URL or unreachable server becomes one line
         shown = make_url(normalize_url(url)).render_as_string(hide_password=True) if "://" in url else url
         reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
@@ -108,6 +116,29 @@ def _db_recount_load(args: argparse.Namespace) -> int:
     except DomainError as exc:
         raise CliError(exc.message) from exc
     print(f"recounted the agents of {len(ids)} merchant(s): {wrong} count(s) corrected")
+    return 0
+
+
+def _db_rebuild_reports(args: argparse.Namespace) -> int:
+    from sqlmodel import select
+
+    from storage.tables import Merchant
+    from workflow import merchants, report_rollups
+    from workflow.errors import DomainError
+
+    database = open_database(Settings())
+    with database.read_only() as session:
+        try:
+            if args.merchant:
+                ids = [merchants.get_merchant_by_slug(session, args.merchant).id]
+            else:
+                ids = list(session.exec(select(Merchant.id).order_by(Merchant.id)))
+        except DomainError as exc:
+            raise CliError(exc.message) from exc
+    tickets = 0
+    for merchant_id in ids:
+        tickets += report_rollups.rebuild(database, merchant_id)
+    print(f"rebuilt the report roll-ups of {len(ids)} merchant(s) from {tickets} ticket(s)")
     return 0
 
 

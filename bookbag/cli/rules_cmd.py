@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -35,10 +36,27 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     evaluate.add_argument("--route", action="store_true", help="also print the routing decision")
     evaluate.set_defaults(handler=_eval)
 
-    backtest = sub.add_parser("backtest", help="replay recorded facts under a draft and the active ruleset")
+    backtest = sub.add_parser(
+        "backtest",
+        help="replay recorded facts under a draft and the active ruleset (from files, or --from-db)",
+    )
     backtest.add_argument("draft")
-    backtest.add_argument("--against", required=True, metavar="ACTIVE")
-    backtest.add_argument("--cases", required=True, metavar="FILE.jsonl")
+    backtest.add_argument("--against", metavar="ACTIVE", help="the active ruleset's file (without --from-db)")
+    backtest.add_argument(
+        "--cases", metavar="FILE.jsonl", help="one JSON object of facts a line (without --from-db)"
+    )
+    backtest.add_argument(
+        "--from-db",
+        action="store_true",
+        help="replay the merchant's recorded decisions against its active version, from the configured database",
+    )
+    backtest.add_argument("--merchant", metavar="SLUG", help="with --from-db: the merchant")
+    backtest.add_argument(
+        "--since", default="30d", help="with --from-db: how far back, e.g. 30d, 12h (default 30d)"
+    )
+    backtest.add_argument(
+        "--limit", type=int, default=10_000, help="with --from-db: at most this many decisions"
+    )
     backtest.set_defaults(handler=_backtest)
 
 
@@ -144,12 +162,60 @@ def _cases(path: str) -> Iterator[dict[str, Any]]:
         yield case
 
 
+def parse_since(text: str) -> timedelta:
+    """``30d``, ``12h``, ``90m``: a positive span of days, hours or minutes."""
+    units = {"d": "days", "h": "hours", "m": "minutes"}
+    number, unit = text[:-1], text[-1:]
+    if unit not in units or not number.isdigit() or int(number) <= 0:
+        raise CliError(
+            f"--since {text!r}: give a positive number of days, hours or minutes, e.g. 30d, 12h, 90m"
+        )
+    return timedelta(**{units[unit]: int(number)})
+
+
+def _recorded(args: argparse.Namespace) -> tuple[Any, list[dict[str, Any]]]:
+    """The merchant's active version and its recorded decisions' facts, from the configured database."""
+    from bookbag.cli.core_cmd import open_database
+    from bookbag.settings import Settings
+    from bookbag.wiring import build_services
+    from workflow import merchants, rulesets
+    from workflow.errors import DomainError
+    from workflow.principal import Principal, Role
+
+    if not args.merchant:
+        raise CliError("--from-db needs --merchant SLUG")
+    since = parse_since(args.since)
+    settings = Settings()
+    database = open_database(settings)
+    services = build_services(settings)
+    try:
+        with database.read_only() as session:
+            merchant = merchants.get_merchant_by_slug(session, args.merchant)
+            principal = Principal(merchant_id=merchant.id, role=Role.VIEWER)
+            prepared = rulesets.prepare_backtest(
+                session, services, principal, limit=args.limit, since=services.clock() - since
+            )
+            active = rulesets.active_ruleset(session, services, merchant.id).ruleset
+    except DomainError as exc:
+        raise CliError(exc.message) from exc
+    finally:
+        database.dispose()
+    return active, prepared.cases
+
+
 def _backtest(args: argparse.Namespace) -> int:
     import policy
 
     draft = _load(args.draft)
-    active = _load(args.against)
-    cases = list(_cases(args.cases))
+    if args.from_db:
+        if args.against or args.cases:
+            raise CliError("--from-db replays the database's decisions: leave out --against and --cases")
+        active, cases = _recorded(args)
+    elif not (args.against and args.cases):
+        raise CliError("give --against ACTIVE and --cases FILE.jsonl, or --from-db --merchant SLUG")
+    else:
+        active = _load(args.against)
+        cases = list(_cases(args.cases))
     print(f"replaying {len(cases)} case(s)...", file=sys.stderr)
     engine = policy.PolicyEngine(max_compiled=4)
     try:

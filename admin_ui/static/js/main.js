@@ -8,9 +8,11 @@ import { replace } from "./dom.js";
 import { InboxWatcher } from "./inbox.js";
 import { ME } from "./queries.js";
 import { mountQueue } from "./queue.js";
+import { mountReports } from "./reports.js";
 import { mountRules } from "./rules.js";
 import { mountTicket } from "./ticket.js";
 import { mountWebhooks } from "./webhooks.js";
+import { mountTickets } from "./tickets.js";
 import { SubscriptionClient } from "./ws.js";
 
 // What each role may do in this UI, mirroring the API's role table (every key reads the queue and may
@@ -109,7 +111,7 @@ function route() {
   const view = $("view");
   replace(view);
   const hash = window.location.hash || "#/queue";
-  const [, name, arg] = hash.match(/^#\/([^/]*)\/?(.*)$/) || [null, "queue", ""];
+  const [, name, arg] = hash.match(/^#\/([^/?]*)\/?(.*)$/) || [null, "queue", ""];
   for (const link of $("nav").querySelectorAll("a")) {
     link.classList.toggle("active", link.dataset.route === name);
   }
@@ -118,6 +120,8 @@ function route() {
   else if (name === "approvals" && session.can("approve")) unmountView = mountApprovals(view, ctx);
   else if (name === "webhooks" && session.can("webhooks")) unmountView = mountWebhooks(view, ctx);
   else if (name === "ticket" && arg) unmountView = mountTicket(view, ctx, decodeURIComponent(arg));
+  else if (name === "tickets") unmountView = mountTickets(view, ctx);
+  else if (name === "reports") unmountView = mountReports(view, ctx);
   else unmountView = mountQueue(view, ctx);
 }
 

@@ -151,3 +151,32 @@ export const TEST_RULESET = `mutation TestRuleset($source: String!) {
 }`;
 
 export const TICKET_EVENTS = `subscription TicketEvents($id: ID!) { ticketEvents(ticketId: $id) { kind at } }`;
+
+export const TICKET_LIST = `query TicketList($filter: TicketFilter, $orderBy: TicketOrder, $first: Int, $after: String) {
+  tickets(filter: $filter, orderBy: $orderBy, first: $first, after: $after) {
+    totalCount
+    pageInfo { hasNextPage endCursor }
+    edges { node {
+      id subject stage priority category createdAt stageEnteredAt needsHuman
+      customer { email name } order { id } sla { breachedAt }
+      team { name } assignee { name }
+    } }
+  }
+}`;
+
+export const TICKET_LIST_OPTIONS = `query TicketListOptions {
+  teams { id name } agents { id name } classifierInfo { labels }
+}`;
+
+export const REPORT = `query Report($start: Date, $end: Date, $granularity: ReportGranularity!, $split: ReportSplit!) {
+  report(start: $start, end: $end, granularity: $granularity, split: $split) {
+    start end granularity split buckets groups { value label }
+    volume { bucket group created closed reopened backlog }
+    sla { bucket group firstResponseMet firstResponseMissed firstResponseAttainment resolutionMet resolutionMissed
+          resolutionAttainment breaches escalations }
+    durations { bucket group metric fromStage toStage decision count meanSeconds p50Seconds p90Seconds }
+    trends { bucket group metric count meanSeconds p50Seconds p90Seconds }
+    actions { group actor type effect status count }
+    corrections { group fromCategory toCategory count }
+  }
+}`;
