@@ -72,9 +72,9 @@ export function workspace(data, { session, onAuthError, reload, form = {} }) {
 
   // -- move stage ---------------------------------------------------------------------------------------
   const stage = enumValue(t.stage);
-  const edges = ((data.ruleset && data.ruleset.transitions) || []).find((e) => e.fromStage === stage);
+  const edges = ((data.ruleset && data.ruleset.transitions) || []).find((e) => enumValue(e.fromStage) === stage);
   const moveStatus = status("move-status");
-  const moves = (edges ? edges.to : []).map((to) =>
+  const moves = (edges ? edges.to.map(enumValue) : []).map((to) =>
     h("button", {
       type: "button", testid: `move-${to}`,
       onclick: () => run(moveStatus, `moving to ${label(to)}…`, async () =>
