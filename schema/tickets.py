@@ -21,36 +21,54 @@ Info = strawberry.Info[RequestContext, None]
 
 @strawberry.type
 class Customer:
-    email: str | None
-    name: str | None
-    vip: bool
-    lifetime_value: float | None
-    order_count: int | None
+    email: str | None = strawberry.field(
+        description="The customer's email address, as the partner system sent it."
+    )
+    name: str | None = strawberry.field(description="The customer's name.")
+    vip: bool = strawberry.field(
+        description="The store marks this customer as a VIP (a fact the rules read: `customer.vip`)."
+    )
+    lifetime_value: float | None = strawberry.field(
+        description="What the customer has spent at the store, in the store's currency."
+    )
+    order_count: int | None = strawberry.field(description="How many orders the customer has placed.")
 
 
 @strawberry.type(name="OrderFacts")
 class OrderFacts:
-    id: str | None
-    total: float | None
-    currency: str | None
-    financial_status: str | None
-    fulfillment_status: str | None
-    created_at: datetime | None
-    delivered_at: datetime | None
+    id: str | None = strawberry.field(description="The store's order id the ticket is about (searchable).")
+    total: float | None = strawberry.field(description="The order's total, in `currency`.")
+    currency: str | None = strawberry.field(description="ISO 4217 code of the order's total.")
+    financial_status: str | None = strawberry.field(
+        description="The store's payment status of the order (e.g. paid, refunded)."
+    )
+    fulfillment_status: str | None = strawberry.field(
+        description="The store's shipping status of the order (e.g. fulfilled, unfulfilled)."
+    )
+    created_at: datetime | None = strawberry.field(description="When the order was placed.")
+    delivered_at: datetime | None = strawberry.field(description="When the order was delivered, if it was.")
 
 
 @strawberry.type
 class Sla:
-    first_response_due_at: datetime | None
-    resolution_due_at: datetime | None
-    first_responded_at: datetime | None
-    breached_at: datetime | None
+    first_response_due_at: datetime | None = strawberry.field(
+        description="When the first reply is due under the ruleset's SLA for the ticket's priority."
+    )
+    resolution_due_at: datetime | None = strawberry.field(
+        description="When the ticket is due to be resolved."
+    )
+    first_responded_at: datetime | None = strawberry.field(
+        description="When an agent or the AI first replied."
+    )
+    breached_at: datetime | None = strawberry.field(
+        description="When the scheduler marked an SLA target missed (null: not breached)."
+    )
 
 
 @strawberry.type
 class Team(Node):
-    id: strawberry.ID
-    name: str
+    id: strawberry.ID = strawberry.field(description="Global id (`team_…`).")
+    name: str = strawberry.field(description="The team's name, as rulesets route to it.")
 
     @classmethod
     def from_model(cls, row: tables.Team) -> Team:
@@ -59,12 +77,12 @@ class Team(Node):
 
 @strawberry.type
 class Agent(Node):
-    id: strawberry.ID
-    name: str
-    email: str
-    skills: list[str]
-    capacity: int
-    available: bool
+    id: strawberry.ID = strawberry.field(description="Global id (`agt_…`).")
+    name: str = strawberry.field(description="The agent's display name.")
+    email: str = strawberry.field(description="The agent's email address.")
+    skills: list[str] = strawberry.field(description="Skills assignment strategies may match.")
+    capacity: int = strawberry.field(description="How many open tickets the agent takes at most.")
+    available: bool = strawberry.field(description="Whether assignment may give the agent new tickets.")
 
     @classmethod
     def from_model(cls, row: tables.Agent) -> Agent:
@@ -86,11 +104,13 @@ class Agent(Node):
 
 @strawberry.type
 class Message:
-    id: strawberry.ID
-    ticket_id: strawberry.ID
-    author_type: MessageAuthor
-    body: str
-    created_at: datetime
+    id: strawberry.ID = strawberry.field(description="The message's id (`msg_…`).")
+    ticket_id: strawberry.ID = strawberry.field(description="The ticket it belongs to.")
+    author_type: MessageAuthor = strawberry.field(
+        description="Who wrote it; set from the API key, never from input (SYSTEM only from Bookbag)."
+    )
+    body: str = strawberry.field(description="The text as written.")
+    created_at: datetime = strawberry.field(description="When it was added.")
 
     @classmethod
     def from_model(cls, row: tables.Message) -> Message:
@@ -118,31 +138,51 @@ def _columns(row: tables.Ticket) -> dict[str, Any]:
 
 @strawberry.type
 class Ticket(Node):
-    id: strawberry.ID
-    channel: Channel
-    subject: str
-    body: str
-    customer: Customer
-    order: OrderFacts
-    category: str | None
-    category_confidence: float | None
-    priority: Priority
-    priority_confidence: float | None
-    model_version: str | None
-    stage: Stage
-    stage_entered_at: datetime
-    team_id: strawberry.ID | None
-    assignee_id: strawberry.ID | None
-    tags: list[str]
+    id: strawberry.ID = strawberry.field(description="Global id (`tkt_…`).")
+    channel: Channel = strawberry.field(description="Where the ticket came from.")
+    subject: str = strawberry.field(description="The subject line.")
+    body: str = strawberry.field(
+        description="The customer's message exactly as it arrived (the rules and the classifier read it cleaned: quoted history, signatures and HTML removed)."
+    )
+    customer: Customer = strawberry.field(description="Who wrote in.")
+    order: OrderFacts = strawberry.field(
+        description="The order the ticket is about, if the partner system sent one."
+    )
+    category: str | None = strawberry.field(
+        description="The classifier's category (or an agent's correction); `other` below the confidence threshold."
+    )
+    category_confidence: float | None = strawberry.field(
+        description="The classifier's confidence in `category`, 0-1 (calibrated)."
+    )
+    priority: Priority = strawberry.field(
+        description="The ticket's priority; routing rules may override the classifier's."
+    )
+    priority_confidence: float | None = strawberry.field(
+        description="The classifier's confidence in its priority, 0-1."
+    )
+    model_version: str | None = strawberry.field(
+        description="The classifier model that classified the ticket."
+    )
+    stage: Stage = strawberry.field(description="Where the ticket is in the workflow.")
+    stage_entered_at: datetime = strawberry.field(
+        description="When the ticket entered its current stage (the queue's age in stage)."
+    )
+    team_id: strawberry.ID | None = strawberry.field(description="The team the ticket is routed to.")
+    assignee_id: strawberry.ID | None = strawberry.field(description="The agent the ticket is assigned to.")
+    tags: list[str] = strawberry.field(description="Tags set by routing rules, escalations and agents.")
     needs_human: bool = strawberry.field(description="A rule asked for a human to take over.")
-    routing_rule_id: str | None
-    sla: Sla
-    resolved_at: datetime | None
+    routing_rule_id: str | None = strawberry.field(
+        description="The routing rule that placed the ticket (null: none matched)."
+    )
+    sla: Sla = strawberry.field(description="The ticket's SLA targets and whether they were met.")
+    resolved_at: datetime | None = strawberry.field(
+        description="When the ticket reached a resolved or closed stage."
+    )
     version: int = strawberry.field(
         description="Optimistic-concurrency version: pass it as `expectedVersion`."
     )
-    created_at: datetime
-    updated_at: datetime
+    created_at: datetime = strawberry.field(description="When the ticket was created.")
+    updated_at: datetime = strawberry.field(description="When the ticket last changed.")
 
     @classmethod
     def from_model(cls, row: tables.Ticket) -> Ticket:
@@ -220,14 +260,16 @@ class Ticket(Node):
 
 @strawberry.type
 class TicketEdge:
-    cursor: str
-    node: Ticket
+    cursor: str = strawberry.field(
+        description="Pass as `after` to get the tickets after this one (same order only)."
+    )
+    node: Ticket = strawberry.field(description="The ticket.")
 
 
 @strawberry.type
 class TicketConnection:
-    edges: list[TicketEdge]
-    page_info: PageInfo
+    edges: list[TicketEdge] = strawberry.field(description="The page's tickets, in the requested order.")
+    page_info: PageInfo = strawberry.field(description="Where this page sits.")
     count_total: strawberry.Private[Callable[[], Awaitable[int]]]
 
     @strawberry.field
