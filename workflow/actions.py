@@ -41,7 +41,7 @@ from workflow.rulesets import ActiveRuleset, active_ruleset
 from workflow.services import WorkflowServices
 from workflow.sla import apply_sla
 from workflow.stages import ACTION_TYPES, PRIORITIES
-from workflow.tickets import clean_tags, decode_cursor, get_ticket, move_stage, set_assignee
+from workflow.tickets import clean_tags, decode_cursor, get_ticket, move_stage, new_version, set_assignee
 
 MAX_PARAMS_BYTES = 8192
 MAX_EXTERNAL_REF = 200
@@ -213,9 +213,7 @@ def _start_execution(
     request.executing_at = now
     request.execution_deadline_at = now + active.ruleset.execution_timeout
     session.add(request)
-    ticket.version += 1
-    ticket.updated_at = now
-    session.add(ticket)
+    new_version(session, ticket, now)
     audit.record(
         session,
         principal,
@@ -340,9 +338,7 @@ def _execute(
             ruleset_version=active.version,
             reason=f"action {request.id}",
         )
-    ticket.version += 1
-    ticket.updated_at = now
-    session.add(ticket)
+    new_version(session, ticket, now)
     bump_queue_version(session, ticket.merchant_id)
     audit.record(
         session,
@@ -529,12 +525,10 @@ def complete_action(
     request.external_ref = external_ref
     request.outcome_message = message
     session.add(request)
-    ticket.version += 1
-    ticket.updated_at = now
     if status == "failed" and not ticket.needs_human:
         ticket.needs_human = True  # the customer was promised something that did not happen
         bump_queue_version(session, ticket.merchant_id)
-    session.add(ticket)
+    new_version(session, ticket, now)
     audit.record(
         session,
         principal,
@@ -613,9 +607,7 @@ def time_out_executions(
         request.timed_out_at = now
         session.add(request)
         ticket.needs_human = True
-        ticket.version += 1
-        ticket.updated_at = now
-        session.add(ticket)
+        new_version(session, ticket, now)
         deadline = request.execution_deadline_at
         audit.record(
             session,

@@ -48,7 +48,7 @@ from workflow.rulesets import ActiveRuleset, active_ruleset
 from workflow.services import WorkflowServices
 from workflow.sla import apply_sla, breach_of
 from workflow.stages import OPEN_STAGES
-from workflow.tickets import clean_tags, move_stage, snapshot
+from workflow.tickets import clean_tags, move_stage, new_version, snapshot
 
 log = logging.getLogger(__name__)
 
@@ -304,9 +304,7 @@ def _escalate_ticket(
         before = snapshot(ticket)
         applied, skipped = _apply(session, services, system, ticket, rule, ruleset, ruleset_version)
         if ticket.stage == stage:  # a transition records and bumps on its own
-            ticket.version += 1
-            ticket.updated_at = now
-            session.add(ticket)
+            new_version(session, ticket, now)
             bump_queue_version(session, ticket.merchant_id)
         decision = {
             "rule_id": rule.id,
@@ -466,9 +464,7 @@ def _mark_breaches(
         before = snapshot(ticket)
         facts = stored_ticket_facts(session, ticket, now)
         ticket.sla_breached_at = due_at  # when it was breached, not when this tick noticed
-        ticket.version += 1
-        ticket.updated_at = now
-        session.add(ticket)
+        new_version(session, ticket, now)
         after = {**snapshot(ticket), "sla_breached_at": due_at.isoformat()}
         audit.record(
             session,

@@ -363,10 +363,16 @@ def _check_version(ticket: Ticket, expected_version: int | None) -> None:
         )
 
 
-def _touch(session: Session, services: WorkflowServices, ticket: Ticket) -> None:
+def new_version(session: Session, ticket: Ticket, now: datetime) -> None:
+    """Record a change to the ticket: its next version (what `expectedVersion` is checked against) at ``now``.
+    Whether the queue changed too is the caller's to say (``bump_queue_version``)."""
     ticket.version += 1
-    ticket.updated_at = services.clock()
+    ticket.updated_at = now
     session.add(ticket)
+
+
+def _touch(session: Session, services: WorkflowServices, ticket: Ticket) -> None:
+    new_version(session, ticket, services.clock())
     bump_queue_version(session, ticket.merchant_id)
 
 
