@@ -3,15 +3,19 @@ merchant with a published ruleset that has escalation rules."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
+from bookbag.app import create_app
+from bookbag.settings import Settings
 from storage.db import Database
 from tests.conftest import MerchantKeys
 from tests.live.app_process import fixed_services
+from tests.live.servers import ThreadServer
 from workflow.events import EventBus, TicketEvent
 from workflow.ingest import TicketInput, create_ticket
 from workflow.principal import Principal, Role
@@ -100,3 +104,32 @@ def world(
     with database.unit_of_work() as session:
         publish_ruleset(session, services, admin, source=LIVE_RULESET, message="live tests")
     return LiveWorld(database=database, services=services, merchant=merchant, events=events)
+
+
+@pytest.fixture
+def make_server(
+    database_url: str, database: Database, loaded_services: WorkflowServices
+) -> Iterator[Callable[..., ThreadServer]]:
+    """In-process servers (uvicorn in a thread) with the websocket tests' settings, ``**overrides`` on top;
+    each on its own event bus. Stopped after the test."""
+    running: list[ThreadServer] = []
+
+    def make(*, ws_deflate: bool = False, **overrides: Any) -> ThreadServer:
+        values: dict[str, Any] = {
+            "env": "test",
+            "database_url": database_url,
+            "run_migrations_on_start": False,
+            "queue_coalesce_seconds": 0.05,
+            "queue_safety_check_seconds": 1.0,
+            "scheduler_interval_seconds": 0,
+            **overrides,
+        }
+        services = replace(loaded_services, bus=EventBus())
+        app = create_app(Settings(**values), services=services, database=database)
+        server = ThreadServer(app, ws_deflate=ws_deflate)
+        running.append(server.__enter__())
+        return server
+
+    yield make
+    for server in running:
+        server.__exit__(None, None, None)

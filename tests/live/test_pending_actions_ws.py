@@ -6,23 +6,17 @@ same bytes go to every subscriber of it; a role that may decide nothing is refus
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
-from dataclasses import replace
+from collections.abc import Callable
 from typing import Any
 
 import graphql
 import pytest
 
 import bookbag.graphql_ws
-from bookbag.app import create_app
 from bookbag.graphql_ws import MAX_FAST_QUERY_CHARS, fan_out_document
-from bookbag.settings import Settings
-from storage.db import Database
 from tests.conftest import MerchantKeys
-from tests.live.test_ws_isolation import connected, raw_next
+from tests.live.test_ws_isolation import connected, raw_next  # make_server: a fixture
 from tests.waiting import eventually
-from workflow.events import EventBus
-from workflow.services import WorkflowServices
 
 from .servers import ThreadServer, WsClient, create_ticket, gql
 
@@ -33,20 +27,9 @@ APPROVE = "mutation($id: ID!) { approveAction(id: $id) { errors { code } action 
 
 
 @pytest.fixture
-def server(
-    database_url: str, database: Database, loaded_services: WorkflowServices
-) -> Iterator[ThreadServer]:
-    settings = Settings(
-        env="test",
-        database_url=database_url,
-        run_migrations_on_start=False,
-        queue_coalesce_seconds=0.05,
-        queue_safety_check_seconds=1.0,
-        scheduler_interval_seconds=0,
-    )
-    services = replace(loaded_services, bus=EventBus())
-    with ThreadServer(create_app(settings, services=services, database=database)) as running:
-        yield running
+def server(make_server: Callable[..., ThreadServer]) -> ThreadServer:
+    """The websocket tests' server (test_ws_isolation's factory, its default settings)."""
+    return make_server()
 
 
 async def test_the_inbox_is_pushed_to_its_approvers_only_executed_once_per_event(

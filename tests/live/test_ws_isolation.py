@@ -12,8 +12,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import replace
+from collections.abc import Callable
 from typing import Any
 
 import graphql
@@ -22,46 +21,16 @@ from sqlalchemy import text
 from websockets.exceptions import ConnectionClosed
 
 import bookbag.graphql_ws
-from bookbag.app import create_app
-from bookbag.settings import Settings
 from storage.db import Database
 from tests.conftest import MerchantKeys
 from tests.waiting import eventually
 from workflow.events import EventBus, TicketEvent
-from workflow.services import WorkflowServices
 
 from .servers import QUEUE_UPDATES, TICKET_EVENTS, TRANSITION, ThreadServer, WsClient, create_ticket, gql
 
 REVOKE = "mutation Revoke($id: ID!) { revokeApiKey(id: $id) { errors { code } apiKey { id revokedAt } } }"
 MINT = 'mutation { createApiKey(role: ADMIN, name: "minted") { secret errors { code } } }'
 EVENTS_PLAIN = "subscription { ticketEvents { kind ticketId data } }"
-
-
-@pytest.fixture
-def make_server(
-    database_url: str, database: Database, loaded_services: WorkflowServices
-) -> Iterator[Callable[..., ThreadServer]]:
-    running: list[ThreadServer] = []
-
-    def make(*, ws_deflate: bool = False, **overrides: Any) -> ThreadServer:
-        values: dict[str, Any] = {
-            "env": "test",
-            "database_url": database_url,
-            "run_migrations_on_start": False,
-            "queue_coalesce_seconds": 0.05,
-            "queue_safety_check_seconds": 1.0,
-            "scheduler_interval_seconds": 0,
-            **overrides,
-        }
-        services = replace(loaded_services, bus=EventBus())
-        app = create_app(Settings(**values), services=services, database=database)
-        server = ThreadServer(app, ws_deflate=ws_deflate)
-        running.append(server.__enter__())
-        return server
-
-    yield make
-    for server in running:
-        server.__exit__(None, None, None)
 
 
 async def connected(server: ThreadServer, key: str) -> WsClient:
