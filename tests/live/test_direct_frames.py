@@ -1,4 +1,4 @@
-"""The queueUpdates fan-out's direct frame writes (bookbag.ws_direct): the frame encoding equals what the
+"""The queueUpdates fan-out's direct frame writes (bookbag.ws.direct): the frame encoding equals what the
 websockets library sends, the adapter finds uvicorn's websockets-sansio protocol behind Starlette's send in the
 installed versions, a compressed connection falls back to the ASGI path, a slow connection is declined, and the
 hub's push never lets a later snapshot overtake an earlier one."""
@@ -21,14 +21,14 @@ from websockets.frames import Frame, Opcode
 from websockets.protocol import State
 from websockets.server import ServerProtocol
 
-from bookbag import ws_direct
 from bookbag.app import create_app
 from bookbag.settings import Settings
+from bookbag.ws import direct as ws_direct
 from storage.db import Database
 from tests.conftest import MerchantKeys
 from tests.waiting import eventually
-from workflow.events import EventBus
-from workflow.live import QueueHub, feed_from_bus
+from workflow.live.bus import EventBus
+from workflow.live.queue_hub import QueueHub, feed_from_bus
 from workflow.queue import QueueSnapshot
 from workflow.services import WorkflowServices
 
@@ -153,7 +153,7 @@ class WriteSpy:
             self.buffered.append((writer, written, writer._transport.get_write_buffer_size()))
             return written
 
-        monkeypatch.setattr("bookbag.graphql_ws.direct_writer", factory)
+        monkeypatch.setattr("bookbag.ws.protocol.direct_writer", factory)
         monkeypatch.setattr(ws_direct.DirectWriter, "write", write)
 
 
