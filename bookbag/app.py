@@ -39,6 +39,7 @@ from resolvers.workers import RulesetParser, WorkerPool
 from schema.build import BookbagSchema, SchemaLimits, build_schema
 from storage.db import Database
 from workflow import report_rollups
+from workflow.classifier_models import ModelTrainer
 from workflow.live_events import TicketEventHub
 from workflow.merchants import PrincipalCache
 from workflow.metrics import NoMetrics
@@ -183,6 +184,7 @@ def create_app(
             allow_private=settings.webhook_allow_private,
         ),
     )
+    trainer = runtime.trainer = ModelTrainer(db, runtime.services)
     parser: RulesetParser | None = None
     if services is None and settings.heavy_in_processes:
         # Only for services this app owns: tests share one WorkflowServices between apps.
@@ -272,7 +274,9 @@ def create_app(
         async with AsyncExitStack() as stack:
             for hook in state.startup_hooks:
                 await stack.enter_async_context(hook(state))
+            trainer.wake()  # picks up trainings queued before a restart
             yield
+        trainer.close()
         if runtime.workers is not None:
             runtime.workers.close()
         if parser is not None:

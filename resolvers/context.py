@@ -12,6 +12,7 @@ from resolvers.fairness import FairShare
 from resolvers.group_commit import BatchWork, GroupCommit
 from resolvers.workers import WorkerPool
 from storage.db import Database
+from workflow.classifier_models import ModelTrainer
 from workflow.live import QueueHub
 from workflow.live_events import TicketEventHub
 from workflow.merchants import PrincipalCache
@@ -60,6 +61,8 @@ class ApiRuntime:
     workers: WorkerPool | None = None  # CPU-heavy ruleset work's processes (None: heavy threads instead)
     # Test pings of webhook endpoints (its allow_private also decides which URLs may be registered).
     webhook_pings: Sender = field(default_factory=Sender)
+    # Trains merchants' queued classifier models in a thread of this process (set by create_app).
+    trainer: ModelTrainer | None = None
     _limiters: dict[str, CapacityLimiter] = field(default_factory=dict, init=False, repr=False)
     _group_commits: dict[str, GroupCommit] = field(default_factory=dict, init=False, repr=False)
 
