@@ -21,9 +21,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from functools import cache
 from typing import Any
 
-from sqlalchemy import func, update
+from sqlalchemy import bindparam, func, update
+from sqlalchemy import select as sa_select
 from sqlalchemy.orm import defer
 from sqlmodel import Session, col, select
 
@@ -71,13 +73,27 @@ PROGRESS_INTERVAL = 1.0
 # --- serving -------------------------------------------------------------------------------------------------
 
 
-def active_models(session: Session, merchant_ids: Sequence[str]) -> dict[str, ClassifierActive]:
+@dataclass(frozen=True)
+class ActiveModel:
+    model_id: str
+    model_version: str
+
+
+@cache
+def _active_models_query() -> Any:
+    # Built once (as the ingest path's statements are): three columns, no ORM objects.
+    table: Any = ClassifierActive.__table__  # type: ignore[attr-defined]
+    return sa_select(table.c.merchant_id, table.c.model_id, table.c.model_version).where(
+        table.c.merchant_id.in_(bindparam("merchant_ids", expanding=True))
+    )
+
+
+def active_models(session: Session, merchant_ids: Sequence[str]) -> dict[str, ActiveModel]:
+    """The merchants' active models (merchants on the shipped model are absent): one read by primary key."""
     if not merchant_ids:
         return {}
-    rows = session.exec(
-        select(ClassifierActive).where(col(ClassifierActive.merchant_id).in_(list(merchant_ids)))
-    )
-    return {r.merchant_id: r for r in rows}
+    rows = session.execute(_active_models_query(), {"merchant_ids": list(merchant_ids)})
+    return {merchant_id: ActiveModel(model_id, version) for merchant_id, model_id, version in rows}
 
 
 def model_for(session: Session, services: WorkflowServices, merchant_id: str) -> classifier.Classifier:
