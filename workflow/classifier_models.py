@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -66,8 +65,8 @@ ACTIVE, RETIRED, ROLLED_BACK = ModelStatus.ACTIVE, ModelStatus.RETIRED, ModelSta
 IN_PROGRESS = (QUEUED.value, TRAINING.value)
 # A training whose row has not been touched for this long died with its process.
 STALE_AFTER = timedelta(minutes=10)
-# Progress is written to the row at most this often (seconds).
-PROGRESS_INTERVAL = 1.0
+# While training, the row's heartbeat is written at least this often (seconds).
+HEARTBEAT_SECONDS = 60.0
 
 
 # --- serving -------------------------------------------------------------------------------------------------
@@ -483,15 +482,23 @@ class ModelTrainer:
 
     def _train(self, claimed: _Claimed) -> None:
         services, config = self.services, self.services.learning
-        last = [0.0]
 
-        def progress(message: str) -> None:
-            now = time.monotonic()
-            if now - last[0] < PROGRESS_INTERVAL:
-                return
-            last[0] = now
+        def progress(message: str) -> None:  # a few dozen messages a run
             self._update(claimed.id, progress=message[:300], heartbeat_at=services.clock())
 
+        # Between messages (fitting the text features or a linear scorer can take minutes on a busy machine)
+        # the row's heartbeat still moves, so other processes never take the run for a dead one.
+        done = threading.Event()
+
+        def heartbeat() -> None:
+            while not done.wait(HEARTBEAT_SECONDS):
+                try:
+                    self._update(claimed.id, heartbeat_at=services.clock())
+                except Exception:
+                    log.warning("model trainer: heartbeat not written", exc_info=True)
+
+        beat = threading.Thread(target=heartbeat, name="bookbag-model-heartbeat", daemon=True)
+        beat.start()
         try:
             with self.db.read_only() as session:
                 rows = corrections(session, claimed.merchant_id, limit=config.max_corrections)
@@ -505,6 +512,9 @@ class ModelTrainer:
             log.exception("training merchant model %s failed", claimed.id)
             self._finish(claimed, status=FAILED, error="internal error while training (see the server log)")
             return
+        finally:
+            done.set()
+            beat.join()
         self._finish(claimed, status=READY, candidate=candidate)
         self.trained += 1
 

@@ -171,3 +171,40 @@ def test_promotion_refuses_a_stale_comparison_and_a_failed_gate_and_changes_noth
         models.rollback(session, services, admin)
     assert ingest(database, services, shop).model_version == shipped
     assert state()[1] == [(1, "rolled_back"), (2, "ready"), (3, "rolled_back")]
+
+
+def test_a_training_whose_process_died_is_marked_failed_and_the_next_one_may_start(
+    database: Database, services: WorkflowServices, make_merchant: Callable[..., MerchantKeys]
+) -> None:
+    from datetime import timedelta
+
+    from workflow.tickets import correct_classification
+
+    shop = make_merchant()
+    admin = principal(shop, "admin")
+    ticket = ingest(database, services, shop)
+    with database.unit_of_work() as session:
+        correct_classification(
+            session, services, principal(shop, "agent"), ticket_id=ticket.id, category="invoice"
+        )
+    with database.unit_of_work() as session:
+        first = models.start_training(session, services, admin).id
+    with pytest.raises(DomainError) as busy, database.unit_of_work() as session:
+        models.start_training(session, services, admin)
+    assert busy.value.code is ErrorCode.CONFLICT
+    with database.unit_of_work() as session:  # as if its process died mid-training 11 minutes ago
+        row = session.get(ClassifierModel, first)
+        assert row is not None
+        row.status, row.heartbeat_at = "training", services.clock() - timedelta(minutes=11)
+        session.add(row)
+    with database.unit_of_work() as session:
+        second = models.start_training(session, services, admin)
+        assert second.number == 2
+    with database.read_only() as session:
+        dead = session.get(ClassifierModel, first)
+        assert dead is not None and dead.status == "failed" and "interrupted" in (dead.error or "")
+    with database.unit_of_work() as session:  # leave nothing queued for another test's trainer
+        queued = session.get(ClassifierModel, second.id)
+        assert queued is not None
+        queued.status = "failed"
+        session.add(queued)
