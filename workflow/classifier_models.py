@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -417,9 +417,12 @@ class ModelTrainer:
     `wake()` after queueing; it starts the thread on first use. Queued rows of any process are claimed with a
     conditional UPDATE, so two processes never train the same row."""
 
-    def __init__(self, db: Database, services: WorkflowServices) -> None:
+    def __init__(
+        self, db: Database, services: WorkflowServices, on_progress: Callable[[str], None] | None = None
+    ) -> None:
         self.db = db
         self.services = services
+        self.on_progress = on_progress  # also told each progress message (the CLI prints them)
         self._wake = threading.Event()
         self._closed = threading.Event()
         self._thread: threading.Thread | None = None
@@ -452,21 +455,23 @@ class ModelTrainer:
                 log.exception("model trainer: unexpected failure")
             self._wake.wait(30.0)
 
-    def run_once(self) -> bool:
-        """Claim and train one queued model; False when none was waiting."""
-        claimed = self._claim()
+    def run_once(self, model_id: str | None = None) -> bool:
+        """Claim and train one queued model (the oldest, or `model_id`); False when none was waiting."""
+        claimed = self._claim(model_id)
         if claimed is None:
             return False
         self._train(claimed)
         return True
 
-    def _claim(self) -> _Claimed | None:
+    def _claim(self, model_id: str | None = None) -> _Claimed | None:
         now = self.services.clock()
         with self.db.unit_of_work() as session:
             _expire_stale(session, now)
             candidates = session.exec(
                 select(ClassifierModel.id, ClassifierModel.merchant_id, ClassifierModel.number)
-                .where(ClassifierModel.status == QUEUED)
+                .where(
+                    ClassifierModel.status == QUEUED, *([ClassifierModel.id == model_id] if model_id else [])
+                )
                 .order_by(col(ClassifierModel.created_at))
                 .limit(5)
             ).all()
@@ -485,6 +490,8 @@ class ModelTrainer:
 
         def progress(message: str) -> None:  # a few dozen messages a run
             self._update(claimed.id, progress=message[:300], heartbeat_at=services.clock())
+            if self.on_progress is not None:
+                self.on_progress(message)
 
         # Between messages (fitting the text features or a linear scorer can take minutes on a busy machine)
         # the row's heartbeat still moves, so other processes never take the run for a dead one.
