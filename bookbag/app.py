@@ -184,7 +184,8 @@ def create_app(
             allow_private=settings.webhook_allow_private,
         ),
     )
-    trainer = runtime.trainer = ModelTrainer(db, runtime.services)
+    # Merchants' models train in a spawned child process: the server's threads keep the GIL meanwhile.
+    trainer = runtime.trainer = ModelTrainer(db, runtime.services, in_child=True)
     parser: RulesetParser | None = None
     if services is None and settings.heavy_in_processes:
         # Only for services this app owns: tests share one WorkflowServices between apps.

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import math
+import multiprocessing
 import tempfile
 import threading
 import zipfile
@@ -222,6 +223,92 @@ def train_candidate(
     return Candidate(info.version, packed, report)
 
 
+def train_in_child(
+    corrections: Sequence[Correction],
+    active: Classifier | bytes,
+    *,
+    version_prefix: str,
+    config: LearningConfig,
+    progress: Progress | None = None,
+    confidence_threshold: float = 0.4,
+) -> Candidate:
+    """`train_candidate` in a spawned child process, so a server's threads keep the GIL while it trains.
+
+    `active` is the serving model as loaded from a directory, or a merchant's packed model. Progress messages
+    come back over a pipe; a ClassifierError in the child is raised here with its message. A packed model is
+    loaded with `confidence_threshold`; a directory's model keeps its own."""
+    say = progress or (lambda _msg: None)
+    if isinstance(active, Classifier):
+        if active.source_dir is None:
+            raise ClassifierError("the serving model was not loaded from a directory")
+        source: Path | bytes = active.source_dir
+        threshold = active.confidence_threshold
+    else:
+        source, threshold = active, confidence_threshold
+    context = multiprocessing.get_context("spawn")  # never fork a process with threads
+    receiver, sender = context.Pipe(duplex=False)
+    child = context.Process(
+        target=_train_child,
+        args=(sender, list(corrections), source, threshold, version_prefix, config),
+        name="bookbag-model-training",
+        daemon=True,
+    )
+    child.start()
+    sender.close()
+    try:
+        while True:
+            try:
+                kind, value = receiver.recv()
+            except EOFError:
+                raise ClassifierError(
+                    f"the training process ended without a result (exit code {child.exitcode})"
+                ) from None
+            if kind == "progress":
+                say(value)
+            elif kind == "done":
+                candidate: Candidate = value
+                return candidate
+            elif kind == "refused":
+                raise ClassifierError(value)
+            else:
+                raise RuntimeError(f"the training process failed: {value}")
+    finally:
+        receiver.close()
+        child.join(10)
+        if child.is_alive():
+            child.kill()
+            child.join()
+
+
+def _train_child(
+    sender: Any,
+    corrections: list[Correction],
+    source: Path | bytes,
+    threshold: float,
+    prefix: str,
+    config: LearningConfig,
+) -> None:
+    try:
+        if isinstance(source, bytes):
+            active = load_packed(source, confidence_threshold=threshold)
+        else:
+            active = Classifier.load(source, confidence_threshold=threshold)
+        result = train_candidate(
+            corrections,
+            active,
+            version_prefix=prefix,
+            config=config,
+            progress=lambda message: sender.send(("progress", message)),
+        )
+        sender.send(("done", result))
+    except ClassifierError as exc:
+        sender.send(("refused", str(exc)))
+    except Exception as exc:  # reported to the parent, which logs it
+        sender.send(("failed", f"{type(exc).__name__}: {exc}"))
+    finally:
+        sender.close()
+
+
 def _side_by_side(
     active: Classifier, candidate: Classifier, rows: Sequence[LabelledTicket]
 ) -> dict[str, Any]:
@@ -309,7 +396,9 @@ def load_packed(packed: bytes, *, confidence_threshold: float = 0.4) -> Classifi
             raise ClassifierError("packed model is too large")
         for member in members:
             (Path(tmp) / member.filename).write_bytes(archive.read(member))
-        return Classifier.load(Path(tmp), confidence_threshold=confidence_threshold)
+        model = Classifier.load(Path(tmp), confidence_threshold=confidence_threshold)
+        model.source_dir = None  # the directory is gone with this block
+        return model
 
 
 class ModelCache:

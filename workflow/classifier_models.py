@@ -29,7 +29,7 @@ from sqlalchemy.orm import defer
 from sqlmodel import Session, col, select
 
 import classifier
-from classifier.candidates import Correction, gate, load_packed, train_candidate
+from classifier.candidates import Correction, gate, load_packed, train_candidate, train_in_child
 from classifier.dataset import LabelledTicket
 from storage.db import Database
 from storage.tables import ClassificationCorrection, ClassifierActive, ClassifierModel, Ticket
@@ -123,12 +123,18 @@ def classify(
     return [p for p in out if p is not None]
 
 
+def _packed(session: Session, model_id: str) -> bytes:
+    packed = session.exec(select(ClassifierModel.model).where(ClassifierModel.id == model_id)).first()
+    if not packed:
+        raise classifier.ClassifierError(f"model {model_id} has no stored model")
+    return packed
+
+
 def _loaded(session: Session, services: WorkflowServices, model_id: str) -> classifier.Classifier:
     def load() -> classifier.Classifier:
-        packed = session.exec(select(ClassifierModel.model).where(ClassifierModel.id == model_id)).first()
-        if not packed:
-            raise classifier.ClassifierError(f"model {model_id} has no stored model")
-        return load_packed(packed, confidence_threshold=services.classifier.confidence_threshold)
+        return load_packed(
+            _packed(session, model_id), confidence_threshold=services.classifier.confidence_threshold
+        )
 
     try:
         return services.models.get(model_id, load)
@@ -418,10 +424,17 @@ class ModelTrainer:
     conditional UPDATE, so two processes never train the same row."""
 
     def __init__(
-        self, db: Database, services: WorkflowServices, on_progress: Callable[[str], None] | None = None
+        self,
+        db: Database,
+        services: WorkflowServices,
+        on_progress: Callable[[str], None] | None = None,
+        *,
+        in_child: bool = False,
     ) -> None:
         self.db = db
         self.services = services
+        # Train in a spawned child process (the server: its request threads keep the GIL), or in this thread.
+        self.in_child = in_child
         self.on_progress = on_progress  # also told each progress message (the CLI prints them)
         self._wake = threading.Event()
         self._closed = threading.Event()
@@ -507,11 +520,28 @@ class ModelTrainer:
         beat = threading.Thread(target=heartbeat, name="bookbag-model-heartbeat", daemon=True)
         beat.start()
         try:
+            prefix = f"merchant-v{claimed.number}"
             with self.db.read_only() as session:
                 rows = corrections(session, claimed.merchant_id, limit=config.max_corrections)
-                active = model_for(session, services, claimed.merchant_id)
-            prefix = f"merchant-v{claimed.number}"
-            candidate = train_candidate(rows, active, version_prefix=prefix, config=config, progress=progress)
+                if self.in_child:
+                    pointer = active_models(session, [claimed.merchant_id]).get(claimed.merchant_id)
+                    packed = _packed(session, pointer.model_id) if pointer else None
+                else:
+                    active = model_for(session, services, claimed.merchant_id)
+            if self.in_child:
+                serving = packed if packed is not None else services.classifier
+                candidate = train_in_child(
+                    rows,
+                    serving,
+                    version_prefix=prefix,
+                    config=config,
+                    progress=progress,
+                    confidence_threshold=services.classifier.confidence_threshold,
+                )
+            else:
+                candidate = train_candidate(
+                    rows, active, version_prefix=prefix, config=config, progress=progress
+                )
         except classifier.ClassifierError as exc:
             self._finish(claimed, status=FAILED, error=str(exc))
             return

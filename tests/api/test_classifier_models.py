@@ -206,6 +206,13 @@ async def test_train_compare_gate_promote_serve_and_roll_back(
     assert elsewhere["classification"]["modelVersion"] == shipped
     assert elsewhere["classification"]["category"] == before["classification"]["category"]
 
+    # The next model is trained against the store's own active model (packed bytes into the training process).
+    again = (await lapi.ok(TRAIN, key=admin))["trainClassifierModel"]
+    assert again["errors"] == [] and again["model"]["baselineVersion"] == model["modelVersion"]
+    second = await trained(lapi, admin, again["model"]["id"])
+    assert second["number"] == 2 and second["modelVersion"] != model["modelVersion"]
+    assert {s["name"] for s in second["slices"]} == {"merchant", "seed"}
+
     # Rollback: agents may not; the admin's returns the merchant to the shipped model.
     refused = await lapi.raw(ROLLBACK, key=shop.keys["agent"])
     assert refused["data"]["rollbackClassifierModel"]["errors"][0]["code"] == "FORBIDDEN"
@@ -218,10 +225,13 @@ async def test_train_compare_gate_promote_serve_and_roll_back(
     assert after["classification"]["modelVersion"] == shipped
     assert after["classification"]["category"] == before["classification"]["category"]
     assert errors_of(await lapi.ok(ROLLBACK, key=admin), "rollbackClassifierModel") == ["CONFLICT"]
-    # A rolled-back model is not promoted again.
+    # A rolled-back model is not promoted again, nor one compared with a model no longer active.
     assert errors_of(await lapi.ok(PROMOTE, {"id": model["id"]}, key=admin), "promoteClassifierModel") == [
         "CONFLICT"
     ]
+    stale = await lapi.ok(PROMOTE, {"id": second["id"]}, key=admin)
+    assert errors_of(stale, "promoteClassifierModel") == ["CONFLICT"]
+    assert "train again" in stale["promoteClassifierModel"]["errors"][0]["message"]
 
     kinds = [e["kind"] for e in (await lapi.ok(AUDIT, {"kind": None}, key=admin))["auditLog"]]
     for kind in (
@@ -232,7 +242,7 @@ async def test_train_compare_gate_promote_serve_and_roll_back(
     ):
         assert kind in kinds
     listed = (await lapi.ok(MODELS, key=admin))["classifierModels"]
-    assert [(m["number"], m["status"]) for m in listed] == [(1, "ROLLED_BACK")]
+    assert [(m["number"], m["status"]) for m in listed] == [(2, "READY"), (1, "ROLLED_BACK")]
     assert (await lapi.ok(MODELS, key=other.keys["admin"]))["classifierModels"] == []
 
 
