@@ -26,8 +26,8 @@ from storage.db import Database
 from storage.migrate import upgrade
 from storage.tables import ClassifierActive, ClassifierModel
 from workflow.classifier_models import classify
-from workflow.merchants import create_merchant
 from workflow.services import WorkflowServices
+from workflow.tenancy.merchants import create_merchant
 
 
 def main() -> None:

@@ -8,7 +8,7 @@ from classifier.candidates import GateMargins, LearningConfig, ModelCache
 from classifier.language import LanguageDetector
 from classifier.training import TrainConfig
 from policy import PolicyEngine, RulesetLimits
-from workflow.ruleset_cache import RulesetCache
+from workflow.rulesets.cache import RulesetCache
 from workflow.services import WorkflowServices
 
 

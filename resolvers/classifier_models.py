@@ -16,8 +16,8 @@ from schema.common import UserError
 from schema.tickets import Info
 from workflow import classifier_models as service
 from workflow.errors import DomainError
-from workflow.principal import Principal
 from workflow.services import WorkflowServices
+from workflow.tenancy.principal import Principal
 
 
 async def classifier_models(info: Info, first: int = 50) -> list[ClassifierModel]:

@@ -35,9 +35,9 @@ from storage.db import Database
 from storage.tables import ClassificationCorrection, ClassifierActive, ClassifierModel, Ticket
 from workflow import audit
 from workflow.errors import DomainError, ErrorCode, invalid, not_found
-from workflow.principal import Principal, Role
 from workflow.queue import lock_queue
 from workflow.services import WorkflowServices
+from workflow.tenancy.principal import Principal, Role
 
 log = logging.getLogger(__name__)
 

@@ -40,8 +40,8 @@ def _context(slug: str) -> tuple[Any, Any, Any]:
     from bookbag.settings import Settings
     from bookbag.wiring import build_services
     from workflow.errors import DomainError
-    from workflow.merchants import get_merchant_by_slug
-    from workflow.principal import Principal
+    from workflow.tenancy.merchants import get_merchant_by_slug
+    from workflow.tenancy.principal import Principal
 
     settings = Settings()
     database = open_database(settings)

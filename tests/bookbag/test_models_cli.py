@@ -10,11 +10,11 @@ import classifier
 from policy import PolicyEngine
 from storage.db import Database
 from tests.bookbag.test_cli import assert_one_line_error, run
-from workflow.ingest import TicketInput, create_ticket
-from workflow.merchants import get_merchant_by_slug
-from workflow.principal import Principal, Role
 from workflow.services import WorkflowServices
-from workflow.tickets import correct_classification
+from workflow.tenancy.merchants import get_merchant_by_slug
+from workflow.tenancy.principal import Principal, Role
+from workflow.tickets.ingest import TicketInput, create_ticket
+from workflow.tickets.service import correct_classification
 
 SMALL = {
     "BOOKBAG_LEARNING_SEED_ROWS": "300",
