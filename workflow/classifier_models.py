@@ -141,8 +141,9 @@ def _loaded(session: Session, services: WorkflowServices, model_id: str) -> clas
     except classifier.ClassifierError:
         # A model that cannot be loaded must not stop ingest: the shipped model answers (and its version is
         # what the ticket records).
+        # Remembered in the cache, so the process does not retry (and log) on every ticket.
         log.exception("merchant model %s could not be loaded; the shipped model classifies", model_id)
-        return services.classifier
+        return services.models.get(model_id, lambda: services.classifier)
 
 
 # --- reading ---------------------------------------------------------------------------------------------------

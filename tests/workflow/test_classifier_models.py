@@ -208,3 +208,19 @@ def test_a_training_whose_process_died_is_marked_failed_and_the_next_one_may_sta
         assert queued is not None
         queued.status = "failed"
         session.add(queued)
+
+
+def test_a_model_that_cannot_be_loaded_leaves_ingest_on_the_shipped_model(
+    database: Database, services: WorkflowServices, make_merchant: Callable[..., MerchantKeys]
+) -> None:
+    services = dataclasses.replace(services, models=ModelCache(2))
+    shop = make_merchant()
+    shipped = services.classifier.info.version
+    model_id = ready_model(database, shop, 1, "test-corrupt", b"not a zip", shipped, PASSING)
+    with database.unit_of_work() as session:
+        models.promote(session, services, principal(shop, "admin"), model_id)
+    for _ in range(2):
+        ticket = ingest(database, services, shop)
+        assert ticket.model_version == shipped  # and the ticket records which model answered
+    # The failure is remembered: the shipped model stands in under the model's id, loaded once, not retried.
+    assert services.models.keys() == [model_id] and services.models.loads == 1
