@@ -6,6 +6,7 @@ import strawberry
 
 from resolvers import actions as a
 from resolvers import admin as adm
+from resolvers import classifier_models as cm
 from resolvers import reports as rep
 from resolvers import rulesets as r
 from resolvers import tickets as t
@@ -19,6 +20,7 @@ from schema.admin import (
     ForgetCustomerPayload,
     RevokeApiKeyPayload,
 )
+from schema.classifier_models import ClassifierModel, ClassifierModelPayload
 from schema.common import Node
 from schema.me import Me
 from schema.payloads import (
@@ -73,6 +75,8 @@ class Query:
     ruleset_versions: list[RulesetVersion] = strawberry.field(resolver=r.ruleset_versions)
     audit_log: list[AuditEvent] = strawberry.field(resolver=adm.audit_log)
     classifier_info: ClassifierInfo = strawberry.field(resolver=adm.classifier_info)
+    classifier_models: list[ClassifierModel] = strawberry.field(resolver=cm.classifier_models)
+    classifier_model: ClassifierModel | None = strawberry.field(resolver=cm.classifier_model)
     teams: list[Team] = strawberry.field(resolver=adm.teams)
     agents: list[Agent] = strawberry.field(resolver=adm.agents)
     api_keys: list[ApiKey] = strawberry.field(resolver=adm.api_keys, description="Admin only.")
@@ -139,3 +143,10 @@ class Mutation:
     rotate_webhook_secret: WebhookEndpointPayload = strawberry.mutation(resolver=w.rotate_webhook_secret)
     redeliver_webhook: WebhookDeliveryPayload = strawberry.mutation(resolver=w.redeliver_webhook)
     ping_webhook_endpoint: WebhookPingPayload = strawberry.mutation(resolver=w.ping_webhook_endpoint)
+    train_classifier_model: ClassifierModelPayload = strawberry.mutation(resolver=cm.train_classifier_model)
+    promote_classifier_model: ClassifierModelPayload = strawberry.mutation(
+        resolver=cm.promote_classifier_model
+    )
+    rollback_classifier_model: ClassifierModelPayload = strawberry.mutation(
+        resolver=cm.rollback_classifier_model
+    )

@@ -39,6 +39,7 @@ from runtime.context import ApiLimits, ApiRuntime
 from runtime.fairness import FairLimits, FairShare
 from runtime.workers import RulesetParser, WorkerPool
 from storage.db import Database
+from workflow.classifier_models import ModelTrainer
 from workflow.live.ticket_hub import TicketEventHub
 from workflow.metrics import NoMetrics
 from workflow.reports import rollups as report_rollups
@@ -185,6 +186,8 @@ def create_app(
             allow_private=settings.webhook_allow_private,
         ),
     )
+    # Merchants' models train in a spawned child process: the server's threads keep the GIL meanwhile.
+    trainer = runtime.trainer = ModelTrainer(db, runtime.services, in_child=True)
     parser: RulesetParser | None = None
     if services is None and settings.heavy_in_processes:
         # Only for services this app owns: tests share one WorkflowServices between apps.
@@ -274,7 +277,9 @@ def create_app(
         async with AsyncExitStack() as stack:
             for hook in state.startup_hooks:
                 await stack.enter_async_context(hook(state))
+            trainer.wake()  # picks up trainings queued before a restart
             yield
+        trainer.close()
         if runtime.workers is not None:
             runtime.workers.close()
         if parser is not None:

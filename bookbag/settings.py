@@ -27,6 +27,17 @@ class Settings(BaseSettings):
     confidence_threshold: float = 0.4
     # ISO 639-1 codes the `ticket.language` fact chooses from (classifier/language.py), comma-separated.
     languages: str = "en,es,de,fr,it,nl,pt,pl,sv,da"
+    # Merchants' own models (workflow.classifier_models): how many stay loaded per process (LRU), what a
+    # training run reads (seed rows and seed hold-out rows: None = all; the newest corrected tickets), its
+    # boosting rounds, and the safety gate's margins (how much worse than the active model a candidate may be).
+    classifier_models_cached: int = Field(default=8, ge=1, le=1000)
+    learning_seed_rows: int | None = Field(default=None, ge=50)
+    learning_seed_holdout_rows: int | None = Field(default=None, ge=20)
+    learning_max_corrections: int = Field(default=5000, ge=1, le=100_000)
+    learning_max_rounds: int = Field(default=300, ge=5, le=2000)
+    learning_gate_f1_margin: float = Field(default=0.02, ge=0, le=1)
+    learning_gate_accuracy_margin: float = Field(default=0.03, ge=0, le=1)
+    learning_gate_ece_margin: float = Field(default=0.03, ge=0, le=1)
     max_page_size: int = 100
     max_query_depth: int = 12
     max_aliases: int = 30

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import classifier
 from bookbag.settings import Settings
+from classifier.candidates import GateMargins, LearningConfig, ModelCache
 from classifier.language import LanguageDetector
+from classifier.training import TrainConfig
 from policy import PolicyEngine, RulesetLimits
 from workflow.rulesets.cache import RulesetCache
 from workflow.services import WorkflowServices
@@ -30,4 +32,21 @@ def build_services(settings: Settings) -> WorkflowServices:
         classifier=model,
         rulesets=RulesetCache(limits=ruleset_limits(settings)),
         language=LanguageDetector(languages),
+        models=ModelCache(settings.classifier_models_cached),
+        learning=learning_config(settings),
+    )
+
+
+def learning_config(settings: Settings) -> LearningConfig:
+    """How a merchant's model is trained and judged (classifier.candidates)."""
+    return LearningConfig(
+        seed_rows=settings.learning_seed_rows,
+        seed_holdout_rows=settings.learning_seed_holdout_rows,
+        max_corrections=settings.learning_max_corrections,
+        train=TrainConfig(max_rounds=settings.learning_max_rounds),
+        margins=GateMargins(
+            macro_f1=settings.learning_gate_f1_margin,
+            accuracy=settings.learning_gate_accuracy_margin,
+            ece=settings.learning_gate_ece_margin,
+        ),
     )

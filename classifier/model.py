@@ -101,6 +101,8 @@ class Classifier:
             if task not in BOOSTED_TASKS or not 0.0 < float(value) < 100.0:
                 raise ClassifierError(f"bad temperature {task}={value!r}")
             self._temperatures[task] = float(value)
+        # The directory it was loaded from (None: built in memory or unpacked from bytes).
+        self.source_dir: Path | None = None
         # LightGBM boosters are not documented as safe for concurrent predict; one lock keeps it simple and a
         # prediction takes about a millisecond.
         self._lock = threading.Lock()
@@ -136,7 +138,7 @@ class Classifier:
             or priority[0].coef.shape != (len(priorities), featurizer.n_features)
         ):
             raise ClassifierError(f"{model_dir}: priority model does not match its manifest")
-        return cls(
+        model = cls(
             featurizer,
             category,
             priority,
@@ -145,6 +147,8 @@ class Classifier:
             boost_from_linear=tuple(manifest.get("boost_from_linear") or ()),
             temperatures=dict(manifest.get("temperatures") or {}),
         )
+        model.source_dir = model_dir
+        return model
 
     @property
     def info(self) -> ModelInfo:

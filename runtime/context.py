@@ -11,6 +11,7 @@ from anyio import CapacityLimiter
 from runtime.fairness import FairShare
 from runtime.workers import WorkerPool
 from storage.db import Database
+from workflow.classifier_models import ModelTrainer
 from workflow.live.queue_hub import QueueHub
 from workflow.live.ticket_hub import TicketEventHub
 from workflow.services import WorkflowServices
@@ -60,6 +61,8 @@ class ApiRuntime:
     workers: WorkerPool | None = None  # CPU-heavy ruleset work's processes (None: heavy threads instead)
     # Test pings of webhook endpoints (its allow_private also decides which URLs may be registered).
     webhook_pings: Sender = field(default_factory=Sender)
+    # Trains merchants' queued classifier models in a thread of this process (set by create_app).
+    trainer: ModelTrainer | None = None
     _limiters: dict[str, CapacityLimiter] = field(default_factory=dict, init=False, repr=False)
     _group_commits: dict[str, GroupCommit] = field(default_factory=dict, init=False, repr=False)
 

@@ -10,7 +10,7 @@ import secrets
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, Index, Integer, Text, UniqueConstraint, text
+from sqlalchemy import JSON, BigInteger, Column, Index, Integer, LargeBinary, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 
@@ -488,3 +488,44 @@ ALL_TABLES: tuple[type[SQLModel], ...] = (
     ReportCount,
     TicketReportState,
 )
+
+
+class ClassifierModel(SQLModel, table=True):
+    """One of a merchant's own classifier models (workflow.classifier_models): ``queued`` → ``training`` →
+    ``ready`` (or ``failed``); a ready model that an admin promotes becomes ``active``, the one it replaced
+    ``retired``, and a rollback marks the rolled-back one ``rolled_back``. ``model`` holds the whole model
+    directory as a zip (classifier.candidates.pack_model), so every process serves the same bytes; ``report``
+    is the side-by-side comparison with the model that was active when it was trained (``baseline_version``)."""
+
+    __tablename__ = "classifier_models"
+    __table_args__ = (
+        UniqueConstraint("merchant_id", "number", name="uq_classifier_models_merchant_number"),
+        Index("ix_classifier_models_status", "status", "heartbeat_at"),
+    )
+    id: str = Field(default_factory=lambda: new_id("mdl"), primary_key=True, max_length=40)
+    merchant_id: str = Field(foreign_key="merchants.id", index=True, max_length=40)
+    number: int
+    status: str = Field(default="queued", max_length=20)
+    model_version: str | None = Field(default=None, max_length=80)
+    baseline_version: str | None = Field(default=None, max_length=80)
+    progress: str = Field(default="", max_length=300)
+    error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    report: dict[str, Any] = _json_dict()
+    model: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    model_bytes: int = Field(default=0)
+    previous_model_id: str | None = Field(default=None, max_length=40)
+    created_by: str | None = Field(default=None, max_length=40)
+    created_at: datetime = Field(default_factory=utcnow)
+    heartbeat_at: datetime = Field(default_factory=utcnow)
+    trained_at: datetime | None = None
+    promoted_at: datetime | None = None
+
+
+class ClassifierActive(SQLModel, table=True):
+    """Which of its own models classifies a merchant's new tickets (no row: the shipped model)."""
+
+    __tablename__ = "classifier_active"
+    merchant_id: str = Field(foreign_key="merchants.id", primary_key=True, max_length=40)
+    model_id: str = Field(foreign_key="classifier_models.id", max_length=40)
+    model_version: str = Field(max_length=80)
+    activated_at: datetime = Field(default_factory=utcnow)

@@ -18,6 +18,8 @@ class ErrorCode(StrEnum):
     RATE_LIMITED = "RATE_LIMITED"
     QUERY_TOO_COSTLY = "QUERY_TOO_COSTLY"
     TIMEOUT = "TIMEOUT"
+    # A classifier model's safety gate refused its promotion (workflow.classifier_models).
+    MODEL_GATE_FAILED = "MODEL_GATE_FAILED"
 
 
 class DomainError(Exception):

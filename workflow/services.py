@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from classifier import Classifier
+from classifier.candidates import LearningConfig, ModelCache
 from classifier.language import LanguageDetector
 from policy import PolicyEngine
 from workflow.live.bus import EventBus
@@ -28,6 +29,9 @@ class WorkflowServices:
     metrics: WorkflowMetrics = field(default_factory=NoMetrics)  # bookbag.metrics when /metrics is on
     # The `ticket.language` fact, detected once at ingest and stored on the ticket.
     language: LanguageDetector = field(default_factory=LanguageDetector)
+    # Merchants' own models (workflow.classifier_models): the loaded ones (LRU) and how they are trained.
+    models: ModelCache = field(default_factory=ModelCache)
+    learning: LearningConfig = field(default_factory=LearningConfig)
 
     def __post_init__(self) -> None:
         self.bus.bind_clock(self.clock)  # webhook outbox rows are due at the workflow's time

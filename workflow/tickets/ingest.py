@@ -15,6 +15,7 @@ import classifier
 from classifier.cleaning import clean_body
 from storage.tables import Team, Ticket
 from workflow import audit
+from workflow.classifier_models import classify
 from workflow.errors import DomainError, invalid
 from workflow.live.bus import TicketEvent, publish_after_commit
 from workflow.queue import bump_queue_version, lock_queue
@@ -100,8 +101,10 @@ def create_tickets(
         accepted.append((len(results), principal, ticket, data))
         results.append(None)
     started = time.perf_counter()
-    predictions = services.classifier.predict_batch(
-        [_classifier_input(ticket, data) for _, _, ticket, data in accepted]
+    predictions = classify(
+        session,
+        services,
+        [(principal.merchant_id, _classifier_input(ticket, data)) for _, principal, ticket, data in accepted],
     )
     if accepted:
         services.metrics.classified(time.perf_counter() - started, len(accepted))

@@ -1,5 +1,5 @@
 // Boot: sign-in with an API key, the header (merchant, role, connection status, the approval inbox's count),
-// and a hash router over the screens (#/queue, #/approvals, #/rules, #/ticket/<id>, #/webhooks). Each screen's
+// and a hash router over the screens (#/queue, #/approvals, #/rules, #/ticket/<id>, #/webhooks, #/classifier). Each screen's
 // mount() returns its own cleanup.
 
 import { ApiError, getKey, gql, setKey } from "./api.js";
@@ -11,6 +11,7 @@ import { mountQueue } from "./queue.js";
 import { mountReports } from "./reports.js";
 import { mountRules } from "./rules.js";
 import { mountTicket } from "./ticket.js";
+import { mountModels } from "./models.js";
 import { mountWebhooks } from "./webhooks.js";
 import { mountTickets } from "./tickets.js";
 import { SubscriptionClient } from "./ws.js";
@@ -19,7 +20,7 @@ import { SubscriptionClient } from "./ws.js";
 // try drafts; publishing and rollback are admin-only; viewers only read; a rule's `approvers` name the roles
 // that decide each request, and the inbox lists only those). The server checks again on every call.
 const CAPABILITIES = {
-  admin: ["queue", "simulate", "publish", "approve", "work", "assign", "request", "webhooks"],
+  admin: ["queue", "simulate", "publish", "approve", "work", "assign", "request", "webhooks", "models"],
   agent: ["queue", "simulate", "approve", "work", "assign", "request"],
   viewer: ["queue", "simulate"],
   ai: ["queue", "simulate", "approve", "work", "assign", "request"],
@@ -119,6 +120,7 @@ function route() {
   if (name === "rules" && session.can("simulate")) unmountView = mountRules(view, ctx);
   else if (name === "approvals" && session.can("approve")) unmountView = mountApprovals(view, ctx);
   else if (name === "webhooks" && session.can("webhooks")) unmountView = mountWebhooks(view, ctx);
+  else if (name === "classifier" && session.can("models")) unmountView = mountModels(view, ctx);
   else if (name === "ticket" && arg) unmountView = mountTicket(view, ctx, decodeURIComponent(arg));
   else if (name === "tickets") unmountView = mountTickets(view, ctx);
   else if (name === "reports") unmountView = mountReports(view, ctx);
