@@ -17,7 +17,7 @@ from bookbag.cli.errors import CliError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from bookbag.cli import classifier_cmd, core_cmd, data_cmd, rules_cmd, schema_cmd
+    from bookbag.cli import classifier_cmd, core_cmd, data_cmd, rules_cmd, schema_cmd, webhooks_cmd
 
     parser = argparse.ArgumentParser(prog="bookbag", description="Bookbag support-workflow engine")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -27,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     classifier_cmd.register(subparsers)
     schema_cmd.register(subparsers)
     data_cmd.register(subparsers)
+    webhooks_cmd.register(subparsers)
     return parser
 
 
