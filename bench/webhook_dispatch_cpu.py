@@ -3,7 +3,7 @@
     .venv/bin/python bench/webhook_dispatch_cpu.py [--events 1000] [--rate 200] [--poll 0.05]
         [--database-url URL] [--profile out.prof] [--out PATH]
 
-A writer process commits ``--events`` tickets through the real ingest path (``workflow.ingest``, one unit
+A writer process commits ``--events`` tickets through the real ingest path (``workflow.tickets.ingest``, one unit
 of work each, each a ``ticket.created`` outbox row for one endpoint at the receiver) at ``--rate`` per
 second. This process runs the dispatcher as ``bookbag webhooks dispatch`` builds it
 (``bookbag.webhook_worker.build_webhook_dispatcher``), in another process than the writer, so it learns of new
@@ -41,8 +41,13 @@ sys.path.insert(0, str(TREE))
 def write_paced(database_url: str, merchant_id: str, events: int, rate: float) -> None:
     from storage.db import Database
     from tests.live.app_process import fixed_services
-    from workflow.ingest import TicketInput, create_ticket
-    from workflow.principal import Principal, Role
+
+    try:
+        from workflow.tenancy.principal import Principal, Role
+        from workflow.tickets.ingest import TicketInput, create_ticket
+    except ImportError:  # a tree from before the layout commit (the before/after comparison)
+        from workflow.ingest import TicketInput, create_ticket  # type: ignore[no-redef]
+        from workflow.principal import Principal, Role  # type: ignore[no-redef]
 
     db = Database.from_url(database_url)
     services = fixed_services()

@@ -12,12 +12,12 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
 from bookbag.webhook_worker import build_webhook_dispatcher
-from workflow.lifecycle import retention_loop
-from workflow.live import QueueHub, feed_from_bus
-from workflow.merchants import KEYS_CHANNEL
-from workflow.pg_events import EventRelay
-from workflow.pg_listener import QueueListener
+from workflow.live.pg_listener import QueueListener
+from workflow.live.pg_notify import EventRelay
+from workflow.live.queue_hub import QueueHub, feed_from_bus
 from workflow.scheduler import SchedulerLoop
+from workflow.tenancy.merchants import KEYS_CHANNEL
+from workflow.tickets.lifecycle import retention_loop
 from workflow.webhooks.dispatcher import WebhookDispatcher
 from workflow.webhooks.wake import WEBHOOKS_CHANNEL
 
@@ -80,6 +80,8 @@ async def background_work(state: AppState) -> AsyncIterator[None]:
             interval=settings.retention_interval_seconds,
         )
         tasks.append(asyncio.create_task(prune, name="bookbag-retention"))
+    if state.gc_pacer is not None:
+        tasks.append(asyncio.create_task(state.gc_pacer.run(), name="bookbag-gc-pacer"))
     if dispatcher is not None:
         tasks.append(asyncio.create_task(dispatcher.run(), name="bookbag-webhooks"))
     try:

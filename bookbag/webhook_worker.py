@@ -28,7 +28,7 @@ from datetime import UTC, datetime, timedelta
 
 from bookbag.settings import Settings
 from storage.db import Database
-from workflow.events import EventBus
+from workflow.live.bus import EventBus
 from workflow.webhooks.delivery import Sender
 from workflow.webhooks.dispatcher import DispatchLimits, DispatchServices, WebhookDispatcher
 from workflow.webhooks.wake import listen
@@ -86,7 +86,7 @@ async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -
             loop.add_signal_handler(sig, stop.set)
     tasks = [asyncio.create_task(dispatcher.run(), name="bookbag-webhooks")]
     if database.is_postgres:
-        from workflow.pg_listener import libpq_conninfo
+        from workflow.live.pg_listener import libpq_conninfo
 
         conninfo = libpq_conninfo(settings.resolved_database_url())
         tasks.append(asyncio.create_task(listen(conninfo, dispatcher.wake), name="bookbag-webhooks-listen"))

@@ -39,7 +39,7 @@ from sqlmodel import Session, col, select
 
 from storage.db import Database
 from storage.tables import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent
-from workflow.events import EventBus
+from workflow.live.bus import EventBus
 from workflow.webhooks.delivery import AttemptResult, Sender
 
 log = logging.getLogger(__name__)

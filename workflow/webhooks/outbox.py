@@ -1,6 +1,6 @@
 """The transactional outbox: webhook events written in the same transaction as the change they describe.
 
-``workflow.events.publish_after_commit`` is the one place events are emitted; it calls :func:`stage`, which
+``workflow.live.bus.publish_after_commit`` is the one place events are emitted; it calls :func:`stage`, which
 notes the event on the session. Just before the unit of work commits, :func:`write_outbox` reads the
 merchants' enabled endpoints (one query per transaction) and, for each staged event some endpoint
 subscribed to, writes one ``webhook_events`` row (its payload, the exact JSON text that will be signed) and
@@ -31,7 +31,7 @@ from storage.tables import ActionRequest, Ticket, WebhookDelivery, WebhookEndpoi
 from workflow.webhooks.wake import notify_outbox
 
 if TYPE_CHECKING:
-    from workflow.events import EventBus, TicketEvent
+    from workflow.live.bus import EventBus, TicketEvent
 
 EVENT_TYPES: tuple[str, ...] = (
     "ticket.created",

@@ -5,7 +5,7 @@ other processes — the API when the dispatcher runs apart (``bookbag webhooks d
 ``bookbag serve --workers`` — reach it on PostgreSQL through ``pg_notify('bookbag_webhooks', merchant)``,
 sent by :func:`notify_outbox` inside the transaction that wrote outbox rows (so only committed rows wake
 anyone; PostgreSQL folds a transaction's equal notifications into one). :func:`listen` is the listening
-side for a process without the server's LISTEN connection (``workflow.pg_listener.QueueListener`` takes
+side for a process without the server's LISTEN connection (``workflow.live.pg_listener.QueueListener`` takes
 the channel in its ``also`` otherwise). On SQLite nothing crosses processes: a dispatcher in its own
 process finds new rows by polling (``webhook_poll_seconds``).
 """
