@@ -90,6 +90,12 @@ async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -
 
         conninfo = libpq_conninfo(settings.resolved_database_url())
         tasks.append(asyncio.create_task(listen(conninfo, dispatcher.wake), name="bookbag-webhooks-listen"))
+    if not database.is_postgres:
+        log.warning(
+            "SQLite: this process and the API take turns at the one write lock across processes (SQLite's "
+            "busy handler, not a queue); under heavy write load the API's requests wait longer. Measured "
+            "only under load so far; the inline dispatcher is the tested shape on SQLite."
+        )
     log.info(
         "webhook dispatcher running (%s, %s)",
         "PostgreSQL, LISTEN bookbag_webhooks" if database.is_postgres else "SQLite",
