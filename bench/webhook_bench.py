@@ -1,9 +1,13 @@
 """Webhook throughput and latency (issue #14): 200 events/s offered to a healthy local receiver.
 
-    .venv/bin/python bench/webhook_bench.py [--rate 200] [--seconds 20] [--database-url URL] [--out PATH]
+    .venv/bin/python bench/webhook_bench.py [--rate 200] [--seconds 20] [--dispatcher inline|worker]
+        [--database-url URL] [--out PATH]
 
-One server process (``tests.live.app_process``: the app as ``bookbag serve`` runs it, its dispatcher woken
-by its own commits) on a fresh SQLite file (or ``--database-url``). A client in this process calls
+One server process (``tests.live.app_process``: the app as ``bookbag serve`` runs it) on a fresh SQLite
+file (or ``--database-url``). ``--dispatcher inline`` (the default): the server's own dispatcher sends,
+woken by its commits. ``--dispatcher worker``: the deployment with the dispatcher apart — the server runs
+with ``BOOKBAG_WEBHOOK_DISPATCHER=off`` and a ``bookbag webhooks dispatch`` process sends (woken by NOTIFY
+on PostgreSQL, polling every 0.1 s on SQLite); CPU figures are then the two processes' sum. A client in this process calls
 ``createTicket`` over HTTP at ``--rate`` per second, open loop (each request sent at its scheduled time,
 whatever the previous answers), for ``--seconds``; every ticket is one ``ticket.created`` event for the
 merchant's endpoint at the receiver (``bench/webhook_common.Receiver``, its own process, answering 200 at
@@ -29,6 +33,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -39,7 +44,15 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.webhook_common import REPO, BenchMerchant, Receiver, ServerProcess, git_commit, prepare
+from bench.webhook_common import (
+    REPO,
+    BenchMerchant,
+    Receiver,
+    ServerProcess,
+    WorkerProcess,
+    git_commit,
+    prepare,
+)
 
 CREATE = """mutation($input: CreateTicketInput!) { createTicket(input: $input) { errors { code } ticket { id } } }"""
 
@@ -126,13 +139,20 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def run_round(
-    url: str, receiver: Receiver, merchant: BenchMerchant, dispatcher: bool, rate: float, seconds: float
+    url: str,
+    receiver: Receiver,
+    merchant: BenchMerchant,
+    dispatcher: bool,
+    rate: float,
+    seconds: float,
+    mode: str = "inline",
 ) -> dict[str, Any]:
-    env = {} if dispatcher else {"BOOKBAG_WEBHOOK_DISPATCHER": "false"}
+    env = {} if dispatcher and mode == "inline" else {"BOOKBAG_WEBHOOK_DISPATCHER": "off"}
     server = ServerProcess(url, env).start()
+    worker = WorkerProcess(url).start() if dispatcher and mode == "worker" else None
     try:
         time.sleep(1.0)  # start-up settles
-        cpu0, wall0 = server.cpu_seconds(), time.time()
+        cpu0, wall0 = server.cpu_seconds() + (worker.cpu_seconds() if worker else 0.0), time.time()
         api = asyncio.run(offer(server, merchant.partner_key, rate, seconds))
         sent_end = time.time()
         expected = api["requests"] - api["errors"]
@@ -148,10 +168,12 @@ def run_round(
         else:
             time.sleep(2.0)
             end = time.time()
-        cpu = server.cpu_seconds() - cpu0
+        cpu = server.cpu_seconds() + (worker.cpu_seconds() if worker else 0.0) - cpu0
     finally:
         server.stop()
-    result: dict[str, Any] = {"dispatcher": dispatcher, **api, "server_cpu_s": round(cpu, 3)}
+        if worker is not None:
+            worker.stop()
+    result: dict[str, Any] = {"dispatcher": dispatcher, "mode": mode, **api, "server_cpu_s": round(cpu, 3)}
     result["server_cpu_ms_per_event"] = round(1000 * cpu / max(1, expected), 3)
     if dispatcher:
         created = created_at_of(url, merchant.merchant_id)
@@ -216,6 +238,12 @@ def main() -> None:
     parser.add_argument("--database-url")
     parser.add_argument("--rate", type=float, default=200)
     parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument(
+        "--dispatcher",
+        choices=["inline", "worker"],
+        default="inline",
+        help="inline: in the server process; worker: serve with it off plus `bookbag webhooks dispatch`",
+    )
     parser.add_argument("--drain", type=int, default=0, help="also: N events delivered by an idle server")
     parser.add_argument("--out")
     args = parser.parse_args()
@@ -230,7 +258,7 @@ def main() -> None:
     drained = None
     try:
         for merchant, dispatcher in zip(merchants, order if args.rate > 0 else [], strict=False):
-            result = run_round(url, receiver, merchant, dispatcher, args.rate, args.seconds)
+            result = run_round(url, receiver, merchant, dispatcher, args.rate, args.seconds, args.dispatcher)
             print(json.dumps(result))
             rounds.append(result)
         if args.drain:
@@ -244,6 +272,8 @@ def main() -> None:
         "commit": git_commit(),
         "backend": "postgresql" if url.startswith("postgres") else "sqlite",
         "rate_offered": args.rate,
+        "dispatcher": args.dispatcher,
+        "loadavg_at_end": os.getloadavg(),
         "seconds": args.seconds,
     }
     if on and off:

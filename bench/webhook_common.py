@@ -253,6 +253,39 @@ class ServerProcess:
                 self.proc.kill()
 
 
+class WorkerProcess(ServerProcess):
+    """``bookbag webhooks dispatch`` on ``database_url`` (the dispatcher in its own process)."""
+
+    def launch(self) -> WorkerProcess:
+        env = {
+            **os.environ,
+            "BOOKBAG_DATABASE_URL": self.database_url,
+            "BOOKBAG_ENV": "test",
+            "BOOKBAG_LOG_LEVEL": "info",  # its one start-up line says it is running
+            "BOOKBAG_WEBHOOK_ALLOW_PRIVATE": "true",
+            "BOOKBAG_WEBHOOK_DISPATCHER": "off",  # this process is the dispatcher; no note about serve
+            **self.env,
+        }
+        self.log = tempfile.NamedTemporaryFile(prefix="webhook-bench-worker-", suffix=".log", delete=False)  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "bookbag.cli", "webhooks", "dispatch"],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=self.log,
+        )
+        return self
+
+    def ready(self) -> WorkerProcess:
+        assert self.proc is not None
+        deadline = time.monotonic() + 60
+        while "webhook dispatcher running" not in Path(self.log.name).read_text(errors="replace"):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"worker: {Path(self.log.name).read_text(errors='replace')[-2000:]}")
+            time.sleep(0.05)
+        return self
+
+
 # -- the database ---------------------------------------------------------------------------------------
 
 

@@ -7,19 +7,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import timedelta
 from typing import TYPE_CHECKING
 
+from bookbag.webhook_worker import build_webhook_dispatcher
 from workflow.live.pg_listener import QueueListener
 from workflow.live.pg_notify import EventRelay
 from workflow.live.queue_hub import QueueHub, feed_from_bus
 from workflow.scheduler import SchedulerLoop
 from workflow.tenancy.merchants import KEYS_CHANNEL
 from workflow.tickets.lifecycle import retention_loop
-from workflow.webhooks.delivery import Sender
-from workflow.webhooks.dispatcher import DispatchLimits, WebhookDispatcher
+from workflow.webhooks.dispatcher import WebhookDispatcher
+from workflow.webhooks.wake import WEBHOOKS_CHANNEL
 
 if TYPE_CHECKING:
     from bookbag.app import AppState
@@ -28,23 +28,6 @@ if TYPE_CHECKING:
     from workflow.services import WorkflowServices
 
 log = logging.getLogger("bookbag.background")
-
-
-def build_webhook_dispatcher(
-    settings: Settings, database: Database, services: WorkflowServices
-) -> WebhookDispatcher:
-    sender = Sender(timeout=settings.webhook_timeout_seconds, allow_private=settings.webhook_allow_private)
-    limits = DispatchLimits(
-        per_endpoint=settings.webhook_max_in_flight_per_endpoint,
-        per_merchant=settings.webhook_max_in_flight_per_merchant,
-        total=settings.webhook_max_in_flight,
-        lease_seconds=4 * settings.webhook_timeout_seconds,
-        disable_after=timedelta(hours=settings.webhook_disable_after_hours),
-        retry_scale=settings.webhook_retry_scale,
-    )
-    return WebhookDispatcher(
-        database, services, sender, limits=limits, poll_seconds=settings.webhook_poll_seconds
-    )
 
 
 def build_queue_hub(settings: Settings, database: Database, services: WorkflowServices) -> QueueHub:
@@ -61,14 +44,19 @@ async def background_work(state: AppState) -> AsyncIterator[None]:
     hub = state.runtime.queue_hub
     tasks: list[asyncio.Task[None]] = []
     scheduler: SchedulerLoop | None = None
+    dispatcher: WebhookDispatcher | None = None
+    if settings.webhook_dispatcher == "inline":
+        dispatcher = build_webhook_dispatcher(settings, db, services)
+        state.webhook_dispatcher = dispatcher
+        dispatcher.attach()
     if hub is not None:
         hub.bind(asyncio.get_running_loop())
         if db.is_postgres:
-            listener = QueueListener(
-                hub,
-                settings.resolved_database_url(),
-                also={KEYS_CHANNEL: state.runtime.principals.forget_key},
-            )
+            also: dict[str, Callable[[str], object]] = {KEYS_CHANNEL: state.runtime.principals.forget_key}
+            if dispatcher is not None:  # other processes' outbox commits wake it too
+                wake = dispatcher.wake
+                also[WEBHOOKS_CHANNEL] = lambda _merchant: wake()
+            listener = QueueListener(hub, settings.resolved_database_url(), also=also)
             tasks.append(asyncio.create_task(listener.run(), name="bookbag-queue-listener"))
         if settings.queue_safety_check_seconds > 0:
             tasks.append(
@@ -94,10 +82,7 @@ async def background_work(state: AppState) -> AsyncIterator[None]:
         tasks.append(asyncio.create_task(prune, name="bookbag-retention"))
     if state.gc_pacer is not None:
         tasks.append(asyncio.create_task(state.gc_pacer.run(), name="bookbag-gc-pacer"))
-    if settings.webhook_dispatcher:
-        dispatcher = build_webhook_dispatcher(settings, db, services)
-        state.webhook_dispatcher = dispatcher
-        dispatcher.attach()
+    if dispatcher is not None:
         tasks.append(asyncio.create_task(dispatcher.run(), name="bookbag-webhooks"))
     try:
         yield

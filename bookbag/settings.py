@@ -11,6 +11,10 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from bookbag.cors import parse_origins
 from bookbag.fast_paths import FastPathsMode
 
+# Where the webhook dispatcher runs: in each server process, or not there (a `bookbag webhooks dispatch`
+# process sends instead).
+WebhookDispatcherMode = Literal["inline", "off"]
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="BOOKBAG_", extra="ignore")
@@ -106,11 +110,33 @@ class Settings(BaseSettings):
     def _canonical_cors_origins(cls, value: object) -> tuple[str, ...]:
         return parse_origins(value)
 
-    # Webhooks (workflow.webhooks): the dispatcher `bookbag serve` runs, its time limit per attempt, its caps on
-    # attempts in flight (per endpoint, per merchant, in all: one merchant's dead endpoint cannot hold the
-    # others' slots), how long an endpoint may fail before it is disabled. `webhook_allow_private` lets
-    # deliveries reach loopback, private and link-local addresses (local development and tests only).
-    webhook_dispatcher: bool = True
+    # Webhooks (workflow.webhooks): where the dispatcher runs — `inline` in each `bookbag serve` process, or
+    # `off` there and in its own process (`bookbag webhooks dispatch`, one or more; the API only writes the
+    # outbox) —, its time limit per attempt, its caps on attempts in flight (per endpoint, per merchant, in
+    # all: one merchant's dead endpoint cannot hold the others' slots), how long an endpoint may fail before
+    # it is disabled. `webhook_poll_seconds`: how often it looks for due deliveries when nothing woke it
+    # (commits of its own process wake it, and on PostgreSQL every process's through NOTIFY). `true`/`false`
+    # are read as inline/off. `webhook_allow_private` lets deliveries reach loopback, private and link-local
+    # addresses (local development and tests only).
+    webhook_dispatcher: WebhookDispatcherMode = "inline"
+
+    @field_validator("webhook_dispatcher", mode="before")
+    @classmethod
+    def _dispatcher_mode(cls, value: object) -> object:
+        if isinstance(value, bool):
+            return "inline" if value else "off"
+        if isinstance(value, str):
+            word = value.strip().lower()
+            return {
+                "true": "inline",
+                "1": "inline",
+                "yes": "inline",
+                "false": "off",
+                "0": "off",
+                "no": "off",
+            }.get(word, word)
+        return value
+
     webhook_allow_private: bool = False
     webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
     webhook_poll_seconds: float = Field(default=1.0, gt=0, le=60)

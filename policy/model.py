@@ -25,7 +25,8 @@ class Actor(StrEnum):
 
 
 class Action(StrEnum):
-    """What an actor may ask to do to a ticket (a ruleset may speak only of these)."""
+    """What an actor may ask to do to a ticket: the built-in types (a ruleset may declare more external ones,
+    ``Ruleset.external_actions``)."""
 
     REPLY = "reply"
     TAG = "tag"
@@ -316,6 +317,10 @@ class Ruleset:
     # How long an external action (a refund, say) may stay executing at a partner system before the ticket
     # is flagged for a human (``defaults: {execution_timeout: 15m}``).
     execution_timeout: timedelta = DEFAULT_EXECUTION_TIMEOUT
+    # External action types the ruleset declares beyond the built-in ones (``actions: {external: [...]}``):
+    # its rules may name them, requestAction accepts them for this ruleset, and they are carried out by a
+    # partner system like ``refund``.
+    external_actions: tuple[str, ...] = ()
     # The compiled form validation produced (compile.CompiledRuleset), taken once by the engine that
     # loads the ruleset first, so a ruleset is not compiled twice; empty afterwards (nothing kept twice).
     compiled: list[Any] = field(default_factory=list, compare=False, repr=False)

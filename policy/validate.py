@@ -62,12 +62,16 @@ from policy.regex import Regex, RegexError
 MAX_LITERAL_CHARS = 1024
 MAX_CATEGORY_CHARS = 60  # a ticket's category (``set: {category}``) is stored in at most 60 characters
 MAX_NUMBER = 1e15
+MAX_DECLARED_ACTIONS = 32
+# A declared external action type: lower case, as the built-in ones are (``create_return_label``).
+_ACTION_NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
 _TOP_KEYS = {
     "ruleset",
     "description",
     "stages",
     "transitions",
+    "actions",
     "defaults",
     "permissions",
     "routing",
@@ -126,6 +130,7 @@ class _Checker:
         self.problems: list[Problem] = []
         self.warnings: list[Problem] = []
         self.stages: tuple[str, ...] = ()
+        self.actions: tuple[str, ...] = ACTIONS  # the built-in ones and those the ruleset declares
         self.transitions_of: dict[str, tuple[str, ...]] = {}
         self.ids: dict[str, Path] = {}
 
@@ -368,7 +373,8 @@ class _Checker:
             return False
         if fact in _DOMAIN and isinstance(value, str):
             what, code = _DOMAIN[fact]
-            allowed = {"stage": self.stages, "action": ACTIONS, "actor": ACTORS, "priority": PRIORITIES}[what]
+            domains = {"stage": self.stages, "action": self.actions, "actor": ACTORS, "priority": PRIORITIES}
+            allowed = domains[what]
             if allowed and value not in allowed:
                 self.err(code, f"unknown {what} {value!r} (known: {', '.join(allowed)})", path)
                 return False
@@ -413,7 +419,7 @@ class _Checker:
         values: list[tuple[str, ...] | None] = []
         for key, allowed, code, what in (
             ("actors", ACTORS, "E_UNKNOWN_ACTOR", "actor"),
-            ("actions", ACTIONS, "E_UNKNOWN_ACTION", "action"),
+            ("actions", self.actions, "E_UNKNOWN_ACTION", "action"),
             ("stages", self.stages, "E_UNKNOWN_STAGE", "stage"),
         ):
             if key not in item:
@@ -641,6 +647,8 @@ class _Checker:
             self.stages = tuple(dict.fromkeys(stages))
         transitions = self.transitions(root.get("transitions", {}))
         self.transitions_of = transitions
+        external_actions = self.declared_actions(root["actions"]) if "actions" in root else ()
+        self.actions = ACTIONS + external_actions
         default_effect = "deny"
         execution_timeout = DEFAULT_EXECUTION_TIMEOUT
         if "defaults" in root:
@@ -687,7 +695,43 @@ class _Checker:
             digest=hashlib.sha256(source.encode("utf-8")).hexdigest(),
             source=source,
             execution_timeout=execution_timeout,
+            external_actions=external_actions,
         )
+
+    def declared_actions(self, value: Any) -> tuple[str, ...]:
+        """``actions: {external: [name, ...]}``: the merchant's own external action types (carried out by a
+        partner system like the built-in refund), each a lower-case name not clashing with a built-in."""
+        spec = self.mapping(value, ("actions",), {"external"})
+        if spec is None or "external" not in spec:
+            return ()
+        path: Path = ("actions", "external")
+        if spec["external"] == []:
+            return ()
+        names = self.string_list(spec["external"], path)
+        if names is None:
+            return ()
+        if len(names) > MAX_DECLARED_ACTIONS:
+            self.err("E_VALUE", f"at most {MAX_DECLARED_ACTIONS} external action types", path)
+            return ()
+        declared: list[str] = []
+        for i, name in enumerate(names):
+            if not _ACTION_NAME.fullmatch(name):
+                self.err(
+                    "E_ACTION_NAME",
+                    f"action type {name!r} must match {_ACTION_NAME.pattern} (lower case, digits, '_')",
+                    (*path, i),
+                )
+            elif name in ACTIONS:
+                self.err(
+                    "E_ACTION_CLASH",
+                    f"{name!r} is a built-in action type; declare only types Bookbag does not know",
+                    (*path, i),
+                )
+            elif name in declared:
+                self.err("E_VALUE", f"action type {name!r} listed twice", (*path, i))
+            else:
+                declared.append(name)
+        return tuple(declared)
 
     def rule_count_fits(self, root: dict[str, Any]) -> bool:
         """Refuse more than ``max_rules`` rules before validating any, at the first rule over the cap."""
@@ -784,7 +828,7 @@ def _type_name(value: Any) -> str:
 def lint(ruleset: Ruleset, warn: Callable[[str, str, Path], None]) -> None:
     """Warnings for a ruleset that is valid but probably not what the merchant meant."""
     for actor in ACTORS:
-        for action in ACTIONS:
+        for action in ACTIONS + ruleset.external_actions:
             uncovered = [
                 stage
                 for stage in ruleset.stages

@@ -13,15 +13,16 @@ from sqlmodel import Session
 from resolvers import roles
 from resolvers.runner import api_error, mutate, query
 from resolvers.snapshots import dump, load
+from schema.actions import BUILT_IN as BUILT_IN_TYPES
 from schema.actions import ActionRequest, ActionRequestConnection, ActionRequestEdge, Decision
 from schema.common import PageInfo, UserError
-from schema.enums import ActionOutcome
+from schema.enums import ActionOutcome, ActionType
 from schema.inputs import PendingActionFilter, RequestActionInput
 from schema.payloads import ActionPayload, RequestActionPayload
 from schema.tickets import Info
 from storage import tables
 from workflow import actions as actions_service
-from workflow.errors import DomainError, ErrorCode
+from workflow.errors import DomainError, ErrorCode, invalid
 from workflow.services import WorkflowServices
 from workflow.tenancy.principal import Principal
 
@@ -43,11 +44,12 @@ async def request_action(
     require_approval creates a pending request, deny records and refuses (POLICY_DENIED)."""
     try:
         params = _params(input.params)
+        type_ = action_type(input.type, input.custom_type)
     except DomainError as exc:
         return RequestActionPayload(errors=[UserError.from_domain(exc)])
     payload = {
         "ticket_id": str(input.ticket_id),
-        "type": input.type.value,
+        "type": type_,
         "amount": input.amount,
         "params": params,
     }
@@ -58,7 +60,7 @@ async def request_action(
             services,
             principal,
             ticket_id=str(input.ticket_id),
-            type=input.type.value,
+            type=type_,
             amount=input.amount,
             params=params,
         )
@@ -181,12 +183,26 @@ async def complete_action(
     return payload
 
 
+def action_type(built_in: ActionType | None, custom: str | None) -> str:
+    """The action type named by ``type`` (a built-in) or ``customType`` (declared by the ruleset): exactly
+    one. Whether a custom one is declared is checked against the merchant's active ruleset, later."""
+    if (built_in is None) == (custom is None):
+        raise invalid("give exactly one of type (a built-in action) and customType (a declared one)", "type")
+    if built_in is not None:
+        return built_in.value
+    assert custom is not None
+    name = custom.strip()
+    if name in BUILT_IN_TYPES:
+        raise invalid(f"{name!r} is a built-in action type: give it as type, not customType", "customType")
+    return name
+
+
 def _pending_filter(flt: PendingActionFilter | None) -> actions_service.PendingFilter:
     if flt is None:
         return actions_service.PendingFilter()
     return actions_service.PendingFilter(
         ticket_id=str(flt.ticket_id) if flt.ticket_id else None,
-        type=flt.type.value if flt.type else None,
+        type=action_type(flt.type, flt.custom_type) if flt.type or flt.custom_type else None,
         actor=flt.actor.value if flt.actor else None,
     )
 
@@ -201,7 +217,10 @@ async def pending_actions(
     ctx = info.context
     limits = ctx.runtime.limits
     size = limits.default_page_size if first is None else first
-    flt = _pending_filter(filter)
+    try:
+        flt = _pending_filter(filter)
+    except DomainError as exc:
+        raise api_error(exc) from None
     page = await query(
         ctx,
         roles.ACTION_DECIDERS,
@@ -230,6 +249,7 @@ async def preview_action(info: Info, input: RequestActionInput) -> Decision:
     """What `requestAction` would decide for the caller right now; records and changes nothing."""
     try:
         params = _params(input.params)
+        type_ = action_type(input.type, input.custom_type)
     except DomainError as exc:
         raise api_error(exc) from None
     services = info.context.runtime.services
@@ -241,7 +261,7 @@ async def preview_action(info: Info, input: RequestActionInput) -> Decision:
             services,
             p,
             ticket_id=str(input.ticket_id),
-            type=input.type.value,
+            type=type_,
             amount=input.amount,
             params=params,
         ),

@@ -14,6 +14,8 @@ from schema.enums import ActionStatus, ActionType, Actor, Effect
 from schema.tickets import Info, Ticket
 from storage import tables
 
+BUILT_IN = frozenset(t.value for t in ActionType)
+
 
 @strawberry.type(description="What the active ruleset decided for an action, and why.")
 class Decision:
@@ -42,13 +44,20 @@ class Decision:
 
 @strawberry.type(
     description="An action asked for and what became of it. External actions (refund, cancel_order, "
-    "change_shipping_address, reship_order, issue_discount) go from allowed or approved to EXECUTING until a "
-    "partner system reports the outcome with `completeAction` (EXECUTED or FAILED)."
+    "change_shipping_address, reship_order, issue_discount, and the types the merchant's ruleset declares) "
+    "go from allowed or approved to EXECUTING until a partner system reports the outcome with "
+    "`completeAction` (EXECUTED or FAILED)."
 )
 class ActionRequest:
     id: strawberry.ID
     ticket_id: strawberry.ID
-    type: ActionType
+    type: ActionType | None = strawberry.field(
+        description="The built-in type; null when the type is one the ruleset declared (`customType`)."
+    )
+    custom_type: str | None = strawberry.field(
+        description="The external action type the merchant's ruleset declared (`actions: {external: "
+        "[...]}`), e.g. `create_return_label`; null for a built-in type (`type`)."
+    )
     amount: float | None
     params: JSON
     actor: Actor
@@ -80,7 +89,8 @@ class ActionRequest:
         return cls(
             id=strawberry.ID(row.id),
             ticket_id=strawberry.ID(row.ticket_id),
-            type=ActionType(row.type),
+            type=ActionType(row.type) if row.type in BUILT_IN else None,
+            custom_type=None if row.type in BUILT_IN else row.type,
             amount=row.amount,
             params=JSON(dict(row.params)),
             actor=Actor(row.actor),

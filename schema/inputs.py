@@ -141,10 +141,18 @@ class CorrectClassificationInput:
     priority: Priority | None = None
 
 
-@strawberry.input
+@strawberry.input(
+    description="Give `type` for a built-in action, or `customType` for an external action type the "
+    "merchant's active ruleset declares (`actions: {external: [...]}`); exactly one of the two."
+)
 class RequestActionInput:
     ticket_id: strawberry.ID
-    type: ActionType
+    type: ActionType | None = None
+    custom_type: str | None = strawberry.field(
+        default=None,
+        description="An external action type the active ruleset declares (e.g. `create_return_label`); "
+        "another name is refused with INVALID_INPUT on `type`.",
+    )
     amount: float | None = None
     params: JSON | None = None
 
@@ -153,6 +161,7 @@ class RequestActionInput:
 class PendingActionFilter:
     ticket_id: strawberry.ID | None = None
     type: ActionType | None = None
+    custom_type: str | None = strawberry.field(default=None, description="A ruleset-declared type.")
     actor: Actor | None = None
 
 

@@ -4,7 +4,8 @@ approver, or is refused; every decision is recorded with the exact facts it saw 
 Internal actions (reply, tag, assign, transition, close, set_priority, note) are carried out inside
 Bookbag when allowed or approved: ``executed`` at once (a ``note`` is kept in the audit log only).
 
-External actions (:data:`EXTERNAL_ACTIONS`: refund, cancel_order, ...) are carried out by a partner system
+External actions (:data:`EXTERNAL_ACTIONS`: refund, cancel_order, ..., and the types the merchant's active
+ruleset declares, ``actions: {external: [...]}``) are carried out by a partner system
 (the store's backend, a Shopify app): allowed or approved, they become ``executing`` and the
 ``action_executing`` event carries everything the partner needs; the partner reports the outcome with
 :func:`complete_action` (``executed`` or ``failed``). One left executing past the ruleset's
@@ -58,6 +59,21 @@ DEFAULT_APPROVERS = ("admin", "agent")  # a handoff without named approvers goes
 EXTERNAL_ACTIONS = frozenset(
     {"refund", "cancel_order", "change_shipping_address", "reship_order", "issue_discount"}
 )
+# Carried out inside Bookbag. Every other type — the built-in external ones and those a ruleset declares —
+# is external (so a request keeps its way even if the ruleset that declared its type is replaced).
+INTERNAL_ACTIONS = frozenset(ACTION_TYPES) - EXTERNAL_ACTIONS
+# The metric label of a ruleset-declared type (label values stay bounded: merchants name their own).
+DECLARED_LABEL = "declared"
+
+
+def is_external(type: str) -> bool:
+    return type not in INTERNAL_ACTIONS
+
+
+def metric_label(type: str) -> str:
+    return type if type in ACTION_TYPES else DECLARED_LABEL
+
+
 OUTCOMES = {"succeeded": "executed", "failed": "failed"}  # completeAction's outcome → the final status
 # The events that change someone's approval inbox (``pendingActions``).
 INBOX_EVENTS = frozenset({"action_decided", "action_approved", "action_rejected"})
@@ -73,9 +89,21 @@ def _scalar_params(params: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in params.items() if isinstance(v, str | int | float | bool) and len(k) <= 60}
 
 
+def check_type(type: str, active: ActiveRuleset) -> None:
+    """A built-in type, or one the merchant's active ruleset declares; else ``INVALID_INPUT`` on ``type``
+    naming what this merchant may ask for."""
+    declared = active.ruleset.external_actions
+    if type in ACTION_TYPES or type in declared:
+        return
+    known = ", ".join(ACTION_TYPES)
+    if declared:
+        detail = f"the active ruleset (version {active.version}) declares: {', '.join(declared)}"
+    else:
+        detail = "the active ruleset declares no others (actions: {external: [...]})"
+    raise invalid(f"unknown action type {type!r}; built-in: {known}; {detail}", "type")
+
+
 def _checked_params(type: str, amount: float | None, params: dict[str, Any] | None) -> dict[str, Any]:
-    if type not in ACTION_TYPES:
-        raise invalid(f"unknown action type {type!r}; one of: {', '.join(ACTION_TYPES)}", "type")
     if amount is not None and (not math.isfinite(amount) or amount < 0 or amount >= 1e12):
         raise invalid("amount must be a non-negative number", "amount")
     params = dict(params or {})
@@ -114,11 +142,12 @@ def request_action(
     params = _checked_params(type, amount, params)
     ticket = get_ticket(session, principal, ticket_id, for_update=True)
     active = active_ruleset(session, services, principal.merchant_id)
+    check_type(type, active)
     now = services.clock()
     facts, decision = _decide_on(session, services, principal, ticket, active, type, amount, params)
-    services.metrics.policy_decision(decision.effect, principal.actor.value, type)
+    services.metrics.policy_decision(decision.effect, principal.actor.value, metric_label(type))
     status = {"allow": "executed", "require_approval": "pending_approval", "deny": "denied"}[decision.effect]
-    if status == "executed" and type in EXTERNAL_ACTIONS:
+    if status == "executed" and is_external(type):
         status = "executing"
     approvers = list(decision.approvers) or (list(DEFAULT_APPROVERS) if status == "pending_approval" else [])
     request = ActionRequest(
@@ -199,7 +228,7 @@ def _carry_out(
     active: ActiveRuleset,
 ) -> None:
     """An allowed or approved action: internal ones are applied now, external ones go to the partner."""
-    if request.type in EXTERNAL_ACTIONS:
+    if is_external(request.type):
         _start_execution(session, services, principal, ticket, request, active)
     else:
         request.status = "executed"
@@ -745,6 +774,7 @@ def preview_action(
     params = _checked_params(type, amount, params)
     ticket = get_ticket(session, principal, ticket_id)
     active = active_ruleset(session, services, principal.merchant_id)
+    check_type(type, active)
     _, decision = _decide_on(session, services, principal, ticket, active, type, amount, params)
     decided = decision.to_dict()
     if decided["effect"] == "require_approval" and not decided["approvers"]:

@@ -17,7 +17,15 @@ from bookbag.cli.errors import CliError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from bookbag.cli import classifier_cmd, core_cmd, data_cmd, models_cmd, rules_cmd, schema_cmd
+    from bookbag.cli import (
+        classifier_cmd,
+        core_cmd,
+        data_cmd,
+        models_cmd,
+        rules_cmd,
+        schema_cmd,
+        webhooks_cmd,
+    )
 
     parser = argparse.ArgumentParser(prog="bookbag", description="Bookbag support-workflow engine")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -28,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     models_cmd.register(subparsers)
     schema_cmd.register(subparsers)
     data_cmd.register(subparsers)
+    webhooks_cmd.register(subparsers)
     return parser
 
 

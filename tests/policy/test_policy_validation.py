@@ -163,3 +163,58 @@ def test_set_category_fits_the_ticket() -> None:
     report = policy.validate_source(source)
     assert [(p.code, p.path) for p in report.problems] == [("E_VALUE", "routing[0].set.category")]
     assert policy.validate_source(source.replace(long, "c" * 60)).ok
+
+
+DECLARED = """\
+ruleset: declared
+stages: [new, open]
+transitions: {new: [open]}
+actions:
+  external: [create_return_label, loyalty_points]
+permissions:
+  - id: ai-labels
+    actors: [ai]
+    actions: [create_return_label]
+    effect: require_approval
+    approvers: [agent]
+  - id: points
+    actors: [agent]
+    when: {fact: action.type, eq: loyalty_points}
+    effect: allow
+"""
+
+
+def test_a_ruleset_declares_external_action_types_its_rules_may_name() -> None:
+    ruleset = policy.load_ruleset(DECLARED)
+    assert ruleset.external_actions == ("create_return_label", "loyalty_points")
+    engine = policy.PolicyEngine()
+
+    def effect(actor: str, type_: str) -> str:
+        facts = {"ticket": {"stage": "new"}, "action": {"type": type_, "actor": actor}}
+        return engine.decide(ruleset, facts).effect
+
+    assert effect("ai", "create_return_label") == "require_approval"
+    assert effect("agent", "loyalty_points") == "allow"
+    assert effect("ai", "loyalty_points") == "deny"  # the default effect
+
+
+def test_declared_action_types_are_checked() -> None:
+    bad = DECLARED.replace(
+        "external: [create_return_label, loyalty_points]",
+        "external: [Create-Label, refund, loyalty_points, loyalty_points]",
+    )
+    report = policy.validate_source(bad, "declared.yaml")
+    got = {(p.code, p.path) for p in report.problems}
+    assert ("E_ACTION_NAME", "actions.external[0]") in got
+    assert ("E_ACTION_CLASH", "actions.external[1]") in got
+    assert ("E_VALUE", "actions.external[3]") in got
+    # A rule naming a type nobody declared is refused as before, in scopes and in conditions.
+    assert ("E_UNKNOWN_ACTION", "permissions[0].actions[0]") in got
+    undeclared = DECLARED.replace("external: [create_return_label, loyalty_points]", "external: []")
+    codes = {(p.code, p.path) for p in policy.validate_source(undeclared).problems}
+    assert codes == {
+        ("E_UNKNOWN_ACTION", "permissions[0].actions[0]"),
+        ("E_UNKNOWN_ACTION", "permissions[1].when.eq"),
+    }
+    unknown_key = DECLARED.replace("  external:", "  internal:")
+    assert "E_UNKNOWN_KEY" in {p.code for p in policy.validate_source(unknown_key).problems}

@@ -28,10 +28,10 @@ import logging
 import random
 import secrets
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import and_, bindparam, func, insert, update
 from sqlalchemy import select as sa_select
@@ -39,7 +39,7 @@ from sqlmodel import Session, col, select
 
 from storage.db import Database
 from storage.tables import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent
-from workflow.services import WorkflowServices
+from workflow.live.bus import EventBus
 from workflow.webhooks.delivery import AttemptResult, Sender
 
 log = logging.getLogger(__name__)
@@ -67,6 +67,9 @@ class DispatchLimits:
     per_endpoint: int = 8
     per_merchant: int = 16
     total: int = 128
+    # Claimed ahead: up to ``prefetch`` times each cap is claimed (queued here, then sent within the caps),
+    # so when an attempt ends the next one is at hand instead of one claim round away.
+    prefetch: int = 2
     lease_seconds: float = 40.0
     disable_after: timedelta = timedelta(days=1)
     # Every retry delay multiplied by this (1: the documented schedule; the durability benchmark compresses
@@ -274,12 +277,29 @@ def record(
 def _update_endpoints(
     session: Session, now: datetime, results: Sequence[tuple[Job, AttemptResult]], limits: DispatchLimits
 ) -> None:
+    """``failing_since`` set at an endpoint's first failure, cleared by a success; disabled after
+    ``disable_after``. Read without a lock first: the common batch (successes to a healthy endpoint)
+    changes no endpoint and takes no endpoint lock; the endpoints that change are then locked (sorted) and
+    decided again on what the lock shows."""
     by_endpoint: dict[str, list[tuple[Job, AttemptResult]]] = {}
     for job, result in results:
         by_endpoint.setdefault(job.endpoint_id, []).append((job, result))
+    e = WebhookEndpoint
+    seen = session.execute(
+        sa_select(col(e.id), col(e.failing_since)).where(col(e.id).in_(sorted(by_endpoint)))
+    ).all()
+    # Unchanged: a healthy endpoint (not failing) with a success in the batch. Every other one is set
+    # failing, cleared, or checked against ``disable_after``.
+    changing = sorted(
+        endpoint_id
+        for endpoint_id, failing_since in seen
+        if failing_since is not None or not any(r.ok for _, r in by_endpoint[endpoint_id])
+    )
+    if not changing:
+        return
     endpoints = session.exec(
         select(WebhookEndpoint)
-        .where(col(WebhookEndpoint.id).in_(sorted(by_endpoint)))
+        .where(col(WebhookEndpoint.id).in_(changing))
         .order_by(col(WebhookEndpoint.id))
         .with_for_update()
     ).all()
@@ -307,6 +327,17 @@ def _update_endpoints(
             log.warning("webhook endpoint %s disabled: %s", endpoint.id, endpoint.disabled_reason)
 
 
+class DispatchServices(Protocol):
+    """What the dispatcher uses of ``WorkflowServices``: the clock, and the bus whose outbox commits wake it
+    (``bookbag webhooks dispatch`` passes just these, without the policy engine and the classifier)."""
+
+    @property
+    def clock(self) -> Callable[[], datetime]: ...
+
+    @property
+    def bus(self) -> EventBus: ...
+
+
 @dataclass
 class _InFlight:
     endpoints: Counter[str] = field(default_factory=Counter)
@@ -321,20 +352,23 @@ class WebhookDispatcher:
     def __init__(
         self,
         db: Database,
-        services: WorkflowServices,
+        services: DispatchServices,
         sender: Sender,
         *,
         limits: DispatchLimits | None = None,
         poll_seconds: float = 1.0,
         coalesce_seconds: float = 0.02,
+        record_seconds: float = 0.05,
         rng: random.Random | None = None,
     ) -> None:
         self._db = db
         self._services = services
         self.sender = sender
         self.limits = limits or DispatchLimits()
-        self._poll = poll_seconds
+        self.poll_seconds = poll_seconds
         self._coalesce = coalesce_seconds
+        self._record_delay = record_seconds
+        self._slots: dict[str, asyncio.Semaphore] = {}
         self._rng = rng or random.Random()
         self._in_flight = _InFlight()
         self._served: dict[str, int] = {}
@@ -363,9 +397,14 @@ class WebhookDispatcher:
 
     # -- one round ----------------------------------------------------------------------------------------
     def _allocate(self, due: Sequence[tuple[str, str]]) -> list[tuple[str, int]]:
-        """How many of each endpoint's due deliveries to claim now, within the caps, merchants least
-        recently served first."""
-        limits, flying = self.limits, self._in_flight
+        """How many of each endpoint's due deliveries to claim now, within the caps (times ``prefetch``:
+        claimed counts queued and in-flight attempts), merchants least recently served first."""
+        flying, k = self._in_flight, self.limits.prefetch
+        limits = DispatchLimits(
+            per_endpoint=self.limits.per_endpoint * k,
+            per_merchant=self.limits.per_merchant * k,
+            total=self.limits.total * k,
+        )
         by_merchant: dict[str, list[str]] = {}
         for endpoint_id, merchant_id in due:
             by_merchant.setdefault(merchant_id, []).append(endpoint_id)
@@ -412,15 +451,39 @@ class WebhookDispatcher:
         flying.merchants[job.merchant_id] -= 1
         flying.total -= 1
         if flying.endpoints[job.endpoint_id] <= 0:
-            del flying.endpoints[job.endpoint_id]
+            del flying.endpoints[job.endpoint_id]  # its semaphore is dropped below: nobody holds it now
         if flying.merchants[job.merchant_id] <= 0:
             del flying.merchants[job.merchant_id]
+            self._slots.pop("m:" + job.merchant_id, None)
+        if job.endpoint_id not in flying.endpoints:
+            self._slots.pop("e:" + job.endpoint_id, None)
 
-    async def _attempt(self, job: Job) -> AttemptResult:
+    def _slot(self, key: str, size: int) -> asyncio.Semaphore:
+        slot = self._slots.get(key)
+        if slot is None:
+            slot = self._slots[key] = asyncio.Semaphore(size)
+        return slot
+
+    async def _attempt(self, job: Job) -> AttemptResult | None:
+        """Send ``job`` once a slot of its endpoint, its merchant and the process is free (taken in that
+        order, so a holder of a merchant slot is always sending). None: not sent, because its lease would
+        end before the attempt's deadline (it is then claimed again after the lease, maybe elsewhere)."""
+        limits = self.limits
         try:
-            return await self.sender.send(job.url, job.secrets, job.event_id, job.payload)
+            async with (
+                self._slot("e:" + job.endpoint_id, limits.per_endpoint),
+                self._slot("m:" + job.merchant_id, limits.per_merchant),
+                self._slot("*", limits.total),
+            ):
+                if self._services.clock() > self._send_by(job):
+                    return None
+                return await self.sender.send(job.url, job.secrets, job.event_id, job.payload)
         finally:
             self._release(job)
+
+    def _send_by(self, job: Job) -> datetime:
+        """The latest start for ``job``'s attempt: its deadline still inside the lease (with a second to spare)."""
+        return job.claimed_at + timedelta(seconds=self.limits.lease_seconds - self.sender.timeout - 1.0)
 
     def _record(self, results: Sequence[tuple[Job, AttemptResult]]) -> None:
         with self._db.unit_of_work() as session:
@@ -431,21 +494,25 @@ class WebhookDispatcher:
         jobs = await asyncio.to_thread(self._claim_due)
         for job in jobs:
             self._take(job)
-        results = list(zip(jobs, await asyncio.gather(*(self._attempt(j) for j in jobs)), strict=True))
+        sent = await asyncio.gather(*(self._attempt(j) for j in jobs))
+        results = [(job, result) for job, result in zip(jobs, sent, strict=True) if result is not None]
         await asyncio.to_thread(self._record, results)
         return results
 
     # -- the loop -----------------------------------------------------------------------------------------
     async def _send_and_queue(self, job: Job) -> None:
         result = await self._attempt(job)
-        self._results.append((job, result))
-        if self._recorder is None or self._recorder.done():
+        if result is not None:
+            self._results.append((job, result))
+        if self._results and (self._recorder is None or self._recorder.done()):
             self._recorder = asyncio.create_task(self._record_pending(), name="bookbag-webhook-recorder")
         if self._backlog and self._wake is not None:
             self._wake.set()
 
     async def _record_pending(self) -> None:
         while self._results:
+            # The results of the next ``record_seconds`` join this one: one transaction for all of them.
+            await asyncio.sleep(self._record_delay)
             batch, self._results = self._results, []
             try:
                 await asyncio.to_thread(self._record, batch)
@@ -473,7 +540,7 @@ class WebhookDispatcher:
                     self._tasks.add(task)
                     task.add_done_callback(self._tasks.discard)
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self._poll)
+                    await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
                 # Woken by a commit or a freed slot: let the next few arrive too, then claim them together
                 # (at most one claim per ``coalesce_seconds`` instead of one per event).
                 await asyncio.sleep(self._coalesce)

@@ -5,7 +5,9 @@ notes the event on the session. Just before the unit of work commits, :func:`wri
 merchants' enabled endpoints (one query per transaction) and, for each staged event some endpoint
 subscribed to, writes one ``webhook_events`` row (its payload, the exact JSON text that will be signed) and
 one ``webhook_deliveries`` row per subscribed endpoint. A rolled-back change drops them with everything
-else; a committed one survives a crash, and the dispatcher sends it. A merchant without a subscribed
+else; a committed one survives a crash, and the dispatcher sends it. After the commit the process's own
+dispatcher is woken; on PostgreSQL the transaction also sends ``pg_notify('bookbag_webhooks')`` for the
+dispatchers of other processes (``workflow.webhooks.wake``). A merchant without a subscribed
 endpoint gets no rows at all.
 
 ``KIND_TO_TYPE`` maps the bus's ``TicketEvent.kind`` to the public event types. Kinds that are not
@@ -26,6 +28,7 @@ from sqlmodel import Session, col, select
 
 from storage.db import after_commit, before_commit
 from storage.tables import ActionRequest, Ticket, WebhookDelivery, WebhookEndpoint, WebhookEvent, new_id
+from workflow.webhooks.wake import notify_outbox
 
 if TYPE_CHECKING:
     from workflow.live.bus import EventBus, TicketEvent
@@ -140,6 +143,7 @@ def write_outbox(session: Session, bus: EventBus) -> None:
         )
     session.execute(insert(WebhookEvent.__table__), events)  # type: ignore[attr-defined]
     session.execute(insert(WebhookDelivery.__table__), deliveries)  # type: ignore[attr-defined]
+    notify_outbox(session, events[0]["merchant_id"])  # dispatchers of other processes (PostgreSQL)
     after_commit(session, bus.outbox_written)
 
 

@@ -7,7 +7,7 @@
 // note (Enter in the note rejects, Escape leaves it), o opens its ticket.
 
 import { gql, payloadError } from "./api.js";
-import { ageSeconds, debounce, enumValue, fmtDuration, fmtTime, h, json, label, replace } from "./dom.js";
+import { actionType, ageSeconds, debounce, enumValue, fmtDuration, fmtTime, h, json, label, replace } from "./dom.js";
 import { APPROVE, PENDING_ACTIONS, REJECT } from "./queries.js";
 import { effectBadge } from "./ticket.js";
 
@@ -89,12 +89,12 @@ export function mountApprovals(container, { session, onAuthError }) {
       ? ` ${a.amount.toFixed(2)}${t.order && t.order.currency ? ` ${t.order.currency}` : ""}` : "";
     const el = h("article", {
       class: `card approval${index === selected ? " selected" : ""}`, tabindex: 0, testid: "approval",
-      dataset: { actionId: a.id }, "aria-label": `${label(enumValue(a.actor))} proposes ${label(enumValue(a.type))}`,
+      dataset: { actionId: a.id }, "aria-label": `${label(enumValue(a.actor))} proposes ${label(actionType(a))}`,
       onfocus: () => select(index, false),
     },
       h("div", { class: "approval-head" },
         h("strong", { testid: "approval-proposal" },
-          `${label(enumValue(a.actor))} proposes ${label(enumValue(a.type))}${amount}`),
+          `${label(enumValue(a.actor))} proposes ${label(actionType(a))}${amount}`),
         h("span", { class: "muted small" }, ` · asked by ${a.requestedBy || label(enumValue(a.actor))}`,
           ` · ${fmtTime(a.createdAt)} (${fmtDuration(ageSeconds(a.createdAt))} ago)`),
         h("span", { class: "spacer" }),
@@ -131,7 +131,7 @@ export function mountApprovals(container, { session, onAuthError }) {
         : (await gql(REJECT, { id: a.id, reason })).rejectAction;
       const err = payloadError(data);
       if (err) throw err;
-      liveEl.textContent = `${how === "approve" ? "approved" : "rejected"} ${label(enumValue(a.type))} — now ${label(enumValue(data.action.status))}`;
+      liveEl.textContent = `${how === "approve" ? "approved" : "rejected"} ${label(actionType(a))} — now ${label(enumValue(data.action.status))}`;
       items = items.filter((x) => x.id !== a.id);
       selected = Math.min(selected, Math.max(0, items.length - 1));
       countEl.textContent = String(Math.max(0, Number(countEl.textContent) - 1));

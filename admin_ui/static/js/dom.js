@@ -83,6 +83,12 @@ export function label(value) {
 }
 
 /** Enum values come back as NAMES over GraphQL (IN_PROGRESS); the rules use lower-case values. */
+// An action request's type: the built-in one (the ActionType enum) or the one its ruleset declared
+// (customType, e.g. create_return_label).
+export function actionType(a) {
+  return a.type ? enumValue(a.type) : a.customType || "?";
+}
+
 export function enumValue(value) {
   return value === null || value === undefined ? value : String(value).toLowerCase();
 }

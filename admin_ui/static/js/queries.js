@@ -36,7 +36,7 @@ export const TICKET_DETAIL = `query TicketDetail($id: ID!) {
     sla { firstResponseDueAt resolutionDueAt firstRespondedAt breachedAt }
     messages { id authorType body createdAt }
     actions {
-      id type amount params actor status reason createdAt decidedAt rulesetVersion requestedBy decidedBy
+      id type customType amount params actor status reason createdAt decidedAt rulesetVersion requestedBy decidedBy
       executingAt executionDeadlineAt timedOutAt completedAt completedBy externalRef outcomeMessage
       decision { ${DECISION} }
     }
@@ -71,7 +71,7 @@ export const REQUEST_ACTION = `mutation RequestAction($input: RequestActionInput
   }
 }`;
 
-const PENDING_NODE = `id type amount params actor status createdAt handoffReason facts requestedBy
+const PENDING_NODE = `id type customType amount params actor status createdAt handoffReason facts requestedBy
   decision { ${DECISION} }
   ticket { id subject body stage priority createdAt customer { name email } order { id total currency }
     messages { authorType body createdAt } }`;

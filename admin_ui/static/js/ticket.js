@@ -4,7 +4,7 @@
 // request an action with the policy's decision shown before it is sent.
 
 import { gql } from "./api.js";
-import { ageSeconds, debounce, enumValue, fmtDuration, fmtTime, h, json, label, replace } from "./dom.js";
+import { actionType, ageSeconds, debounce, enumValue, fmtDuration, fmtTime, h, json, label, replace } from "./dom.js";
 import { TICKET_DETAIL, TICKET_EVENTS } from "./queries.js";
 import { workspace } from "./workspace.js";
 
@@ -66,7 +66,7 @@ function directory(data) {
   for (const a of data.agents || []) names.set(a.id, a.name);
   for (const t of data.teams || []) names.set(t.id, t.name);
   for (const a of (data.ticket && data.ticket.actions) || []) {
-    names.set(a.id, `${label(enumValue(a.type))}${a.amount !== null && a.amount !== undefined ? ` ${a.amount}` : ""}`);
+    names.set(a.id, `${label(actionType(a))}${a.amount !== null && a.amount !== undefined ? ` ${a.amount}` : ""}`);
   }
   return names;
 }
@@ -79,7 +79,7 @@ export function fmtWhen(iso) {
 
 function render(t, audit, names, work) {
   // The opening message is the ticket's own body; notes are internal, never sent to the customer.
-  const notes = t.actions.filter((a) => enumValue(a.type) === "note" && enumValue(a.status) === "executed")
+  const notes = t.actions.filter((a) => actionType(a) === "note" && enumValue(a.status) === "executed")
     .map((a) => ({ authorType: "NOTE", body: (a.params && a.params.body) || "", createdAt: a.createdAt, by: a.requestedBy }));
   const thread = [
     { authorType: "CUSTOMER", body: t.body, createdAt: t.createdAt },
@@ -122,7 +122,7 @@ function render(t, audit, names, work) {
             h("thead", {}, h("tr", {}, ["When", "Action", "Asked by", "Decision", "Deciding rules", "Status", "Why / outcome"].map((x) => h("th", {}, x)))),
             h("tbody", {}, t.actions.map((a) => h("tr", { dataset: { actionId: a.id } },
               h("td", { class: "nowrap" }, fmtWhen(a.createdAt)),
-              h("td", {}, label(enumValue(a.type)), a.amount !== null ? ` ${a.amount}` : ""),
+              h("td", {}, label(actionType(a)), a.amount !== null ? ` ${a.amount}` : ""),
               h("td", {}, a.requestedBy || label(enumValue(a.actor)), h("span", { class: "muted small" }, ` (${label(enumValue(a.actor))})`)),
               h("td", {}, effectBadge(a.decision.effect), a.decision.handoff ? h("span", { class: "badge warn" }, "handoff") : null),
               h("td", { class: "mono" }, a.decision.decidingRules.join(", ") || "default"),
