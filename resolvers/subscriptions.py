@@ -33,7 +33,7 @@ from workflow.actions import INBOX_EVENTS
 from workflow.errors import DomainError
 from workflow.live.bus import TicketEvent as BusEvent
 from workflow.queue import QueueSnapshot
-from workflow.tickets.service import get_ticket
+from workflow.tickets.read import get_ticket
 
 # The version of the last snapshot this task's queueUpdates resolver yielded: the websocket fast path
 # (bookbag.ws.protocol) continues from it without sending that snapshot twice.

@@ -43,7 +43,12 @@ from workflow.errors import DomainError, invalid
 from workflow.services import WorkflowServices
 from workflow.tenancy.merchants import get_merchant
 from workflow.tenancy.principal import Principal
-from workflow.tickets import service as tickets_service
+from workflow.tickets import assignment as ticket_assignment
+from workflow.tickets import corrections as ticket_corrections
+from workflow.tickets import messages as ticket_messages
+from workflow.tickets import read as ticket_read
+from workflow.tickets import transitions as ticket_transitions
+from workflow.tickets import updates as ticket_updates
 from workflow.tickets.ingest import TicketInput, create_tickets
 
 
@@ -83,10 +88,10 @@ async def node(info: Info, id: strawberry.ID) -> Node | None:
     return None
 
 
-def _filter(flt: TicketFilter | None, now: datetime) -> tickets_service.TicketFilter:
+def _filter(flt: TicketFilter | None, now: datetime) -> ticket_read.TicketFilter:
     if flt is None:
-        return tickets_service.TicketFilter()
-    return tickets_service.TicketFilter(
+        return ticket_read.TicketFilter()
+    return ticket_read.TicketFilter(
         stage=flt.stage.value if flt.stage else None,
         category=flt.category,
         priority=flt.priority.value if flt.priority else None,
@@ -106,11 +111,11 @@ def _filter(flt: TicketFilter | None, now: datetime) -> tickets_service.TicketFi
     )
 
 
-def _order(order: TicketOrder | None) -> tickets_service.TicketOrder:
+def _order(order: TicketOrder | None) -> ticket_read.TicketOrder:
     if order is None:
-        return tickets_service.DEFAULT_ORDER
-    return tickets_service.TicketOrder(
-        sort=tickets_service.TicketSort(order.field.value), descending=order.direction is SortDirection.DESC
+        return ticket_read.DEFAULT_ORDER
+    return ticket_read.TicketOrder(
+        sort=ticket_read.TicketSort(order.field.value), descending=order.direction is SortDirection.DESC
     )
 
 
@@ -131,7 +136,7 @@ async def tickets(
     page = await query(
         ctx,
         roles.READERS,
-        lambda s, p: tickets_service.list_tickets(
+        lambda s, p: ticket_read.list_tickets(
             s, p, flt, first=size, after=after, max_page=limits.max_page_size, order=order
         ),
     )
@@ -139,12 +144,10 @@ async def tickets(
     edges = []
     for row in page.items:
         loader.prime(row.id, row)
-        edges.append(
-            TicketEdge(cursor=tickets_service.encode_cursor(row, order), node=Ticket.from_model(row))
-        )
+        edges.append(TicketEdge(cursor=ticket_read.encode_cursor(row, order), node=Ticket.from_model(row)))
 
     async def count_total() -> int:
-        return await query(ctx, roles.READERS, lambda s, p: tickets_service.count_tickets(s, p, flt))
+        return await query(ctx, roles.READERS, lambda s, p: ticket_read.count_tickets(s, p, flt))
 
     return TicketConnection(
         edges=edges,
@@ -272,10 +275,10 @@ async def add_message(
     payload = {"ticket_id": str(input.ticket_id), "body": input.body, "author_type": author}
 
     def work(session: Session, services: WorkflowServices, principal: Principal) -> dict[str, Any]:
-        message = tickets_service.add_message(
+        message = ticket_messages.add_message(
             session, services, principal, ticket_id=str(input.ticket_id), body=input.body, author_type=author
         )
-        row = tickets_service.get_ticket(session, principal, message.ticket_id)
+        row = ticket_read.get_ticket(session, principal, message.ticket_id)
         return {"message": dump(message), "ticket": dump(row)}
 
     snapshot, error, replayed = await mutate(
@@ -312,7 +315,7 @@ async def assign_ticket(
     }
 
     def work(session: Session, services: WorkflowServices, principal: Principal) -> dict[str, Any]:
-        row = tickets_service.assign_ticket(
+        row = ticket_assignment.assign_ticket(
             session,
             services,
             principal,
@@ -349,10 +352,10 @@ async def update_ticket(
         "tags": tags,
         **_jsonable(fields),
     }
-    changes = tickets_service.TicketUpdate(tags=tags, **fields)
+    changes = ticket_updates.TicketUpdate(tags=tags, **fields)
 
     def work(session: Session, services: WorkflowServices, principal: Principal) -> dict[str, Any]:
-        row = tickets_service.update_ticket(
+        row = ticket_updates.update_ticket(
             session,
             services,
             principal,
@@ -384,7 +387,7 @@ async def transition_ticket(
     }
 
     def work(session: Session, services: WorkflowServices, principal: Principal) -> dict[str, Any]:
-        row = tickets_service.transition_ticket(
+        row = ticket_transitions.transition_ticket(
             session,
             services,
             principal,
@@ -413,7 +416,7 @@ async def correct_classification(
     payload = {"ticket_id": str(input.ticket_id), "category": input.category, "priority": priority}
 
     def work(session: Session, services: WorkflowServices, principal: Principal) -> dict[str, Any]:
-        row = tickets_service.correct_classification(
+        row = ticket_corrections.correct_classification(
             session,
             services,
             principal,
