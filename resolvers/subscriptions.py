@@ -18,6 +18,7 @@ from collections import OrderedDict
 from collections.abc import AsyncGenerator
 from contextvars import ContextVar
 from dataclasses import dataclass
+from typing import Annotated
 
 import strawberry
 from strawberry.scalars import JSON
@@ -113,7 +114,13 @@ async def queue_updates(info: Info) -> AsyncGenerator[Queue, None]:
 
 
 async def ticket_events(
-    info: Info, ticket_id: strawberry.ID | None = None
+    info: Info,
+    ticket_id: Annotated[
+        strawberry.ID | None,
+        strawberry.argument(
+            description="Only events of this ticket; all the merchant's tickets when absent."
+        ),
+    ] = None,
 ) -> AsyncGenerator[TicketEvent, None]:
     ctx = info.context
     principal = ctx.auth

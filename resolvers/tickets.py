@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 import strawberry
 from sqlmodel import Session
@@ -65,13 +65,21 @@ async def me(info: Info) -> Me:
     )
 
 
-async def ticket(info: Info, id: strawberry.ID) -> Ticket | None:
+async def ticket(
+    info: Info, id: Annotated[strawberry.ID, strawberry.argument(description="The ticket's id (`tkt_…`).")]
+) -> Ticket | None:
     """Another merchant's ticket answers exactly like a missing one: null."""
     row = await info.context.loaders.ticket.load(str(id))
     return Ticket.from_model(row) if row else None
 
 
-async def node(info: Info, id: strawberry.ID) -> Node | None:
+async def node(
+    info: Info,
+    id: Annotated[
+        strawberry.ID,
+        strawberry.argument(description="A global id; its prefix names the type (`tkt_`, `team_`, `agt_`)."),
+    ],
+) -> Node | None:
     """Any object by its global id (the prefix names its type); null for unknown ids and for other
     merchants' objects, exactly like a missing one."""
     loaders = info.context.loaders
@@ -121,10 +129,18 @@ def _order(order: TicketOrder | None) -> ticket_read.TicketOrder:
 
 async def tickets(
     info: Info,
-    filter: TicketFilter | None = None,
-    first: int | None = None,
-    after: str | None = None,
-    order_by: TicketOrder | None = None,
+    filter: Annotated[
+        TicketFilter | None, strawberry.argument(description="Which tickets; all of them when absent.")
+    ] = None,
+    first: Annotated[
+        int | None, strawberry.argument(description="Page size (at most the server's maximum page size).")
+    ] = None,
+    after: Annotated[
+        str | None, strawberry.argument(description="The `endCursor` of the previous page, for the next one.")
+    ] = None,
+    order_by: Annotated[
+        TicketOrder | None, strawberry.argument(description="The sort order; newest first when absent.")
+    ] = None,
 ) -> TicketConnection:
     """Newest first unless `orderBy` says otherwise. `first` defaults to 20 and is capped (see the error
     for the cap)."""
@@ -225,7 +241,14 @@ def ingest_group(
 
 
 async def create_ticket_resolver(
-    info: Info, input: CreateTicketInput, idempotency_key: str | None = None
+    info: Info,
+    input: Annotated[CreateTicketInput, strawberry.argument(description="The ticket.")],
+    idempotency_key: Annotated[
+        str | None,
+        strawberry.argument(
+            description="A repeat with the same key answers the stored result instead of acting twice."
+        ),
+    ] = None,
 ) -> CreateTicketPayload:
     """The ingest pipeline: classify, route, set SLA due times, move new → triaged as `system`, store."""
     try:
@@ -269,7 +292,14 @@ async def create_ticket_resolver(
 
 
 async def add_message(
-    info: Info, input: AddMessageInput, idempotency_key: str | None = None
+    info: Info,
+    input: Annotated[AddMessageInput, strawberry.argument(description="The message.")],
+    idempotency_key: Annotated[
+        str | None,
+        strawberry.argument(
+            description="A repeat with the same key answers the stored result instead of acting twice."
+        ),
+    ] = None,
 ) -> MessagePayload:
     author = input.author_type.value if input.author_type else None
     payload = {"ticket_id": str(input.ticket_id), "body": input.body, "author_type": author}
@@ -303,7 +333,14 @@ async def add_message(
 
 
 async def assign_ticket(
-    info: Info, input: AssignTicketInput, idempotency_key: str | None = None
+    info: Info,
+    input: Annotated[AssignTicketInput, strawberry.argument(description="The assignment.")],
+    idempotency_key: Annotated[
+        str | None,
+        strawberry.argument(
+            description="A repeat with the same key answers the stored result instead of acting twice."
+        ),
+    ] = None,
 ) -> TicketPayload:
     agent_id = str(input.agent_id) if input.agent_id else None
     team_id = str(input.team_id) if input.team_id else None
@@ -339,7 +376,14 @@ async def assign_ticket(
 
 
 async def update_ticket(
-    info: Info, input: UpdateTicketInput, idempotency_key: str | None = None
+    info: Info,
+    input: Annotated[UpdateTicketInput, strawberry.argument(description="The changes.")],
+    idempotency_key: Annotated[
+        str | None,
+        strawberry.argument(
+            description="A repeat with the same key answers the stored result instead of acting twice."
+        ),
+    ] = None,
 ) -> TicketPayload:
     try:
         fields = {**_customer_fields(input.customer), **_order_fields(input.order)}
@@ -378,7 +422,14 @@ async def update_ticket(
 
 
 async def transition_ticket(
-    info: Info, input: TransitionTicketInput, idempotency_key: str | None = None
+    info: Info,
+    input: Annotated[TransitionTicketInput, strawberry.argument(description="The move.")],
+    idempotency_key: Annotated[
+        str | None,
+        strawberry.argument(
+            description="A repeat with the same key answers the stored result instead of acting twice."
+        ),
+    ] = None,
 ) -> TicketPayload:
     payload = {
         "ticket_id": str(input.ticket_id),
@@ -410,7 +461,14 @@ async def transition_ticket(
 
 
 async def correct_classification(
-    info: Info, input: CorrectClassificationInput, idempotency_key: str | None = None
+    info: Info,
+    input: Annotated[CorrectClassificationInput, strawberry.argument(description="The correction.")],
+    idempotency_key: Annotated[
+        str | None,
+        strawberry.argument(
+            description="A repeat with the same key answers the stored result instead of acting twice."
+        ),
+    ] = None,
 ) -> TicketPayload:
     priority = input.priority.value if input.priority else None
     payload = {"ticket_id": str(input.ticket_id), "category": input.category, "priority": priority}
