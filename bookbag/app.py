@@ -29,6 +29,7 @@ from api.build import BookbagSchema, SchemaLimits, build_schema
 from bookbag.background import background_work, build_queue_hub
 from bookbag.cors import with_cors
 from bookbag.fast_paths import FastPaths, choose_fast_paths
+from bookbag.gc_pacing import FullCollectionPacer
 from bookbag.graphql_http import BodySizeLimit, BookbagGraphQL, RefusalHold
 from bookbag.graphql_ide import IDE_ASSETS_PATH, ide_static_dir
 from bookbag.settings import Settings
@@ -65,6 +66,7 @@ class AppState:
     fast_paths: FastPaths = field(default_factory=FastPaths)  # what bookbag.fast_paths chose at start-up
     metrics: Metrics | None = None  # /metrics (bookbag.metrics), when BOOKBAG_METRICS is on
     webhook_dispatcher: WebhookDispatcher | None = None  # running while the lifespan is (bookbag.background)
+    gc_pacer: FullCollectionPacer | None = None  # server processes only (bookbag.server.prepare_to_serve)
 
     @property
     def db(self) -> Database:

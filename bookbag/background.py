@@ -92,6 +92,8 @@ async def background_work(state: AppState) -> AsyncIterator[None]:
             interval=settings.retention_interval_seconds,
         )
         tasks.append(asyncio.create_task(prune, name="bookbag-retention"))
+    if state.gc_pacer is not None:
+        tasks.append(asyncio.create_task(state.gc_pacer.run(), name="bookbag-gc-pacer"))
     if settings.webhook_dispatcher:
         dispatcher = build_webhook_dispatcher(settings, db, services)
         state.webhook_dispatcher = dispatcher

@@ -125,6 +125,10 @@ class Settings(BaseSettings):
     # ever), checked every `retention_interval_seconds`; decision records follow each merchant's own setting.
     retention_closed_days: int = Field(default=0, ge=0, le=36_500)
     retention_interval_seconds: float = Field(default=3600.0, gt=0)
+    # Full garbage collections at most once per this many seconds in a server process (bookbag.gc_pacing):
+    # bounds how often one tenant's objects (e.g. thousands of subscriptions) can stall everyone. 0: Python's
+    # own schedule.
+    gc_full_collection_min_interval_seconds: float = Field(default=30.0, ge=0, le=3600)
     # Graceful shutdown: how long in-flight requests may take to finish after SIGTERM (0: no limit).
     shutdown_timeout_seconds: float = Field(default=30.0, ge=0)
 
