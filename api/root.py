@@ -53,7 +53,7 @@ from schema.webhooks import (
 )
 
 
-@strawberry.type
+@strawberry.type(description="The read operations. Every one is scoped to the merchant of the API key.")
 class Query:
     me: Me = strawberry.field(resolver=t.me, description="The caller: merchant, role, actor.")
     ticket: Ticket | None = strawberry.field(
@@ -64,21 +64,41 @@ class Query:
         resolver=t.node,
         description="A ticket, team or agent by its id (Relay's object identification); null when unknown.",
     )
-    tickets: TicketConnection = strawberry.field(resolver=t.tickets)
-    queue: Queue = strawberry.field(resolver=adm.queue)
+    tickets: TicketConnection = strawberry.field(
+        resolver=t.tickets,
+        description="The merchant's tickets, filtered and sorted, one page at a time (Relay cursor connection).",
+    )
+    queue: Queue = strawberry.field(
+        resolver=adm.queue,
+        description="The live queue's figures now: per-stage counts, oldest open tickets, SLA breaches, time in stage.",
+    )
     oldest_open_tickets: list[Ticket] = strawberry.field(
         resolver=adm.oldest_open_tickets, description="Open tickets, oldest first (at most 100)."
     )
     ruleset: ActiveRuleset = strawberry.field(
         resolver=r.ruleset, description="The active ruleset with its source."
     )
-    ruleset_versions: list[RulesetVersion] = strawberry.field(resolver=r.ruleset_versions)
-    audit_log: list[AuditEvent] = strawberry.field(resolver=adm.audit_log)
-    classifier_info: ClassifierInfo = strawberry.field(resolver=adm.classifier_info)
-    classifier_models: list[ClassifierModel] = strawberry.field(resolver=cm.classifier_models)
-    classifier_model: ClassifierModel | None = strawberry.field(resolver=cm.classifier_model)
-    teams: list[Team] = strawberry.field(resolver=adm.teams)
-    agents: list[Agent] = strawberry.field(resolver=adm.agents)
+    ruleset_versions: list[RulesetVersion] = strawberry.field(
+        resolver=r.ruleset_versions,
+        description="Every published version of the merchant's ruleset, newest first.",
+    )
+    audit_log: list[AuditEvent] = strawberry.field(
+        resolver=adm.audit_log,
+        description="Audit entries, newest first: every change to a ticket, decision and administrative act.",
+    )
+    classifier_info: ClassifierInfo = strawberry.field(
+        resolver=adm.classifier_info,
+        description="The classifier model in use: its version, labels and evaluation figures.",
+    )
+    classifier_models: list[ClassifierModel] = strawberry.field(
+        resolver=cm.classifier_models,
+        description="Admin only: the merchant's own classifier models, newest first, with their figures.",
+    )
+    classifier_model: ClassifierModel | None = strawberry.field(
+        resolver=cm.classifier_model, description="Admin only: one of the merchant's classifier models."
+    )
+    teams: list[Team] = strawberry.field(resolver=adm.teams, description="The merchant's teams.")
+    agents: list[Agent] = strawberry.field(resolver=adm.agents, description="The merchant's agents.")
     api_keys: list[ApiKey] = strawberry.field(resolver=adm.api_keys, description="Admin only.")
     pending_actions: ActionRequestConnection = strawberry.field(
         resolver=a.pending_actions,
@@ -106,47 +126,108 @@ class Query:
     )
 
 
-@strawberry.type
+@strawberry.type(
+    description="The write operations. Each runs in one transaction: a refused one changes nothing and answers `errors`."
+)
 class Mutation:
-    create_ticket: CreateTicketPayload = strawberry.mutation(resolver=t.create_ticket_resolver)
-    add_message: MessagePayload = strawberry.mutation(resolver=t.add_message)
-    assign_ticket: TicketPayload = strawberry.mutation(resolver=t.assign_ticket)
-    update_ticket: TicketPayload = strawberry.mutation(resolver=t.update_ticket)
-    transition_ticket: TicketPayload = strawberry.mutation(resolver=t.transition_ticket)
-    correct_classification: TicketPayload = strawberry.mutation(resolver=t.correct_classification)
-    request_action: RequestActionPayload = strawberry.mutation(resolver=a.request_action)
-    approve_action: ActionPayload = strawberry.mutation(resolver=a.approve_action)
-    reject_action: ActionPayload = strawberry.mutation(resolver=a.reject_action)
+    create_ticket: CreateTicketPayload = strawberry.mutation(
+        resolver=t.create_ticket_resolver,
+        description="Create a ticket: classify, route by the active ruleset, set the SLA and assign. Idempotent with `idempotencyKey`.",
+    )
+    add_message: MessagePayload = strawberry.mutation(
+        resolver=t.add_message, description="Post a message on a ticket; the author comes from the API key."
+    )
+    assign_ticket: TicketPayload = strawberry.mutation(
+        resolver=t.assign_ticket, description="Give a ticket to an agent and/or a team."
+    )
+    update_ticket: TicketPayload = strawberry.mutation(
+        resolver=t.update_ticket,
+        description="Change a ticket's tags, customer or order fields (partner systems).",
+    )
+    transition_ticket: TicketPayload = strawberry.mutation(
+        resolver=t.transition_ticket, description="Move a ticket along an edge of the ruleset's stage graph."
+    )
+    correct_classification: TicketPayload = strawberry.mutation(
+        resolver=t.correct_classification,
+        description="Correct a ticket's category or priority; kept as training data.",
+    )
+    request_action: RequestActionPayload = strawberry.mutation(
+        resolver=a.request_action,
+        description="Ask for an action on a ticket; the rules allow it, deny it, or send it for approval.",
+    )
+    approve_action: ActionPayload = strawberry.mutation(
+        resolver=a.approve_action, description="Approve a request waiting for approval (approver roles only)."
+    )
+    reject_action: ActionPayload = strawberry.mutation(
+        resolver=a.reject_action, description="Reject a request waiting for approval."
+    )
     complete_action: ActionPayload = strawberry.mutation(
         resolver=a.complete_action,
         description="A partner system reports an EXECUTING external action's outcome (partner or admin key).",
     )
-    validate_ruleset: ValidateRulesetPayload = strawberry.mutation(resolver=r.validate_ruleset)
+    validate_ruleset: ValidateRulesetPayload = strawberry.mutation(
+        resolver=r.validate_ruleset, description="Check a ruleset source without publishing it."
+    )
     test_ruleset: TestRulesetPayload = strawberry.mutation(
         resolver=r.test_ruleset, description="Run a draft's own tests without publishing it."
     )
-    publish_ruleset: RulesetVersionPayload = strawberry.mutation(resolver=r.publish_ruleset)
-    activate_ruleset_version: RulesetVersionPayload = strawberry.mutation(resolver=r.activate_ruleset_version)
-    simulate: SimulatePayload = strawberry.mutation(resolver=r.simulate)
-    backtest: BacktestPayload = strawberry.mutation(resolver=r.backtest)
-    create_api_key: CreateApiKeyPayload = strawberry.mutation(resolver=adm.create_api_key)
-    revoke_api_key: RevokeApiKeyPayload = strawberry.mutation(resolver=adm.revoke_api_key)
+    publish_ruleset: RulesetVersionPayload = strawberry.mutation(
+        resolver=r.publish_ruleset,
+        description="Validate, test and publish a ruleset source as the merchant's new active version.",
+    )
+    activate_ruleset_version: RulesetVersionPayload = strawberry.mutation(
+        resolver=r.activate_ruleset_version,
+        description="Make an earlier published version the active one (roll back).",
+    )
+    simulate: SimulatePayload = strawberry.mutation(
+        resolver=r.simulate,
+        description="Evaluate cases against a draft ruleset and the active one, side by side.",
+    )
+    backtest: BacktestPayload = strawberry.mutation(
+        resolver=r.backtest,
+        description="Replay recent tickets through a draft ruleset and report what would change.",
+    )
+    create_api_key: CreateApiKeyPayload = strawberry.mutation(
+        resolver=adm.create_api_key, description="Create an API key; its secret is in the answer only."
+    )
+    revoke_api_key: RevokeApiKeyPayload = strawberry.mutation(
+        resolver=adm.revoke_api_key, description="Revoke an API key at once, in every process."
+    )
     forget_customer: ForgetCustomerPayload = strawberry.mutation(
         resolver=adm.forget_customer,
         description="Admin only: redact a customer's personal data (email, name, their tickets' subjects and "
         "bodies, messages) across the merchant's tickets, audit log, action requests and stored responses.",
     )
-    create_team: TeamPayload = strawberry.mutation(resolver=adm.create_team)
-    create_agent: AgentPayload = strawberry.mutation(resolver=adm.create_agent)
-    create_webhook_endpoint: WebhookEndpointPayload = strawberry.mutation(resolver=w.create_webhook_endpoint)
-    update_webhook_endpoint: WebhookEndpointPayload = strawberry.mutation(resolver=w.update_webhook_endpoint)
-    rotate_webhook_secret: WebhookEndpointPayload = strawberry.mutation(resolver=w.rotate_webhook_secret)
-    redeliver_webhook: WebhookDeliveryPayload = strawberry.mutation(resolver=w.redeliver_webhook)
-    ping_webhook_endpoint: WebhookPingPayload = strawberry.mutation(resolver=w.ping_webhook_endpoint)
-    train_classifier_model: ClassifierModelPayload = strawberry.mutation(resolver=cm.train_classifier_model)
+    create_team: TeamPayload = strawberry.mutation(resolver=adm.create_team, description="Create a team.")
+    create_agent: AgentPayload = strawberry.mutation(
+        resolver=adm.create_agent, description="Create an agent."
+    )
+    create_webhook_endpoint: WebhookEndpointPayload = strawberry.mutation(
+        resolver=w.create_webhook_endpoint,
+        description="Register a webhook endpoint; its signing secret is in the answer only.",
+    )
+    update_webhook_endpoint: WebhookEndpointPayload = strawberry.mutation(
+        resolver=w.update_webhook_endpoint, description="Change a webhook endpoint."
+    )
+    rotate_webhook_secret: WebhookEndpointPayload = strawberry.mutation(
+        resolver=w.rotate_webhook_secret, description="Give a webhook endpoint a new signing secret."
+    )
+    redeliver_webhook: WebhookDeliveryPayload = strawberry.mutation(
+        resolver=w.redeliver_webhook, description="Send a delivery again."
+    )
+    ping_webhook_endpoint: WebhookPingPayload = strawberry.mutation(
+        resolver=w.ping_webhook_endpoint,
+        description="Send a signed test event to an endpoint and report the attempt.",
+    )
+    train_classifier_model: ClassifierModelPayload = strawberry.mutation(
+        resolver=cm.train_classifier_model,
+        description="Admin only: train a candidate model from the merchant's corrections, in the background.",
+    )
     promote_classifier_model: ClassifierModelPayload = strawberry.mutation(
-        resolver=cm.promote_classifier_model
+        resolver=cm.promote_classifier_model,
+        description="Admin only: make a candidate the active model, if it passes the safety gate.",
     )
     rollback_classifier_model: ClassifierModelPayload = strawberry.mutation(
-        resolver=cm.rollback_classifier_model
+        resolver=cm.rollback_classifier_model,
+        description="Admin only: go back to the model active before (in the end, the shipped one).",
     )

@@ -13,7 +13,7 @@ from schema.queue import Queue
 from schema.ticket_events import TicketEvent
 
 
-@strawberry.type
+@strawberry.type(description="Live updates over the graphql-transport-ws websocket protocol.")
 class Subscription:
     queue_updates: AsyncGenerator[Queue, None] = strawberry.subscription(
         resolver=s.queue_updates,

@@ -76,7 +76,7 @@ def plain_route(app: Any) -> None:
     from starlette.responses import JSONResponse, Response
 
     from workflow.tenancy.merchants import authenticate
-    from workflow.tickets.service import TicketFilter, list_tickets
+    from workflow.tickets.read import TicketFilter, list_tickets
 
     runtime = app.state.bookbag.runtime
     db = runtime.db

@@ -428,7 +428,7 @@ def plans(database: Any, merchant_id: str, probe: dict[str, list[str]]) -> dict[
     from sqlmodel import col, func, select
 
     from storage.tables import Ticket
-    from workflow.tickets.service import TicketFilter, _filtered
+    from workflow.tickets.read import TicketFilter, _filtered
 
     def sql(query: Any) -> str:
         return str(query.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}))  # type: ignore[no-untyped-call]

@@ -5,7 +5,7 @@ decision, without doing anything)."""
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Annotated, Any
 
 import strawberry
 from sqlmodel import Session
@@ -38,7 +38,14 @@ def _params(value: Any) -> dict[str, Any]:
 
 
 async def request_action(
-    info: Info, input: RequestActionInput, idempotency_key: str | None = None
+    info: Info,
+    input: Annotated[RequestActionInput, strawberry.argument(description="The action asked for.")],
+    idempotency_key: Annotated[
+        str | None,
+        strawberry.argument(
+            description="A repeat with the same key answers the stored result instead of acting twice."
+        ),
+    ] = None,
 ) -> RequestActionPayload:
     """Evaluate the active ruleset for the caller's actor at the ticket's stage: allow executes and records,
     require_approval creates a pending request, deny records and refuses (POLICY_DENIED)."""
@@ -105,7 +112,16 @@ def _action_payload(
     return ActionPayload(action=ActionRequest.from_model(row) if row else None, replayed=replayed)
 
 
-async def approve_action(info: Info, id: strawberry.ID, idempotency_key: str | None = None) -> ActionPayload:
+async def approve_action(
+    info: Info,
+    id: Annotated[strawberry.ID, strawberry.argument(description="The action request.")],
+    idempotency_key: Annotated[
+        str | None,
+        strawberry.argument(
+            description="A repeat with the same key answers the stored result instead of acting twice."
+        ),
+    ] = None,
+) -> ActionPayload:
     """Only a role the deciding rule names as approver may approve; an internal action then executes, an
     external one goes EXECUTING (handed to the partner system)."""
 
@@ -127,7 +143,17 @@ async def approve_action(info: Info, id: strawberry.ID, idempotency_key: str | N
 
 
 async def reject_action(
-    info: Info, id: strawberry.ID, reason: str, idempotency_key: str | None = None
+    info: Info,
+    id: Annotated[strawberry.ID, strawberry.argument(description="The action request.")],
+    reason: Annotated[
+        str, strawberry.argument(description="Why it is rejected (recorded and shown to the requester).")
+    ],
+    idempotency_key: Annotated[
+        str | None,
+        strawberry.argument(
+            description="A repeat with the same key answers the stored result instead of acting twice."
+        ),
+    ] = None,
 ) -> ActionPayload:
     def work(session: Session, services: WorkflowServices, principal: Principal) -> dict[str, Any]:
         row = actions_service.reject_action(session, services, principal, action_id=str(id), reason=reason)
@@ -147,11 +173,21 @@ async def reject_action(
 
 async def complete_action(
     info: Info,
-    id: strawberry.ID,
-    outcome: ActionOutcome,
-    external_ref: str | None = None,
-    message: str | None = None,
-    idempotency_key: str | None = None,
+    id: Annotated[strawberry.ID, strawberry.argument(description="The action request, executing.")],
+    outcome: Annotated[
+        ActionOutcome, strawberry.argument(description="How the partner system's execution ended.")
+    ],
+    external_ref: Annotated[
+        str | None,
+        strawberry.argument(description="The partner system's reference for what it did (e.g. a refund id)."),
+    ] = None,
+    message: Annotated[str | None, strawberry.argument(description="A message about the outcome.")] = None,
+    idempotency_key: Annotated[
+        str | None,
+        strawberry.argument(
+            description="A repeat with the same key answers the stored result instead of acting twice."
+        ),
+    ] = None,
 ) -> ActionPayload:
     """A partner system reports how an EXECUTING external action ended: SUCCEEDED → EXECUTED, FAILED →
     FAILED (the ticket is flagged for a human). The same report again answers as before (`replayed`); a
@@ -209,9 +245,14 @@ def _pending_filter(flt: PendingActionFilter | None) -> actions_service.PendingF
 
 async def pending_actions(
     info: Info,
-    filter: PendingActionFilter | None = None,
-    first: int | None = None,
-    after: str | None = None,
+    filter: Annotated[
+        PendingActionFilter | None,
+        strawberry.argument(description="Which requests; all the caller's role may decide when absent."),
+    ] = None,
+    first: Annotated[int | None, strawberry.argument(description="Page size.")] = None,
+    after: Annotated[
+        str | None, strawberry.argument(description="The `endCursor` of the previous page.")
+    ] = None,
 ) -> ActionRequestConnection:
     """The approval inbox: requests waiting for a decision that the caller's role may take, oldest first."""
     ctx = info.context
@@ -245,7 +286,13 @@ async def pending_actions(
     )
 
 
-async def preview_action(info: Info, input: RequestActionInput) -> Decision:
+async def preview_action(
+    info: Info,
+    input: Annotated[
+        RequestActionInput,
+        strawberry.argument(description="The action to decide on, as `requestAction` would take it."),
+    ],
+) -> Decision:
     """What `requestAction` would decide for the caller right now; records and changes nothing."""
     try:
         params = _params(input.params)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import strawberry
 from sqlmodel import Session
@@ -45,7 +45,9 @@ async def queue(info: Info) -> Queue:
     return queue_from_snapshot(snap)
 
 
-async def oldest_open_tickets(info: Info, first: int = 10) -> list[Ticket]:
+async def oldest_open_tickets(
+    info: Info, first: Annotated[int, strawberry.argument(description="How many tickets.")] = 10
+) -> list[Ticket]:
     """The merchant's oldest open tickets (by creation), oldest first; at most 100."""
     if not 1 <= first <= 100:
         raise ApiError("INVALID_INPUT", "first must be between 1 and 100", "first")
@@ -55,10 +57,17 @@ async def oldest_open_tickets(info: Info, first: int = 10) -> list[Ticket]:
 
 async def audit_log(
     info: Info,
-    ticket_id: strawberry.ID | None = None,
-    kind: str | None = None,
-    first: int = 100,
-    before_id: strawberry.ID | None = None,
+    ticket_id: Annotated[
+        strawberry.ID | None, strawberry.argument(description="Only entries about this ticket.")
+    ] = None,
+    kind: Annotated[
+        str | None, strawberry.argument(description="Only entries of this kind (e.g. ticket.transitioned).")
+    ] = None,
+    first: Annotated[int, strawberry.argument(description="How many entries.")] = 100,
+    before_id: Annotated[
+        strawberry.ID | None,
+        strawberry.argument(description="Only entries older than this entry id (the next page)."),
+    ] = None,
 ) -> list[AuditEvent]:
     """Newest first. Page backwards with `beforeId` (the last id seen); `first` is at most 500."""
     if not 1 <= first <= MAX_AUDIT_PAGE:
@@ -106,7 +115,11 @@ async def api_keys(info: Info) -> list[ApiKey]:
     return [ApiKey.from_model(r) for r in rows]
 
 
-async def create_api_key(info: Info, role: Role, name: str = "") -> CreateApiKeyPayload:
+async def create_api_key(
+    info: Info,
+    role: Annotated[Role, strawberry.argument(description="What the key may do.")],
+    name: Annotated[str, strawberry.argument(description="A name to recognise the key by.")] = "",
+) -> CreateApiKeyPayload:
     """The secret is in this response only. Not idempotent by design: a replay would have to store it."""
 
     def work(session: Session, _services: WorkflowServices, principal: Principal) -> dict[str, Any]:
@@ -128,7 +141,15 @@ async def create_api_key(info: Info, role: Role, name: str = "") -> CreateApiKey
     return CreateApiKeyPayload(api_key=ApiKey.from_model(row) if row else None, secret=snapshot["secret"])
 
 
-async def forget_customer(info: Info, email: str) -> ForgetCustomerPayload:
+async def forget_customer(
+    info: Info,
+    email: Annotated[
+        str,
+        strawberry.argument(
+            description="The customer's email address; every ticket and record of theirs is deleted."
+        ),
+    ],
+) -> ForgetCustomerPayload:
     """Not idempotent by key: a stored response would keep the address this erases."""
 
     def work(session: Session, _services: WorkflowServices, principal: Principal) -> dict[str, Any]:
@@ -142,7 +163,9 @@ async def forget_customer(info: Info, email: str) -> ForgetCustomerPayload:
     return ForgetCustomerPayload(**snapshot)
 
 
-async def revoke_api_key(info: Info, id: strawberry.ID) -> RevokeApiKeyPayload:
+async def revoke_api_key(
+    info: Info, id: Annotated[strawberry.ID, strawberry.argument(description="The key.")]
+) -> RevokeApiKeyPayload:
     def work(session: Session, _services: WorkflowServices, principal: Principal) -> dict[str, Any]:
         return {"key": dump(merchants_service.revoke_api_key(session, principal, str(id)))}
 
@@ -161,7 +184,10 @@ async def revoke_api_key(info: Info, id: strawberry.ID) -> RevokeApiKeyPayload:
     return RevokeApiKeyPayload(api_key=ApiKey.from_model(row) if row else None)
 
 
-async def create_team(info: Info, name: str) -> TeamPayload:
+async def create_team(
+    info: Info,
+    name: Annotated[str, strawberry.argument(description="The team's name, as rulesets route to it.")],
+) -> TeamPayload:
     def work(session: Session, _services: WorkflowServices, principal: Principal) -> dict[str, Any]:
         return {"team": dump(agents_service.create_team(session, principal, name=name))}
 
@@ -181,12 +207,21 @@ async def create_team(info: Info, name: str) -> TeamPayload:
 
 async def create_agent(
     info: Info,
-    name: str,
-    email: str,
-    team_ids: list[strawberry.ID] | None = None,
-    skills: list[str] | None = None,
-    capacity: int = 10,
-    available: bool = True,
+    name: Annotated[str, strawberry.argument(description="The agent's name.")],
+    email: Annotated[str, strawberry.argument(description="The agent's email address.")],
+    team_ids: Annotated[
+        list[strawberry.ID] | None, strawberry.argument(description="The teams the agent joins.")
+    ] = None,
+    skills: Annotated[
+        list[str] | None,
+        strawberry.argument(description="Skills the skill-based assignment strategy matches."),
+    ] = None,
+    capacity: Annotated[
+        int, strawberry.argument(description="How many open tickets the agent takes at most.")
+    ] = 10,
+    available: Annotated[
+        bool, strawberry.argument(description="Whether the agent takes new tickets now.")
+    ] = True,
 ) -> AgentPayload:
     teams_ = [str(t) for t in team_ids or []]
     skills_ = list(skills or [])

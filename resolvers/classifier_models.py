@@ -4,7 +4,7 @@ training run, promote a candidate through the safety gate, roll back. Each calls
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import strawberry
 from sqlmodel import Session
@@ -20,13 +20,18 @@ from workflow.services import WorkflowServices
 from workflow.tenancy.principal import Principal
 
 
-async def classifier_models(info: Info, first: int = 50) -> list[ClassifierModel]:
+async def classifier_models(
+    info: Info,
+    first: Annotated[int, strawberry.argument(description="How many, newest first (at most 200).")] = 50,
+) -> list[ClassifierModel]:
     """The merchant's own models, newest first (`first` at most 200). Admin only."""
     rows = await query(info.context, roles.ADMINS, lambda s, p: service.list_models(s, p, first=first))
     return [ClassifierModel.from_model(r) for r in rows]
 
 
-async def classifier_model(info: Info, id: strawberry.ID) -> ClassifierModel | None:
+async def classifier_model(
+    info: Info, id: Annotated[strawberry.ID, strawberry.argument(description="The model.")]
+) -> ClassifierModel | None:
     """One of the merchant's models, or null (also for another merchant's id). Admin only."""
 
     def read(session: Session, principal: Principal) -> Any:
@@ -71,7 +76,9 @@ async def train_classifier_model(info: Info) -> ClassifierModelPayload:
     return await _payload(info, snapshot, error)
 
 
-async def promote_classifier_model(info: Info, id: strawberry.ID) -> ClassifierModelPayload:
+async def promote_classifier_model(
+    info: Info, id: Annotated[strawberry.ID, strawberry.argument(description="The candidate to promote.")]
+) -> ClassifierModelPayload:
     """Make a READY model the one classifying the merchant's new tickets; refused with MODEL_GATE_FAILED when
     it is worse than the active model beyond the gate's margins. Admin only."""
 

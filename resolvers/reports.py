@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from datetime import date, timedelta
+from typing import Annotated
+
+import strawberry
 
 from resolvers import roles
 from resolvers.runner import query
@@ -13,10 +16,19 @@ from workflow.reports import read as reports_service
 
 async def report(
     info: Info,
-    start: date | None = None,
-    end: date | None = None,
-    granularity: ReportGranularity = ReportGranularity.DAY,
-    split: ReportSplit = ReportSplit.NONE,
+    start: Annotated[
+        date | None,
+        strawberry.argument(description="First day of the period (UTC); defaults to 30 days before `end`."),
+    ] = None,
+    end: Annotated[
+        date | None, strawberry.argument(description="Last day of the period (UTC); defaults to today.")
+    ] = None,
+    granularity: Annotated[
+        ReportGranularity, strawberry.argument(description="Buckets by day or by week.")
+    ] = ReportGranularity.DAY,
+    split: Annotated[
+        ReportSplit, strawberry.argument(description="The ticket dimension to split the figures by.")
+    ] = ReportSplit.NONE,
 ) -> Report:
     """The days `start`..`end` (inclusive, UTC; default: the last 30 days up to today), at most 366 days."""
     today = info.context.runtime.services.clock().date()

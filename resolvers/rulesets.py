@@ -10,8 +10,9 @@ before it opens the write transaction.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Annotated, Any
 
+import strawberry
 from sqlmodel import Session
 from strawberry.scalars import JSON
 
@@ -89,7 +90,9 @@ async def _team_names(ctx: RequestContext, allowed: frozenset[Role]) -> frozense
     return await read_as(ctx, allowed, lambda s, p: rulesets_service.team_names(s, p.merchant_id))
 
 
-async def validate_ruleset(info: Info, source: str) -> ValidateRulesetPayload:
+async def validate_ruleset(
+    info: Info, source: Annotated[str, strawberry.argument(description="The ruleset's YAML source.")]
+) -> ValidateRulesetPayload:
     """Check a draft: YAML syntax, schema, references. Changes nothing."""
     ctx = info.context
     try:
@@ -115,7 +118,10 @@ async def validate_ruleset(info: Info, source: str) -> ValidateRulesetPayload:
     return ValidateRulesetPayload(valid=bool(report.ok), problems=problems, warnings=warnings, errors=errors)
 
 
-async def test_ruleset(info: Info, source: str) -> TestRulesetPayload:
+async def test_ruleset(
+    info: Info,
+    source: Annotated[str, strawberry.argument(description="The ruleset's YAML source, with its `tests:`.")],
+) -> TestRulesetPayload:
     """Validate a draft and run the tests it carries, without publishing anything."""
     ctx = info.context
     try:
@@ -145,7 +151,15 @@ def _version_payload(
 
 
 async def publish_ruleset(
-    info: Info, source: str, message: str = "", idempotency_key: str | None = None
+    info: Info,
+    source: Annotated[str, strawberry.argument(description="The ruleset's YAML source.")],
+    message: Annotated[str, strawberry.argument(description="What changed, for the version history.")] = "",
+    idempotency_key: Annotated[
+        str | None,
+        strawberry.argument(
+            description="A repeat with the same key answers the stored result instead of acting twice."
+        ),
+    ] = None,
 ) -> RulesetVersionPayload:
     """Validate, run the ruleset's own tests, then store and activate it in one transaction.
 
@@ -183,7 +197,14 @@ async def publish_ruleset(
 
 
 async def activate_ruleset_version(
-    info: Info, version: int, idempotency_key: str | None = None
+    info: Info,
+    version: Annotated[int, strawberry.argument(description="The published version to make active.")],
+    idempotency_key: Annotated[
+        str | None,
+        strawberry.argument(
+            description="A repeat with the same key answers the stored result instead of acting twice."
+        ),
+    ] = None,
 ) -> RulesetVersionPayload:
     """Make an earlier (or later) published version the active one: a rollback."""
 
@@ -225,7 +246,12 @@ def _case(index: int, case: SimulationCaseInput) -> rulesets_service.SimulationC
 
 
 async def simulate(
-    info: Info, cases: list[SimulationCaseInput], source: str | None = None
+    info: Info,
+    cases: Annotated[list[SimulationCaseInput], strawberry.argument(description="The cases to evaluate.")],
+    source: Annotated[
+        str | None,
+        strawberry.argument(description="The draft ruleset's YAML source; the active ruleset when absent."),
+    ] = None,
 ) -> SimulatePayload:
     """Evaluate a draft (or the active ruleset) against facts or existing tickets, with traces. Changes nothing."""
     ctx = info.context
@@ -259,7 +285,13 @@ async def simulate(
     )
 
 
-async def backtest(info: Info, source: str, limit: int = 1000) -> BacktestPayload:
+async def backtest(
+    info: Info,
+    source: Annotated[str, strawberry.argument(description="The draft ruleset's YAML source.")],
+    limit: Annotated[
+        int, strawberry.argument(description="How many of the merchant's recent decisions to replay.")
+    ] = 1000,
+) -> BacktestPayload:
     """Replay the facts of the merchant's recent decisions under the draft and the active version."""
     ctx = info.context
     services = ctx.runtime.services

@@ -18,6 +18,7 @@ from collections import OrderedDict
 from collections.abc import AsyncGenerator
 from contextvars import ContextVar
 from dataclasses import dataclass
+from typing import Annotated
 
 import strawberry
 from strawberry.scalars import JSON
@@ -33,7 +34,7 @@ from workflow.actions import INBOX_EVENTS
 from workflow.errors import DomainError
 from workflow.live.bus import TicketEvent as BusEvent
 from workflow.queue import QueueSnapshot
-from workflow.tickets.service import get_ticket
+from workflow.tickets.read import get_ticket
 
 # The version of the last snapshot this task's queueUpdates resolver yielded: the websocket fast path
 # (bookbag.ws.protocol) continues from it without sending that snapshot twice.
@@ -113,7 +114,13 @@ async def queue_updates(info: Info) -> AsyncGenerator[Queue, None]:
 
 
 async def ticket_events(
-    info: Info, ticket_id: strawberry.ID | None = None
+    info: Info,
+    ticket_id: Annotated[
+        strawberry.ID | None,
+        strawberry.argument(
+            description="Only events of this ticket; all the merchant's tickets when absent."
+        ),
+    ] = None,
 ) -> AsyncGenerator[TicketEvent, None]:
     ctx = info.context
     principal = ctx.auth

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 import strawberry
 from sqlmodel import Session
@@ -43,7 +43,12 @@ from workflow.errors import DomainError, invalid
 from workflow.services import WorkflowServices
 from workflow.tenancy.merchants import get_merchant
 from workflow.tenancy.principal import Principal
-from workflow.tickets import service as tickets_service
+from workflow.tickets import assignment as ticket_assignment
+from workflow.tickets import corrections as ticket_corrections
+from workflow.tickets import messages as ticket_messages
+from workflow.tickets import read as ticket_read
+from workflow.tickets import transitions as ticket_transitions
+from workflow.tickets import updates as ticket_updates
 from workflow.tickets.ingest import TicketInput, create_tickets
 
 
@@ -60,13 +65,21 @@ async def me(info: Info) -> Me:
     )
 
 
-async def ticket(info: Info, id: strawberry.ID) -> Ticket | None:
+async def ticket(
+    info: Info, id: Annotated[strawberry.ID, strawberry.argument(description="The ticket's id (`tkt_…`).")]
+) -> Ticket | None:
     """Another merchant's ticket answers exactly like a missing one: null."""
     row = await info.context.loaders.ticket.load(str(id))
     return Ticket.from_model(row) if row else None
 
 
-async def node(info: Info, id: strawberry.ID) -> Node | None:
+async def node(
+    info: Info,
+    id: Annotated[
+        strawberry.ID,
+        strawberry.argument(description="A global id; its prefix names the type (`tkt_`, `team_`, `agt_`)."),
+    ],
+) -> Node | None:
     """Any object by its global id (the prefix names its type); null for unknown ids and for other
     merchants' objects, exactly like a missing one."""
     loaders = info.context.loaders
@@ -83,10 +96,10 @@ async def node(info: Info, id: strawberry.ID) -> Node | None:
     return None
 
 
-def _filter(flt: TicketFilter | None, now: datetime) -> tickets_service.TicketFilter:
+def _filter(flt: TicketFilter | None, now: datetime) -> ticket_read.TicketFilter:
     if flt is None:
-        return tickets_service.TicketFilter()
-    return tickets_service.TicketFilter(
+        return ticket_read.TicketFilter()
+    return ticket_read.TicketFilter(
         stage=flt.stage.value if flt.stage else None,
         category=flt.category,
         priority=flt.priority.value if flt.priority else None,
@@ -106,20 +119,28 @@ def _filter(flt: TicketFilter | None, now: datetime) -> tickets_service.TicketFi
     )
 
 
-def _order(order: TicketOrder | None) -> tickets_service.TicketOrder:
+def _order(order: TicketOrder | None) -> ticket_read.TicketOrder:
     if order is None:
-        return tickets_service.DEFAULT_ORDER
-    return tickets_service.TicketOrder(
-        sort=tickets_service.TicketSort(order.field.value), descending=order.direction is SortDirection.DESC
+        return ticket_read.DEFAULT_ORDER
+    return ticket_read.TicketOrder(
+        sort=ticket_read.TicketSort(order.field.value), descending=order.direction is SortDirection.DESC
     )
 
 
 async def tickets(
     info: Info,
-    filter: TicketFilter | None = None,
-    first: int | None = None,
-    after: str | None = None,
-    order_by: TicketOrder | None = None,
+    filter: Annotated[
+        TicketFilter | None, strawberry.argument(description="Which tickets; all of them when absent.")
+    ] = None,
+    first: Annotated[
+        int | None, strawberry.argument(description="Page size (at most the server's maximum page size).")
+    ] = None,
+    after: Annotated[
+        str | None, strawberry.argument(description="The `endCursor` of the previous page, for the next one.")
+    ] = None,
+    order_by: Annotated[
+        TicketOrder | None, strawberry.argument(description="The sort order; newest first when absent.")
+    ] = None,
 ) -> TicketConnection:
     """Newest first unless `orderBy` says otherwise. `first` defaults to 20 and is capped (see the error
     for the cap)."""
@@ -131,7 +152,7 @@ async def tickets(
     page = await query(
         ctx,
         roles.READERS,
-        lambda s, p: tickets_service.list_tickets(
+        lambda s, p: ticket_read.list_tickets(
             s, p, flt, first=size, after=after, max_page=limits.max_page_size, order=order
         ),
     )
@@ -139,12 +160,10 @@ async def tickets(
     edges = []
     for row in page.items:
         loader.prime(row.id, row)
-        edges.append(
-            TicketEdge(cursor=tickets_service.encode_cursor(row, order), node=Ticket.from_model(row))
-        )
+        edges.append(TicketEdge(cursor=ticket_read.encode_cursor(row, order), node=Ticket.from_model(row)))
 
     async def count_total() -> int:
-        return await query(ctx, roles.READERS, lambda s, p: tickets_service.count_tickets(s, p, flt))
+        return await query(ctx, roles.READERS, lambda s, p: ticket_read.count_tickets(s, p, flt))
 
     return TicketConnection(
         edges=edges,
@@ -222,7 +241,14 @@ def ingest_group(
 
 
 async def create_ticket_resolver(
-    info: Info, input: CreateTicketInput, idempotency_key: str | None = None
+    info: Info,
+    input: Annotated[CreateTicketInput, strawberry.argument(description="The ticket.")],
+    idempotency_key: Annotated[
+        str | None,
+        strawberry.argument(
+            description="A repeat with the same key answers the stored result instead of acting twice."
+        ),
+    ] = None,
 ) -> CreateTicketPayload:
     """The ingest pipeline: classify, route, set SLA due times, move new → triaged as `system`, store."""
     try:
@@ -266,16 +292,23 @@ async def create_ticket_resolver(
 
 
 async def add_message(
-    info: Info, input: AddMessageInput, idempotency_key: str | None = None
+    info: Info,
+    input: Annotated[AddMessageInput, strawberry.argument(description="The message.")],
+    idempotency_key: Annotated[
+        str | None,
+        strawberry.argument(
+            description="A repeat with the same key answers the stored result instead of acting twice."
+        ),
+    ] = None,
 ) -> MessagePayload:
     author = input.author_type.value if input.author_type else None
     payload = {"ticket_id": str(input.ticket_id), "body": input.body, "author_type": author}
 
     def work(session: Session, services: WorkflowServices, principal: Principal) -> dict[str, Any]:
-        message = tickets_service.add_message(
+        message = ticket_messages.add_message(
             session, services, principal, ticket_id=str(input.ticket_id), body=input.body, author_type=author
         )
-        row = tickets_service.get_ticket(session, principal, message.ticket_id)
+        row = ticket_read.get_ticket(session, principal, message.ticket_id)
         return {"message": dump(message), "ticket": dump(row)}
 
     snapshot, error, replayed = await mutate(
@@ -300,7 +333,14 @@ async def add_message(
 
 
 async def assign_ticket(
-    info: Info, input: AssignTicketInput, idempotency_key: str | None = None
+    info: Info,
+    input: Annotated[AssignTicketInput, strawberry.argument(description="The assignment.")],
+    idempotency_key: Annotated[
+        str | None,
+        strawberry.argument(
+            description="A repeat with the same key answers the stored result instead of acting twice."
+        ),
+    ] = None,
 ) -> TicketPayload:
     agent_id = str(input.agent_id) if input.agent_id else None
     team_id = str(input.team_id) if input.team_id else None
@@ -312,7 +352,7 @@ async def assign_ticket(
     }
 
     def work(session: Session, services: WorkflowServices, principal: Principal) -> dict[str, Any]:
-        row = tickets_service.assign_ticket(
+        row = ticket_assignment.assign_ticket(
             session,
             services,
             principal,
@@ -336,7 +376,14 @@ async def assign_ticket(
 
 
 async def update_ticket(
-    info: Info, input: UpdateTicketInput, idempotency_key: str | None = None
+    info: Info,
+    input: Annotated[UpdateTicketInput, strawberry.argument(description="The changes.")],
+    idempotency_key: Annotated[
+        str | None,
+        strawberry.argument(
+            description="A repeat with the same key answers the stored result instead of acting twice."
+        ),
+    ] = None,
 ) -> TicketPayload:
     try:
         fields = {**_customer_fields(input.customer), **_order_fields(input.order)}
@@ -349,10 +396,10 @@ async def update_ticket(
         "tags": tags,
         **_jsonable(fields),
     }
-    changes = tickets_service.TicketUpdate(tags=tags, **fields)
+    changes = ticket_updates.TicketUpdate(tags=tags, **fields)
 
     def work(session: Session, services: WorkflowServices, principal: Principal) -> dict[str, Any]:
-        row = tickets_service.update_ticket(
+        row = ticket_updates.update_ticket(
             session,
             services,
             principal,
@@ -375,7 +422,14 @@ async def update_ticket(
 
 
 async def transition_ticket(
-    info: Info, input: TransitionTicketInput, idempotency_key: str | None = None
+    info: Info,
+    input: Annotated[TransitionTicketInput, strawberry.argument(description="The move.")],
+    idempotency_key: Annotated[
+        str | None,
+        strawberry.argument(
+            description="A repeat with the same key answers the stored result instead of acting twice."
+        ),
+    ] = None,
 ) -> TicketPayload:
     payload = {
         "ticket_id": str(input.ticket_id),
@@ -384,7 +438,7 @@ async def transition_ticket(
     }
 
     def work(session: Session, services: WorkflowServices, principal: Principal) -> dict[str, Any]:
-        row = tickets_service.transition_ticket(
+        row = ticket_transitions.transition_ticket(
             session,
             services,
             principal,
@@ -407,13 +461,20 @@ async def transition_ticket(
 
 
 async def correct_classification(
-    info: Info, input: CorrectClassificationInput, idempotency_key: str | None = None
+    info: Info,
+    input: Annotated[CorrectClassificationInput, strawberry.argument(description="The correction.")],
+    idempotency_key: Annotated[
+        str | None,
+        strawberry.argument(
+            description="A repeat with the same key answers the stored result instead of acting twice."
+        ),
+    ] = None,
 ) -> TicketPayload:
     priority = input.priority.value if input.priority else None
     payload = {"ticket_id": str(input.ticket_id), "category": input.category, "priority": priority}
 
     def work(session: Session, services: WorkflowServices, principal: Principal) -> dict[str, Any]:
-        row = tickets_service.correct_classification(
+        row = ticket_corrections.correct_classification(
             session,
             services,
             principal,

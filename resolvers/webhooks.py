@@ -3,7 +3,7 @@ test ping. Each resolver parses, calls ``workflow.webhooks.endpoints`` and maps 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import strawberry
 from sqlmodel import Session
@@ -43,7 +43,15 @@ async def webhook_endpoints(info: Info) -> list[WebhookEndpoint]:
 
 
 async def webhook_deliveries(
-    info: Info, endpoint_id: strawberry.ID | None = None, status: str | None = None, first: int = 50
+    info: Info,
+    endpoint_id: Annotated[
+        strawberry.ID | None, strawberry.argument(description="Only deliveries to this endpoint.")
+    ] = None,
+    status: Annotated[
+        str | None,
+        strawberry.argument(description="Only deliveries in this status (pending, delivered, failed)."),
+    ] = None,
+    first: Annotated[int, strawberry.argument(description="How many deliveries.")] = 50,
 ) -> list[WebhookDelivery]:
     """The delivery log, newest first (`first` at most 200), each with its latest attempts."""
     views = await query(
@@ -65,7 +73,9 @@ def _endpoint_payload(snapshot: dict[str, Any] | None, error: DomainError | None
     )
 
 
-async def create_webhook_endpoint(info: Info, input: CreateWebhookEndpointInput) -> WebhookEndpointPayload:
+async def create_webhook_endpoint(
+    info: Info, input: Annotated[CreateWebhookEndpointInput, strawberry.argument(description="The endpoint.")]
+) -> WebhookEndpointPayload:
     """Register an endpoint; the signing secret is in this response only."""
     allow_private = info.context.runtime.webhook_pings.allow_private
 
@@ -93,7 +103,9 @@ async def create_webhook_endpoint(info: Info, input: CreateWebhookEndpointInput)
     return _endpoint_payload(snapshot, error)
 
 
-async def update_webhook_endpoint(info: Info, input: UpdateWebhookEndpointInput) -> WebhookEndpointPayload:
+async def update_webhook_endpoint(
+    info: Info, input: Annotated[UpdateWebhookEndpointInput, strawberry.argument(description="The changes.")]
+) -> WebhookEndpointPayload:
     """Change the URL, the event types, the description, or enable/disable the endpoint."""
     allow_private = info.context.runtime.webhook_pings.allow_private
 
@@ -122,7 +134,9 @@ async def update_webhook_endpoint(info: Info, input: UpdateWebhookEndpointInput)
     return _endpoint_payload(snapshot, error)
 
 
-async def rotate_webhook_secret(info: Info, id: strawberry.ID) -> WebhookEndpointPayload:
+async def rotate_webhook_secret(
+    info: Info, id: Annotated[strawberry.ID, strawberry.argument(description="The endpoint.")]
+) -> WebhookEndpointPayload:
     """A new signing secret (in this response only); the old one keeps signing beside it for 24 hours."""
 
     def work(session: Session, services: WorkflowServices, principal: Principal) -> dict[str, Any]:
@@ -140,7 +154,10 @@ async def rotate_webhook_secret(info: Info, id: strawberry.ID) -> WebhookEndpoin
     return _endpoint_payload(snapshot, error)
 
 
-async def redeliver_webhook(info: Info, delivery_id: strawberry.ID) -> WebhookDeliveryPayload:
+async def redeliver_webhook(
+    info: Info,
+    delivery_id: Annotated[strawberry.ID, strawberry.argument(description="The delivery to send again.")],
+) -> WebhookDeliveryPayload:
     """Send a delivered or failed delivery's event again (same `webhook-id`, a fresh retry schedule)."""
 
     def work(session: Session, services: WorkflowServices, principal: Principal) -> dict[str, Any]:
@@ -159,7 +176,9 @@ async def redeliver_webhook(info: Info, delivery_id: strawberry.ID) -> WebhookDe
     return WebhookDeliveryPayload(delivery=WebhookDelivery.from_view(views[0]) if views else None)
 
 
-async def ping_webhook_endpoint(info: Info, id: strawberry.ID) -> WebhookPingPayload:
+async def ping_webhook_endpoint(
+    info: Info, id: Annotated[strawberry.ID, strawberry.argument(description="The endpoint.")]
+) -> WebhookPingPayload:
     """Send a signed `webhook.ping` event to the endpoint now (also when disabled) and report the attempt."""
     ctx = info.context
     sender = ctx.runtime.webhook_pings

@@ -12,8 +12,9 @@ from strawberry.dataloader import DataLoader
 
 from runtime.context import ApiRuntime
 from storage.tables import ActionRequest, Agent, Message, Team, Ticket
-from workflow import batch_reads as api_batches
-from workflow.tickets.service import get_tickets_by_ids, messages_by_ticket_ids
+from workflow import batch_reads
+from workflow.tickets.messages import messages_by_ticket_ids
+from workflow.tickets.read import get_tickets_by_ids
 
 K = str
 V = TypeVar("V")
@@ -53,11 +54,11 @@ class Loaders:
 
     @cached_property
     def team(self) -> DataLoader[str, Team | None]:
-        return DataLoader(load_fn=self._batch(api_batches.teams_by_ids, lambda: None))  # type: ignore[arg-type]
+        return DataLoader(load_fn=self._batch(batch_reads.teams_by_ids, lambda: None))  # type: ignore[arg-type]
 
     @cached_property
     def agent(self) -> DataLoader[str, Agent | None]:
-        return DataLoader(load_fn=self._batch(api_batches.agents_by_ids, lambda: None))  # type: ignore[arg-type]
+        return DataLoader(load_fn=self._batch(batch_reads.agents_by_ids, lambda: None))  # type: ignore[arg-type]
 
     @cached_property
     def messages(self) -> DataLoader[str, list[Message]]:
@@ -65,17 +66,17 @@ class Loaders:
 
     @cached_property
     def actions(self) -> DataLoader[str, list[ActionRequest]]:
-        return DataLoader(load_fn=self._batch(api_batches.actions_by_ticket_ids, list))  # type: ignore[arg-type]
+        return DataLoader(load_fn=self._batch(batch_reads.actions_by_ticket_ids, list))  # type: ignore[arg-type]
 
     @cached_property
     def agent_team_ids(self) -> DataLoader[str, list[str]]:
-        return DataLoader(load_fn=self._batch(api_batches.team_ids_by_agent_ids, list))  # type: ignore[arg-type]
+        return DataLoader(load_fn=self._batch(batch_reads.team_ids_by_agent_ids, list))  # type: ignore[arg-type]
 
     @cached_property
     def key_name(self) -> DataLoader[str, str | None]:
-        return DataLoader(load_fn=self._batch(api_batches.key_names_by_ids, lambda: None))  # type: ignore[arg-type]
+        return DataLoader(load_fn=self._batch(batch_reads.key_names_by_ids, lambda: None))  # type: ignore[arg-type]
 
     @cached_property
     def pending_count(self) -> DataLoader[str, int]:
         """Keyed by role: the role's approval inbox size."""
-        return DataLoader(load_fn=self._batch(api_batches.pending_counts_by_roles, int))  # type: ignore[arg-type]
+        return DataLoader(load_fn=self._batch(batch_reads.pending_counts_by_roles, int))  # type: ignore[arg-type]

@@ -24,12 +24,18 @@ strawberry.enum(
 
 @strawberry.type(description="A model's figures on one held-out slice (category; priority where measured).")
 class ClassifierFigures:
-    macro_f1: float
-    accuracy: float
+    macro_f1: float = strawberry.field(description="Category macro-F1.")
+    accuracy: float = strawberry.field(description="Category accuracy.")
     ece: float = strawberry.field(description="Expected calibration error of the category confidence.")
-    priority_macro_f1: float | None
-    priority_accuracy: float | None
-    priority_ece: float | None
+    priority_macro_f1: float | None = strawberry.field(
+        description="Priority macro-F1 (null where the slice has no priorities)."
+    )
+    priority_accuracy: float | None = strawberry.field(
+        description="Priority accuracy (null where the slice has no priorities)."
+    )
+    priority_ece: float | None = strawberry.field(
+        description="Expected calibration error of the priority confidence (null where not measured)."
+    )
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ClassifierFigures:
@@ -45,10 +51,10 @@ class ClassifierFigures:
 
 @strawberry.type(description="One category's F1 for the active model and the candidate, side by side.")
 class ClassifierClassScore:
-    label: str
+    label: str = strawberry.field(description="The category.")
     support: int = strawberry.field(description="Held-out tickets of this category.")
-    active_f1: float
-    candidate_f1: float
+    active_f1: float = strawberry.field(description="The active model's F1 on this category.")
+    candidate_f1: float = strawberry.field(description="The candidate's F1 on this category.")
 
 
 @strawberry.type(description="The active model and the candidate measured on the same held-out tickets.")
@@ -57,10 +63,10 @@ class ClassifierSlice:
         description="`merchant`: the merchant's newest corrected tickets (held out by time, never trained on); "
         "`seed`: the shipped seed set's hold-out."
     )
-    rows: int
-    active: ClassifierFigures
-    candidate: ClassifierFigures
-    per_class: list[ClassifierClassScore]
+    rows: int = strawberry.field(description="Held-out tickets in the slice.")
+    active: ClassifierFigures = strawberry.field(description="The active model's figures.")
+    candidate: ClassifierFigures = strawberry.field(description="The candidate's figures.")
+    per_class: list[ClassifierClassScore] = strawberry.field(description="Per category, both models' F1.")
 
     @classmethod
     def from_dict(cls, name: str, data: dict[str, Any]) -> ClassifierSlice:
@@ -87,15 +93,17 @@ class ClassifierSlice:
     description="A held-out corrected ticket the candidate answers differently from the active model."
 )
 class ClassifierChange:
-    ticket_id: strawberry.ID
+    ticket_id: strawberry.ID = strawberry.field(description="The held-out ticket.")
     expected_category: str = strawberry.field(description="What the agents' correction says.")
-    expected_priority: Priority | None
-    active_category: str
-    active_confidence: float
-    active_priority: Priority
-    candidate_category: str
-    candidate_confidence: float
-    candidate_priority: Priority
+    expected_priority: Priority | None = strawberry.field(
+        description="The priority the ticket has (null if unknown)."
+    )
+    active_category: str = strawberry.field(description="The active model's category.")
+    active_confidence: float = strawberry.field(description="The active model's category confidence.")
+    active_priority: Priority = strawberry.field(description="The active model's priority.")
+    candidate_category: str = strawberry.field(description="The candidate's category.")
+    candidate_confidence: float = strawberry.field(description="The candidate's category confidence.")
+    candidate_priority: Priority = strawberry.field(description="The candidate's priority.")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ClassifierChange:
@@ -116,36 +124,42 @@ class ClassifierChange:
     description="The safety gate's verdict as the model was trained (promotion checks it again)."
 )
 class ClassifierGate:
-    passed: bool
+    passed: bool = strawberry.field(description="Whether the candidate may be promoted.")
     reasons: list[str] = strawberry.field(
         description="Each figure where the candidate is worse by more than its margin."
     )
-    margins: JSON
+    margins: JSON = strawberry.field(description="The margins applied: how much worse each figure may be.")
 
 
 @strawberry.type(description="One of the merchant's own classifier models.")
 class ClassifierModel:
-    id: strawberry.ID
+    id: strawberry.ID = strawberry.field(description="The model's id.")
     number: int = strawberry.field(description="The merchant's model number: 1, 2, 3…")
-    status: ModelStatus
+    status: ModelStatus = strawberry.field(description="Where the model stands.")
     model_version: str | None = strawberry.field(
         description="What tickets it classifies record as `modelVersion` (and the `classifier.model_version` fact)."
     )
     baseline_version: str | None = strawberry.field(
         description="The model it was compared with (active then)."
     )
-    progress: str
-    error: str | None
-    created_at: datetime
-    trained_at: datetime | None
-    promoted_at: datetime | None
-    model_bytes: int
-    trained_on_seed_rows: int
-    trained_on_corrections: int
-    gate: ClassifierGate | None
-    slices: list[ClassifierSlice]
+    progress: str = strawberry.field(description="The training's last progress line.")
+    error: str | None = strawberry.field(description="Why training failed (null otherwise).")
+    created_at: datetime = strawberry.field(description="When training was asked for.")
+    trained_at: datetime | None = strawberry.field(description="When training finished.")
+    promoted_at: datetime | None = strawberry.field(description="When it was made the active model.")
+    model_bytes: int = strawberry.field(description="The stored model's size in bytes.")
+    trained_on_seed_rows: int = strawberry.field(description="Seed-set rows it was trained on.")
+    trained_on_corrections: int = strawberry.field(
+        description="The merchant's corrected tickets it was trained on."
+    )
+    gate: ClassifierGate | None = strawberry.field(
+        description="The safety gate's verdict (null until evaluated)."
+    )
+    slices: list[ClassifierSlice] = strawberry.field(description="The comparison on each held-out slice.")
     changes: list[ClassifierChange] = strawberry.field(description="Held-out tickets whose answer changes.")
-    changes_total: int
+    changes_total: int = strawberry.field(
+        description="How many held-out tickets' answers change (`changes` lists the first)."
+    )
     report: JSON = strawberry.field(description="The whole comparison report as stored.")
 
     @classmethod
@@ -184,6 +198,6 @@ class ClassifierModel:
         )
 
 
-@strawberry.type
+@strawberry.type(description="The answer to a classifier-model mutation: the model, or errors.")
 class ClassifierModelPayload(Payload):
-    model: ClassifierModel | None = None
+    model: ClassifierModel | None = strawberry.field(default=None, description="The model acted on.")

@@ -26,50 +26,54 @@ class ReportSplit(Enum):
     CHANNEL = "channel"
 
 
-@strawberry.type
+@strawberry.type(description="One group of a split report.")
 class ReportGroup:
     value: str = strawberry.field(description="The split's value ('' when unset or not split).")
-    label: str
+    label: str = strawberry.field(description="The group's name for display.")
 
 
-@strawberry.type
+@strawberry.type(description="Ticket volume in one bucket and group.")
 class ReportVolume:
-    bucket: date
-    group: str
-    created: int
+    bucket: date = strawberry.field(description="The bucket's first day.")
+    group: str = strawberry.field(description="The split's value.")
+    created: int = strawberry.field(description="Tickets created.")
     closed: int = strawberry.field(description="Moves from an open stage to resolved or closed.")
-    reopened: int
+    reopened: int = strawberry.field(
+        description="Tickets moved from resolved or closed back to an open stage."
+    )
     backlog: int = strawberry.field(description="Open tickets at the end of the bucket.")
 
 
-@strawberry.type
+@strawberry.type(description="SLA figures in one bucket and group.")
 class ReportSla:
-    bucket: date
-    group: str
-    first_response_met: int
-    first_response_missed: int
+    bucket: date = strawberry.field(description="The bucket's first day.")
+    group: str = strawberry.field(description="The split's value.")
+    first_response_met: int = strawberry.field(description="First responses made by their due time.")
+    first_response_missed: int = strawberry.field(description="First responses that missed their due time.")
     first_response_attainment: float | None = strawberry.field(
         description="Met ÷ (met + missed) among the first responses of the bucket that had a due time."
     )
-    resolution_met: int
-    resolution_missed: int
-    resolution_attainment: float | None
+    resolution_met: int = strawberry.field(description="Resolutions made by their due time.")
+    resolution_missed: int = strawberry.field(description="Resolutions that missed their due time.")
+    resolution_attainment: float | None = strawberry.field(
+        description="Met ÷ (met + missed) among resolutions with a due time."
+    )
     breaches: int = strawberry.field(description="SLA breaches the scheduler marked in the bucket.")
-    escalations: int
+    escalations: int = strawberry.field(description="Escalation rules that fired in the bucket.")
 
 
-@strawberry.type
+@strawberry.type(description="A duration statistic for one group (and bucket, in trends).")
 class ReportDuration:
     bucket: date | None = strawberry.field(description="Null: the whole period.")
-    group: str
+    group: str = strawberry.field(description="The split's value.")
     metric: str = strawberry.field(description="stage, first_response, resolution or approval_wait.")
-    from_stage: Stage | None
-    to_stage: Stage | None
+    from_stage: Stage | None = strawberry.field(description="For stage durations: the stage left.")
+    to_stage: Stage | None = strawberry.field(description="For stage durations: the stage entered.")
     decision: str | None = strawberry.field(description="approval_wait: approved or rejected.")
-    count: int
-    mean_seconds: float
+    count: int = strawberry.field(description="Durations counted.")
+    mean_seconds: float = strawberry.field(description="Mean duration, in seconds.")
     p50_seconds: float = strawberry.field(description="From a histogram: within 4.5% (on seconds + 1).")
-    p90_seconds: float
+    p90_seconds: float = strawberry.field(description="90th percentile, from the same histogram as p50.")
 
     @classmethod
     def from_domain(cls, row: domain.DurationRow) -> ReportDuration:
@@ -88,42 +92,50 @@ class ReportDuration:
         )
 
 
-@strawberry.type
+@strawberry.type(description="Action requests with one actor, type, effect and outcome.")
 class ReportAction:
-    group: str
-    actor: Actor
-    type: str
+    group: str = strawberry.field(description="The split's value.")
+    actor: Actor = strawberry.field(description="Who asked.")
+    type: str = strawberry.field(description="The action type.")
     effect: Effect = strawberry.field(description="What the rules decided.")
     status: str = strawberry.field(
         description="Where it ended: executed, approved, rejected, denied, pending_approval."
     )
-    count: int
+    count: int = strawberry.field(description="Requests counted.")
 
 
-@strawberry.type
+@strawberry.type(description="Classification corrections from one category to another.")
 class ReportCorrection:
-    group: str
+    group: str = strawberry.field(description="The split's value.")
     from_category: str | None = strawberry.field(description="What the classifier said.")
-    to_category: str
-    count: int
+    to_category: str = strawberry.field(description="What the agent corrected it to.")
+    count: int = strawberry.field(description="Corrections counted.")
 
 
-@strawberry.type
+@strawberry.type(
+    description="A period's figures by bucket (day or week), optionally split by a ticket dimension."
+)
 class Report:
-    start: date
-    end: date
-    granularity: ReportGranularity
-    split: ReportSplit
-    buckets: list[date]
-    groups: list[ReportGroup]
-    volume: list[ReportVolume]
-    sla: list[ReportSla]
+    start: date = strawberry.field(description="First day of the period (UTC).")
+    end: date = strawberry.field(description="Last day of the period (UTC).")
+    granularity: ReportGranularity = strawberry.field(description="The bucket size.")
+    split: ReportSplit = strawberry.field(description="The dimension the figures are split by.")
+    buckets: list[date] = strawberry.field(description="The buckets' first days, in order.")
+    groups: list[ReportGroup] = strawberry.field(description="The split's groups.")
+    volume: list[ReportVolume] = strawberry.field(
+        description="Tickets created, closed and reopened, and the backlog, per bucket and group."
+    )
+    sla: list[ReportSla] = strawberry.field(description="SLA attainment per bucket and group.")
     durations: list[ReportDuration] = strawberry.field(
         description="Over the whole period: each stage pair, first response, resolution, approval wait."
     )
     trends: list[ReportDuration] = strawberry.field(description="First response and resolution per bucket.")
-    actions: list[ReportAction]
-    corrections: list[ReportCorrection]
+    actions: list[ReportAction] = strawberry.field(
+        description="Action requests by actor, type, effect and outcome."
+    )
+    corrections: list[ReportCorrection] = strawberry.field(
+        description="Classification corrections by category."
+    )
 
     @classmethod
     def from_domain(cls, report: domain.Report) -> Report:

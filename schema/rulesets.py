@@ -14,21 +14,21 @@ from schema.payloads import Payload
 from storage import tables
 
 
-@strawberry.type
+@strawberry.type(description="The stages a ticket may move to from one stage.")
 class StageEdges:
-    from_stage: Stage
-    to: list[Stage]
+    from_stage: Stage = strawberry.field(description="The stage.")
+    to: list[Stage] = strawberry.field(description="The stages reachable from it in one move.")
 
 
 @strawberry.type(description="A published ruleset version.")
 class RulesetVersion:
-    version: int
-    name: str
-    digest: str
-    message: str
-    source: str
-    created_at: datetime
-    active: bool
+    version: int = strawberry.field(description="The version number, counting from 1 per merchant.")
+    name: str = strawberry.field(description="The ruleset's name.")
+    digest: str = strawberry.field(description="SHA-256 of the source.")
+    message: str = strawberry.field(description="The publish message.")
+    source: str = strawberry.field(description="The YAML source.")
+    created_at: datetime = strawberry.field(description="When it was published.")
+    active: bool = strawberry.field(description="Whether this is the version in force.")
 
     @classmethod
     def from_model(cls, row: tables.RulesetVersion, active_version: int | None) -> RulesetVersion:
@@ -45,23 +45,31 @@ class RulesetVersion:
 
 @strawberry.type(description="The ruleset in force. `version` is null while the built-in default applies.")
 class ActiveRuleset:
-    version: int | None
-    name: str
-    digest: str
-    source: str
-    message: str
-    created_at: datetime | None
-    transitions: list[StageEdges]
+    version: int | None = strawberry.field(
+        description="The published version (null: the bundled default ruleset)."
+    )
+    name: str = strawberry.field(description="The ruleset's name.")
+    digest: str = strawberry.field(description="SHA-256 of the source.")
+    source: str = strawberry.field(description="The YAML source.")
+    message: str = strawberry.field(description="The publish message.")
+    created_at: datetime | None = strawberry.field(description="When the version was published.")
+    transitions: list[StageEdges] = strawberry.field(
+        description="The stage graph: where a ticket may go from each stage."
+    )
 
 
 @strawberry.type(description="A problem (or warning) found in a ruleset source, with its location.")
 class RulesetProblem:
-    message: str
-    code: str | None = None
-    path: str | None = None
-    line: int | None = None
-    col: int | None = None
-    severity: Severity | None = None
+    message: str = strawberry.field(description="What is wrong, in words.")
+    code: str | None = strawberry.field(
+        default=None, description="The problem's code (E_… errors, W_… warnings)."
+    )
+    path: str | None = strawberry.field(
+        default=None, description="Where in the document (e.g. routing[2].when)."
+    )
+    line: int | None = strawberry.field(default=None, description="The source line, from 1.")
+    col: int | None = strawberry.field(default=None, description="The source column, from 1.")
+    severity: Severity | None = strawberry.field(default=None, description="ERROR or WARNING.")
 
     @classmethod
     def from_any(cls, problem: Any) -> RulesetProblem:
@@ -88,32 +96,46 @@ class RulesetProblem:
         )
 
 
-@strawberry.type
+@strawberry.type(description="The result of one of a ruleset's own tests.")
 class RulesetTestResult:
-    name: str
-    passed: bool
-    message: str
+    name: str = strawberry.field(description="The test's name.")
+    passed: bool = strawberry.field(description="Whether it passed.")
+    message: str = strawberry.field(description="What was expected and what happened.")
 
 
-@strawberry.type
+@strawberry.type(description="The result of validating a ruleset source.")
 class ValidateRulesetPayload(Payload):
-    valid: bool = False
-    problems: list[RulesetProblem] = strawberry.field(default_factory=list)
-    warnings: list[RulesetProblem] = strawberry.field(default_factory=list)
+    valid: bool = strawberry.field(default=False, description="Whether it has no errors (warnings allowed).")
+    problems: list[RulesetProblem] = strawberry.field(
+        default_factory=list, description="Errors, in file order."
+    )
+    warnings: list[RulesetProblem] = strawberry.field(
+        default_factory=list, description="Warnings, in file order."
+    )
 
 
-@strawberry.type
+@strawberry.type(description="The ruleset's own tests, run.")
 class TestRulesetPayload(Payload):
-    passed: bool = False
-    results: list[RulesetTestResult] = strawberry.field(default_factory=list)
-    problems: list[RulesetProblem] = strawberry.field(default_factory=list)
+    passed: bool = strawberry.field(default=False, description="Whether every test passed.")
+    results: list[RulesetTestResult] = strawberry.field(
+        default_factory=list, description="One result per test."
+    )
+    problems: list[RulesetProblem] = strawberry.field(
+        default_factory=list, description="Validation problems that stopped the tests."
+    )
 
 
-@strawberry.type
+@strawberry.type(description="The published or activated version (or why not).")
 class RulesetVersionPayload(Payload):
-    ruleset_version: RulesetVersion | None = None
-    problems: list[RulesetProblem] = strawberry.field(default_factory=list)
-    test_failures: list[RulesetTestResult] = strawberry.field(default_factory=list)
+    ruleset_version: RulesetVersion | None = strawberry.field(
+        default=None, description="The version (null when refused)."
+    )
+    problems: list[RulesetProblem] = strawberry.field(
+        default_factory=list, description="Validation problems that stopped publishing."
+    )
+    test_failures: list[RulesetTestResult] = strawberry.field(
+        default_factory=list, description="The ruleset's own tests that failed."
+    )
     warnings: list[RulesetProblem] = strawberry.field(
         default_factory=list,
         description="What publishing found worth a look but did not refuse, in file order: lint warnings "
@@ -121,34 +143,42 @@ class RulesetVersionPayload(Payload):
     )
 
 
-@strawberry.type
+@strawberry.type(description="One case: the facts evaluated and both rulesets' answers.")
 class SimulationResult:
-    label: str
-    facts: JSON
+    label: str = strawberry.field(description="The case's label.")
+    facts: JSON = strawberry.field(description="The facts the rules saw.")
     draft: Decision | None = strawberry.field(
         description="The draft's decision, when the case has an action."
     )
     active: Decision | None = strawberry.field(
         description="The active ruleset's decision for the same facts."
     )
-    changed: bool
-    routing: JSON | None
+    changed: bool = strawberry.field(description="Whether the draft's answer differs from the active one's.")
+    routing: JSON | None = strawberry.field(description="The draft's routing of the case.")
     escalations: JSON = strawberry.field(description="Escalation rules due at the case's `now`.")
     planned_escalations: JSON = strawberry.field(
         description="On the virtual clock: every escalation that would fire over the stage history, up to 7 days after `now`."
     )
 
 
-@strawberry.type
+@strawberry.type(description="Each case evaluated against the draft and the active ruleset.")
 class SimulatePayload(Payload):
-    results: list[SimulationResult] = strawberry.field(default_factory=list)
-    problems: list[RulesetProblem] = strawberry.field(default_factory=list)
+    results: list[SimulationResult] = strawberry.field(
+        default_factory=list, description="One result per case, in order."
+    )
+    problems: list[RulesetProblem] = strawberry.field(
+        default_factory=list, description="Validation problems of the draft."
+    )
 
 
-@strawberry.type
+@strawberry.type(description="What a draft ruleset would have changed over recent tickets.")
 class BacktestPayload(Payload):
-    report: JSON | None = None
-    problems: list[RulesetProblem] = strawberry.field(default_factory=list)
+    report: JSON | None = strawberry.field(
+        default=None, description="The comparison: decisions and routings that differ, with examples."
+    )
+    problems: list[RulesetProblem] = strawberry.field(
+        default_factory=list, description="Validation problems of the draft."
+    )
 
 
 def problems_of(error_details: Any) -> list[RulesetProblem]:

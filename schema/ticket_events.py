@@ -17,6 +17,6 @@ class TicketEvent:
         "`data` carries the action, the ticket's version, customer and order), action_completed, "
         "action_timed_out, escalated, sla_breached, …"
     )
-    ticket_id: strawberry.ID | None
-    at: datetime
-    data: JSON
+    ticket_id: strawberry.ID | None = strawberry.field(description="The ticket.")
+    at: datetime = strawberry.field(description="When it happened.")
+    data: JSON = strawberry.field(description="What changed (version, stage, and the event's own fields).")

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import strawberry
 
 from runtime.context import RequestContext
-from schema.common import Node, PageInfo
+from schema.common import Node, PageInfo, described
 from schema.enums import Channel, MessageAuthor, Priority, Stage
 from storage import tables
 
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 Info = strawberry.Info[RequestContext, None]
 
 
-@strawberry.type
+@strawberry.type(description="The customer a ticket is from, as the partner system described them.")
 class Customer:
     email: str | None = strawberry.field(
         description="The customer's email address, as the partner system sent it."
@@ -34,7 +34,9 @@ class Customer:
     order_count: int | None = strawberry.field(description="How many orders the customer has placed.")
 
 
-@strawberry.type(name="OrderFacts")
+@strawberry.type(
+    name="OrderFacts", description="The order a ticket is about, as the partner system described it."
+)
 class OrderFacts:
     id: str | None = strawberry.field(description="The store's order id the ticket is about (searchable).")
     total: float | None = strawberry.field(description="The order's total, in `currency`.")
@@ -49,7 +51,7 @@ class OrderFacts:
     delivered_at: datetime | None = strawberry.field(description="When the order was delivered, if it was.")
 
 
-@strawberry.type
+@strawberry.type(description="The ticket's service-level targets and whether they were met.")
 class Sla:
     first_response_due_at: datetime | None = strawberry.field(
         description="When the first reply is due under the ruleset's SLA for the ticket's priority."
@@ -65,7 +67,7 @@ class Sla:
     )
 
 
-@strawberry.type
+@strawberry.type(description="A group of agents that rulesets route tickets to.")
 class Team(Node):
     id: strawberry.ID = strawberry.field(description="Global id (`team_…`).")
     name: str = strawberry.field(description="The team's name, as rulesets route to it.")
@@ -75,7 +77,7 @@ class Team(Node):
         return cls(id=strawberry.ID(row.id), name=row.name)
 
 
-@strawberry.type
+@strawberry.type(description="A person (or AI agent) who works tickets.")
 class Agent(Node):
     id: strawberry.ID = strawberry.field(description="Global id (`agt_…`).")
     name: str = strawberry.field(description="The agent's display name.")
@@ -95,14 +97,14 @@ class Agent(Node):
             available=row.available,
         )
 
-    @strawberry.field
+    @described("The teams the agent belongs to.")
     async def teams(self, info: Info) -> list[Team]:
         team_ids = await info.context.loaders.agent_team_ids.load(self.id)
         teams = await info.context.loaders.team.load_many(team_ids)
         return [Team.from_model(t) for t in teams if t is not None]
 
 
-@strawberry.type
+@strawberry.type(description="One message in a ticket's conversation.")
 class Message:
     id: strawberry.ID = strawberry.field(description="The message's id (`msg_…`).")
     ticket_id: strawberry.ID = strawberry.field(description="The ticket it belongs to.")
@@ -136,7 +138,7 @@ def _columns(row: tables.Ticket) -> dict[str, Any]:
     return {name: getattr(row, name) for name in _TICKET_COLUMNS}
 
 
-@strawberry.type
+@strawberry.type(description="A customer's request and everything the workflow did with it.")
 class Ticket(Node):
     id: strawberry.ID = strawberry.field(description="Global id (`tkt_…`).")
     channel: Channel = strawberry.field(description="Where the ticket came from.")
@@ -233,32 +235,32 @@ class Ticket(Node):
             updated_at=v["updated_at"],
         )
 
-    @strawberry.field
+    @described("The team the ticket is routed to (null: not routed yet).")
     async def team(self, info: Info) -> Team | None:
         if self.team_id is None:
             return None
         row = await info.context.loaders.team.load(self.team_id)
         return Team.from_model(row) if row else None
 
-    @strawberry.field
+    @described("The agent working the ticket (null: unassigned).")
     async def assignee(self, info: Info) -> Agent | None:
         if self.assignee_id is None:
             return None
         row = await info.context.loaders.agent.load(self.assignee_id)
         return Agent.from_model(row) if row else None
 
-    @strawberry.field
+    @described("The conversation, oldest first.")
     async def messages(self, info: Info) -> list[Message]:
         return [Message.from_model(m) for m in await info.context.loaders.messages.load(self.id)]
 
-    @strawberry.field
+    @described("Action requests made on this ticket, oldest first.")
     async def actions(self, info: Info) -> list[Annotated[ActionRequest, strawberry.lazy("schema.actions")]]:
         from schema.actions import ActionRequest
 
         return [ActionRequest.from_model(a) for a in await info.context.loaders.actions.load(self.id)]
 
 
-@strawberry.type
+@strawberry.type(description="One ticket of a page, with its cursor.")
 class TicketEdge:
     cursor: str = strawberry.field(
         description="Pass as `after` to get the tickets after this one (same order only)."
@@ -266,12 +268,12 @@ class TicketEdge:
     node: Ticket = strawberry.field(description="The ticket.")
 
 
-@strawberry.type
+@strawberry.type(description="A page of tickets (Relay connection).")
 class TicketConnection:
     edges: list[TicketEdge] = strawberry.field(description="The page's tickets, in the requested order.")
     page_info: PageInfo = strawberry.field(description="Where this page sits.")
     count_total: strawberry.Private[Callable[[], Awaitable[int]]]
 
-    @strawberry.field
+    @described("How many tickets match the filter, over all pages.")
     async def total_count(self) -> int:
         return await self.count_total()

@@ -13,24 +13,28 @@ from storage import tables
 
 @strawberry.type(description="A partner system's URL that receives signed events (Standard Webhooks).")
 class WebhookEndpoint:
-    id: strawberry.ID
-    url: str
-    description: str
-    event_types: list[str]
-    enabled: bool
-    disabled_at: datetime | None
+    id: strawberry.ID = strawberry.field(description="The endpoint's id.")
+    url: str = strawberry.field(description="Where events are POSTed.")
+    description: str = strawberry.field(description="The admin's note about the endpoint.")
+    event_types: list[str] = strawberry.field(description="The event types it receives.")
+    enabled: bool = strawberry.field(description="Whether deliveries are made.")
+    disabled_at: datetime | None = strawberry.field(
+        description="When it was disabled (by an admin, or after failing too long)."
+    )
     disabled_reason: str | None = strawberry.field(
         description="Why the endpoint is disabled: by an admin, or automatically after a day of failures."
     )
     failing_since: datetime | None = strawberry.field(
         description="The first failed attempt since the last successful one (null: not failing)."
     )
-    secret_rotated_at: datetime | None
+    secret_rotated_at: datetime | None = strawberry.field(
+        description="When its signing secret was last rotated."
+    )
     previous_secret_expires_at: datetime | None = strawberry.field(
         description="Until then, deliveries are also signed with the secret before the last rotation."
     )
-    created_at: datetime
-    updated_at: datetime
+    created_at: datetime = strawberry.field(description="When it was registered.")
+    updated_at: datetime = strawberry.field(description="When it was last changed.")
 
     @classmethod
     def from_model(cls, row: tables.WebhookEndpoint) -> WebhookEndpoint:
@@ -52,14 +56,16 @@ class WebhookEndpoint:
 
 @strawberry.type(description="One HTTP attempt of a delivery (or of a test ping).")
 class WebhookAttempt:
-    attempt: int
-    started_at: datetime
-    ok: bool
-    status_code: int | None
-    latency_ms: float | None
-    error: str | None
+    attempt: int = strawberry.field(description="Which attempt this was, from 1.")
+    started_at: datetime = strawberry.field(description="When it started.")
+    ok: bool = strawberry.field(description="Whether the endpoint answered 2xx.")
+    status_code: int | None = strawberry.field(description="The HTTP status received.")
+    latency_ms: float | None = strawberry.field(
+        description="How long the endpoint took to answer, in milliseconds."
+    )
+    error: str | None = strawberry.field(description="Why it failed.")
     response_excerpt: str | None = strawberry.field(description="The start of the answer (at most 4 KiB).")
-    event_id: strawberry.ID
+    event_id: strawberry.ID = strawberry.field(description="The webhook-id header sent (the event's id).")
 
     @classmethod
     def from_model(cls, row: tables.WebhookAttempt) -> WebhookAttempt:
@@ -79,18 +85,18 @@ class WebhookAttempt:
     description="One event to one endpoint: pending (with its next attempt), delivered or failed."
 )
 class WebhookDelivery:
-    id: strawberry.ID
-    endpoint_id: strawberry.ID
+    id: strawberry.ID = strawberry.field(description="The delivery's id.")
+    endpoint_id: strawberry.ID = strawberry.field(description="The endpoint it goes to.")
     event_id: strawberry.ID = strawberry.field(description="The `webhook-id` header of every attempt.")
-    event_type: str
-    ticket_id: strawberry.ID | None
-    status: str
-    attempts: int
+    event_type: str = strawberry.field(description="The event's type.")
+    ticket_id: strawberry.ID | None = strawberry.field(description="The ticket the event is about.")
+    status: str = strawberry.field(description="pending, delivered or failed.")
+    attempts: int = strawberry.field(description="Attempts made so far.")
     next_attempt_at: datetime | None = strawberry.field(description="When pending: the next attempt is due.")
-    last_status_code: int | None
-    last_error: str | None
-    created_at: datetime
-    delivered_at: datetime | None
+    last_status_code: int | None = strawberry.field(description="The HTTP status of the last attempt.")
+    last_error: str | None = strawberry.field(description="Why the last attempt failed.")
+    created_at: datetime = strawberry.field(description="When the event was stored.")
+    delivered_at: datetime | None = strawberry.field(description="When an attempt succeeded.")
     payload: str = strawberry.field(description="The JSON body as signed and sent.")
     attempt_log: list[WebhookAttempt] = strawberry.field(description="The latest attempts, newest first.")
 
@@ -115,39 +121,51 @@ class WebhookDelivery:
         )
 
 
-@strawberry.input
+@strawberry.input(description="A webhook endpoint to register.")
 class CreateWebhookEndpointInput:
-    url: str
-    event_types: list[str]
-    description: str = ""
-    enabled: bool = True
+    url: str = strawberry.field(
+        description="Where to POST events (private and local addresses are refused unless the server allows them)."
+    )
+    event_types: list[str] = strawberry.field(description="The event types to send.")
+    description: str = strawberry.field(default="", description="A note for admins.")
+    enabled: bool = strawberry.field(default=True, description="Whether to deliver from now.")
 
 
-@strawberry.input
+@strawberry.input(description="Changes to a webhook endpoint; absent fields stay as they are.")
 class UpdateWebhookEndpointInput:
-    id: strawberry.ID
-    url: str | None = None
-    event_types: list[str] | None = None
-    description: str | None = None
-    enabled: bool | None = None
+    id: strawberry.ID = strawberry.field(description="The endpoint.")
+    url: str | None = strawberry.field(default=None, description="The new URL.")
+    event_types: list[str] | None = strawberry.field(default=None, description="The new event types.")
+    description: str | None = strawberry.field(default=None, description="The new note.")
+    enabled: bool | None = strawberry.field(default=None, description="Enable or disable deliveries.")
 
 
-@strawberry.type
+@strawberry.type(description="The endpoint after the change (or the errors).")
 class WebhookEndpointPayload:
-    endpoint: WebhookEndpoint | None = None
+    endpoint: WebhookEndpoint | None = strawberry.field(
+        default=None, description="The endpoint (null on errors)."
+    )
     secret: str | None = strawberry.field(
         default=None, description="The signing secret: in this response only (create and rotate)."
     )
-    errors: list[UserError] = strawberry.field(default_factory=list)
+    errors: list[UserError] = strawberry.field(
+        default_factory=list, description="Why it was refused (empty on success)."
+    )
 
 
-@strawberry.type
+@strawberry.type(description="The delivery queued again (or the errors).")
 class WebhookDeliveryPayload:
-    delivery: WebhookDelivery | None = None
-    errors: list[UserError] = strawberry.field(default_factory=list)
+    delivery: WebhookDelivery | None = strawberry.field(
+        default=None, description="The delivery (null on errors)."
+    )
+    errors: list[UserError] = strawberry.field(
+        default_factory=list, description="Why it was refused (empty on success)."
+    )
 
 
-@strawberry.type
+@strawberry.type(description="The test attempt (or the errors).")
 class WebhookPingPayload:
-    attempt: WebhookAttempt | None = None
-    errors: list[UserError] = strawberry.field(default_factory=list)
+    attempt: WebhookAttempt | None = strawberry.field(default=None, description="The attempt made.")
+    errors: list[UserError] = strawberry.field(
+        default_factory=list, description="Why it was refused (empty on success)."
+    )

@@ -97,7 +97,7 @@ class Ticket(SQLModel, table=True):
         Index("ix_tickets_merchant_stage", "merchant_id", "stage", "stage_entered_at"),
         Index("ix_tickets_merchant_created", "merchant_id", "created_at", "id"),
         Index("ix_tickets_merchant_assignee", "merchant_id", "assignee_id", "stage"),
-        # The ticket list's filters and sort orders (workflow.tickets.service.list_tickets); the text search has its
+        # The ticket list's filters and sort orders (workflow.tickets.read.list_tickets); the text search has its
         # own index per back-end, outside the models (migration 0008: FTS5 on SQLite, a GIN tsvector
         # expression index on PostgreSQL).
         Index("ix_tickets_merchant_updated", "merchant_id", "updated_at", "id"),

@@ -40,16 +40,13 @@ from workflow.rulesets.versions import ActiveRuleset, active_ruleset
 from workflow.services import WorkflowServices
 from workflow.stages import ACTION_TYPES, PRIORITIES
 from workflow.tenancy.principal import Principal, Role
+from workflow.tickets.assignment import set_assignee
+from workflow.tickets.changes import new_version
 from workflow.tickets.facts import stored_ticket_facts, with_action
-from workflow.tickets.service import (
-    clean_tags,
-    decode_cursor,
-    get_ticket,
-    move_stage,
-    new_version,
-    set_assignee,
-)
+from workflow.tickets.read import decode_cursor, get_ticket
 from workflow.tickets.sla import apply_sla
+from workflow.tickets.transitions import move_stage
+from workflow.tickets.updates import clean_tags
 
 MAX_PARAMS_BYTES = 8192
 MAX_EXTERNAL_REF = 200

@@ -46,9 +46,11 @@ from workflow.services import WorkflowServices
 from workflow.stages import OPEN_STAGES
 from workflow.tenancy.agents import get_team_by_name
 from workflow.tenancy.principal import Principal
+from workflow.tickets.changes import new_version, snapshot
 from workflow.tickets.facts import stored_ticket_facts
-from workflow.tickets.service import clean_tags, move_stage, new_version, snapshot
 from workflow.tickets.sla import apply_sla, breach_of
+from workflow.tickets.transitions import move_stage
+from workflow.tickets.updates import clean_tags
 
 log = logging.getLogger(__name__)
 

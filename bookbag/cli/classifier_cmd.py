@@ -75,7 +75,7 @@ def _export_corrections(args: argparse.Namespace) -> int:
     from bookbag.settings import Settings
     from workflow.errors import DomainError
     from workflow.tenancy.merchants import get_merchant_by_slug
-    from workflow.tickets.service import corrections_as_training_rows
+    from workflow.tickets.corrections import corrections_as_training_rows
 
     database = open_database(Settings())
     try:

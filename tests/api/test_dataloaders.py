@@ -14,8 +14,9 @@ from tests.conftest import MerchantKeys
 from workflow.services import WorkflowServices
 from workflow.tenancy import agents
 from workflow.tenancy.principal import Principal, Role
+from workflow.tickets.assignment import assign_ticket
 from workflow.tickets.ingest import TicketInput, create_ticket
-from workflow.tickets.service import add_message, assign_ticket
+from workflow.tickets.messages import add_message
 
 PAGE = """query($n: Int!) { tickets(first: $n) { edges { node {
   id subject stage team { id name } assignee { id name teams { name } } messages { id body }

@@ -36,7 +36,7 @@ from tests.waiting import eventually_sync
 from workflow.rulesets import versions as rulesets_service
 from workflow.rulesets.cache import RulesetCache
 from workflow.services import WorkflowServices
-from workflow.tickets import service as tickets_service
+from workflow.tickets import read as ticket_read
 
 ME = "{ me { role } }"
 TICKETS = "{ tickets(first: 5) { edges { node { id } } } }"
@@ -249,14 +249,14 @@ async def test_a_merchants_pile_of_reads_queues_behind_itself(
     With two (as many as there are threads, the counter-example) A holds both threads and B waits."""
     a, b = make_merchant(), make_merchant()
     gate = Gate()
-    real_list = tickets_service.list_tickets
+    real_list = ticket_read.list_tickets
 
     def list_tickets(session: Any, principal: Any, *args: Any, **kwargs: Any) -> Any:
         if principal.merchant_id == a.merchant_id:
             gate.block()
         return real_list(session, principal, *args, **kwargs)
 
-    monkeypatch.setattr(tickets_service, "list_tickets", list_tickets)
+    monkeypatch.setattr(ticket_read, "list_tickets", list_tickets)
     api, runtime = await make_api(db_read_threads=2, db_units_per_merchant=units_per_merchant)
     with released(gate):
         pile = [asyncio.create_task(api.ok(TICKETS, key=a.keys["viewer"])) for _ in range(6)]

@@ -30,7 +30,10 @@ from workflow.services import WorkflowServices
 from workflow.stages import CLOSED_STAGES
 from workflow.tenancy import agents
 from workflow.tenancy.principal import Principal, Role
-from workflow.tickets import service as tickets
+from workflow.tickets import assignment as ticket_assignment
+from workflow.tickets import corrections as ticket_corrections
+from workflow.tickets import messages as ticket_messages
+from workflow.tickets import transitions as ticket_transitions
 from workflow.tickets.ingest import TicketInput, create_ticket
 
 BASE = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)  # a Monday
@@ -89,13 +92,13 @@ def seed_history(database: Database, services: WorkflowServices, m: MerchantKeys
             return work(session, clocked, **kwargs)
 
     def reply(ticket_id: str) -> None:
-        step(lambda s, sv, **_: tickets.add_message(s, sv, agent, ticket_id=ticket_id, body="On it."))
+        step(lambda s, sv, **_: ticket_messages.add_message(s, sv, agent, ticket_id=ticket_id, body="On it."))
 
     def move(ticket_id: str, to: str) -> None:
         # Not an edge from where the ticket is now (the scheduler may have moved it): nothing happens.
         with contextlib.suppress(DomainError):
             step(
-                lambda s, sv, **_: tickets.transition_ticket(
+                lambda s, sv, **_: ticket_transitions.transition_ticket(
                     s, sv, agent, ticket_id=ticket_id, to=to, expected_version=None
                 )
             )
@@ -128,7 +131,7 @@ def seed_history(database: Database, services: WorkflowServices, m: MerchantKeys
 
     def correct(ticket_id: str, category: str) -> None:
         step(
-            lambda s, sv, **_: tickets.correct_classification(
+            lambda s, sv, **_: ticket_corrections.correct_classification(
                 s, sv, agent, ticket_id=ticket_id, category=category
             )
         )
@@ -136,7 +139,9 @@ def seed_history(database: Database, services: WorkflowServices, m: MerchantKeys
     def assign(ticket_id: str, agent_id: str) -> None:
         with contextlib.suppress(DomainError):
             step(
-                lambda s, sv, **_: tickets.assign_ticket(s, sv, agent, ticket_id=ticket_id, agent_id=agent_id)
+                lambda s, sv, **_: ticket_assignment.assign_ticket(
+                    s, sv, agent, ticket_id=ticket_id, agent_id=agent_id
+                )
             )
 
     labels = services.classifier.info.labels

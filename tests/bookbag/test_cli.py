@@ -125,7 +125,7 @@ def test_corrections_export_as_training_rows(tmp_path: Path) -> None:
     from storage.tables import Ticket
     from workflow.tenancy.merchants import get_merchant_by_slug
     from workflow.tenancy.principal import Principal, Role
-    from workflow.tickets.service import correct_classification
+    from workflow.tickets.corrections import correct_classification
 
     assert run(["demo", "--tickets", "3", "--slug", "shop"], tmp_path).returncode == 0
     database = Database.from_url(f"sqlite:///{tmp_path / 'bookbag.sqlite3'}")

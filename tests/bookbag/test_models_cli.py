@@ -13,8 +13,8 @@ from tests.bookbag.test_cli import assert_one_line_error, run
 from workflow.services import WorkflowServices
 from workflow.tenancy.merchants import get_merchant_by_slug
 from workflow.tenancy.principal import Principal, Role
+from workflow.tickets.corrections import correct_classification
 from workflow.tickets.ingest import TicketInput, create_ticket
-from workflow.tickets.service import correct_classification
 
 SMALL = {
     "BOOKBAG_LEARNING_SEED_ROWS": "300",

@@ -19,7 +19,7 @@ from workflow.rulesets.versions import publish_ruleset_with_warnings
 from workflow.scheduler import TickReport, run_due_work
 from workflow.tenancy import agents
 from workflow.tenancy.principal import Principal, Role
-from workflow.tickets.service import transition_ticket
+from workflow.tickets.transitions import transition_ticket
 
 from .conftest import LIVE_RULESET, T0, LiveWorld
 

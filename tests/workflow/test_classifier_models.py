@@ -178,7 +178,7 @@ def test_a_training_whose_process_died_is_marked_failed_and_the_next_one_may_sta
 ) -> None:
     from datetime import timedelta
 
-    from workflow.tickets.service import correct_classification
+    from workflow.tickets.corrections import correct_classification
 
     shop = make_merchant()
     admin = principal(shop, "admin")

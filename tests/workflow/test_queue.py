@@ -13,7 +13,8 @@ from tests.workflow.conftest import Clock
 from tests.workflow.helpers import ingest, principal, publish
 from workflow.queue import queue_snapshot
 from workflow.services import WorkflowServices
-from workflow.tickets import service as tickets
+from workflow.tickets import messages as ticket_messages
+from workflow.tickets import transitions as ticket_transitions
 
 
 def test_snapshot_counts_oldest_breaches_and_stage_times(
@@ -26,7 +27,7 @@ def test_snapshot_counts_oldest_breaches_and_stage_times(
     second = ingest(database, services, m)
     clock.advance(minutes=20)
     with database.unit_of_work() as session:
-        tickets.transition_ticket(
+        ticket_transitions.transition_ticket(
             session, services, principal(m), ticket_id=second.id, to="escalated", expected_version=None
         )
     with database.read_only() as session:
@@ -60,7 +61,7 @@ def test_every_change_bumps_the_version_and_other_merchants_are_not_counted(
     with database.read_only() as session:
         one = queue_snapshot(session, mine.merchant_id, clock())
     with database.unit_of_work() as session:
-        tickets.add_message(session, services, principal(mine), ticket_id=ticket.id, body="On it")
+        ticket_messages.add_message(session, services, principal(mine), ticket_id=ticket.id, body="On it")
     with database.read_only() as session:
         two = queue_snapshot(session, mine.merchant_id, clock())
     assert one.open_count == 1 and 0 < one.version < two.version
@@ -75,7 +76,7 @@ def test_time_in_stage_percentiles_are_nearest_rank(
         ticket = ingest(database, services, m)
         clock.advance(minutes=minutes)
         with database.unit_of_work() as session:
-            tickets.transition_ticket(
+            ticket_transitions.transition_ticket(
                 session, services, principal(m), ticket_id=ticket.id, to="escalated", expected_version=None
             )
     with database.read_only() as session:

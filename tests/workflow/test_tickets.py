@@ -15,7 +15,10 @@ from tests.workflow.helpers import STRICT_RULESET, ingest, principal, publish
 from workflow.errors import DomainError, ErrorCode
 from workflow.services import WorkflowServices
 from workflow.tenancy import agents
-from workflow.tickets import service as tickets
+from workflow.tickets import assignment as ticket_assignment
+from workflow.tickets import messages as ticket_messages
+from workflow.tickets import read as ticket_read
+from workflow.tickets import transitions as ticket_transitions
 
 
 def test_ingest_classifies_routes_and_triages(
@@ -44,7 +47,7 @@ def test_transition_follows_graph_and_version(
     m = make_merchant()
     ticket = ingest(database, services, m)
     with database.unit_of_work() as session, pytest.raises(DomainError) as err:
-        tickets.transition_ticket(
+        ticket_transitions.transition_ticket(
             session,
             services,
             principal(m),
@@ -54,7 +57,7 @@ def test_transition_follows_graph_and_version(
         )
     assert err.value.code is ErrorCode.CONFLICT
     with database.unit_of_work() as session, pytest.raises(DomainError) as err:
-        tickets.transition_ticket(
+        ticket_transitions.transition_ticket(
             session,
             services,
             principal(m),
@@ -65,7 +68,7 @@ def test_transition_follows_graph_and_version(
     assert err.value.code is ErrorCode.TRANSITION_NOT_ALLOWED
     clock.advance(minutes=30)
     with database.unit_of_work() as session:
-        moved = tickets.transition_ticket(
+        moved = ticket_transitions.transition_ticket(
             session,
             services,
             principal(m),
@@ -89,14 +92,14 @@ def test_failed_mutation_changes_nothing(
     m = make_merchant()
     ticket = ingest(database, services, m)
     with pytest.raises(DomainError), database.unit_of_work() as session:
-        tickets.add_message(session, services, principal(m), ticket_id=ticket.id, body="first reply")
-        tickets.transition_ticket(
+        ticket_messages.add_message(session, services, principal(m), ticket_id=ticket.id, body="first reply")
+        ticket_transitions.transition_ticket(
             session, services, principal(m), ticket_id=ticket.id, to="nowhere", expected_version=None
         )
     with database.read_only() as session:
         again = session.get(Ticket, ticket.id)
         assert again is not None and again.version == ticket.version and again.first_responded_at is None
-        assert tickets.list_messages(session, m.merchant_id, ticket.id) == []
+        assert ticket_messages.list_messages(session, m.merchant_id, ticket.id) == []
 
 
 def test_other_merchant_sees_not_found(
@@ -106,9 +109,11 @@ def test_other_merchant_sees_not_found(
     ticket = ingest(database, services, mine)
     with database.read_only() as session:
         with pytest.raises(DomainError) as err:
-            tickets.get_ticket(session, principal(theirs), ticket.id)
+            ticket_read.get_ticket(session, principal(theirs), ticket.id)
         assert err.value.code is ErrorCode.NOT_FOUND
-        page = tickets.list_tickets(session, principal(theirs), tickets.TicketFilter(), first=50, after=None)
+        page = ticket_read.list_tickets(
+            session, principal(theirs), ticket_read.TicketFilter(), first=50, after=None
+        )
         assert page.items == []
 
 
@@ -124,7 +129,9 @@ def test_cursor_pagination_walks_every_ticket_once(
     after = None
     with database.read_only() as session:
         while True:
-            page = tickets.list_tickets(session, principal(m), tickets.TicketFilter(), first=3, after=after)
+            page = ticket_read.list_tickets(
+                session, principal(m), ticket_read.TicketFilter(), first=3, after=after
+            )
             seen.extend(t.id for t in page.items)
             if not page.has_next_page:
                 break
@@ -152,7 +159,7 @@ def test_least_loaded_and_round_robin_respect_capacity_and_availability(
             picked = agents.pick_assignee(session, m.merchant_id, team_row, strategy="round_robin")
             assert picked is not None
             order.append(picked.id)
-            tickets.assign_ticket(session, services, admin, ticket_id=t.id, agent_id=picked.id)
+            ticket_assignment.assign_ticket(session, services, admin, ticket_id=t.id, agent_id=picked.id)
     # A fills its capacity of 1 on the first pick; C is unavailable, so B takes the rest
     assert order == [a.id, b.id, b.id]
     with database.read_only() as session:
@@ -170,12 +177,12 @@ def test_ai_direct_mutations_are_held_to_the_permission_rules(
     publish(database, services, m)  # the strict ruleset lets the AI reply but not transition
     ticket = ingest(database, services, m)
     with pytest.raises(DomainError) as err, database.unit_of_work() as session:
-        tickets.transition_ticket(
+        ticket_transitions.transition_ticket(
             session, services, principal(m, "ai"), ticket_id=ticket.id, to="escalated", expected_version=None
         )
     assert err.value.code is ErrorCode.POLICY_DENIED
     with database.unit_of_work() as session:
-        reply = tickets.add_message(
+        reply = ticket_messages.add_message(
             session, services, principal(m, "ai"), ticket_id=ticket.id, body="Hi, checking now."
         )
         assert reply.author_type == "ai"
@@ -189,7 +196,7 @@ def test_ai_direct_mutations_are_held_to_the_permission_rules(
         ),
     )
     with database.unit_of_work() as session:
-        moved = tickets.transition_ticket(
+        moved = ticket_transitions.transition_ticket(
             session, services, principal(m, "ai"), ticket_id=ticket.id, to="escalated", expected_version=None
         )
     assert moved.stage == "escalated"
@@ -201,7 +208,7 @@ def test_cursor_encoding_is_stable_and_round_trips() -> None:
     from datetime import UTC, datetime
 
     from storage.tables import Ticket as TicketRow
-    from workflow.tickets.service import decode_cursor, encode_cursor
+    from workflow.tickets.read import decode_cursor, encode_cursor
 
     created = datetime(2026, 11, 26, 7, 5, 3, 123456, tzinfo=UTC)
     row = TicketRow(id="tkt_0123456789abcdef0123", merchant_id="m", subject="s", created_at=created)
@@ -230,12 +237,16 @@ def test_each_agents_open_ticket_count_follows_every_change(
             change(session, services, kwargs.pop("by", admin), **kwargs)
         assert_open_counts_match(database, m.merchant_id)
 
-    step(tickets.assign_ticket, ticket_id=first.id, agent_id=a.id)
-    step(tickets.assign_ticket, ticket_id=second.id, agent_id=a.id)
-    step(tickets.assign_ticket, ticket_id=second.id, agent_id=b.id)  # reassigned: A -1, B +1
-    step(tickets.transition_ticket, ticket_id=first.id, to="in_progress", expected_version=None)
-    step(tickets.transition_ticket, ticket_id=first.id, to="resolved", expected_version=None)  # A -1
-    step(tickets.transition_ticket, ticket_id=first.id, to="in_progress", expected_version=None)  # reopened
+    step(ticket_assignment.assign_ticket, ticket_id=first.id, agent_id=a.id)
+    step(ticket_assignment.assign_ticket, ticket_id=second.id, agent_id=a.id)
+    step(ticket_assignment.assign_ticket, ticket_id=second.id, agent_id=b.id)  # reassigned: A -1, B +1
+    step(ticket_transitions.transition_ticket, ticket_id=first.id, to="in_progress", expected_version=None)
+    step(
+        ticket_transitions.transition_ticket, ticket_id=first.id, to="resolved", expected_version=None
+    )  # A -1
+    step(
+        ticket_transitions.transition_ticket, ticket_id=first.id, to="in_progress", expected_version=None
+    )  # reopened
     step(actions.request_action, by=agent, ticket_id=first.id, type="assign", params={"agentId": b.id})
     step(actions.request_action, by=agent, ticket_id=second.id, type="transition", params={"to": "resolved"})
     step(actions.request_action, by=agent, ticket_id=second.id, type="close")
@@ -247,6 +258,6 @@ def test_each_agents_open_ticket_count_follows_every_change(
     assert counts == {a.id: 0, b.id: 1}
 
     with pytest.raises(DomainError), database.unit_of_work() as session:  # rolled back: no count moves
-        tickets.assign_ticket(session, services, admin, ticket_id=first.id, agent_id=a.id)
+        ticket_assignment.assign_ticket(session, services, admin, ticket_id=first.id, agent_id=a.id)
         raise DomainError(ErrorCode.CONFLICT, "changed my mind")
     assert_open_counts_match(database, m.merchant_id)

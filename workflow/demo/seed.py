@@ -18,7 +18,8 @@ from workflow.errors import DomainError
 from workflow.services import WorkflowServices
 from workflow.tenancy import agents, merchants
 from workflow.tenancy.principal import Principal, Role
-from workflow.tickets import service as tickets
+from workflow.tickets import messages as ticket_messages
+from workflow.tickets import transitions as ticket_transitions
 from workflow.tickets.ingest import TicketInput, create_ticket
 
 TEAMS = {
@@ -156,14 +157,14 @@ def _one_ticket(
             clock_at["now"] += step
             try:
                 if stage in ("in_progress", "resolved") and ticket.first_responded_at is None:
-                    tickets.add_message(
+                    ticket_messages.add_message(
                         session,
                         timed,
                         agent,
                         ticket_id=ticket.id,
                         body=f"Hi {data.customer_name}, thanks for reaching out — looking into it now.",
                     )
-                tickets.transition_ticket(
+                ticket_transitions.transition_ticket(
                     session, timed, agent, ticket_id=ticket.id, to=stage, expected_version=None
                 )
             except DomainError:

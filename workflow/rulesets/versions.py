@@ -323,7 +323,7 @@ class PreparedSimulation:
 def prepare_simulation(
     session: Session, services: WorkflowServices, principal: Principal, *, cases: list[SimulationCase]
 ) -> PreparedSimulation:
-    from workflow.tickets.service import get_ticket  # tickets imports this module for the active ruleset
+    from workflow.tickets.read import get_ticket  # tickets imports this module for the active ruleset
 
     if not cases:
         raise invalid("give at least one case", "cases")

@@ -24,16 +24,12 @@ from workflow.services import WorkflowServices
 from workflow.stages import CHANNELS
 from workflow.tenancy.agents import Assigner, get_team_by_name
 from workflow.tenancy.principal import TICKET_WRITERS, Principal
+from workflow.tickets.assignment import set_assignee
+from workflow.tickets.changes import snapshot
 from workflow.tickets.facts import ticket_facts
-from workflow.tickets.service import (
-    clean_tags,
-    move_stage,
-    record_transition,
-    set_assignee,
-    snapshot,
-    validate_ticket_fields,
-)
 from workflow.tickets.sla import apply_sla
+from workflow.tickets.transitions import move_stage, record_transition
+from workflow.tickets.updates import clean_tags, validate_ticket_fields
 
 
 @dataclass
