@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlmodel import SQLModel
@@ -132,3 +133,33 @@ def test_migration_0006_adds_ticket_language_and_down_again(fresh_sqlite_url: st
     with db.engine.connect() as connection:
         assert connection.exec_driver_sql("SELECT count(*) FROM tickets WHERE language IS NULL").scalar() == 5
     db.dispose()
+
+
+def test_a_teams_open_tickets_by_priority_read_their_partial_index(database: Database) -> None:
+    """PostgreSQL: the page of a team's open tickets sorted by priority (either direction) and its total are
+    read from the partial expression index of migration 0012 — the query must spell the rank and the open
+    stages as the index does."""
+    if not database.is_postgres:
+        pytest.skip("the index is PostgreSQL's (SQLite reads the team's tickets)")
+    from sqlalchemy import func
+    from sqlalchemy.dialects import postgresql
+    from sqlmodel import select
+
+    from storage.tables import Ticket
+    from workflow.tickets import TicketFilter, TicketOrder, TicketSort, _filtered, _sort_keys
+
+    flt = TicketFilter(team_id="team_x", open_only=True)
+    queries = [_filtered(select(func.count()).select_from(Ticket), "mer_x", flt, "postgresql")]
+    for descending in (True, False):
+        keys = _sort_keys(TicketOrder(sort=TicketSort.PRIORITY, descending=descending))
+        ordering = [expr.asc() if ascending else expr.desc() for expr, ascending in keys]
+        queries.append(_filtered(select(Ticket), "mer_x", flt, "postgresql").order_by(*ordering).limit(51))
+    with database.engine.connect() as conn:
+        conn.exec_driver_sql("SET enable_seqscan = off")  # the test table is tiny; ask for the index plan
+        conn.exec_driver_sql("SET enable_bitmapscan = off")
+        conn.exec_driver_sql("SET enable_sort = off")  # the page must come in the index's order
+        for query in queries:
+            sql = str(query.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}))  # type: ignore[no-untyped-call]
+            plan = "\n".join(row[0] for row in conn.exec_driver_sql(f"EXPLAIN {sql}"))
+            assert "ix_tickets_open_team_priority" in plan and "Sort" not in plan, plan
+        conn.rollback()

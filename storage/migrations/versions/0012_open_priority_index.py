@@ -1,0 +1,40 @@
+"""ticket list: a partial index for a team's open tickets sorted by priority (PostgreSQL)
+
+``tickets(filter: {teamId, openOnly}, orderBy: PRIORITY)`` sorts on ``CASE priority WHEN 'urgent' THEN 0 …``
+(``workflow.tickets._sort_keys``). Without an index on that expression PostgreSQL read every ticket of the
+team, open or not, to sort them (262 ms p99 at 100k tickets, bench/search_report_bench.py). This index
+holds only open tickets, by merchant, team, that rank, newest first: a page is the first rows of one index
+range (either direction), and the total an index-only count of the team's open tickets. The expression
+and the predicate are spelled as the query compiles them, or the planner cannot match them. Not a model
+(``storage.migrate.NOT_MODELS``): SQLAlchemy's index comparison does not read expressions.
+
+Revision ID: 0012
+Revises: 0009
+Create Date: 2026-12-03 12:50:00
+"""
+
+from collections.abc import Sequence
+
+from alembic import op
+
+revision: str = "0012"
+down_revision: str | None = "0009"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+# Spelled out here rather than imported: a migration keeps the text it was written with.
+PRIORITY_RANK = "CASE priority WHEN 'urgent' THEN 0 WHEN 'high' THEN 1 WHEN 'normal' THEN 2 WHEN 'low' THEN 3 ELSE 4 END"
+OPEN = "stage NOT IN ('closed', 'resolved')"
+
+
+def upgrade() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute(
+            f"CREATE INDEX ix_tickets_open_team_priority ON tickets "
+            f"(merchant_id, team_id, ({PRIORITY_RANK}), created_at DESC, id DESC) WHERE {OPEN}"
+        )
+
+
+def downgrade() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute("DROP INDEX IF EXISTS ix_tickets_open_team_priority")
