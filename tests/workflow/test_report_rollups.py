@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import delete, select
+from sqlmodel import col
 
 from storage.db import Database
 from storage.tables import ActionRequest, ReportCount, Ticket, TicketReportState
@@ -47,14 +48,14 @@ def snapshot(database: Database, merchant_id: str) -> tuple[set[tuple[Any, ...]]
         counts = {
             (r.dim, r.day, r.metric, r.key, r.value, r.bin, r.n, round(r.total, 6))
             for r in session.execute(
-                select(ReportCount).where(ReportCount.merchant_id == merchant_id)
+                select(ReportCount).where(col(ReportCount.merchant_id) == merchant_id)
             ).scalars()
             if r.n or round(r.total, 6)
         }
         states = {
             r.ticket_id: r.entries
             for r in session.execute(
-                select(TicketReportState).where(TicketReportState.merchant_id == merchant_id)
+                select(TicketReportState).where(col(TicketReportState.merchant_id) == merchant_id)
             ).scalars()
         }
     return counts, states
@@ -160,16 +161,19 @@ def test_maintained_roll_ups_equal_a_rebuild_after_random_work(
     kept = snapshot(database, m.merchant_id)
     # The history means something: created tickets with other days, actions, closes, team changes.
     with database.read_only() as session:
-        assert len(session.execute(select(Ticket.id).where(Ticket.merchant_id == m.merchant_id)).all()) > 40
+        assert (
+            len(session.execute(select(col(Ticket.id)).where(col(Ticket.merchant_id) == m.merchant_id)).all())
+            > 40
+        )
         assert session.execute(
-            select(ActionRequest.id).where(ActionRequest.merchant_id == m.merchant_id)
+            select(col(ActionRequest.id)).where(col(ActionRequest.merchant_id) == m.merchant_id)
         ).first()
     metrics = {row[2] for row in kept[0]}
     assert {"created", "stage", "closed", "first_response", "action", "correction"} <= metrics
     assert len({row[1] for row in kept[0]}) > 3  # days
 
     with database.unit_of_work() as session:
-        session.execute(delete(ReportCount).where(ReportCount.merchant_id == m.merchant_id))
-        session.execute(delete(TicketReportState).where(TicketReportState.merchant_id == m.merchant_id))
+        session.execute(delete(ReportCount).where(col(ReportCount.merchant_id) == m.merchant_id))
+        session.execute(delete(TicketReportState).where(col(TicketReportState.merchant_id) == m.merchant_id))
     report_rollups.rebuild(database, m.merchant_id)
     assert snapshot(database, m.merchant_id) == kept
