@@ -7,8 +7,11 @@ multiset of entries ``(day, metric, key, team, category, priority, channel, bin)
 ``ticket_report_states`` keeps each ticket's last contribution, and at the end of every unit of work that
 touched tickets (``storage.db.Database.add_commit_hook``) :func:`maintain` recomputes the touched tickets'
 contributions and adds the difference to ``report_counts``, once per split dimension (all tickets, team,
-category, priority, channel): a report reads only the rows of its split, whose number grows with days ×
-metrics × bins × that dimension's values, not with the product of all four. So a correction that changes a ticket's category
+category, priority, channel) and per level (the day, and the ISO week under ``week:<dim>``): a report reads
+only the rows of its split, whose number grows with days × metrics × bins × that dimension's values, not
+with the product of all four, and reads whole weeks from the weekly rows. A ticket created in the unit of
+work has no state yet and all its rows are in the session: it is counted from the session's objects,
+without reading or locking anything. So a correction that changes a ticket's category
 moves its whole history to the new category; a reopened ticket's resolution is taken back; repeating the
 work changes nothing (the difference is then empty).
 
@@ -34,7 +37,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from functools import cache, partial
 from types import MappingProxyType, SimpleNamespace
 from typing import Any
@@ -61,6 +64,15 @@ HOOK_NAME = "report_rollups"
 BATCH = 500
 # The split dimensions, in the order of an entry's (team, category, priority, channel); '' is "all tickets".
 DIMENSIONS = ("", "team", "category", "priority", "channel")
+# The weekly level: the same counts summed per ISO week (``day`` is the week's Monday), under ``dim``
+# ``week:<dim>``; a report over whole weeks reads about a seventh of the rows.
+WEEK = "week:"
+WEEKLY_DIMENSIONS = tuple(WEEK + d for d in DIMENSIONS)
+
+
+def monday(day: date) -> date:
+    return day - timedelta(days=day.weekday())
+
 
 # (day, metric, key, team_id, category, priority, channel, bin)
 EntryKey = tuple[str, str, str, str, str, str, str, int]
@@ -323,6 +335,7 @@ def _apply_batch(
     # Differences per merchant (a batch may mix merchants: the scheduler's tick), each counted once per
     # split dimension.
     per_row: dict[tuple[str, str, str, str, str, str, int], list[float]] = {}
+    weeks: dict[str, str] = {}
     for tid, entries in current.items():
         before = stored.get(tid, {})
         for key in entries.keys() | before.keys():
@@ -331,10 +344,15 @@ def _apply_batch(
             if n1 == n0 and t1 == t0:
                 continue
             day, metric, what, *dims, index = key
-            for dim, value in zip(DIMENSIONS, ("", *dims), strict=True):
-                delta = per_row.setdefault((merchant_of[tid], dim, day, metric, what, value, index), [0, 0.0])
-                delta[0] += n1 - n0
-                delta[1] += t1 - t0
+            week = weeks.get(day) or weeks.setdefault(day, monday(date.fromisoformat(day)).isoformat())
+            values = ("", *dims)
+            for at, dimensions in ((day, DIMENSIONS), (week, WEEKLY_DIMENSIONS)):
+                for dim, value in zip(dimensions, values, strict=True):
+                    delta = per_row.setdefault(
+                        (merchant_of[tid], dim, at, metric, what, value, index), [0, 0.0]
+                    )
+                    delta[0] += n1 - n0
+                    delta[1] += t1 - t0
     rows = [
         {
             "merchant_id": merchant,

@@ -16,12 +16,12 @@ from datetime import date, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Date, cast, func, select
+from sqlalchemy import Date, cast, func, or_, select, text
 from sqlmodel import Session, col
 
 from storage.tables import ReportCount, Team
 from workflow.errors import invalid
-from workflow.report_rollups import bin_value
+from workflow.report_rollups import WEEK, bin_value, monday
 
 MAX_DAYS = 366
 COUNT_METRICS = (
@@ -200,32 +200,53 @@ def build_report(
     if (end - start).days + 1 > MAX_DAYS:
         raise invalid(f"a report covers at most {MAX_DAYS} days", "to")
     group_expr: Any = col(ReportCount.value)
-    mine = (col(ReportCount.merchant_id) == merchant_id) & (col(ReportCount.dim) == _DIM[split])
-    in_period = (col(ReportCount.day) >= start) & (col(ReportCount.day) <= end)
-    grouping = [group_expr]
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        # The period's duration rows are aggregated in memory, not sorted on disk (the default 4 MB spills).
+        session.execute(text("SET LOCAL work_mem = '32MB'"))
+    daily, weekly = _DIM[split], WEEK + _DIM[split]
+    merchant = col(ReportCount.merchant_id) == merchant_id
+    dim, day = col(ReportCount.dim), col(ReportCount.day)
 
-    bucket = _bucket_expression(session.get_bind().dialect.name, granularity)
+    def rows_in(first: date, last: date, by_day: bool) -> Any:
+        """The rows of the days first..last: whole weeks from the weekly rows unless ``by_day``."""
+        weeks_from = monday(first + timedelta(days=6))  # the first Monday on or after ``first``
+        weeks_to = monday(last + timedelta(days=1)) - timedelta(days=7)  # the last whole week's Monday
+        if by_day or weeks_to < weeks_from:
+            return (dim == daily) & (day >= first) & (day <= last)
+        parts = [(dim == weekly) & (day >= weeks_from) & (day <= weeks_to)]
+        if first < weeks_from:
+            parts.append((dim == daily) & (day >= first) & (day < weeks_from))
+        if weeks_to + timedelta(days=6) < last:
+            parts.append((dim == daily) & (day > weeks_to + timedelta(days=6)) & (day <= last))
+        return or_(*parts)
+
+    by_day = granularity is Granularity.DAY
+    bucket = _bucket_expression(dialect, granularity)
 
     def query(*columns: Any, where: Any, by: list[Any]) -> list[Any]:
-        statement = select(*columns).where(mine, where).group_by(*by)
+        statement = select(*columns).where(merchant, where).group_by(*by)
         return list(session.execute(statement).all())
 
     sums = (func.sum(ReportCount.n), func.sum(ReportCount.total))
-    daily = query(
+    daily_rows = query(
         bucket,
         group_expr,
         ReportCount.metric,
         ReportCount.key,
         *sums,
-        where=in_period & col(ReportCount.metric).in_(COUNT_METRICS),
-        by=[bucket, *grouping, ReportCount.metric, ReportCount.key],
+        where=rows_in(start, end, by_day) & col(ReportCount.metric).in_(COUNT_METRICS),
+        by=[bucket, group_expr, ReportCount.metric, ReportCount.key],
     )
     before = query(
         group_expr,
         ReportCount.metric,
         func.sum(ReportCount.n),
-        where=(col(ReportCount.day) < start) & col(ReportCount.metric).in_(tuple(BACKLOG_METRICS)),
-        by=[*grouping, ReportCount.metric],
+        where=or_(
+            (dim == weekly) & (day < monday(start)), (dim == daily) & (day >= monday(start)) & (day < start)
+        )
+        & col(ReportCount.metric).in_(tuple(BACKLOG_METRICS)),
+        by=[group_expr, ReportCount.metric],
     )
     period_durations = query(
         group_expr,
@@ -233,8 +254,8 @@ def build_report(
         ReportCount.key,
         ReportCount.bin,
         *sums,
-        where=in_period & col(ReportCount.metric).in_(DURATION_METRICS),
-        by=[*grouping, ReportCount.metric, ReportCount.key, ReportCount.bin],
+        where=rows_in(start, end, False) & col(ReportCount.metric).in_(DURATION_METRICS),
+        by=[group_expr, ReportCount.metric, ReportCount.key, ReportCount.bin],
     )
     daily_durations = query(
         bucket,
@@ -242,16 +263,16 @@ def build_report(
         ReportCount.metric,
         ReportCount.bin,
         *sums,
-        where=in_period & col(ReportCount.metric).in_(TREND_METRICS),
-        by=[bucket, *grouping, ReportCount.metric, ReportCount.bin],
+        where=rows_in(start, end, by_day) & col(ReportCount.metric).in_(TREND_METRICS),
+        by=[bucket, group_expr, ReportCount.metric, ReportCount.bin],
     )
     period_counts = query(
         group_expr,
         ReportCount.metric,
         ReportCount.key,
         func.sum(ReportCount.n),
-        where=in_period & col(ReportCount.metric).in_(PERIOD_METRICS),
-        by=[*grouping, ReportCount.metric, ReportCount.key],
+        where=rows_in(start, end, False) & col(ReportCount.metric).in_(PERIOD_METRICS),
+        by=[group_expr, ReportCount.metric, ReportCount.key],
     )
 
     buckets = sorted(
@@ -259,10 +280,10 @@ def build_report(
     )
     counts: dict[tuple[date, str], dict[str, int]] = defaultdict(lambda: defaultdict(int))
     groups: set[str] = set()
-    for day, group, metric, key, n, _total in daily:
+    for when, group, metric, key, n, _total in daily_rows:
         groups.add(group)
         name = f"{metric}:{key}" if metric.startswith("sla_") and metric != "sla_breach" else metric
-        counts[(bucket_of(day, granularity), group)][name] += int(n)
+        counts[(bucket_of(when, granularity), group)][name] += int(n)
     opening: dict[str, int] = defaultdict(int)
     for group, metric, n in before:
         groups.add(group)

@@ -136,12 +136,11 @@ def test_migration_0006_adds_ticket_language_and_down_again(fresh_sqlite_url: st
 
 
 def test_a_teams_open_tickets_by_priority_read_their_partial_index(database: Database) -> None:
-    """PostgreSQL: the page of a team's open tickets sorted by priority (either direction) and its total are
-    read from the partial expression index of migration 0012 — the query must spell the rank and the open
-    stages as the index does."""
+    """PostgreSQL: the page of a team's open tickets sorted by priority (either direction) is read in the order
+    of the partial expression index of migration 0012 — the query must spell the rank and the open stages
+    as the index does. (The total's plan, an index-only count, depends on the table's size: see the bench.)"""
     if not database.is_postgres:
         pytest.skip("the index is PostgreSQL's (SQLite reads the team's tickets)")
-    from sqlalchemy import func
     from sqlalchemy.dialects import postgresql
     from sqlmodel import select
 
@@ -149,7 +148,7 @@ def test_a_teams_open_tickets_by_priority_read_their_partial_index(database: Dat
     from workflow.tickets import TicketFilter, TicketOrder, TicketSort, _filtered, _sort_keys
 
     flt = TicketFilter(team_id="team_x", open_only=True)
-    queries = [_filtered(select(func.count()).select_from(Ticket), "mer_x", flt, "postgresql")]
+    queries = []
     for descending in (True, False):
         keys = _sort_keys(TicketOrder(sort=TicketSort.PRIORITY, descending=descending))
         ordering = [expr.asc() if ascending else expr.desc() for expr, ascending in keys]

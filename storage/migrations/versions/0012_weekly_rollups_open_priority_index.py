@@ -1,4 +1,8 @@
-"""ticket list: a partial index for a team's open tickets sorted by priority (PostgreSQL)
+"""report roll-ups by week; ticket list: a partial index for a team's open tickets by priority (PostgreSQL)
+
+``report_counts`` gets its weekly level (``workflow.report_rollups.WEEK``): every daily row summed per ISO
+week under ``dim`` ``week:<dim>``, ``day`` the week's Monday, computed here from the daily rows (the units of
+work keep both from now on).
 
 ``tickets(filter: {teamId, openOnly}, orderBy: PRIORITY)`` sorts on ``CASE priority WHEN 'urgent' THEN 0 …``
 (``workflow.tickets._sort_keys``). Without an index on that expression PostgreSQL read every ticket of the
@@ -27,8 +31,19 @@ PRIORITY_RANK = "CASE priority WHEN 'urgent' THEN 0 WHEN 'high' THEN 1 WHEN 'nor
 OPEN = "stage NOT IN ('closed', 'resolved')"
 
 
+COLUMNS = "merchant_id, dim, metric, day, key, value, bin, n, total"
+
+
 def upgrade() -> None:
-    if op.get_bind().dialect.name == "postgresql":
+    postgres = op.get_bind().dialect.name == "postgresql"
+    week = "CAST(date_trunc('week', day) AS DATE)" if postgres else "date(day, 'weekday 0', '-6 days')"
+    op.execute(
+        f"INSERT INTO report_counts ({COLUMNS}) "
+        f"SELECT merchant_id, 'week:' || dim, metric, {week}, key, value, bin, sum(n), sum(total) "
+        "FROM report_counts WHERE dim NOT LIKE 'week:%' "
+        f"GROUP BY merchant_id, dim, metric, {week}, key, value, bin"
+    )
+    if postgres:
         op.execute(
             f"CREATE INDEX ix_tickets_open_team_priority ON tickets "
             f"(merchant_id, team_id, ({PRIORITY_RANK}), created_at DESC, id DESC) WHERE {OPEN}"
@@ -38,3 +53,4 @@ def upgrade() -> None:
 def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
         op.execute("DROP INDEX IF EXISTS ix_tickets_open_team_priority")
+    op.execute("DELETE FROM report_counts WHERE dim LIKE 'week:%'")
