@@ -162,3 +162,42 @@ def test_a_teams_open_tickets_by_priority_read_their_partial_index(database: Dat
             plan = "\n".join(row[0] for row in conn.exec_driver_sql(f"EXPLAIN {sql}"))
             assert "ix_tickets_open_team_priority" in plan and "Sort" not in plan, plan
         conn.rollback()
+
+
+def test_migration_0012_fills_the_weekly_roll_ups_as_the_units_of_work_keep_them(
+    fresh_sqlite_url: str,
+) -> None:
+    """The weekly level 0012 computes from the daily rows equals what the commit hook keeps, and the
+    downgrade removes it."""
+    from datetime import date
+
+    from alembic import command
+
+    from bookbag.settings import Settings
+    from bookbag.wiring import build_services
+    from storage.migrate import alembic_config
+    from workflow import report_rollups
+    from workflow.demo import create_demo
+
+    db = Database.from_url(fresh_sqlite_url)
+    report_rollups.install(db)
+    upgrade(db.engine)
+    create_demo(db, build_services(Settings()), slug="weeks", tickets=30)
+    query = "SELECT merchant_id, dim, metric, day, key, value, bin, n, round(total, 6) FROM report_counts"
+
+    def weekly() -> set[tuple[object, ...]]:
+        with db.engine.connect() as connection:
+            rows = connection.exec_driver_sql(query).all()
+        return {tuple(r) for r in rows if r[1].startswith("week:") and (r[7] or r[8])}
+
+    kept = weekly()
+    assert kept and {r[1] for r in kept} == {f"week:{d}" for d in report_rollups.DIMENSIONS}
+    assert all(date.fromisoformat(str(r[3])).weekday() == 0 for r in kept)  # Mondays
+    config = alembic_config(fresh_sqlite_url)
+    with db.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0009")
+    assert weekly() == set()
+    upgrade(db.engine)
+    assert weekly() == kept
+    db.dispose()
