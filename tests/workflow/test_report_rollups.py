@@ -6,7 +6,7 @@ and in groups, replies, stage moves back and forth, assignments to agents and to
 ticket's whole history to another split value), AI actions allowed, approved, rejected and completed,
 classification corrections, and scheduler ticks that escalate and mark breaches — over several days of a
 moving clock, on SQLite and PostgreSQL. Then the merchant's roll-ups are thrown away and rebuilt from the
-tickets' rows (``report_rollups.rebuild``), and every count row and ticket state must come back the same.
+tickets' rows (``workflow.reports.rollups.rebuild``), and every count row and ticket state must come back the same.
 The database fixture also checks, in every unit of work, that the contributions computed from the session
 equal the ones computed from the rows read back.
 """
@@ -28,11 +28,14 @@ from storage.tables import ActionRequest, ReportCount, Ticket, TicketReportState
 from tests.conftest import MerchantKeys
 from tests.workflow.conftest import Clock
 from tests.workflow.helpers import principal
-from workflow import actions, agents, report_rollups, tickets
+from workflow import actions
 from workflow.errors import DomainError
-from workflow.ingest import TicketInput, create_tickets
+from workflow.reports import rollups as report_rollups
 from workflow.scheduler import run_due_work
 from workflow.services import WorkflowServices
+from workflow.tenancy import agents
+from workflow.tickets import service as tickets
+from workflow.tickets.ingest import TicketInput, create_tickets
 
 SUBJECTS = [
     ("Refund for a broken mug", "The mug arrived broken, I want my money back."),

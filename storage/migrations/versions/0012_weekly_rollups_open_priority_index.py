@@ -1,11 +1,11 @@
 """report roll-ups by week; ticket list: a partial index for a team's open tickets by priority (PostgreSQL)
 
-``report_counts`` gets its weekly level (``workflow.report_rollups.WEEK``): every daily row summed per ISO
+``report_counts`` gets its weekly level (``workflow.reports.rollups.WEEK``): every daily row summed per ISO
 week under ``dim`` ``week:<dim>``, ``day`` the week's Monday, computed here from the daily rows (the units of
 work keep both from now on).
 
 ``tickets(filter: {teamId, openOnly}, orderBy: PRIORITY)`` sorts on ``CASE priority WHEN 'urgent' THEN 0 …``
-(``workflow.tickets._sort_keys``). Without an index on that expression PostgreSQL read every ticket of the
+(``workflow.tickets.service._sort_keys``). Without an index on that expression PostgreSQL read every ticket of the
 team, open or not, to sort them (262 ms p99 at 100k tickets, bench/search_report_bench.py). This index
 holds only open tickets, by merchant, team, that rank, newest first: a page is the first rows of one index
 range (either direction), and the total an index-only count of the team's open tickets. The expression
