@@ -226,7 +226,8 @@ def build_report(
 
     def query(*columns: Any, where: Any, by: list[Any]) -> list[Any]:
         statement = select(*columns).where(merchant, where).group_by(*by)
-        return list(session.execute(statement).all())
+        # Core rows straight from the connection: the ORM's row processing cost more than the query.
+        return list(session.connection().execute(statement).all())
 
     sums = (func.sum(ReportCount.n), func.sum(ReportCount.total))
     daily_rows = query(
@@ -283,7 +284,7 @@ def build_report(
     for when, group, metric, key, n, _total in daily_rows:
         groups.add(group)
         name = f"{metric}:{key}" if metric.startswith("sla_") and metric != "sla_breach" else metric
-        counts[(bucket_of(when, granularity), group)][name] += int(n)
+        counts[(when if by_day else bucket_of(when, granularity), group)][name] += int(n)
     opening: dict[str, int] = defaultdict(int)
     for group, metric, n in before:
         groups.add(group)
@@ -330,7 +331,7 @@ def build_report(
     )
     report.trends = _durations(
         [
-            (bucket_of(d, granularity), g, m, "", int(b), int(n), float(t))
+            (d if by_day else bucket_of(d, granularity), g, m, "", int(b), int(n), float(t))
             for d, g, m, b, n, t in daily_durations
         ]
     )
