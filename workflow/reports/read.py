@@ -11,6 +11,7 @@ means and counts are exact.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from enum import StrEnum
@@ -143,31 +144,21 @@ def _bucket_expression(dialect: str, granularity: Granularity) -> Any:
     return func.date(day, "weekday 0", "-6 days", type_=Date)  # the Sunday ending the week, minus six days
 
 
-def percentile(bins: dict[int, int], q: float) -> float:
-    """Nearest-rank percentile (rank ``floor(q·(n-1)+0.5)+1``, as the live chart's) over histogram bins."""
-    n = sum(bins.values())
-    rank = int(q * (n - 1) + 0.5) + 1
-    seen = 0
-    for index in sorted(bins):
-        seen += bins[index]
-        if seen >= rank:
-            return bin_value(index)
-    raise ValueError("empty histogram")
-
-
-def _durations(
-    rows: list[tuple[date | None, str, str, str, int, int, float]],
-) -> list[DurationRow]:
+def _durations(rows: Iterable[tuple[date | None, str, str, str, int, int, float]]) -> list[DurationRow]:
     """rows: (bucket, group, metric, key, bin, n, total) → one DurationRow per (bucket, group, metric, key)."""
-    bins: dict[tuple[date | None, str, str, str], dict[int, int]] = defaultdict(lambda: defaultdict(int))
-    totals: dict[tuple[date | None, str, str, str], float] = defaultdict(float)
+    histograms: dict[tuple[date | None, str, str, str], list[Any]] = {}  # ident → [{bin: n}, total]
     for bucket, group, metric, key, index, n, total in rows:
-        bins[(bucket, group, metric, key)][index] += n
-        totals[(bucket, group, metric, key)] += total
+        ident = (bucket, group, metric, key)
+        entry = histograms.get(ident)
+        if entry is None:
+            entry = histograms[ident] = [{}, 0.0]
+        bins = entry[0]
+        bins[index] = bins.get(index, 0) + n
+        entry[1] += total
     result = []
-    for ident, histogram in bins.items():
-        histogram = {i: n for i, n in histogram.items() if n}
-        count = sum(histogram.values())
+    for ident, (histogram, total) in histograms.items():
+        ordered = sorted((i, n) for i, n in histogram.items() if n)
+        count = sum(n for _, n in ordered)
         if count <= 0:
             continue
         result.append(
@@ -177,12 +168,24 @@ def _durations(
                 metric=ident[2],
                 key=ident[3],
                 count=count,
-                mean_seconds=totals[ident] / count,
-                p50_seconds=percentile(histogram, 0.5),
-                p90_seconds=percentile(histogram, 0.9),
+                mean_seconds=total / count,
+                p50_seconds=_percentile_of(ordered, count, 0.5),
+                p90_seconds=_percentile_of(ordered, count, 0.9),
             )
         )
     return sorted(result, key=lambda r: (r.bucket or date.min, r.group, r.metric, r.key))
+
+
+def _percentile_of(ordered: list[tuple[int, int]], count: int, q: float) -> float:
+    """Nearest-rank percentile (rank ``floor(q·(n-1)+0.5)+1``, as the live chart's) over histogram bins
+    ``(bin, n)`` in bin order, ``count`` their total."""
+    rank = int(q * (count - 1) + 0.5) + 1
+    seen = 0
+    for index, n in ordered:
+        seen += n
+        if seen >= rank:
+            return bin_value(index)
+    raise ValueError("empty histogram")
 
 
 def build_report(
@@ -327,13 +330,11 @@ def build_report(
                 )
             )
     report.durations = _durations(
-        [(None, g, m, k, int(b), int(n), float(t)) for g, m, k, b, n, t in period_durations]
+        (None, g, m, k, int(b), int(n), float(t)) for g, m, k, b, n, t in period_durations
     )
     report.trends = _durations(
-        [
-            (d if by_day else bucket_of(d, granularity), g, m, "", int(b), int(n), float(t))
-            for d, g, m, b, n, t in daily_durations
-        ]
+        (d if by_day else bucket_of(d, granularity), g, m, "", int(b), int(n), float(t))
+        for d, g, m, b, n, t in daily_durations
     )
     report.counts = sorted(
         (KeyCountRow(group=g, metric=m, key=k, count=int(n)) for g, m, k, n in period_counts if int(n)),
