@@ -36,7 +36,7 @@ from bench.api_bench import SUBJECTS, seed  # noqa: E402
 from bookbag.settings import Settings  # noqa: E402
 from bookbag.wiring import build_services  # noqa: E402
 from storage.db import Database  # noqa: E402
-from workflow.reports.read import rollups as report_rollups  # noqa: E402
+from workflow.reports import rollups as report_rollups  # noqa: E402
 from workflow.tenancy.merchants import authenticate  # noqa: E402
 from workflow.tickets.ingest import TicketInput, create_tickets  # noqa: E402
 

@@ -28,6 +28,10 @@ _PENDING_ROWS = "bookbag_pending_rows"
 _DEFERS_ROWS = "bookbag_defers_rows"
 _BEFORE_COMMIT = "bookbag_before_commit"
 _TOUCHED_TICKETS = "bookbag_touched_tickets"
+_CREATED_TICKETS = "bookbag_created_tickets"
+_ADDED_TICKET_ROWS = "bookbag_added_ticket_rows"
+_WRITTEN_ROWS = "bookbag_written_rows"
+_UNIT_NOTES = (_TOUCHED_TICKETS, _CREATED_TICKETS, _ADDED_TICKET_ROWS, _WRITTEN_ROWS)
 
 
 class CommitFailed(Exception):
@@ -161,8 +165,18 @@ def write_pending_rows(session: Session) -> None:
     if not pending:
         return
     session.flush()
+    written: dict[Table, list[dict[str, Any]]] | None = session.info.get(_WRITTEN_ROWS)
     for table, rows in pending.items():
         session.execute(insert(table), rows)
+        if written is not None:
+            written.setdefault(table, []).extend(rows)
+
+
+def written_rows(session: Session, model: type[SQLModel]) -> list[dict[str, Any]]:
+    """The rows :func:`insert_later` has written so far in this unit of work to ``model``'s table (the
+    dicts it was given; empty outside a :class:`Database` unit of work)."""
+    written: dict[Table, list[dict[str, Any]]] = session.info.get(_WRITTEN_ROWS, {})
+    return written.get(model.__table__, [])  # type: ignore[attr-defined]
 
 
 def _before_statement(state: ORMExecuteState) -> None:
@@ -171,9 +185,17 @@ def _before_statement(state: ORMExecuteState) -> None:
 
 def _note_touched_tickets(session: Session, _context: Any, _instances: Any) -> None:
     """Before each flush: remember which tickets this unit of work changed (the ticket itself, or a row
-    that belongs to it), for the commit hooks (:meth:`Database.add_commit_hook`)."""
+    that belongs to it), which it created, and the ORM objects it added that belong to a ticket, for the
+    commit hooks (:meth:`Database.add_commit_hook`)."""
     touched: set[str] = session.info.setdefault(_TOUCHED_TICKETS, set())
-    for obj in (*session.new, *session.dirty):
+    for obj in session.new:
+        if getattr(obj, "__tablename__", None) == "tickets":
+            touched.add(obj.id)
+            session.info.setdefault(_CREATED_TICKETS, {})[obj.id] = obj
+        elif isinstance(ticket_id := getattr(obj, "ticket_id", None), str):
+            touched.add(ticket_id)
+            session.info.setdefault(_ADDED_TICKET_ROWS, []).append(obj)
+    for obj in session.dirty:
         if getattr(obj, "__tablename__", None) == "tickets":
             touched.add(obj.id)
         elif isinstance(ticket_id := getattr(obj, "ticket_id", None), str):
@@ -184,6 +206,20 @@ def touched_tickets(session: Session) -> set[str]:
     """The ids of the tickets this unit of work changed through the ORM (or named with :func:`touch_ticket`)."""
     touched: set[str] = session.info.get(_TOUCHED_TICKETS, set())
     return touched
+
+
+def created_tickets(session: Session) -> dict[str, Any]:
+    """The tickets this unit of work created through the ORM (their ids are among
+    :func:`touched_tickets`), by id: nothing outside the transaction has seen them yet."""
+    created: dict[str, Any] = session.info.get(_CREATED_TICKETS, {})
+    return created
+
+
+def added_ticket_rows(session: Session) -> list[Any]:
+    """The ORM objects with a ``ticket_id`` this unit of work added (actions, corrections, messages...),
+    as they are now."""
+    added: list[Any] = session.info.get(_ADDED_TICKET_ROWS, [])
+    return added
 
 
 def touch_ticket(session: Session, ticket_id: str) -> None:
@@ -229,6 +265,7 @@ class Database:
     @contextmanager
     def unit_of_work(self) -> Iterator[Session]:
         session = self._sessions()
+        session.info[_WRITTEN_ROWS] = {}
         try:
             yield session
             _run_before_commit(session)
@@ -248,10 +285,10 @@ class Database:
             session.info.pop(_AFTER_COMMIT, None)
             session.info.pop(_BEFORE_COMMIT, None)
             session.info.pop(_PENDING_ROWS, None)
-            session.info.pop(_TOUCHED_TICKETS, None)
             raise
         finally:
-            session.info.pop(_TOUCHED_TICKETS, None)
+            for note in _UNIT_NOTES:
+                session.info.pop(note, None)
             callbacks = session.info.pop(_AFTER_COMMIT, [])
             session.close()
         for callback in callbacks:

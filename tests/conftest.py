@@ -91,7 +91,8 @@ def database(database_url: str) -> Iterator[Database]:
     from workflow.reports import rollups as report_rollups
 
     db = Database.from_url(database_url)
-    report_rollups.install(db)  # as bookbag.app.create_app does
+    # As bookbag.app.create_app does, and checking the contributions of created tickets against the rows.
+    report_rollups.install(db, check=True)
     yield db
     db.dispose()
 

@@ -93,7 +93,14 @@ async def test_search_finds_by_email_name_order_tag_and_words(api: Api, merchant
     assert await ids(api, key, {"search": "teapot lid"}) == [t["bob"]]  # every word, anywhere
     assert await ids(api, key, {"search": "teapot lyon"}) == []
     assert await ids(api, key, {"search": "refund"}) == [t["bob"]]
-    assert await ids(api, key, {"search": "refun"}) == []  # whole words (see storage.search)
+    # The last word, while it is being typed, matches as a prefix; the others, and a finished one, whole.
+    assert await ids(api, key, {"search": "refun"}) == [t["bob"]]
+    assert await ids(api, key, {"search": "refun "}) == []
+    assert await ids(api, key, {"search": "refun teapot"}) == []
+    assert await ids(api, key, {"search": "broken tea"}) == [t["bob"]]
+    assert await ids(api, key, {"search": "bob st"}) == [t["bob"]]
+    assert await ids(api, key, {"search": "B-20"}) == [t["bob"]]  # a phrase whose last token is a prefix
+    assert await ids(api, key, {"search": "A-2002"}) == []
     assert await ids(api, key, {"search": "  \"*'()  "}) == [t["carol"], t["bob"], t["alice"]]  # no words
     assert await ids(api, key, {"search": "alice", "tag": "vip"}) == [t["alice"]]  # with the other filters
     # A search pages through its matches in every order exactly as the unfiltered list does (on PostgreSQL a
@@ -294,9 +301,14 @@ def test_the_migration_and_the_query_share_the_search_document() -> None:
 @pytest.mark.parametrize(
     ("typed", "fts", "ts"),
     [
-        ("alice@example.com", '"alice example com"', "(alice <-> example <-> com)"),
-        ("Refund  #A-1001", '"refund" AND "a 1001"', "(refund) & (a <-> 1001)"),
-        ('"; DROP', '"drop"', "(drop)"),
+        ("alice@example.com ", '"alice example com"', "(alice <-> example <-> com)"),
+        ("alice@example.com", '"alice example com"*', "(alice <-> example <-> com:*)"),
+        ("Refund  #A-1001 ", '"refund" AND "a 1001"', "(refund) & (a <-> 1001)"),
+        ("Refund  #A-1001", '"refund" AND "a 1001"*', "(refund) & (a <-> 1001:*)"),
+        ("Refund  #A-1001!", '"refund" AND "a 1001"', "(refund) & (a <-> 1001)"),
+        ("refund x", '"refund" AND "x"', "(refund) & (x)"),  # a one-letter prefix would read the index
+        ('"; DROP', '"drop"*', "(drop:*)"),
+        ('"; DROP*', '"drop"', "(drop)"),
     ],
 )
 def test_search_words_become_safe_queries(typed: str, fts: str, ts: str) -> None:

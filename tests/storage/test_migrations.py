@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlmodel import SQLModel
@@ -131,4 +132,72 @@ def test_migration_0006_adds_ticket_language_and_down_again(fresh_sqlite_url: st
     assert "language" in {c["name"] for c in inspect(db.engine).get_columns("tickets")}
     with db.engine.connect() as connection:
         assert connection.exec_driver_sql("SELECT count(*) FROM tickets WHERE language IS NULL").scalar() == 5
+    db.dispose()
+
+
+def test_a_teams_open_tickets_by_priority_read_their_partial_index(database: Database) -> None:
+    """PostgreSQL: the page of a team's open tickets sorted by priority (either direction) is read in the order
+    of the partial expression index of migration 0011 — the query must spell the rank and the open stages
+    as the index does. (The total's plan, an index-only count, depends on the table's size: see the bench.)"""
+    if not database.is_postgres:
+        pytest.skip("the index is PostgreSQL's (SQLite reads the team's tickets)")
+    from sqlalchemy.dialects import postgresql
+    from sqlmodel import select
+
+    from storage.tables import Ticket
+    from workflow.tickets.service import TicketFilter, TicketOrder, TicketSort, _filtered, _sort_keys
+
+    flt = TicketFilter(team_id="team_x", open_only=True)
+    queries = []
+    for descending in (True, False):
+        keys = _sort_keys(TicketOrder(sort=TicketSort.PRIORITY, descending=descending))
+        ordering = [expr.asc() if ascending else expr.desc() for expr, ascending in keys]
+        queries.append(_filtered(select(Ticket), "mer_x", flt, "postgresql").order_by(*ordering).limit(51))
+    with database.engine.connect() as conn:
+        conn.exec_driver_sql("SET enable_seqscan = off")  # the test table is tiny; ask for the index plan
+        conn.exec_driver_sql("SET enable_bitmapscan = off")
+        conn.exec_driver_sql("SET enable_sort = off")  # the page must come in the index's order
+        for query in queries:
+            sql = str(query.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}))  # type: ignore[no-untyped-call]
+            plan = "\n".join(row[0] for row in conn.exec_driver_sql(f"EXPLAIN {sql}"))
+            assert "ix_tickets_open_team_priority" in plan and "Sort" not in plan, plan
+        conn.rollback()
+
+
+def test_migration_0011_fills_the_weekly_roll_ups_as_the_units_of_work_keep_them(
+    fresh_sqlite_url: str,
+) -> None:
+    """The weekly level 0011 computes from the daily rows equals what the commit hook keeps, and the
+    downgrade removes it."""
+    from datetime import date
+
+    from alembic import command
+
+    from bookbag.settings import Settings
+    from bookbag.wiring import build_services
+    from storage.migrate import alembic_config
+    from workflow.demo.seed import create_demo
+    from workflow.reports import rollups as report_rollups
+
+    db = Database.from_url(fresh_sqlite_url)
+    report_rollups.install(db)
+    upgrade(db.engine)
+    create_demo(db, build_services(Settings()), slug="weeks", tickets=30)
+    query = "SELECT merchant_id, dim, metric, day, key, value, bin, n, round(total, 6) FROM report_counts"
+
+    def weekly() -> set[tuple[object, ...]]:
+        with db.engine.connect() as connection:
+            rows = connection.exec_driver_sql(query).all()
+        return {tuple(r) for r in rows if r[1].startswith("week:") and (r[7] or r[8])}
+
+    kept = weekly()
+    assert kept and {r[1] for r in kept} == {f"week:{d}" for d in report_rollups.DIMENSIONS}
+    assert all(date.fromisoformat(str(r[3])).weekday() == 0 for r in kept)  # Mondays
+    config = alembic_config(fresh_sqlite_url)
+    with db.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0010")
+    assert weekly() == set()
+    upgrade(db.engine)
+    assert weekly() == kept
     db.dispose()

@@ -7,8 +7,11 @@ multiset of entries ``(day, metric, key, team, category, priority, channel, bin)
 ``ticket_report_states`` keeps each ticket's last contribution, and at the end of every unit of work that
 touched tickets (``storage.db.Database.add_commit_hook``) :func:`maintain` recomputes the touched tickets'
 contributions and adds the difference to ``report_counts``, once per split dimension (all tickets, team,
-category, priority, channel): a report reads only the rows of its split, whose number grows with days ×
-metrics × bins × that dimension's values, not with the product of all four. So a correction that changes a ticket's category
+category, priority, channel) and per level (the day, and the ISO week under ``week:<dim>``): a report reads
+only the rows of its split, whose number grows with days × metrics × bins × that dimension's values, not
+with the product of all four, and reads whole weeks from the weekly rows. A ticket created in the unit of
+work has no state yet and all its rows are in the session: it is counted from the session's objects,
+without reading or locking anything. So a correction that changes a ticket's category
 moves its whole history to the new category; a reopened ticket's resolution is taken back; repeating the
 work changes nothing (the difference is then empty).
 
@@ -33,16 +36,18 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Iterable, Sequence
-from datetime import date, datetime
-from functools import cache
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import date, datetime, timedelta
+from functools import cache, partial
+from types import MappingProxyType, SimpleNamespace
 from typing import Any
 
-from sqlalchemy import Table, select
+from sqlalchemy import Table, bindparam, inspect, select
+from sqlalchemy import insert as sa_insert
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col
 
-from storage.db import Database, touched_tickets
+from storage.db import Database, added_ticket_rows, created_tickets, touched_tickets, written_rows
 from storage.tables import (
     ActionRequest,
     ClassificationCorrection,
@@ -59,6 +64,15 @@ HOOK_NAME = "report_rollups"
 BATCH = 500
 # The split dimensions, in the order of an entry's (team, category, priority, channel); '' is "all tickets".
 DIMENSIONS = ("", "team", "category", "priority", "channel")
+# The weekly level: the same counts summed per ISO week (``day`` is the week's Monday), under ``dim``
+# ``week:<dim>``; a report over whole weeks reads about a seventh of the rows.
+WEEK = "week:"
+WEEKLY_DIMENSIONS = tuple(WEEK + d for d in DIMENSIONS)
+
+
+def monday(day: date) -> date:
+    return day - timedelta(days=day.weekday())
+
 
 # (day, metric, key, team_id, category, priority, channel, bin)
 EntryKey = tuple[str, str, str, str, str, str, str, int]
@@ -143,7 +157,7 @@ def contributions(
 
 
 @cache
-def _ticket_columns() -> Any:
+def _ticket_query() -> Any:
     t = Ticket.__table__  # type: ignore[attr-defined]
     return select(
         t.c.id,
@@ -158,7 +172,65 @@ def _ticket_columns() -> Any:
         t.c.resolved_at,
         t.c.resolution_due_at,
         t.c.sla_breached_at,
+    ).where(t.c.id.in_(bindparam("ids", expanding=True)))
+
+
+# What contributions() reads of each history table (besides ticket_id).
+_HISTORY: dict[str, tuple[Any, tuple[str, ...]]] = {
+    "transitions": (StageTransition, ("from_stage", "to_stage", "seconds_in_from_stage", "at")),
+    "actions": (ActionRequest, ("actor", "type", "effect", "status", "created_at", "decided_at")),
+    "corrections": (ClassificationCorrection, ("old_category", "category", "created_at")),
+    "firings": (EscalationFiring, ("rule_id", "fired_at")),
+}
+
+
+@cache
+def _history_query(name: str) -> Any:
+    model, columns = _HISTORY[name]
+    table: Table = model.__table__
+    return select(table.c.ticket_id, *(table.c[c] for c in columns)).where(
+        table.c.merchant_id.in_(bindparam("merchants", expanding=True)),
+        table.c.ticket_id.in_(bindparam("ids", expanding=True)),
     )
+
+
+@cache
+def _stored_query(lock: bool) -> Any:
+    t = TicketReportState.__table__  # type: ignore[attr-defined]
+    query = (
+        select(t.c.ticket_id, t.c.entries)
+        .where(t.c.ticket_id.in_(bindparam("ids", expanding=True)))
+        .order_by(t.c.ticket_id)
+    )
+    return query.with_for_update() if lock else query
+
+
+def _insert(dialect: str, model: Any) -> Any:
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(model.__table__)
+
+
+@cache
+def _add_counts(dialect: str) -> Any:
+    """INSERT … ON CONFLICT DO UPDATE adding ``n`` and ``total`` to a count row, built once per dialect."""
+    insert = _insert(dialect, ReportCount)
+    table = ReportCount.__table__  # type: ignore[attr-defined]
+    return insert.on_conflict_do_update(
+        index_elements=["merchant_id", "dim", "metric", "day", "key", "value", "bin"],
+        set_={"n": table.c.n + insert.excluded.n, "total": table.c.total + insert.excluded.total},
+    )
+
+
+@cache
+def _put_states(dialect: str) -> Any:
+    insert = _insert(dialect, TicketReportState)
+    return insert.on_conflict_do_update(
+        index_elements=["ticket_id"], set_={"entries": insert.excluded.entries}
+    )
+
+
+@cache
+def _insert_states() -> Any:
+    return sa_insert(TicketReportState.__table__)  # type: ignore[attr-defined]
 
 
 def _grouped(rows: Iterable[Any]) -> dict[str, list[Any]]:
@@ -169,78 +241,101 @@ def _grouped(rows: Iterable[Any]) -> dict[str, list[Any]]:
 
 
 Entries = dict[EntryKey, tuple[int, float]]
+_NONE: Mapping[str, Any] = MappingProxyType({})
 
 
-def _current(session: Session, ids: Sequence[str]) -> tuple[dict[str, str], dict[str, Entries]]:
-    """The touched tickets' contributions now, read with Core statements (the committed rows plus this
-    transaction's own changes, not objects the session may hold from before a lock was taken)."""
-    t = Ticket.__table__  # type: ignore[attr-defined]
-    tickets = {r.id: r for r in session.execute(_ticket_columns().where(t.c.id.in_(ids)))}
-    merchant_of = {tid: r.merchant_id for tid, r in tickets.items()}
-    merchants = sorted(set(merchant_of.values()))
-    if not tickets:
-        return {}, {}
-
-    def rows(model: Any, *columns: Any) -> dict[str, list[Any]]:
-        table: Table = model.__table__
-        query = select(table.c.ticket_id, *(table.c[c] for c in columns)).where(
-            table.c.merchant_id.in_(merchants), table.c.ticket_id.in_(ids)
-        )
-        return _grouped(session.execute(query))
-
-    transitions = rows(StageTransition, "from_stage", "to_stage", "seconds_in_from_stage", "at")
-    actions = rows(ActionRequest, "actor", "type", "effect", "status", "created_at", "decided_at")
-    corrections = rows(ClassificationCorrection, "old_category", "category", "created_at")
-    firings = rows(EscalationFiring, "rule_id", "fired_at")
+def _contributions_of(
+    tickets: dict[str, Any], history: dict[str, dict[str, list[Any]]]
+) -> tuple[dict[str, str], dict[str, Entries]]:
+    merchant_of = {tid: t.merchant_id for tid, t in tickets.items()}
     return merchant_of, {
         tid: contributions(
             ticket,
-            transitions.get(tid, ()),
-            actions.get(tid, ()),
-            corrections.get(tid, ()),
-            firings.get(tid, ()),
+            history["transitions"].get(tid, ()),
+            history["actions"].get(tid, ()),
+            history["corrections"].get(tid, ()),
+            history["firings"].get(tid, ()),
         )
         for tid, ticket in tickets.items()
     }
 
 
+def _current(session: Session, ids: Sequence[str]) -> tuple[dict[str, str], dict[str, Entries]]:
+    """The touched tickets' contributions now, read with Core statements (the committed rows plus this
+    transaction's own changes, not objects the session may hold from before a lock was taken)."""
+    tickets = {r.id: r for r in session.execute(_ticket_query(), {"ids": list(ids)})}
+    if not tickets:
+        return {}, {}
+    params = {"ids": list(ids), "merchants": sorted({r.merchant_id for r in tickets.values()})}
+    history = {name: _grouped(session.execute(_history_query(name), params)) for name in _HISTORY}
+    return _contributions_of(tickets, history)
+
+
+def _created(
+    session: Session, ids: Sequence[str], objects: Mapping[str, Any]
+) -> tuple[dict[str, str], dict[str, Entries]]:
+    """The contributions of tickets this unit of work created, from what the session holds: the ticket
+    objects, the transition rows ``insert_later`` wrote and the actions and corrections added as ORM
+    objects — every row such a ticket can have (escalation firings need a committed ticket). No statement
+    is sent."""
+    wanted = set(ids)
+    tickets = {tid: objects[tid] for tid in ids}
+    history: dict[str, dict[str, list[Any]]] = {name: {} for name in _HISTORY}
+    for row in written_rows(session, StageTransition):
+        if row["ticket_id"] in wanted:
+            history["transitions"].setdefault(row["ticket_id"], []).append(SimpleNamespace(**row))
+    kinds: dict[type, str] = {
+        ActionRequest: "actions",
+        ClassificationCorrection: "corrections",
+        EscalationFiring: "firings",
+    }
+    for obj in added_ticket_rows(session):
+        name = kinds.get(type(obj))
+        if name is not None and obj.ticket_id in wanted and not inspect(obj).deleted:
+            history[name].setdefault(obj.ticket_id, []).append(obj)
+    return _contributions_of(tickets, history)
+
+
 def _stored(session: Session, ids: Sequence[str], lock: bool) -> dict[str, Entries]:
-    query = (
-        select(TicketReportState.ticket_id, TicketReportState.entries)  # type: ignore[call-overload]
-        .where(col(TicketReportState.ticket_id).in_(ids))
-        .order_by(col(TicketReportState.ticket_id))
-    )
-    if lock:
-        query = query.with_for_update()
     stored: dict[str, Entries] = {}
-    for ticket_id, entries in session.execute(query):
+    for ticket_id, entries in session.execute(_stored_query(lock), {"ids": list(ids)}):
         stored[ticket_id] = {
             (e[0], e[1], e[2], e[3], e[4], e[5], e[6], int(e[7])): (int(e[8]), float(e[9])) for e in entries
         }
     return stored
 
 
-def _insert(session: Session, model: Any) -> Any:
-    dialect = session.get_bind().dialect.name
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(model.__table__)
-
-
-def apply(session: Session, ticket_ids: Iterable[str]) -> int:
-    """Bring the roll-ups in step with the given tickets; returns how many count rows changed."""
+def apply(
+    session: Session, ticket_ids: Iterable[str], created: Mapping[str, Any] = _NONE, *, check: bool = False
+) -> int:
+    """Bring the roll-ups in step with the given tickets; returns how many count rows changed. ``created``:
+    the tickets this unit of work created, by id (they have no state to read or lock, and all their rows
+    are in the session). ``check``: compare what the session's objects gave for them with the rows read back (tests)."""
     ids = sorted(set(ticket_ids))
     changed = 0
     for start in range(0, len(ids), BATCH):
-        changed += _apply_batch(session, ids[start : start + BATCH])
+        changed += _apply_batch(session, ids[start : start + BATCH], created, check)
     return changed
 
 
-def _apply_batch(session: Session, ids: list[str]) -> int:
-    lock = session.get_bind().dialect.name == "postgresql"
-    stored = _stored(session, ids, lock)
-    merchant_of, current = _current(session, ids)
+def _apply_batch(
+    session: Session, ids: list[str], created: Mapping[str, Any] = _NONE, check: bool = False
+) -> int:
+    dialect = session.get_bind().dialect.name
+    fresh = [tid for tid in ids if tid in created]
+    known = [tid for tid in ids if tid not in created] if fresh else ids
+    stored = _stored(session, known, dialect == "postgresql") if known else {}
+    merchant_of, current = _current(session, known) if known else ({}, {})
+    if fresh:
+        merchants, contributed = _created(session, fresh, created)
+        if check and (merchants, contributed) != _current(session, fresh):
+            raise AssertionError(f"contributions from the session differ from the rows: {fresh}")
+        merchant_of.update(merchants)
+        current.update(contributed)
     # Differences per merchant (a batch may mix merchants: the scheduler's tick), each counted once per
     # split dimension.
     per_row: dict[tuple[str, str, str, str, str, str, int], list[float]] = {}
+    weeks: dict[str, str] = {}
     for tid, entries in current.items():
         before = stored.get(tid, {})
         for key in entries.keys() | before.keys():
@@ -249,10 +344,15 @@ def _apply_batch(session: Session, ids: list[str]) -> int:
             if n1 == n0 and t1 == t0:
                 continue
             day, metric, what, *dims, index = key
-            for dim, value in zip(DIMENSIONS, ("", *dims), strict=True):
-                delta = per_row.setdefault((merchant_of[tid], dim, day, metric, what, value, index), [0, 0.0])
-                delta[0] += n1 - n0
-                delta[1] += t1 - t0
+            week = weeks.get(day) or weeks.setdefault(day, monday(date.fromisoformat(day)).isoformat())
+            values = ("", *dims)
+            for at, dimensions in ((day, DIMENSIONS), (week, WEEKLY_DIMENSIONS)):
+                for dim, value in zip(dimensions, values, strict=True):
+                    delta = per_row.setdefault(
+                        (merchant_of[tid], dim, at, metric, what, value, index), [0, 0.0]
+                    )
+                    delta[0] += n1 - n0
+                    delta[1] += t1 - t0
     rows = [
         {
             "merchant_id": merchant,
@@ -269,47 +369,40 @@ def _apply_batch(session: Session, ids: list[str]) -> int:
         if n or total
     ]
     if rows:
-        insert = _insert(session, ReportCount)
-        session.execute(
-            insert.on_conflict_do_update(
-                index_elements=["merchant_id", "dim", "metric", "day", "key", "value", "bin"],
-                set_={
-                    "n": ReportCount.n + insert.excluded.n,
-                    "total": ReportCount.total + insert.excluded.total,
-                },
-            ),
-            rows,
-        )
-    states = [
-        {
-            "ticket_id": tid,
-            "merchant_id": merchant_of[tid],
-            "entries": [[*key, n, total] for key, (n, total) in sorted(entries.items())],
-        }
-        for tid, entries in current.items()
-        if entries != stored.get(tid)
-    ]
-    if states:
-        insert = _insert(session, TicketReportState)
-        session.execute(
-            insert.on_conflict_do_update(
-                index_elements=["ticket_id"], set_={"entries": insert.excluded.entries}
-            ),
-            states,
-        )
+        session.execute(_add_counts(dialect), rows)
+    new_states, changed_states = [], []
+    for tid, entries in current.items():
+        if tid in created:
+            new_states.append(_state_row(tid, merchant_of[tid], entries))
+        elif entries != stored.get(tid):
+            changed_states.append(_state_row(tid, merchant_of[tid], entries))
+    if new_states:
+        session.execute(_insert_states(), new_states)
+    if changed_states:
+        session.execute(_put_states(dialect), changed_states)
     return len(rows)
 
 
-def maintain(session: Session) -> None:
+def _state_row(ticket_id: str, merchant_id: str, entries: Entries) -> dict[str, Any]:
+    return {
+        "ticket_id": ticket_id,
+        "merchant_id": merchant_id,
+        "entries": [[*key, n, total] for key, (n, total) in sorted(entries.items())],
+    }
+
+
+def maintain(session: Session, *, check: bool = False) -> None:
     """The commit hook: the roll-ups follow the tickets this unit of work touched."""
     ids = touched_tickets(session)
     if ids:
-        apply(session, ids)
+        apply(session, ids, created_tickets(session), check=check)
 
 
-def install(database: Database) -> None:
-    """Keep the roll-ups in every unit of work of ``database`` (the composition root calls this)."""
-    database.add_commit_hook(HOOK_NAME, maintain)
+def install(database: Database, *, check: bool = False) -> None:
+    """Keep the roll-ups in every unit of work of ``database`` (the composition root calls this). ``check``
+    (tests): every contribution of a ticket created in the unit of work, computed from the session's
+    objects, is compared with one computed from the rows read back, and a difference fails the unit."""
+    database.add_commit_hook(HOOK_NAME, partial(maintain, check=check) if check else maintain)
 
 
 def rebuild(database: Database, merchant_id: str) -> int:
