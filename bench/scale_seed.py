@@ -100,7 +100,7 @@ class Table(NamedTuple):
 
 TICKETS = Table(
     "tickets",
-    [
+    (
         "id",
         "merchant_id",
         "channel",
@@ -139,7 +139,7 @@ TICKETS = Table(
         "created_at",
         "updated_at",
         "stage_entered_at",
-    ],
+    ),
 )
 TRANSITIONS = Table(
     "stage_transitions",
