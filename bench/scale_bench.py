@@ -504,6 +504,33 @@ def run_size(args: argparse.Namespace, size: int) -> dict[str, Any]:
             seed_file.unlink(missing_ok=True)
 
 
+def write_report(args: argparse.Namespace, out: Path, sizes: list[int], by_size: dict[str, Any]) -> None:
+    done = [int(s) for s in by_size]
+    first, last = str(min(done)), str(max(done))
+    ratios = {
+        name: round(by_size[last]["scenarios"][name]["p99_ms"] / max(0.01, r["p99_ms"]), 2)
+        for name, r in by_size[first]["scenarios"].items()
+    }
+    print(f"p99 ratio {last}/{first}: " + ", ".join(f"{k} {v}" for k, v in ratios.items()))
+    report = {
+        "command": " ".join(["bench/scale_bench.py", *sys.argv[1:]]),
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "backend": args.backend,
+        "cpus": os.cpu_count(),
+        "runs_per_scenario": args.runs,
+        "sizes_asked": sizes,
+        f"p99_ratio_{last}_over_{first}": ratios,
+        "target": "p99 at the largest size within 2x of the smallest",
+        "sizes": by_size,
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=1, default=str) + "\n")
+    if args.backend == "postgres":
+        write_plans_markdown(
+            out.with_name(out.stem + "_plans.md"), {s: r["plans"] for s, r in by_size.items()}
+        )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--sizes", default="10000,100000,1000000")
@@ -524,29 +551,10 @@ def main() -> int:
     out = args.out or RESULTS / (
         "scale_bench.json" if args.backend == "postgres" else "scale_bench_sqlite.json"
     )
-    by_size = {str(size): run_size(args, size) for size in sizes}
-    first, last = str(min(sizes)), str(max(sizes))
-    ratios = {
-        name: round(by_size[last]["scenarios"][name]["p99_ms"] / max(0.01, r["p99_ms"]), 2)
-        for name, r in by_size[first]["scenarios"].items()
-    }
-    print(f"p99 ratio {last}/{first}: " + ", ".join(f"{k} {v}" for k, v in ratios.items()))
-    report = {
-        "command": " ".join(["bench/scale_bench.py", *sys.argv[1:]]),
-        "when": datetime.now(UTC).isoformat(timespec="seconds"),
-        "backend": args.backend,
-        "cpus": os.cpu_count(),
-        "runs_per_scenario": args.runs,
-        f"p99_ratio_{last}_over_{first}": ratios,
-        "target": "p99 at the largest size within 2x of the smallest",
-        "sizes": by_size,
-    }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=1, default=str) + "\n")
-    if args.backend == "postgres":
-        write_plans_markdown(
-            out.with_name(out.stem + "_plans.md"), {s: r["plans"] for s, r in by_size.items()}
-        )
+    by_size: dict[str, Any] = {}
+    for size in sizes:  # the file is rewritten after each size: a long run leaves what it measured
+        by_size[str(size)] = run_size(args, size)
+        write_report(args, out, sizes, by_size)
     print(f"results in {out}")
     return 0
 

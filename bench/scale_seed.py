@@ -349,6 +349,7 @@ class _Life:
 
     def __init__(
         self,
+        number: int,
         rng: random.Random,
         plan: MerchantPlan,
         created: datetime,
@@ -361,7 +362,7 @@ class _Life:
         self.rollups, self.totals = rollups, totals
         self.moves: list[_Move] = []
         self.firings: list[_Firing] = []
-        n = plan.tickets
+        n = number
         plan.tickets += 1
         vip = rng.random() < 0.05
         priority = "high" if vip else rng.choice(PRIORITIES)
@@ -690,16 +691,24 @@ def days(total: int, now: datetime) -> Iterator[tuple[int, datetime]]:
 
 
 def generate(
-    plans: list[MerchantPlan], total: int, now: datetime, write: Callable[[Batch], None]
+    plans: list[MerchantPlan],
+    total: int,
+    now: datetime,
+    write: Callable[[Batch], None],
+    part: int = 0,
+    parts: int = 1,
 ) -> tuple[Counter[tuple[Any, ...]], dict[tuple[Any, ...], float]]:
     """Every merchant's tickets over the days ``total`` asks for, day by day (``write`` each day's rows);
-    returns the roll-up entries per merchant (summed over tickets, not yet over dimensions)."""
+    returns the roll-up entries per merchant (summed over tickets, not yet over dimensions). With
+    ``parts`` > 1, only the days ``part`` of ``parts`` (every ``parts``-th day): one share of the work."""
     rollups: Counter[tuple[Any, ...]] = Counter()
     totals: dict[tuple[Any, ...], float] = {}
     batch = Batch()
     main = plans[0]
     span = max(1, math.ceil(total / RATE))
     for back, start in days(total, now):
+        if back % parts != part:
+            continue
         rng = random.Random(back * 7919 + 1)
         arrivals: list[tuple[datetime, MerchantPlan]] = []
         for plan in plans:
@@ -707,9 +716,9 @@ def generate(
             for _ in range(int(count)):
                 arrivals.append((start + timedelta(seconds=rng.random() * 86400), plan))
         arrivals.sort(key=lambda a: a[0])
-        for created, plan in arrivals:
+        for i, (created, plan) in enumerate(arrivals):
             created = created.replace(microsecond=(created.microsecond // 1000) * 1000)
-            life = _Life(rng, plan, created, now, batch, rollups, totals)
+            life = _Life(back * 10_000 + i, rng, plan, created, now, batch, rollups, totals)
             life.live()
             life.finish()
         write(batch)
@@ -756,11 +765,15 @@ class PostgresWriter:
         "report_counts",
     )
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, drop_indexes: bool = True) -> None:
         import psycopg
 
         self.conn = psycopg.connect(url, autocommit=False)
         self.conn.execute("SET session_replication_role = replica")  # no FK triggers during the load
+        self.indexes: list[tuple[str, str]] = []
+        self.rows = 0
+        if not drop_indexes:
+            return
         rows = self.conn.execute(
             "SELECT i.indexname, i.indexdef FROM pg_indexes i WHERE i.schemaname = 'public' "
             "AND i.tablename = ANY(%s) AND i.indexname NOT IN "
@@ -862,20 +875,55 @@ class SqliteWriter:
         return time.perf_counter() - began
 
 
+PARTS = 2  # generating processes on PostgreSQL (the generation is Python; the machine has two cores)
+
+
+def _share(args: tuple[Any, ...]) -> tuple[Any, ...]:
+    """One process's share of the days: generated and COPYed on a connection of its own."""
+    plans, total, now, conninfo, part, parts = args
+    writer = PostgresWriter(conninfo, drop_indexes=False)
+    rollups, totals = generate(plans, total, now, writer, part, parts)
+    writer.conn.close()
+    return (
+        rollups,
+        totals,
+        {p.id: p.tickets for p in plans},
+        {p.id: p.open_load for p in plans},
+        writer.rows,
+    )
+
+
 def seed(database: Any, services: Any, url: str, total: int, now: datetime) -> dict[str, Any]:
     """Make the merchants through the app, then write ``total`` main-merchant tickets' history in bulk."""
     plans = [prepare(database, services, MAIN_SLUG, RATE)]
     plans += [prepare(database, services, slug, RATE / share) for slug, share in OTHERS]
     began = time.perf_counter()
-    if database.engine.dialect.name == "postgresql":
-        from sqlalchemy.engine import make_url
+    from sqlalchemy.engine import make_url
 
+    if database.engine.dialect.name == "postgresql":
         writer: Any = PostgresWriter(
             make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
         )
     else:
         writer = SqliteWriter(database.engine.url.database)
-    rollups, totals = generate(plans, total, now, writer)
+    if isinstance(writer, PostgresWriter):  # two processes generate alternate days, each COPYing its own
+        import multiprocessing
+
+        conninfo = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+        with multiprocessing.get_context("spawn").Pool(PARTS) as pool:
+            shares = pool.map(_share, [(plans, total, now, conninfo, part, PARTS) for part in range(PARTS)])
+        rollups: Counter[tuple[Any, ...]] = Counter()
+        totals: dict[tuple[Any, ...], float] = {}
+        for share_rollups, share_totals, tickets, loads, rows in shares:
+            rollups.update(share_rollups)
+            for key, value in share_totals.items():
+                totals[key] = totals.get(key, 0.0) + value
+            for plan in plans:
+                plan.tickets += tickets[plan.id]
+                plan.open_load.update(loads[plan.id])
+            writer.rows += rows
+    else:
+        rollups, totals = generate(plans, total, now, writer)
     with database.engine.begin() as conn:  # the rows the tickets made through the app added, merged in
         existing = list(
             conn.exec_driver_sql(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlmodel import SQLModel
@@ -132,3 +133,32 @@ def test_migration_0006_adds_ticket_language_and_down_again(fresh_sqlite_url: st
     with db.engine.connect() as connection:
         assert connection.exec_driver_sql("SELECT count(*) FROM tickets WHERE language IS NULL").scalar() == 5
     db.dispose()
+
+
+def test_open_ticket_lists_sorted_by_stage_age_read_the_open_tickets_index(database: Database) -> None:
+    """On PostgreSQL an openOnly list sorted by time in stage (the SLA-breached view) reads the partial
+    index of open tickets (migration 0013), not every closed ticket of the merchant. SQLite matches a partial
+    index only on literally equal terms, which the list's bound parameters are not."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy.dialects import postgresql
+    from sqlmodel import select
+
+    from storage.tables import Ticket
+    from workflow.tickets import TicketFilter, TicketOrder, TicketSort, _filtered, _sort_keys
+
+    if not database.is_postgres:
+        pytest.skip("the partial index serves bound parameters on PostgreSQL only")
+    flt = TicketFilter(open_only=True, sla_breached=True, now=datetime(2026, 1, 1, tzinfo=UTC))
+    keys = _sort_keys(TicketOrder(sort=TicketSort.STAGE_AGE))
+    query = (
+        _filtered(select(Ticket.id), "mer_x", flt, "postgresql")
+        .order_by(*(e.asc() if a else e.desc() for e, a in keys))
+        .limit(51)
+    )
+    sql = str(query.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}))  # type: ignore[no-untyped-call]
+    with database.engine.connect() as conn:
+        conn.exec_driver_sql("SET enable_seqscan = off")
+        plan = "\n".join(row[0] for row in conn.exec_driver_sql(f"EXPLAIN {sql}"))
+        conn.rollback()
+    assert "ix_tickets_open_stage_entered" in plan, plan
