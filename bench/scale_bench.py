@@ -24,7 +24,7 @@ after each size. On PostgreSQL every SELECT the list and queue scenarios (and th
 captured once per size and run again under ``EXPLAIN (ANALYZE, BUFFERS)``; the plans' key lines go to the
 JSON file and to ``bench/results/scale_bench_plans.md``.
 
-``--keep`` leaves the databases (and ``bench/results/scale_bench.seeded.<backend>.<size>.json``) for
+``--keep`` leaves the databases (and ``bench/results/scale_bench.<backend>.<size>.seeded.json``) for
 ``--reuse``, which measures again without seeding; without either, each database is dropped after its size.
 """
 
@@ -440,7 +440,7 @@ def run_size(args: argparse.Namespace, size: int) -> dict[str, Any]:
 
     backend = args.backend
     url = database_url(backend, args.database_url, size)
-    seed_file = RESULTS / f"scale_bench.seeded.{backend}.{size}.json"
+    seed_file = RESULTS / f"scale_bench.{backend}.{size}.seeded.json"
     load_before = os.getloadavg()
     rng = random.Random(size)
     if args.reuse and seed_file.exists():
