@@ -117,7 +117,7 @@ def check_rollups(database: Any, merchant_id: str, rng: random.Random, sample: i
     totals agree with the rows (all tickets)."""
     from sqlalchemy import text
 
-    from workflow import report_rollups
+    from workflow.reports import rollups as report_rollups
 
     with database.read_only() as session:
         ids = [
@@ -436,7 +436,7 @@ def run_size(args: argparse.Namespace, size: int) -> dict[str, Any]:
     from bookbag.wiring import build_services
     from storage.db import Database
     from storage.migrate import upgrade
-    from workflow.live import QueueHub
+    from workflow.live.queue_hub import QueueHub
 
     backend = args.backend
     url = database_url(backend, args.database_url, size)

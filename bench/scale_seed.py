@@ -6,7 +6,7 @@ is the same at every size: only the history behind it grows. Every day's tickets
 generator seeded with that day's distance from now, so the last ten days are the same tickets at every
 size.
 
-Each ticket lives the life the app would record (``workflow.ingest``, ``workflow.tickets``,
+Each ticket lives the life the app would record (``workflow.tickets.ingest``, ``workflow.tickets.service``,
 ``workflow.scheduler``), cut off at the seeding moment: created by a partner key, moved ``new → triaged →
 assigned`` by the system at once (routing as the bundled ruleset does: VIPs and urgent tickets to
 ``senior``, billing categories to ``billing``, the rest to ``support``, an agent of the team), picked up by
@@ -18,7 +18,7 @@ marked as the scheduler marks it (``sla_breached_at`` = the due time, a ``ticket
 the ticket, its stage transitions, messages, audit rows (``ticket.created``, ``ticket.routed`` with the facts
 and routing decision of a real ingest, ``ticket.transitioned``, ``message.added``, ``ticket.escalated``,
 ``ticket.sla_breached``), escalation firings, its ``ticket_report_states`` row and its share of
-``report_counts``, both from ``workflow.report_rollups.contributions`` — the function the units of work
+``report_counts``, both from ``workflow.reports.rollups.contributions`` — the function the units of work
 run — and summed per split dimension as ``report_rollups.apply`` sums them. Agents' ``open_tickets`` and the
 merchants' queue versions are set to match. Action requests and corrections are not seeded.
 
@@ -240,11 +240,11 @@ def prepare(database: Any, services: Any, slug: str, rate: float) -> MerchantPla
     from sqlmodel import select
 
     from storage.tables import AuditEvent
-    from workflow import agents
-    from workflow.ingest import TicketInput, create_ticket
-    from workflow.merchants import create_api_key, create_merchant
-    from workflow.principal import Principal, Role
-    from workflow.rulesets import publish_ruleset
+    from workflow.rulesets.versions import publish_ruleset
+    from workflow.tenancy import agents
+    from workflow.tenancy.merchants import create_api_key, create_merchant
+    from workflow.tenancy.principal import Principal, Role
+    from workflow.tickets.ingest import TicketInput, create_ticket
 
     source = (Path(__file__).resolve().parent.parent / "rulesets" / "default.yaml").read_text()
     with database.unit_of_work() as session:
@@ -322,7 +322,7 @@ def _q(value: Any) -> str:
 
 
 def _snapshot(t: dict[str, Any]) -> str:
-    """``workflow.tickets.snapshot`` as the JSON the audit row holds (written by hand: json.dumps is most of
+    """``workflow.tickets.service.snapshot`` as the JSON the audit row holds (written by hand: json.dumps is most of
     the seeding's time otherwise)."""
     tags = ", ".join(f'"{tag}"' for tag in t["tags"])
     return (
@@ -656,7 +656,7 @@ class _Life:
 
     def finish(self) -> None:
         """The ticket row, its report state and its share of the roll-ups."""
-        from workflow.report_rollups import contributions
+        from workflow.reports.rollups import contributions
 
         t = self.t
         self.breaches_until(self.now)
@@ -731,7 +731,7 @@ def count_rows(
 ) -> list[tuple[Any, ...]]:
     """``report_counts`` rows: every entry once per split dimension (as ``report_rollups.apply`` adds them),
     plus the ``existing`` rows (what the tickets made through the app added)."""
-    from workflow.report_rollups import DIMENSIONS
+    from workflow.reports.rollups import DIMENSIONS
 
     per_row: dict[tuple[Any, ...], list[float]] = {}
     for merchant, dim, metric, day, key, value, index, n, total in existing:

@@ -14,7 +14,6 @@ from sqlalchemy import ColumnElement, and_, bindparam, func, or_, text, update
 from sqlmodel import Session, col, select
 
 from storage.tables import Merchant, QueueState, ReportCount, Ticket, utcnow
-from workflow.report_rollups import BINS_PER_DOUBLING
 from workflow.stages import OPEN_STAGES, STAGES
 
 NOTIFY_CHANNEL = "bookbag_queue"
@@ -238,8 +237,10 @@ def _time_in_stage_rows() -> Any:
     )
 
 
-# The width of a roll-up histogram bin on ``seconds + 1`` (``report_rollups.BINS_PER_DOUBLING``): the most a
-# percentile of :func:`time_in_stage` (a bin's mean) can be off, relatively.
+# ``workflow.reports.rollups.BINS_PER_DOUBLING`` (that layer writes the bins, above this one; a test keeps the
+# two equal): the width of a histogram bin on ``seconds + 1``, the most a percentile of :func:`time_in_stage`
+# (a bin's mean) can be off, relatively.
+BINS_PER_DOUBLING = 8
 PERCENTILE_RELATIVE_ERROR = 2.0 ** (1.0 / BINS_PER_DOUBLING) - 1.0
 
 
@@ -259,7 +260,7 @@ def time_in_stage(session: Session, merchant_id: str, *, since: datetime) -> lis
     """Count, mean, p50 and p90 of the seconds spent in a stage before leaving it, per observed change
     (``from → to``), over the transitions since the start of ``since``'s UTC day.
 
-    Read from the report roll-ups (``workflow.report_rollups``: metric ``stage``, key ``from>to``, the
+    Read from the report roll-ups (``workflow.reports.rollups``: metric ``stage``, key ``from>to``, the
     all-tickets split), so the cost grows with days × stage pairs × histogram bins, never with tickets or
     transitions. The window is whole UTC days: from midnight of ``since``'s day (for the queue's 7 days,
     between 7 and 8 × 24 h back) with no upper end — the rolling window plus the rest of its first day.

@@ -82,8 +82,8 @@ def test_migration_0003_fills_each_agents_open_ticket_count(fresh_sqlite_url: st
     from storage.migrate import alembic_config
     from storage.tables import Agent
     from tests.conftest import assert_open_counts_match
-    from workflow.demo import create_demo
-    from workflow.merchants import get_merchant_by_slug
+    from workflow.demo.seed import create_demo
+    from workflow.tenancy.merchants import get_merchant_by_slug
 
     db = Database.from_url(fresh_sqlite_url)
     upgrade(db.engine)
@@ -118,7 +118,7 @@ def test_migration_0006_adds_ticket_language_and_down_again(fresh_sqlite_url: st
     from bookbag.settings import Settings
     from bookbag.wiring import build_services
     from storage.migrate import alembic_config
-    from workflow.demo import create_demo
+    from workflow.demo.seed import create_demo
 
     db = Database.from_url(fresh_sqlite_url)
     upgrade(db.engine)
@@ -145,7 +145,7 @@ def test_open_ticket_lists_sorted_by_stage_age_read_the_open_tickets_index(datab
     from sqlmodel import select
 
     from storage.tables import Ticket
-    from workflow.tickets import TicketFilter, TicketOrder, TicketSort, _filtered, _sort_keys
+    from workflow.tickets.service import TicketFilter, TicketOrder, TicketSort, _filtered, _sort_keys
 
     if not database.is_postgres:
         pytest.skip("the partial index serves bound parameters on PostgreSQL only")

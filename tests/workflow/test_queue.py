@@ -14,10 +14,10 @@ from storage.tables import ReportCount, StageTransition, Ticket
 from tests.conftest import MerchantKeys
 from tests.workflow.conftest import Clock
 from tests.workflow.helpers import ingest, principal, publish
-from workflow import tickets
 from workflow.queue import PERCENTILE_RELATIVE_ERROR, queue_snapshot
 from workflow.services import WorkflowServices
 from workflow.stages import STAGES
+from workflow.tickets import service as tickets
 
 
 def test_snapshot_counts_oldest_breaches_and_stage_times(
@@ -94,6 +94,13 @@ def test_time_in_stage_percentiles_are_nearest_rank(
     with database.read_only() as session:
         later = queue_snapshot(session, m.merchant_id, clock() + timedelta(days=30)).time_in_stage
     assert later == []  # outside the 7-day window
+
+
+def test_the_queue_reads_the_bins_the_rollups_write() -> None:
+    from workflow import queue
+    from workflow.reports import rollups
+
+    assert queue.BINS_PER_DOUBLING == rollups.BINS_PER_DOUBLING
 
 
 def _scan(session: Session, merchant_id: str, since: datetime) -> dict[tuple[str, str], list[float]]:
