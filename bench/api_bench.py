@@ -2,9 +2,11 @@
 endpoint reading the same rows from the same database.
 
     .venv/bin/python bench/api_bench.py [--seconds 8] [--concurrency 16] [--tickets 400] [--database-url URL]
-        [--load wrk|python] [--paced plain=100,graphql_page=100,graphql_page=200,create=300]
+        [--load wrk|python] [--paced plain=100,graphql_page=100,graphql_page=200,create=300] [--workers N]
 
-It seeds a merchant with tickets, starts ONE uvicorn worker serving ``create_app(settings)`` plus
+It seeds a merchant with tickets, starts ONE uvicorn worker (``--workers N``: N of them on one port, as
+``bookbag serve --workers N`` runs them — PostgreSQL only —, the server CPU then summed over the workers)
+serving ``create_app(settings)`` plus
 ``GET /plain/tickets`` (same auth, same ``list_tickets`` service, ``json.dumps`` of the rows), then drives
 it from a separate load-generator process, 16 keep-alive HTTP/1.1 connections. The load generator is
 ``wrk`` (C; Debian package ``wrk``) when it is installed, so the client costs the shared 2 cores little;
@@ -110,9 +112,9 @@ def plain_route(app: Any) -> None:
     app.router.routes.insert(0, Route("/plain/tickets", tickets, methods=["GET"]))
 
 
-def serve(database_url: str, port: int) -> None:
+def serve(database_url: str, port: int, workers: int = 1) -> None:
     from bookbag.app import create_app
-    from bookbag.server import run_server
+    from bookbag.server import run_server, run_workers
     from bookbag.settings import Settings
 
     settings = Settings(
@@ -123,9 +125,24 @@ def serve(database_url: str, port: int) -> None:
         port=port,
         log_level="warning",
     )
+    if workers > 1:  # as `bookbag serve --workers N`, each worker's app with the plain endpoint too
+        os.environ.update(
+            BOOKBAG_DATABASE_URL=database_url, BOOKBAG_ENV="production", BOOKBAG_LOG_LEVEL="warning"
+        )
+        run_workers(settings, workers, factory="api_bench:worker_app", access_log=False)
+        return
     app = create_app(settings)
     plain_route(app)
     run_server(app, settings, access_log=False)
+
+
+def worker_app() -> Any:
+    """One worker of ``--workers N`` (bookbag.server.worker_app plus ``GET /plain/tickets``)."""
+    from bookbag.server import worker_app as bookbag_worker_app
+
+    app = bookbag_worker_app()
+    plain_route(app)
+    return app
 
 
 # ---------------------------------------------------------------- setup
@@ -386,9 +403,29 @@ def load_process(port: int, scenario: str, key: str, seconds: float, concurrency
 
 
 def process_cpu_seconds(pid: int) -> float:
-    """utime + stime of a process (Linux /proc), to report server CPU per request independent of load."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """utime + stime of a process and of its live descendants — the workers of ``--workers N`` — (Linux
+    /proc), to report server CPU per request independent of load."""
+    stats: dict[int, tuple[int, float]] = {}  # pid → (parent, seconds)
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # gone meanwhile
+            continue
+        stats[int(entry.name)] = (
+            int(fields[1]),
+            (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"),
+        )
+    tree, total, todo = set(), 0.0, [pid]
+    while todo:
+        current = todo.pop()
+        if current in tree or current not in stats:
+            continue
+        tree.add(current)
+        total += stats[current][1]
+        todo.extend(child for child, (parent, _) in stats.items() if parent == current)
+    return total
 
 
 def run_load(
@@ -621,14 +658,19 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_ready(port: int, timeout: float = 60) -> None:
+def wait_ready(port: int, timeout: float = 300) -> None:
+    """Until ``/healthz`` answers 200: under ``--workers N`` the supervisor listens before its workers
+    have built their apps (tens of seconds each on a loaded machine), so an open port is not enough."""
+    import urllib.request
+
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as response:
+                if response.status == 200:
+                    return
         except OSError:
-            time.sleep(0.1)
+            time.sleep(0.2)
     raise RuntimeError("server did not start")
 
 
@@ -661,12 +703,20 @@ def main() -> int:
         metavar="NAME=VALUE",
         help="a setting for the server process, e.g. BOOKBAG_MAX_GROUP_COMMIT=1 (repeatable)",
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="server processes, as `bookbag serve --workers N` (more than one needs --database-url postgresql://…)",
+    )
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
-        serve(args.database_url, args.port)
+        serve(args.database_url, args.port, args.workers)
         return 0
+    if args.workers > 1 and not (args.database_url or "").startswith("postgresql"):
+        parser.error("--workers above 1 needs --database-url postgresql://… (as bookbag serve does)")
 
     tmp = tempfile.TemporaryDirectory(prefix="bookbag-bench-")
     url = args.database_url or f"sqlite:///{Path(tmp.name) / 'bench.sqlite3'}"
@@ -674,11 +724,24 @@ def main() -> int:
     keys = seed(url, args.tickets)
     port = free_port()
     server = subprocess.Popen(
-        [sys.executable, __file__, "--serve", "--database-url", url, "--port", str(port)],
+        [
+            sys.executable,
+            __file__,
+            "--serve",
+            "--database-url",
+            url,
+            "--port",
+            str(port),
+            "--workers",
+            str(args.workers),
+        ],
         cwd=REPO,
         env={
             **os.environ,
-            "PYTHONPATH": os.pathsep.join(filter(None, [os.environ.get("PYTHONPATH"), str(REPO)])),
+            # the repository, and bench/ for the workers' factory (api_bench:worker_app)
+            "PYTHONPATH": os.pathsep.join(
+                filter(None, [os.environ.get("PYTHONPATH"), str(REPO), str(REPO / "bench")])
+            ),
             **dict(item.split("=", 1) for item in args.server_env),
         },
     )
@@ -725,7 +788,7 @@ def main() -> int:
     latency_of = {s: (paced_by.get(s) or closed[s]) for s in ("graphql_page", "create")}
     summary = {
         "database": url.split(":", 1)[0],
-        "workers": 1,
+        "workers": args.workers,
         "concurrency": args.concurrency,
         "seeded_tickets": args.tickets,
         "cpu_count": os.cpu_count(),
@@ -735,7 +798,7 @@ def main() -> int:
         "results": results,
         "graphql_vs_plain_throughput": round(ratio, 3),
         "graphql_vs_plain_by_server_cpu": round(cpu_ratio, 3),
-        "note": "closed loop = capacity of one worker; latency targets are read from the paced runs when present",
+        "note": f"closed loop = capacity of {args.workers} worker(s); latency targets are read from the paced runs when present",
         "targets": {
             "graphql_vs_plain_throughput>=0.5": ratio >= 0.5,
             "create_ticket_per_s>=300": closed["create"]["throughput_per_s"] >= 300,

@@ -10,7 +10,7 @@ with a space and the token has at least :data:`MIN_PREFIX` characters —, which
 (``refun`` finds ``refund``; ``refun `` does not). PostgreSQL estimates a prefix query (``1001:*``) as
 matching many rows; asked for a page in one query it prefers walking the newest tickets and computing
 each one's document over the GIN index (2.5 s instead of 4 ms for an order number at 100k tickets), which
-is why a searched page reads its matches first (``workflow.tickets.service._searched_page``). SQLite asks FTS5 (``tickets_fts``);
+is why a searched page reads its matches first (``workflow.tickets.read._searched_page``). SQLite asks FTS5 (``tickets_fts``);
 PostgreSQL matches the GIN-indexed ``tsvector`` expression :data:`PG_DOCUMENT` (the query must repeat it
 exactly for the index to be used).
 """

@@ -87,7 +87,11 @@ class TeamMember(SQLModel, table=True):
     merchant_id: str = Field(foreign_key="merchants.id", index=True, max_length=40)
 
 
-FIRST_RESPONSE_PENDING = "sla_breached_at IS NULL AND first_responded_at IS NULL"
+# An open ticket (``workflow.stages.CLOSED_STAGES`` are resolved and closed), as partial indexes say it.
+TICKET_OPEN = "stage NOT IN ('resolved', 'closed')"
+# A closed ticket never answered (spam, a duplicate) keeps its first response pending for ever: the stage
+# keeps such tickets out of the index, which would otherwise grow with the history (migration 0012).
+FIRST_RESPONSE_PENDING = f"sla_breached_at IS NULL AND first_responded_at IS NULL AND {TICKET_OPEN}"
 RESOLUTION_PENDING = "sla_breached_at IS NULL AND resolved_at IS NULL"
 
 
@@ -102,6 +106,17 @@ class Ticket(SQLModel, table=True):
         # expression index on PostgreSQL).
         Index("ix_tickets_merchant_updated", "merchant_id", "updated_at", "id"),
         Index("ix_tickets_merchant_stage_entered", "merchant_id", "stage_entered_at", "id"),
+        # The open tickets only (a partial index, as large as the backlog whatever the history): lists with
+        # openOnly that sort by something else than creation (stage age, priority, update) read them all
+        # and sort, instead of walking every closed ticket of the merchant (migration 0012).
+        Index(
+            "ix_tickets_open_stage_entered",
+            "merchant_id",
+            "stage_entered_at",
+            "id",
+            sqlite_where=text(TICKET_OPEN),
+            postgresql_where=text(TICKET_OPEN),
+        ),
         Index("ix_tickets_merchant_team", "merchant_id", "team_id", "created_at"),
         Index("ix_tickets_merchant_category", "merchant_id", "category", "created_at"),
         Index("ix_tickets_merchant_email", "merchant_id", "customer_email"),

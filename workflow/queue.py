@@ -1,18 +1,19 @@
-"""Queue metrics: per-stage counts, the oldest open ticket, SLA breaches, time-in-stage statistics,
-and the per-merchant queue version that orders snapshots (and signals other processes on PostgreSQL)."""
+"""Queue metrics: per-stage counts, the oldest open ticket, SLA breaches, time-in-stage statistics (read
+from the report roll-ups, see :func:`time_in_stage`), and the per-merchant queue version that orders
+snapshots (and signals other processes on PostgreSQL)."""
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from functools import cache
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, bindparam, func, or_, text, update
 from sqlmodel import Session, col, select
-from sqlmodel.sql.sqltypes import UTCDateTime
 
-from storage.tables import Merchant, QueueState, Ticket, utcnow
+from storage.tables import Merchant, QueueState, ReportCount, Ticket, utcnow
 from workflow.stages import OPEN_STAGES, STAGES
 
 NOTIFY_CHANNEL = "bookbag_queue"
@@ -103,6 +104,86 @@ def queue_version(session: Session, merchant_id: str) -> int:
     return int(version or 0)
 
 
+# The one stage whose count grows with the history (every ticket ends there): read from the roll-ups.
+HISTORY_STAGE = "closed"
+
+
+@cache
+def _counted_stages() -> Any:
+    return (
+        select(Ticket.stage, func.count())
+        .where(
+            col(Ticket.merchant_id) == bindparam("for_merchant"),
+            col(Ticket.stage).in_([s for s in STAGES if s != HISTORY_STAGE]),
+        )
+        .group_by(col(Ticket.stage))
+    )
+
+
+@cache
+def _rolled_up_tickets() -> Any:
+    return select(func.sum(ReportCount.n), func.min(ReportCount.day)).where(
+        col(ReportCount.merchant_id) == bindparam("for_merchant"),
+        col(ReportCount.dim) == "",
+        col(ReportCount.metric) == "created",
+    )
+
+
+@cache
+def _first_ticket() -> Any:
+    return (
+        select(Ticket.created_at)
+        .where(col(Ticket.merchant_id) == bindparam("for_merchant"))
+        .order_by(col(Ticket.created_at), col(Ticket.id))
+        .limit(1)
+    )
+
+
+@cache
+def _oldest_in_stage() -> Any:
+    """The ticket longest in a stage: the earliest entry time first (a MIN over ``ix_tickets_merchant_stage``),
+    then the smallest id at it. Asked as one ORDER BY … LIMIT 1, SQLite's planner walked the merchant's
+    tickets by ``ix_tickets_merchant_stage_entered`` (closed ones first) to avoid a sort: 90 ms per stage at
+    30k tickets (bench/scale_bench.py)."""
+    same = (col(Ticket.merchant_id) == bindparam("for_merchant")) & (col(Ticket.stage) == bindparam("stage"))
+    earliest = select(func.min(Ticket.stage_entered_at)).where(same).scalar_subquery()
+    return (
+        select(Ticket.stage_entered_at, Ticket.id)
+        .where(same, col(Ticket.stage_entered_at) == earliest)
+        .order_by(col(Ticket.id))
+        .limit(1)
+    )
+
+
+def stage_counts(session: Session, merchant_id: str) -> dict[str, int]:
+    """The merchant's tickets per stage, at a cost that does not grow with the closed history.
+
+    Every stage but ``closed`` is counted from the rows (a range of ``ix_tickets_merchant_stage`` each);
+    ``closed`` is the merchant's number of tickets — the report roll-ups' ``created`` count, kept in the
+    unit of work that creates a ticket — minus the others. Where the roll-ups do not cover the merchant's
+    history (a database upgraded past 0009 without ``bookbag db rebuild-reports``: their first day is then
+    later than the first ticket's), ``closed`` is counted from the rows."""
+    params = {"for_merchant": merchant_id}
+    counts = {str(stage): int(n) for stage, n in session.execute(_counted_stages(), params)}
+    total, first_day = session.execute(_rolled_up_tickets(), params).one()
+    first = session.execute(_first_ticket(), params).scalar()
+    closed = None if total is None else int(total) - sum(counts.values())
+    covered = first is None or (first_day is not None and _as_date(first_day) <= first.astimezone(UTC).date())
+    if closed is None or closed < 0 or not covered:
+        closed = int(
+            session.exec(
+                select(func.count()).where(Ticket.merchant_id == merchant_id, Ticket.stage == HISTORY_STAGE)
+            ).one()
+        )
+    if closed:
+        counts[HISTORY_STAGE] = closed
+    return counts
+
+
+def _as_date(value: Any) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(str(value))
+
+
 def breached_clause(now: datetime) -> ColumnElement[bool]:
     return or_(
         col(Ticket.sla_breached_at).is_not(None),
@@ -112,14 +193,12 @@ def breached_clause(now: datetime) -> ColumnElement[bool]:
 
 
 def queue_snapshot(
-    session: Session, merchant_id: str, now: datetime, *, window: timedelta = timedelta(days=7)
+    session: Session, merchant_id: str, now: datetime, *, window: timedelta | None = timedelta(days=7)
 ) -> QueueSnapshot:
+    """The merchant's queue at ``now``; ``window``: how far back the time-in-stage statistics reach (see
+    :func:`time_in_stage`), None to leave them out (the live hub keeps its own)."""
     version = queue_version(session, merchant_id)
-    counts = dict(
-        session.exec(
-            select(Ticket.stage, func.count()).where(Ticket.merchant_id == merchant_id).group_by(Ticket.stage)
-        ).all()
-    )
+    counts = stage_counts(session, merchant_id)
     breached = dict(
         session.exec(
             select(Ticket.stage, func.count())
@@ -133,12 +212,7 @@ def queue_snapshot(
     for stage in OPEN_STAGES:
         if not counts.get(stage):
             continue
-        row = session.exec(
-            select(Ticket.stage_entered_at, Ticket.id)
-            .where(Ticket.merchant_id == merchant_id, Ticket.stage == stage)
-            .order_by(col(Ticket.stage_entered_at), col(Ticket.id))
-            .limit(1)
-        ).first()
+        row = session.execute(_oldest_in_stage(), {"for_merchant": merchant_id, "stage": stage}).first()
         if row is not None:
             oldest[stage] = (row[0], row[1])
     stages = [
@@ -156,49 +230,78 @@ def queue_snapshot(
         version=version,
         generated_at=now,
         stages=stages,
-        time_in_stage=time_in_stage(session, merchant_id, since=now - window),
+        time_in_stage=[] if window is None else time_in_stage(session, merchant_id, since=now - window),
     )
 
 
-_TIME_IN_STAGE_SQL = text(
-    """
-    WITH ranked AS (
-        SELECT from_stage, to_stage, seconds_in_from_stage AS s,
-               ROW_NUMBER() OVER (PARTITION BY from_stage, to_stage ORDER BY seconds_in_from_stage) AS rn,
-               COUNT(*) OVER (PARTITION BY from_stage, to_stage) AS n
-        FROM stage_transitions
-        WHERE merchant_id = :merchant_id AND at >= :since
-          AND from_stage IS NOT NULL AND seconds_in_from_stage IS NOT NULL
+@cache
+def _time_in_stage_rows() -> Any:
+    return (
+        select(ReportCount.key, ReportCount.bin, func.sum(ReportCount.n), func.sum(ReportCount.total))
+        .where(
+            col(ReportCount.merchant_id) == bindparam("for_merchant"),
+            col(ReportCount.dim) == "",
+            col(ReportCount.metric) == "stage",
+            col(ReportCount.day) >= bindparam("first_day"),
+        )
+        .group_by(col(ReportCount.key), col(ReportCount.bin))
     )
-    SELECT from_stage, to_stage, MAX(n), AVG(s),
-           MAX(CASE WHEN rn = CAST(FLOOR(0.5 * (n - 1) + 0.5) AS INTEGER) + 1 THEN s END),
-           MAX(CASE WHEN rn = CAST(FLOOR(0.9 * (n - 1) + 0.5) AS INTEGER) + 1 THEN s END)
-    FROM ranked
-    GROUP BY from_stage, to_stage
-    """
-).bindparams(bindparam("since", type_=UTCDateTime()))  # bound the way the `at` column stores it
+
+
+# ``workflow.reports.rollups.BINS_PER_DOUBLING`` (that layer writes the bins, above this one; a test keeps the
+# two equal): the width of a histogram bin on ``seconds + 1``, the most a percentile of :func:`time_in_stage`
+# (a bin's mean) can be off, relatively.
+BINS_PER_DOUBLING = 8
+PERCENTILE_RELATIVE_ERROR = 2.0 ** (1.0 / BINS_PER_DOUBLING) - 1.0
+
+
+def _percentile(histogram: dict[int, tuple[int, float]], count: int, q: float) -> float:
+    """The nearest-rank (``floor(q·(n-1)+0.5)+1``) value's bin, answered as that bin's mean."""
+    rank = int(q * (count - 1) + 0.5) + 1
+    seen = 0
+    for index in sorted(histogram):
+        n, total = histogram[index]
+        seen += n
+        if seen >= rank:
+            return total / n
+    raise ValueError("empty histogram")
 
 
 def time_in_stage(session: Session, merchant_id: str, *, since: datetime) -> list[StageDuration]:
-    """Mean/p50/p90 seconds spent before each observed stage change, over the window.
+    """Count, mean, p50 and p90 of the seconds spent in a stage before leaving it, per observed change
+    (``from → to``), over the transitions since the start of ``since``'s UTC day.
 
-    Computed in the database (window functions, on SQLite and PostgreSQL alike) so the cost does not grow
-    with rows shipped to Python; percentiles are nearest-rank on the sorted durations.
+    Read from the report roll-ups (``workflow.reports.rollups``: metric ``stage``, key ``from>to``, the
+    all-tickets split), so the cost grows with days × stage pairs × histogram bins, never with tickets or
+    transitions. The window is whole UTC days: from midnight of ``since``'s day (for the queue's 7 days,
+    between 7 and 8 × 24 h back) with no upper end — the rolling window plus the rest of its first day.
+    Counts and means are exact. p50/p90 take the nearest rank (as the scan of the transitions this
+    replaced did) over the histogram bins and answer the mean of the bin holding it: exact when the values
+    in that bin are equal (one value, say), else within :data:`PERCENTILE_RELATIVE_ERROR` (one bin's width,
+    9 %) of the exact value on ``seconds + 1``.
     """
-    rows = session.execute(_TIME_IN_STAGE_SQL, {"merchant_id": merchant_id, "since": since}).all()
+    first_day = since.astimezone(UTC).date()
+    rows = session.execute(_time_in_stage_rows(), {"for_merchant": merchant_id, "first_day": first_day})
+    bins: dict[str, dict[int, tuple[int, float]]] = defaultdict(dict)
+    for key, index, n, total in rows:
+        if int(n) > 0:
+            bins[str(key)][int(index)] = (int(n), float(total or 0.0))
     order = {stage: i for i, stage in enumerate(STAGES)}
-    rows = sorted(rows, key=lambda r: (order.get(r[0], 99), order.get(r[1], 99)))
-    return [
-        StageDuration(
-            from_stage=str(from_stage),
-            to_stage=str(to_stage),
-            count=int(count),
-            mean_seconds=float(mean),
-            p50_seconds=float(p50),
-            p90_seconds=float(p90),
+    durations = []
+    for key, histogram in bins.items():
+        from_stage, _, to_stage = key.partition(">")
+        count = sum(n for n, _ in histogram.values())
+        durations.append(
+            StageDuration(
+                from_stage=from_stage,
+                to_stage=to_stage,
+                count=count,
+                mean_seconds=sum(total for _, total in histogram.values()) / count,
+                p50_seconds=_percentile(histogram, count, 0.5),
+                p90_seconds=_percentile(histogram, count, 0.9),
+            )
         )
-        for from_stage, to_stage, count, mean, p50, p90 in rows
-    ]
+    return sorted(durations, key=lambda d: (order.get(d.from_stage, 99), order.get(d.to_stage, 99)))
 
 
 def oldest_open_tickets(session: Session, merchant_id: str, *, limit: int = 10) -> list[Ticket]:

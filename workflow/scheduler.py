@@ -30,13 +30,13 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, exists, or_, true
+from sqlalchemy import and_, exists, or_, text, true
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
 from policy import EscalationRule, Ruleset
 from storage.db import Database
-from storage.tables import EscalationFiring, IdempotencyRecord, Merchant, Ticket
+from storage.tables import TICKET_OPEN, EscalationFiring, IdempotencyRecord, Merchant, Ticket
 from workflow import actions, audit, idempotency
 from workflow.errors import DomainError
 from workflow.live.bus import TicketEvent, publish_after_commit
@@ -428,7 +428,10 @@ def _breach_query(now: datetime, merchant_ids: Sequence[str] | None) -> Any:
         col(Ticket.stage).in_(OPEN_STAGES),
         or_(
             and_(
-                not_marked, col(Ticket.first_responded_at).is_(None), col(Ticket.first_response_due_at) < now
+                not_marked,
+                col(Ticket.first_responded_at).is_(None),
+                text(TICKET_OPEN),  # as the index says it: SQLite matches a partial index's terms literally
+                col(Ticket.first_response_due_at) < now,
             ),
             and_(not_marked, col(Ticket.resolved_at).is_(None), col(Ticket.resolution_due_at) < now),
         ),

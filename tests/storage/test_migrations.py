@@ -145,7 +145,7 @@ def test_a_teams_open_tickets_by_priority_read_their_partial_index(database: Dat
     from sqlmodel import select
 
     from storage.tables import Ticket
-    from workflow.tickets.service import TicketFilter, TicketOrder, TicketSort, _filtered, _sort_keys
+    from workflow.tickets.read import TicketFilter, TicketOrder, TicketSort, _filtered, _sort_keys
 
     flt = TicketFilter(team_id="team_x", open_only=True)
     queries = []
@@ -201,3 +201,32 @@ def test_migration_0011_fills_the_weekly_roll_ups_as_the_units_of_work_keep_them
     upgrade(db.engine)
     assert weekly() == kept
     db.dispose()
+
+
+def test_open_ticket_lists_sorted_by_stage_age_read_the_open_tickets_index(database: Database) -> None:
+    """On PostgreSQL an openOnly list sorted by time in stage (the SLA-breached view) reads the partial
+    index of open tickets (migration 0012), not every closed ticket of the merchant. SQLite matches a partial
+    index only on literally equal terms, which the list's bound parameters are not."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy.dialects import postgresql
+    from sqlmodel import select
+
+    from storage.tables import Ticket
+    from workflow.tickets.read import TicketFilter, TicketOrder, TicketSort, _filtered, _sort_keys
+
+    if not database.is_postgres:
+        pytest.skip("the partial index serves bound parameters on PostgreSQL only")
+    flt = TicketFilter(open_only=True, sla_breached=True, now=datetime(2026, 1, 1, tzinfo=UTC))
+    keys = _sort_keys(TicketOrder(sort=TicketSort.STAGE_AGE))
+    query = (
+        _filtered(select(Ticket.id), "mer_x", flt, "postgresql")
+        .order_by(*(e.asc() if a else e.desc() for e, a in keys))
+        .limit(51)
+    )
+    sql = str(query.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}))  # type: ignore[no-untyped-call]
+    with database.engine.connect() as conn:
+        conn.exec_driver_sql("SET enable_seqscan = off")
+        plan = "\n".join(row[0] for row in conn.exec_driver_sql(f"EXPLAIN {sql}"))
+        conn.rollback()
+    assert "ix_tickets_open_stage_entered" in plan, plan

@@ -34,8 +34,11 @@ from workflow.reports import rollups as report_rollups
 from workflow.scheduler import run_due_work
 from workflow.services import WorkflowServices
 from workflow.tenancy import agents
-from workflow.tickets import service as tickets
+from workflow.tickets.assignment import assign_ticket
+from workflow.tickets.corrections import correct_classification
 from workflow.tickets.ingest import TicketInput, create_tickets
+from workflow.tickets.messages import add_message
+from workflow.tickets.transitions import transition_ticket
 
 SUBJECTS = [
     ("Refund for a broken mug", "The mug arrived broken, I want my money back."),
@@ -131,18 +134,16 @@ def test_maintained_roll_ups_equal_a_rebuild_after_random_work(
             )
 
     operations: list[Callable[[Any, str], Any]] = [
-        lambda s, t: tickets.add_message(s, services, agent, ticket_id=t, body="On it."),
-        lambda s, t: tickets.transition_ticket(
+        lambda s, t: add_message(s, services, agent, ticket_id=t, body="On it."),
+        lambda s, t: transition_ticket(
             s, services, agent, ticket_id=t, to=rng.choice(STAGES), expected_version=None
         ),
-        lambda s, t: tickets.transition_ticket(
+        lambda s, t: transition_ticket(
             s, services, agent, ticket_id=t, to=rng.choice(STAGES), expected_version=None
         ),
-        lambda s, t: tickets.assign_ticket(s, services, agent, ticket_id=t, agent_id=rng.choice(staff)),
-        lambda s, t: tickets.assign_ticket(s, services, admin, ticket_id=t, team_id=rng.choice(teams)),
-        lambda s, t: tickets.correct_classification(
-            s, services, agent, ticket_id=t, category=rng.choice(labels)
-        ),
+        lambda s, t: assign_ticket(s, services, agent, ticket_id=t, agent_id=rng.choice(staff)),
+        lambda s, t: assign_ticket(s, services, admin, ticket_id=t, team_id=rng.choice(teams)),
+        lambda s, t: correct_classification(s, services, agent, ticket_id=t, category=rng.choice(labels)),
         act,
         decide,
         complete,

@@ -114,9 +114,10 @@ class QueueHub:
         self._coalesce = max(0.0, coalesce_seconds)
         self._snapshot = snapshot or self._queue_snapshot
         # Time-in-stage statistics cover days of transitions and move slowly: recomputed at most every
-        # TIME_IN_STAGE_REFRESH per merchant instead of on every flush (a scan that grows with the window),
-        # and off the delivery path: a flush that finds them stale sends the previous ones and has them
-        # refreshed in the background, so the live counts never wait for a 7-day scan.
+        # TIME_IN_STAGE_REFRESH per merchant instead of on every flush (a read of the report roll-ups,
+        # bounded by days × stage pairs × bins, but still more than the counts need), and off the delivery
+        # path: a flush that finds them stale sends the previous ones and has them refreshed in the
+        # background, so the live counts never wait for them.
         self._time_in_stage: dict[str, tuple[datetime, list[StageDuration]]] = {}
         self._tis_refreshing: set[str] = set()
         self._tis_pool: ThreadPoolExecutor | None = None
@@ -188,7 +189,7 @@ class QueueHub:
 
     def _queue_snapshot(self, session: Session, merchant_id: str) -> QueueSnapshot:
         now = self._clock()
-        snap = queue_snapshot(session, merchant_id, now, window=timedelta(0))
+        snap = queue_snapshot(session, merchant_id, now, window=None)
         with self._tis_lock:
             cached = self._time_in_stage.get(merchant_id)
             stale = cached is not None and (now - cached[0] >= TIME_IN_STAGE_REFRESH or now < cached[0])

@@ -5,7 +5,7 @@ week under ``dim`` ``week:<dim>``, ``day`` the week's Monday, computed here from
 work keep both from now on).
 
 ``tickets(filter: {teamId, openOnly}, orderBy: PRIORITY)`` sorts on ``CASE priority WHEN 'urgent' THEN 0 …``
-(``workflow.tickets.service._sort_keys``). Without an index on that expression PostgreSQL read every ticket of the
+(``workflow.tickets.read._sort_keys``). Without an index on that expression PostgreSQL read every ticket of the
 team, open or not, to sort them (262 ms p99 at 100k tickets, bench/search_report_bench.py). This index
 holds only open tickets, by merchant, team, that rank, newest first: a page is the first rows of one index
 range (either direction), and the total an index-only count of the team's open tickets. The expression
