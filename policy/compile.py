@@ -64,6 +64,10 @@ MAX_RULES_PER_SECTION = 2000
 # limits alone allow about 10 ms), so shards stay small enough that no creation holds the lock for long.
 # The price: one more assert/retract per 100 rules in each evaluation (about 30 us at 2,000 rules).
 MAX_RULES_PER_SHARD = 100
+# A shard holding this many rules takes no further bucket: the engine looks for fired rules by scanning every
+# rule of the engine ruleset from its first (``getNextResultInState``, once per fired rule and once more), so
+# a bucket sharing its ruleset with others pays for their rules on every decision.
+SHARD_ALONE_FROM = 1
 MARKER = "k"
 PRIMER = "pr"
 # Copies of rules across the scope buckets of a group: at most this many times its rules (+ the allowance),
@@ -622,6 +626,8 @@ def _pack_buckets(
                 pending.extend((n, e) for n, _, e in named)
                 pending_names.update((n, rid) for n, rid, _ in named)
                 waiting.append(bucket_shards)
+                if len(pending) >= SHARD_ALONE_FROM:
+                    flush()
         made.append((marker, used, bucket_shards))
     flush()
     buckets = tuple(
