@@ -75,8 +75,8 @@ def plain_route(app: Any) -> None:
     from starlette.requests import Request
     from starlette.responses import JSONResponse, Response
 
-    from workflow.merchants import authenticate
-    from workflow.tickets import TicketFilter, list_tickets
+    from workflow.tenancy.merchants import authenticate
+    from workflow.tickets.service import TicketFilter, list_tickets
 
     runtime = app.state.bookbag.runtime
     db = runtime.db
@@ -136,11 +136,11 @@ def seed(database_url: str, count: int) -> dict[str, str]:
     from bookbag.wiring import build_services
     from storage.db import Database
     from storage.migrate import upgrade
-    from workflow.agents import create_agent
-    from workflow.demo import create_demo_teams
-    from workflow.ingest import TicketInput, create_ticket
-    from workflow.merchants import create_api_key, create_merchant
-    from workflow.principal import Principal, Role
+    from workflow.demo.seed import create_demo_teams
+    from workflow.tenancy.agents import create_agent
+    from workflow.tenancy.merchants import create_api_key, create_merchant
+    from workflow.tenancy.principal import Principal, Role
+    from workflow.tickets.ingest import TicketInput, create_ticket
 
     db = Database.from_url(database_url)
     upgrade(db.engine)
@@ -207,7 +207,7 @@ def latest_created_at(database_url: str) -> Any:
 
 
 def commit_groups(database_url: str, since: Any) -> dict[str, Any]:
-    """How the createTicket requests of a run were grouped (resolvers.group_commit) and how many of their
+    """How the createTicket requests of a run were grouped (workflow.tickets.group_commit) and how many of their
     tickets were assigned, read back from the database rather than reported by the server."""
     from sqlalchemy import select
 

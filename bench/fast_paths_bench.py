@@ -8,7 +8,7 @@ workload with the fast path on (``BOOKBAG_FAST_PATHS=auto``) and off (``off``), 
   query and seeding) through the real app in this process (httpx's ASGI transport, no sockets), one request
   at a time. Two apps on the same database and services, one per setting. Per request: wall time and this
   process's CPU time (all threads: the resolvers' database reads run in worker threads).
-* ``ws_direct`` (``bookbag/ws_direct.py``): two server processes (bench/live_bench.py's ``Server``, the real
+* ``ws_direct`` (``bookbag/ws/direct.py``): two server processes (bench/live_bench.py's ``Server``, the real
   app through ``run_server`` with a fixed classifier), one per setting, each with ``--subscribers``
   ``queueUpdates`` subscribers (live_bench's bare-protocol clients, one client process per server) of a
   merchant of its own. In a window ``createTicket`` is sent to one server at ``--rate`` per second; each

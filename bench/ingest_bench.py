@@ -7,13 +7,13 @@ buys), without HTTP or GraphQL.
 The API benchmark's merchant (the demo's teams and agents, plus billing agents with room for every ticket,
 so each ticket is classified, routed, given SLA due times, triaged and assigned — ``assigned`` counts it)
 gets ``--tickets`` tickets per group size and round, each group written by
-``workflow.ingest.create_tickets`` in one ``Database.unit_of_work()`` — exactly what
-``resolvers.group_commit`` runs in its worker thread. Group sizes alternate within each round, so a slow
+``workflow.tickets.ingest.create_tickets`` in one ``Database.unit_of_work()`` — exactly what
+``workflow.tickets.group_commit`` runs in its worker thread. Group sizes alternate within each round, so a slow
 spell of the VM hits them alike. CPU time is this process's (``time.process_time``); the database is a
 fresh SQLite file unless ``--database-url`` names another. Results go to ``bench/results/ingest_bench.json``.
 
 ``--rollups`` (default ``on``, as the server runs): whether each unit of work also keeps the report roll-ups
-(``workflow.report_rollups``, the commit hook ``create_app`` installs); ``on,off`` alternates both within
+(``workflow.reports.rollups``, the commit hook ``create_app`` installs); ``on,off`` alternates both within
 each round, to measure what the roll-ups cost the ingest path.
 """
 
@@ -36,9 +36,9 @@ from bench.api_bench import SUBJECTS, seed  # noqa: E402
 from bookbag.settings import Settings  # noqa: E402
 from bookbag.wiring import build_services  # noqa: E402
 from storage.db import Database  # noqa: E402
-from workflow import report_rollups  # noqa: E402
-from workflow.ingest import TicketInput, create_tickets  # noqa: E402
-from workflow.merchants import authenticate  # noqa: E402
+from workflow.reports.read import rollups as report_rollups  # noqa: E402
+from workflow.tenancy.merchants import authenticate  # noqa: E402
+from workflow.tickets.ingest import TicketInput, create_tickets  # noqa: E402
 
 RESULTS = REPO / "bench" / "results" / "ingest_bench.json"
 

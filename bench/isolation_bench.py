@@ -5,7 +5,7 @@
 
 One ``bookbag serve`` process (``bench/live_bench.Server``: the real CLI, hence ``bookbag.server.run_server``)
 on a fresh SQLite file, or on ``--database-url`` (e.g. PostgreSQL; two new merchants are added to it).
-Both merchants are made by the demo path (``workflow.demo.create_demo``, what ``bookbag demo`` runs): keys
+Both merchants are made by the demo path (``workflow.demo.seed.create_demo``, what ``bookbag demo`` runs): keys
 for every role, teams, agents and ``--tickets`` tickets each.
 
 Merchant B runs a steady mix all the time, open loop: ``--b-rate`` requests per second in total (default 20),
@@ -745,7 +745,7 @@ def prepare(url: str, tickets: int) -> dict[str, dict[str, str]]:
     from bookbag.wiring import build_services
     from storage.db import Database
     from storage.migrate import upgrade
-    from workflow.demo import create_demo
+    from workflow.demo.seed import create_demo
 
     db = Database.from_url(url)
     try:

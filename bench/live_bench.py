@@ -351,7 +351,7 @@ class Server:
 def prepare_database(url: str) -> dict[str, str]:
     from storage.db import Database
     from storage.migrate import upgrade
-    from workflow.merchants import create_api_key, create_merchant
+    from workflow.tenancy.merchants import create_api_key, create_merchant
 
     db = Database.from_url(url)
     try:

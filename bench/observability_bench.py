@@ -32,8 +32,8 @@ from bookbag.settings import Settings
 from bookbag.wiring import build_services
 from storage.db import Database
 from storage.migrate import upgrade
-from workflow.merchants import create_api_key, create_merchant
 from workflow.metrics import NoMetrics
+from workflow.tenancy.merchants import create_api_key, create_merchant
 
 PAGE = "query Page { tickets(first: 50) { edges { node { id subject stage priority } } } }"
 CREATE = """mutation Create($input: CreateTicketInput!) { createTicket(input: $input) {

@@ -8,7 +8,7 @@ migrated and seeded with bulk INSERTs: one merchant with ``--tickets`` tickets o
 order ids, tags, teams and agents, stage transitions consistent with each ticket's stage, AI and agent
 action requests, corrections, escalation firings) and another merchant with ``--other`` (so every query
 also has to leave another store's rows aside). The report roll-ups are then filled by
-``workflow.report_rollups.rebuild`` — the code the units of work run — and timed; ``ANALYZE`` follows.
+``workflow.reports.rollups.rebuild`` — the code the units of work run — and timed; ``ANALYZE`` follows.
 
 Each scenario is one GraphQL request sent through the ASGI app in this process (``create_app``, real
 auth, real resolvers and database; no network hop). Scenarios are interleaved round-robin, ``--runs`` times
@@ -137,9 +137,9 @@ def seed_merchant(
         Ticket,
         new_id,
     )
-    from workflow import agents
-    from workflow.merchants import create_api_key, create_merchant
-    from workflow.principal import Principal, Role
+    from workflow.tenancy import agents
+    from workflow.tenancy.merchants import create_api_key, create_merchant
+    from workflow.tenancy.principal import Principal, Role
 
     with database.unit_of_work() as session:
         merchant = create_merchant(session, name=slug, slug=slug)
@@ -316,7 +316,7 @@ def seed_merchant(
 
 
 def rebuild_rollups(database: Any, merchant_id: str) -> float:
-    from workflow import report_rollups
+    from workflow.reports import rollups as report_rollups
 
     began = time.perf_counter()
     report_rollups.rebuild(database, merchant_id)
@@ -428,7 +428,7 @@ def plans(database: Any, merchant_id: str, probe: dict[str, list[str]]) -> dict[
     from sqlmodel import col, func, select
 
     from storage.tables import Ticket
-    from workflow.tickets import TicketFilter, _filtered
+    from workflow.tickets.service import TicketFilter, _filtered
 
     def sql(query: Any) -> str:
         return str(query.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}))  # type: ignore[no-untyped-call]

@@ -269,9 +269,9 @@ def prepare(database_url: str, n_merchants: int, url_of: Any, event_types: list[
     """Migrate, then per merchant: a partner key and an endpoint at ``url_of(path)``."""
     from storage.db import Database
     from storage.migrate import upgrade
-    from workflow.merchants import create_api_key, create_merchant
-    from workflow.principal import Principal, Role
     from workflow.services import WorkflowServices
+    from workflow.tenancy.merchants import create_api_key, create_merchant
+    from workflow.tenancy.principal import Principal, Role
     from workflow.webhooks.endpoints import create_endpoint
 
     db = Database.from_url(database_url)

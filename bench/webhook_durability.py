@@ -8,7 +8,7 @@
    (``bench/webhook_common.Receiver``: its own process, verifies every signature with
    ``standardwebhooks``, answers 500 to ``--fail-rate`` of the requests at random, holds each 0-20 ms).
 2. With no server running, ``--events`` tickets are created through the real ingest path
-   (``workflow.ingest.create_ticket``), one transaction each, merchants in turn; between them
+   (``workflow.tickets.ingest.create_ticket``), one transaction each, merchants in turn; between them
    ``--rolled-back`` more transactions create a ticket the same way and then raise, so they roll back.
    Every committed ticket's ``ticket.created`` event is now pending in the outbox.
 3. ``--processes`` server processes start (``tests.live.app_process``: the app as ``bookbag serve`` runs
@@ -52,8 +52,8 @@ def write_events(
 ) -> tuple[list[str], list[str]]:
     from storage.db import Database
     from tests.live.app_process import fixed_services
-    from workflow.ingest import TicketInput, create_ticket
-    from workflow.principal import Principal, Role
+    from workflow.tenancy.principal import Principal, Role
+    from workflow.tickets.ingest import TicketInput, create_ticket
 
     db = Database.from_url(database_url)
     services = fixed_services()

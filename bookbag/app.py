@@ -1,7 +1,7 @@
 """``create_app(settings)``: the Starlette application serving ``/graphql``, ``/healthz`` and the admin UI.
 
 Everything long-lived is built here once (database, policy engine, classifier, event bus, clock) and
-handed to the resolvers through :class:`resolvers.context.ApiRuntime`. Background work (the SLA scheduler,
+handed to the resolvers through :class:`runtime.context.ApiRuntime`. Background work (the SLA scheduler,
 the cross-process queue listener) plugs in as *startup hooks*: async context managers entered in Starlette's
 lifespan after migrations and exited on shutdown, in reverse order.
 """
@@ -25,24 +25,25 @@ from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp
 
+from api.build import BookbagSchema, SchemaLimits, build_schema
 from bookbag.background import background_work, build_queue_hub
 from bookbag.cors import with_cors
 from bookbag.fast_paths import FastPaths, choose_fast_paths
+from bookbag.gc_pacing import FullCollectionPacer
 from bookbag.graphql_http import BodySizeLimit, BookbagGraphQL, RefusalHold
 from bookbag.graphql_ide import IDE_ASSETS_PATH, ide_static_dir
 from bookbag.settings import Settings
 from bookbag.wiring import build_services, ruleset_limits
-from bookbag.ws_connections import WsConnections, WsLimits
-from resolvers.context import ApiLimits, ApiRuntime
-from resolvers.fairness import FairLimits, FairShare
-from resolvers.workers import RulesetParser, WorkerPool
-from schema.build import BookbagSchema, SchemaLimits, build_schema
+from bookbag.ws.connections import WsConnections, WsLimits
+from runtime.context import ApiLimits, ApiRuntime
+from runtime.fairness import FairLimits, FairShare
+from runtime.workers import RulesetParser, WorkerPool
 from storage.db import Database
-from workflow import report_rollups
-from workflow.live_events import TicketEventHub
-from workflow.merchants import PrincipalCache
+from workflow.live.ticket_hub import TicketEventHub
 from workflow.metrics import NoMetrics
+from workflow.reports import rollups as report_rollups
 from workflow.services import WorkflowServices
+from workflow.tenancy.merchants import PrincipalCache
 from workflow.webhooks.delivery import Sender
 from workflow.webhooks.dispatcher import WebhookDispatcher
 
@@ -65,6 +66,7 @@ class AppState:
     fast_paths: FastPaths = field(default_factory=FastPaths)  # what bookbag.fast_paths chose at start-up
     metrics: Metrics | None = None  # /metrics (bookbag.metrics), when BOOKBAG_METRICS is on
     webhook_dispatcher: WebhookDispatcher | None = None  # running while the lifespan is (bookbag.background)
+    gc_pacer: FullCollectionPacer | None = None  # server processes only (bookbag.server.prepare_to_serve)
 
     @property
     def db(self) -> Database:

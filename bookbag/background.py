@@ -12,12 +12,12 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from workflow.lifecycle import retention_loop
-from workflow.live import QueueHub, feed_from_bus
-from workflow.merchants import KEYS_CHANNEL
-from workflow.pg_events import EventRelay
-from workflow.pg_listener import QueueListener
+from workflow.live.pg_listener import QueueListener
+from workflow.live.pg_notify import EventRelay
+from workflow.live.queue_hub import QueueHub, feed_from_bus
 from workflow.scheduler import SchedulerLoop
+from workflow.tenancy.merchants import KEYS_CHANNEL
+from workflow.tickets.lifecycle import retention_loop
 from workflow.webhooks.delivery import Sender
 from workflow.webhooks.dispatcher import DispatchLimits, WebhookDispatcher
 
@@ -92,6 +92,8 @@ async def background_work(state: AppState) -> AsyncIterator[None]:
             interval=settings.retention_interval_seconds,
         )
         tasks.append(asyncio.create_task(prune, name="bookbag-retention"))
+    if state.gc_pacer is not None:
+        tasks.append(asyncio.create_task(state.gc_pacer.run(), name="bookbag-gc-pacer"))
     if settings.webhook_dispatcher:
         dispatcher = build_webhook_dispatcher(settings, db, services)
         state.webhook_dispatcher = dispatcher

@@ -4,7 +4,7 @@ Two pieces of Bookbag lean on other libraries' internals for speed:
 
 * ``execution`` (``schema/fast_execution.py``): an execution context that overrides graphql-core's
   ``execute_fields`` and reads strawberry's field metadata to build plain attribute reads in one pass;
-* ``ws_direct`` (``bookbag/ws_direct.py``): the live fan-out writes pre-encoded frames straight to uvicorn's
+* ``ws_direct`` (``bookbag/ws/direct.py``): the live fan-out writes pre-encoded frames straight to uvicorn's
   websockets-sansio transport, found through Starlette's and strawberry's private attributes.
 
 Internals change without notice, so each is switched on only when every library it reaches into is at a

@@ -4,12 +4,12 @@ JSON shape of a request, a batch's shared cost budget and the request's executio
 Every HTTP request must carry ``Authorization: Bearer <key>``; without a valid key the answer is a 401 with
 one error and nothing is executed. Websockets (graphql-transport-ws only) authenticate in
 ``connection_init`` (``{"Authorization": "Bearer <key>"}``) and are closed with 4403 otherwise; the
-websocket handler (``bookbag.graphql_ws``) calls :meth:`BookbagGraphQL.on_ws_connect` again for every
+websocket handler (``bookbag.ws.protocol``) calls :meth:`BookbagGraphQL.on_ws_connect` again for every
 ``subscribe``, so a revoked key runs nothing more on an open socket.
 
 A body that is not JSON, nests deeper than ``max_json_depth``, or is not an object (or a batch of objects)
 with the fields GraphQL expects is answered 400 with a GraphQL error body (``INVALID_INPUT``), never a
-plain-text or 500 answer. Each operation's own cost is checked by the schema (``schema.build``); a batch's
+plain-text or 500 answer. Each operation's own cost is checked by the schema (``api.build``); a batch's
 operations together must fit the same budget, checked here before any of them runs.
 
 The deadline: past ``request_timeout`` seconds the request is answered ``TIMEOUT`` and its execution is
@@ -17,7 +17,7 @@ cancelled. Work already handed to a database thread cannot be interrupted: it ru
 background, holding its thread, and its result is dropped. A mutation may therefore still commit after its
 TIMEOUT answer; retrying with the same ``idempotencyKey`` gives its outcome without running it twice.
 
-Rate limits (``resolvers.fairness``) are taken here, before the body is parsed: a known key spends one
+Rate limits (``runtime.fairness``) are taken here, before the body is parsed: a known key spends one
 request of its key's and its merchant's rate; a key that has to be looked up is refused before the lookup
 when its client address has used up its failed authentications. A refusal is a 429 with ``Retry-After`` and
 one GraphQL error, code RATE_LIMITED with ``extensions.retryAfter`` in seconds.
@@ -49,14 +49,14 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET, UnsetType
 
+from api.build import BookbagSchema, too_costly
 from bookbag.graphql_ide import GRAPHIQL_HTML
-from bookbag.graphql_ws import FrameCache, LimitedWebSocketAdapter, LiveTransportWSHandler
-from bookbag.ws_connections import CLOSE_TRY_AGAIN, HandshakePacer, SetupSlots, WsConnections, WsLimits
-from resolvers.context import ApiRuntime, RequestContext, Unauthenticated
-from resolvers.fairness import RateLimited
-from schema.build import BookbagSchema, too_costly
-from workflow.merchants import authenticate
-from workflow.principal import Principal
+from bookbag.ws.connections import CLOSE_TRY_AGAIN, HandshakePacer, SetupSlots, WsConnections, WsLimits
+from bookbag.ws.protocol import FrameCache, LimitedWebSocketAdapter, LiveTransportWSHandler
+from runtime.context import ApiRuntime, RequestContext, Unauthenticated
+from runtime.fairness import RateLimited
+from workflow.tenancy.merchants import authenticate
+from workflow.tenancy.principal import Principal
 
 if TYPE_CHECKING:
     from bookbag.metrics import Metrics
@@ -206,7 +206,7 @@ class RefusalHold:
 
 
 class BookbagGraphQL(GraphQL[RequestContext, None]):
-    # queueUpdates and ticketEvents: execute once, fan out; caps, revocation, lifetime (bookbag.graphql_ws)
+    # queueUpdates and ticketEvents: execute once, fan out; caps, revocation, lifetime (bookbag.ws.protocol)
     graphql_transport_ws_handler_class = LiveTransportWSHandler
     websocket_adapter_class = LimitedWebSocketAdapter  # messages over the body cap close the socket
     metrics: Metrics | None = None  # bookbag.metrics, set by create_app when /metrics is on
@@ -241,7 +241,7 @@ class BookbagGraphQL(GraphQL[RequestContext, None]):
         self.setup_slots = SetupSlots(per_second=limits.setups_per_merchant_per_second)
         self.handshakes = HandshakePacer(limits.handshakes_per_address_per_second)
         self.frames = FrameCache()
-        # the fan-out writes frames straight to uvicorn's transport (bookbag.ws_direct; bookbag.fast_paths)
+        # the fan-out writes frames straight to uvicorn's transport (bookbag.ws.direct; bookbag.fast_paths)
         self.direct_frames = direct_frames
         self.bookbag_schema = schema  # typed: strawberry's view knows only a BaseSchema
         self.request_timeout = request_timeout

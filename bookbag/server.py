@@ -8,6 +8,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 
+from bookbag.gc_pacing import FullCollectionPacer
 from bookbag.logs import configure_logging
 from bookbag.settings import Settings
 
@@ -27,6 +28,11 @@ def prepare_to_serve(app: Starlette) -> None:
     # start-up objects and stalls the event loop for ~180 ms (measured), which is the worst request latency.
     gc.collect()
     gc.freeze()
+    # Full collections of what comes later, at a bounded rate (bookbag.gc_pacing; run by bookbag.background).
+    state = app.state.bookbag
+    interval = state.settings.gc_full_collection_min_interval_seconds
+    if interval > 0 and state.gc_pacer is None:
+        state.gc_pacer = FullCollectionPacer(interval)
     # The ruleset workers take seconds to import the policy engine: start them now, not on the first check.
     workers = app.state.bookbag.runtime.workers
     if workers is not None:

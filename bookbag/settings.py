@@ -46,7 +46,7 @@ class Settings(BaseSettings):
     db_read_threads: int = Field(default=2, ge=1, le=64)
     db_write_threads: int = Field(default=2, ge=1, le=64)
     max_group_commit: int = Field(default=32, ge=1, le=256)
-    # Websockets (bookbag.ws_connections): open connections per API key and per merchant, and how long one
+    # Websockets (bookbag.ws.connections): open connections per API key and per merchant, and how long one
     # may stay open before the server closes it (clients reconnect and authenticate again).
     ws_max_connections_per_key: int = Field(default=50, ge=1)
     ws_max_connections_per_merchant: int = Field(default=200, ge=1)
@@ -64,7 +64,7 @@ class Settings(BaseSettings):
     regex_max_mem_bytes: int = Field(default=1024 * 1024, ge=64 * 1024)
     policy_max_compiled: int = Field(default=64, ge=1)
     policy_max_drafts: int = Field(default=8, ge=1)
-    # Fair share (resolvers.fairness): request rates per API key and per merchant (token buckets), failed
+    # Fair share (runtime.fairness): request rates per API key and per merchant (token buckets), failed
     # authentications per client address, database units in flight per merchant, CPU-heavy ruleset work.
     rate_limit_key_per_second: float = Field(default=1000.0, gt=0)
     rate_limit_key_burst: int = Field(default=2000, ge=1)
@@ -81,7 +81,7 @@ class Settings(BaseSettings):
     heavy_queue_per_merchant: int = Field(default=4, ge=0, le=64)
     heavy_per_process: int = Field(default=2, ge=1, le=16)
     heavy_wait_seconds: float = Field(default=5.0, ge=0, le=300)
-    # CPU-heavy ruleset work in worker processes (resolvers.workers; heavy_per_process of them, started by
+    # CPU-heavy ruleset work in worker processes (runtime.workers; heavy_per_process of them, started by
     # `bookbag serve`, else on first use) with a hard time limit per call; false: in server threads, no limit.
     heavy_in_processes: bool = True
     heavy_timeout_seconds: float = Field(default=30.0, gt=0, le=3600)
@@ -121,10 +121,14 @@ class Settings(BaseSettings):
     metrics_per_merchant: bool = False
     metrics_max_operation_names: int = Field(default=100, ge=1, le=10_000)
     log_format: Literal["text", "json"] = "text"
-    # Retention (workflow.lifecycle): the history of tickets closed this many days ago is deleted (0: kept for
+    # Retention (workflow.tickets.lifecycle): the history of tickets closed this many days ago is deleted (0: kept for
     # ever), checked every `retention_interval_seconds`; decision records follow each merchant's own setting.
     retention_closed_days: int = Field(default=0, ge=0, le=36_500)
     retention_interval_seconds: float = Field(default=3600.0, gt=0)
+    # Full garbage collections at most once per this many seconds in a server process (bookbag.gc_pacing):
+    # bounds how often one tenant's objects (e.g. thousands of subscriptions) can stall everyone. 0: Python's
+    # own schedule.
+    gc_full_collection_min_interval_seconds: float = Field(default=30.0, ge=0, le=3600)
     # Graceful shutdown: how long in-flight requests may take to finish after SIGTERM (0: no limit).
     shutdown_timeout_seconds: float = Field(default=30.0, ge=0)
 

@@ -6,7 +6,7 @@ import classifier
 from bookbag.settings import Settings
 from classifier.language import LanguageDetector
 from policy import PolicyEngine, RulesetLimits
-from workflow.ruleset_cache import RulesetCache
+from workflow.rulesets.cache import RulesetCache
 from workflow.services import WorkflowServices
 
 

@@ -82,7 +82,7 @@ OPS: tuple[str, ...] = (
 )
 NAMESPACES: tuple[str, ...] = ("ticket", "customer", "order", "action", "classifier", "time", "custom")
 
-# The fact catalogue: every fact Bookbag produces (``workflow.facts``; ``action`` also carries the request's
+# The fact catalogue: every fact Bookbag produces (``workflow.tickets.facts``; ``action`` also carries the request's
 # scalar params, named here). A merchant's own facts live under ``custom.*`` or ``<namespace>.custom.*``.
 # A fact outside the catalogue is an error (E_UNKNOWN_FACT) in the namespaces Bookbag fills itself and a
 # warning (W_UNKNOWN_FACT) in ``customer``/``order``, whose fields come from the merchant's systems and were

@@ -22,8 +22,8 @@ from schema.tickets import Info
 from storage import tables
 from workflow import actions as actions_service
 from workflow.errors import DomainError, ErrorCode
-from workflow.principal import Principal
 from workflow.services import WorkflowServices
+from workflow.tenancy.principal import Principal
 
 
 def _params(value: Any) -> dict[str, Any]:

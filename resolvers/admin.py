@@ -26,14 +26,14 @@ from schema.payloads import AgentPayload, TeamPayload
 from schema.queue import Queue
 from schema.tickets import Agent, Info, Team, Ticket
 from storage import tables
-from workflow import agents as agents_service
 from workflow import audit as audit_service
-from workflow import lifecycle
-from workflow import merchants as merchants_service
-from workflow.principal import Principal
 from workflow.queue import oldest_open_tickets as oldest_open
 from workflow.queue import queue_snapshot
 from workflow.services import WorkflowServices
+from workflow.tenancy import agents as agents_service
+from workflow.tenancy import merchants as merchants_service
+from workflow.tenancy.principal import Principal
+from workflow.tickets import lifecycle
 
 MAX_AUDIT_PAGE = 500
 

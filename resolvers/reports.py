@@ -1,4 +1,4 @@
-"""The report query: parse the period, read the roll-ups (workflow.reports), map to the schema type."""
+"""The report query: parse the period, read the roll-ups (workflow.reports.read), map to the schema type."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from resolvers import roles
 from resolvers.runner import query
 from schema.reports import Report, ReportGranularity, ReportSplit
 from schema.tickets import Info
-from workflow import reports as reports_service
+from workflow.reports import read as reports_service
 
 
 async def report(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from workflow.principal import Role
+from workflow.tenancy.principal import Role
 
 ANY: frozenset[Role] | None = None
 READERS = frozenset(Role)

@@ -2,7 +2,7 @@
 
 Validating, testing, simulating, backtesting and publishing's checks are CPU-heavy: they run inside
 ``runner.heavy`` (a bounded number per merchant and per process) through ``runner.compute`` (a worker
-process with a time limit, see ``resolvers.workers``), never in the database threads; simulate and backtest
+process with a time limit, see ``runtime.workers``), never in the database threads; simulate and backtest
 read what they need from the database first, in the merchant's ordinary read slot. Publish checks its source
 before it opens the write transaction.
 """
@@ -15,10 +15,11 @@ from typing import Any
 from sqlmodel import Session
 from strawberry.scalars import JSON
 
-from resolvers import roles, workers
-from resolvers.context import RequestContext
+from resolvers import roles
 from resolvers.runner import compute, heavy, mutate, query, read, read_as
 from resolvers.snapshots import dump, load
+from runtime import workers
+from runtime.context import RequestContext
 from schema.actions import Decision
 from schema.common import UserError
 from schema.enums import Stage
@@ -39,11 +40,11 @@ from schema.rulesets import (
 )
 from schema.tickets import Info
 from storage import tables
-from workflow import rulesets as rulesets_service
 from workflow.errors import DomainError, ErrorCode, invalid
-from workflow.merchants import get_merchant
-from workflow.principal import Principal, Role
+from workflow.rulesets import versions as rulesets_service
 from workflow.services import WorkflowServices
+from workflow.tenancy.merchants import get_merchant
+from workflow.tenancy.principal import Principal, Role
 
 
 async def ruleset(info: Info) -> ActiveRuleset:

@@ -3,11 +3,11 @@
 Workflow services are synchronous SQLAlchemy; each resolver call runs its whole unit of work in a worker
 thread, so the event loop (and every websocket on it) never waits on the database. The commit happens in
 that thread, inside ``db.unit_of_work()``. Each unit of work first takes one of its merchant's database slots
-(``resolvers.fairness``), so one merchant's pile of requests queues behind itself, not in front of everyone.
+(``runtime.fairness``), so one merchant's pile of requests queues behind itself, not in front of everyone.
 CPU-heavy ruleset work runs through :func:`heavy` and :func:`compute` instead: bounded per merchant, in worker
-processes (``resolvers.workers``) or threads of its own, never in the database threads.
+processes (``runtime.workers``) or threads of its own, never in the database threads.
 
-A refusal to protect the others (:class:`resolvers.fairness.RateLimited`) becomes :func:`rate_limited`: a
+A refusal to protect the others (:class:`runtime.fairness.RateLimited`) becomes :func:`rate_limited`: a
 GraphQL error with ``extensions.code`` RATE_LIMITED and ``extensions.retryAfter`` seconds, and on HTTP the
 status 429 with a ``Retry-After`` header, exactly as the edge answers a request over its rate.
 """
@@ -21,13 +21,13 @@ from anyio import to_thread
 from graphql import GraphQLError
 from sqlmodel import Session
 
-from resolvers.context import RequestContext
-from resolvers.fairness import RateLimited
-from resolvers.workers import Tools
+from runtime.context import RequestContext
+from runtime.fairness import RateLimited
+from runtime.workers import Tools
 from workflow.errors import DomainError, ErrorCode
 from workflow.idempotency import rerun_if_key_raced, run_idempotent
-from workflow.principal import Principal, Role
 from workflow.services import WorkflowServices
+from workflow.tenancy.principal import Principal, Role
 
 T = TypeVar("T")
 
@@ -89,7 +89,7 @@ async def heavy(
 ) -> T:
     """CPU-heavy work (ruleset checks, simulations, backtests): role check, then ``work`` inside one of the
     merchant's heavy slots, after waiting its turn behind the merchant's own; refused with RATE_LIMITED when
-    too many of the merchant's wait or the wait is too long (see ``resolvers.fairness``)."""
+    too many of the merchant's wait or the wait is too long (see ``runtime.fairness``)."""
     principal = ctx.auth
     require_role(principal, roles)
     try:
@@ -100,7 +100,7 @@ async def heavy(
 
 
 async def compute(ctx: RequestContext, fn: Callable[..., T], *args: Any) -> T:
-    """``fn(tools, *args)`` (a function of ``resolvers.workers``) in a worker process with a hard time
+    """``fn(tools, *args)`` (a function of ``runtime.workers``) in a worker process with a hard time
     limit, or, without worker processes, in a thread of the heavy pool with the server's engine. Call it
     inside :func:`heavy`."""
     runtime = ctx.runtime

@@ -3,7 +3,7 @@
 
 A snapshot is mapped to its GraphQL type once, however many subscribers receive it.
 
-The websocket fan-out (``bookbag.graphql_ws``) runs ``ticketEvents`` through this resolver only for its
+The websocket fan-out (``bookbag.ws.protocol``) runs ``ticketEvents`` through this resolver only for its
 authorization: with a :class:`TicketEventsHandoff` in :data:`ticket_events_handoff` the resolver checks the
 key's role and the ticket, records the ticket filter in the handoff and ends without waiting for events;
 the fan-out then delivers the events itself, executing the document once per event for all subscribers.
@@ -31,12 +31,12 @@ from schema.ticket_events import TicketEvent
 from schema.tickets import Info
 from workflow.actions import INBOX_EVENTS
 from workflow.errors import DomainError
-from workflow.events import TicketEvent as BusEvent
+from workflow.live.bus import TicketEvent as BusEvent
 from workflow.queue import QueueSnapshot
-from workflow.tickets import get_ticket
+from workflow.tickets.service import get_ticket
 
 # The version of the last snapshot this task's queueUpdates resolver yielded: the websocket fast path
-# (bookbag.graphql_ws) continues from it without sending that snapshot twice.
+# (bookbag.ws.protocol) continues from it without sending that snapshot twice.
 last_queue_version: ContextVar[int] = ContextVar("last_queue_version", default=-1)
 
 

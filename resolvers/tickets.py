@@ -39,12 +39,12 @@ from schema.payloads import (
 )
 from schema.tickets import Agent, Info, Team, Ticket, TicketConnection, TicketEdge
 from storage import tables
-from workflow import tickets as tickets_service
 from workflow.errors import DomainError, invalid
-from workflow.ingest import TicketInput, create_tickets
-from workflow.merchants import get_merchant
-from workflow.principal import Principal
 from workflow.services import WorkflowServices
+from workflow.tenancy.merchants import get_merchant
+from workflow.tenancy.principal import Principal
+from workflow.tickets import service as tickets_service
+from workflow.tickets.ingest import TicketInput, create_tickets
 
 
 async def me(info: Info) -> Me:
@@ -208,7 +208,7 @@ def _ticket_payload(
 def ingest_group(
     session: Session, services: WorkflowServices, requests: Sequence[tuple[Principal, Any]]
 ) -> list[dict[str, Any] | DomainError]:
-    """createTicket's batch service (see resolvers.group_commit): one snapshot or refusal per request."""
+    """createTicket's batch service (see workflow.tickets.group_commit): one snapshot or refusal per request."""
     return [
         result
         if isinstance(result, DomainError)

@@ -25,8 +25,8 @@ from schema.webhooks import (
 )
 from storage import tables
 from workflow.errors import DomainError
-from workflow.principal import Principal
 from workflow.services import WorkflowServices
+from workflow.tenancy.principal import Principal
 from workflow.webhooks import endpoints as service
 from workflow.webhooks.dispatcher import endpoint_secrets
 from workflow.webhooks.outbox import EVENT_TYPES

@@ -1,6 +1,6 @@
 """GraphQL enums. Values are the strings stored in the database and used by the rules.
 
-The domain's own enums (``policy``, ``workflow.stages``, ``workflow.principal``, ``workflow.errors``) are
+The domain's own enums (``policy``, ``workflow.stages``, ``workflow.tenancy.principal``, ``workflow.errors``) are
 exposed as they are, so the API and the domain share one vocabulary; only API-only enums are defined here.
 """
 
@@ -13,8 +13,8 @@ import strawberry
 from policy import Action as ActionType
 from policy import Actor, Effect, Priority, Severity
 from workflow.errors import ErrorCode
-from workflow.principal import Role
 from workflow.stages import Channel, MessageAuthor, Stage
+from workflow.tenancy.principal import Role
 
 # strawberry.enum marks the class itself as a GraphQL enum (the same class object, now also a GraphQL type).
 strawberry.enum(Stage, description="Workflow stage of a ticket.")

@@ -8,7 +8,7 @@ from enum import Enum
 import strawberry
 
 from schema.enums import Actor, Effect, Stage
-from workflow import reports as domain
+from workflow.reports import read as domain
 
 
 @strawberry.enum(description="The size of a report's buckets; weeks are ISO weeks, from Monday (UTC).")

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 
-from resolvers.context import RequestContext
+from runtime.context import RequestContext
 from schema.common import Node, PageInfo
 from schema.enums import Channel, MessageAuthor, Priority, Stage
 from storage import tables

@@ -38,7 +38,7 @@ class Merchant(SQLModel, table=True):
     active_ruleset_version: int | None = Field(default=None)
     round_robin_cursor: int = Field(default=0)
     created_at: datetime = Field(default_factory=utcnow)
-    # How long decision records of closed tickets are kept (workflow.lifecycle); None: for ever.
+    # How long decision records of closed tickets are kept (workflow.tickets.lifecycle); None: for ever.
     decision_retention_days: int | None = Field(default=None)
 
 
@@ -74,7 +74,7 @@ class Agent(SQLModel, table=True):
     skills: list[str] = _json_list()
     capacity: int = Field(default=10)
     available: bool = Field(default=True)
-    # Open tickets assigned to this agent, kept in step by the workflow (workflow.agents.count_open_tickets)
+    # Open tickets assigned to this agent, kept in step by the workflow (workflow.tenancy.agents.count_open_tickets)
     # so that choosing an assignee reads one row per agent instead of counting the backlog.
     open_tickets: int = Field(default=0)
     created_at: datetime = Field(default_factory=utcnow)
@@ -97,7 +97,7 @@ class Ticket(SQLModel, table=True):
         Index("ix_tickets_merchant_stage", "merchant_id", "stage", "stage_entered_at"),
         Index("ix_tickets_merchant_created", "merchant_id", "created_at", "id"),
         Index("ix_tickets_merchant_assignee", "merchant_id", "assignee_id", "stage"),
-        # The ticket list's filters and sort orders (workflow.tickets.list_tickets); the text search has its
+        # The ticket list's filters and sort orders (workflow.tickets.service.list_tickets); the text search has its
         # own index per back-end, outside the models (migration 0008: FTS5 on SQLite, a GIN tsvector
         # expression index on PostgreSQL).
         Index("ix_tickets_merchant_updated", "merchant_id", "updated_at", "id"),
@@ -291,7 +291,7 @@ class IdempotencyRecord(SQLModel, table=True):
 
 class ClassificationCorrection(SQLModel, table=True):
     __tablename__ = "classification_corrections"
-    # The report roll-ups read a ticket's corrections (workflow.report_rollups).
+    # The report roll-ups read a ticket's corrections (workflow.reports.rollups).
     __table_args__ = (Index("ix_corrections_merchant_ticket", "merchant_id", "ticket_id"),)
     id: str = Field(default_factory=lambda: new_id("cor"), primary_key=True, max_length=40)
     merchant_id: str = Field(foreign_key="merchants.id", index=True, max_length=40)
@@ -436,7 +436,7 @@ class WebhookAttempt(SQLModel, table=True):
 
 
 class ReportCount(SQLModel, table=True):
-    """The reports' roll-ups (``workflow.report_rollups``): per merchant, split dimension (``dim``: '' for
+    """The reports' roll-ups (``workflow.reports.rollups``): per merchant, split dimension (``dim``: '' for
     all tickets, or team, category, priority, channel) and its ``value``, UTC day, metric and key (a stage
     pair, an action outcome, ...), a count ``n`` and, for durations, the ``total`` seconds and the
     histogram ``bin`` (-1 for plain counts). Every event is counted once per dimension, so a report split

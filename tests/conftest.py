@@ -88,7 +88,7 @@ def database_url(db_backend: str, request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture(scope="session")
 def database(database_url: str) -> Iterator[Database]:
-    from workflow import report_rollups
+    from workflow.reports import rollups as report_rollups
 
     db = Database.from_url(database_url)
     report_rollups.install(db)  # as bookbag.app.create_app does
@@ -117,7 +117,7 @@ def make_merchant(database: Database) -> Callable[..., MerchantKeys]:
     """``make_merchant(name=None, roles=(...))`` creates a merchant with a key for each role."""
     import secrets
 
-    from workflow.merchants import create_api_key, create_merchant
+    from workflow.tenancy.merchants import create_api_key, create_merchant
 
     def make(
         name: str | None = None, roles: tuple[str, ...] = ("admin", "agent", "ai", "partner", "viewer")

@@ -33,15 +33,22 @@ from policy import Decision
 from storage.tables import ActionRequest, Message, Ticket
 from workflow import audit
 from workflow.errors import DomainError, ErrorCode, forbidden, invalid, not_found
-from workflow.events import TicketEvent, publish_after_commit
-from workflow.facts import stored_ticket_facts, with_action
-from workflow.principal import Principal, Role
+from workflow.live.bus import TicketEvent, publish_after_commit
 from workflow.queue import bump_queue_version
-from workflow.rulesets import ActiveRuleset, active_ruleset
+from workflow.rulesets.versions import ActiveRuleset, active_ruleset
 from workflow.services import WorkflowServices
-from workflow.sla import apply_sla
 from workflow.stages import ACTION_TYPES, PRIORITIES
-from workflow.tickets import clean_tags, decode_cursor, get_ticket, move_stage, new_version, set_assignee
+from workflow.tenancy.principal import Principal, Role
+from workflow.tickets.facts import stored_ticket_facts, with_action
+from workflow.tickets.service import (
+    clean_tags,
+    decode_cursor,
+    get_ticket,
+    move_stage,
+    new_version,
+    set_assignee,
+)
+from workflow.tickets.sla import apply_sla
 
 MAX_PARAMS_BYTES = 8192
 MAX_EXTERNAL_REF = 200
@@ -310,7 +317,7 @@ def _execute(
             raise invalid("a tag action needs params.tags (a list)", "params")
         ticket.tags = clean_tags([*ticket.tags, *map(str, tags)])
     elif request.type == "assign":
-        from workflow.agents import get_agent
+        from workflow.tenancy.agents import get_agent
 
         agent_id = params.get("agentId") or params.get("agent_id")
         if not isinstance(agent_id, str):

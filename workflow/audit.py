@@ -9,7 +9,7 @@ from sqlmodel import Session, col, select
 
 from storage.db import insert_later
 from storage.tables import AuditEvent, utcnow
-from workflow.principal import Principal
+from workflow.tenancy.principal import Principal
 
 
 def record(

@@ -38,17 +38,17 @@ from policy import EscalationRule, Ruleset
 from storage.db import Database
 from storage.tables import EscalationFiring, IdempotencyRecord, Merchant, Ticket
 from workflow import actions, audit, idempotency
-from workflow.agents import get_team_by_name
 from workflow.errors import DomainError
-from workflow.events import TicketEvent, publish_after_commit
-from workflow.facts import stored_ticket_facts
-from workflow.principal import Principal
+from workflow.live.bus import TicketEvent, publish_after_commit
 from workflow.queue import bump_queue_version
-from workflow.rulesets import ActiveRuleset, active_ruleset
+from workflow.rulesets.versions import ActiveRuleset, active_ruleset
 from workflow.services import WorkflowServices
-from workflow.sla import apply_sla, breach_of
 from workflow.stages import OPEN_STAGES
-from workflow.tickets import clean_tags, move_stage, new_version, snapshot
+from workflow.tenancy.agents import get_team_by_name
+from workflow.tenancy.principal import Principal
+from workflow.tickets.facts import stored_ticket_facts
+from workflow.tickets.service import clean_tags, move_stage, new_version, snapshot
+from workflow.tickets.sla import apply_sla, breach_of
 
 log = logging.getLogger(__name__)
 

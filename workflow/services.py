@@ -9,9 +9,9 @@ from datetime import UTC, datetime
 from classifier import Classifier
 from classifier.language import LanguageDetector
 from policy import PolicyEngine
-from workflow.events import EventBus
+from workflow.live.bus import EventBus
 from workflow.metrics import NoMetrics, WorkflowMetrics
-from workflow.ruleset_cache import RulesetCache
+from workflow.rulesets.cache import RulesetCache
 
 
 def system_clock() -> datetime:

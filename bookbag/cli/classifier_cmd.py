@@ -74,8 +74,8 @@ def _export_corrections(args: argparse.Namespace) -> int:
     from bookbag.cli.core_cmd import open_database
     from bookbag.settings import Settings
     from workflow.errors import DomainError
-    from workflow.merchants import get_merchant_by_slug
-    from workflow.tickets import corrections_as_training_rows
+    from workflow.tenancy.merchants import get_merchant_by_slug
+    from workflow.tickets.service import corrections_as_training_rows
 
     database = open_database(Settings())
     try:

@@ -75,7 +75,7 @@ def open_database(settings: Settings) -> Any:
 
     from storage.db import Database, normalize_url
     from storage.migrate import upgrade
-    from workflow import report_rollups
+    from workflow.reports import rollups as report_rollups
 
     url = settings.resolved_database_url()
     try:
@@ -101,9 +101,9 @@ def _db_recount_load(args: argparse.Namespace) -> int:
     from sqlmodel import select
 
     from storage.tables import Merchant
-    from workflow import merchants
-    from workflow.agents import recount_open_tickets
     from workflow.errors import DomainError
+    from workflow.tenancy import merchants
+    from workflow.tenancy.agents import recount_open_tickets
 
     database = open_database(Settings())
     try:
@@ -123,8 +123,9 @@ def _db_rebuild_reports(args: argparse.Namespace) -> int:
     from sqlmodel import select
 
     from storage.tables import Merchant
-    from workflow import merchants, report_rollups
     from workflow.errors import DomainError
+    from workflow.reports import rollups as report_rollups
+    from workflow.tenancy import merchants
 
     database = open_database(Settings())
     with database.read_only() as session:
@@ -143,8 +144,8 @@ def _db_rebuild_reports(args: argparse.Namespace) -> int:
 
 
 def _merchants_create(args: argparse.Namespace) -> int:
-    from workflow import merchants
     from workflow.errors import DomainError
+    from workflow.tenancy import merchants
 
     database = open_database(Settings())
     try:
@@ -161,8 +162,8 @@ def _merchants_create(args: argparse.Namespace) -> int:
 
 
 def _keys_create(args: argparse.Namespace) -> int:
-    from workflow import merchants
     from workflow.errors import DomainError
+    from workflow.tenancy import merchants
 
     database = open_database(Settings())
     try:
@@ -178,9 +179,9 @@ def _keys_create(args: argparse.Namespace) -> int:
 
 
 def _keys_revoke(args: argparse.Namespace) -> int:
-    from workflow import merchants
     from workflow.errors import DomainError
-    from workflow.principal import Principal
+    from workflow.tenancy import merchants
+    from workflow.tenancy.principal import Principal
 
     database = open_database(Settings())
     try:
@@ -197,7 +198,7 @@ def _keys_revoke(args: argparse.Namespace) -> int:
 
 def _demo(args: argparse.Namespace) -> int:
     from bookbag.wiring import build_services
-    from workflow.demo import create_demo
+    from workflow.demo.seed import create_demo
 
     if not 0 <= args.tickets <= 20_000:
         raise CliError("--tickets must be between 0 and 20000")
@@ -249,7 +250,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _demo_if_missing(settings: Settings) -> None:
     from bookbag.wiring import build_services
-    from workflow.demo import create_demo, demo_exists
+    from workflow.demo.seed import create_demo, demo_exists
 
     database = open_database(settings)
     with database.read_only() as session:

@@ -1,5 +1,5 @@
 """Data lifecycle commands: ``merchants export``, ``merchants retention``, ``customers forget`` and
-``retention prune`` (workflow.lifecycle)."""
+``retention prune`` (workflow.tickets.lifecycle)."""
 
 from __future__ import annotations
 
@@ -59,9 +59,9 @@ def _open() -> Any:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from workflow import merchants
     from workflow.errors import DomainError
-    from workflow.lifecycle import export_rows
+    from workflow.tenancy import merchants
+    from workflow.tickets.lifecycle import export_rows
 
     database = _open()
     out = args.output.open("w", encoding="utf-8") if args.output else sys.stdout
@@ -82,9 +82,9 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _merchant_retention(args: argparse.Namespace) -> int:
-    from workflow import merchants
     from workflow.errors import DomainError
-    from workflow.lifecycle import set_decision_retention
+    from workflow.tenancy import merchants
+    from workflow.tickets.lifecycle import set_decision_retention
 
     value = args.decision_days.strip().lower()
     try:
@@ -104,10 +104,10 @@ def _merchant_retention(args: argparse.Namespace) -> int:
 
 
 def _forget(args: argparse.Namespace) -> int:
-    from workflow import merchants
     from workflow.errors import DomainError
-    from workflow.lifecycle import forget_customer
-    from workflow.principal import Principal
+    from workflow.tenancy import merchants
+    from workflow.tenancy.principal import Principal
+    from workflow.tickets.lifecycle import forget_customer
 
     database = _open()
     try:
@@ -124,7 +124,7 @@ def _forget(args: argparse.Namespace) -> int:
 def _prune(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
 
-    from workflow.lifecycle import prune_closed
+    from workflow.tickets.lifecycle import prune_closed
 
     settings = Settings()
     days = settings.retention_closed_days if args.closed_days is None else args.closed_days

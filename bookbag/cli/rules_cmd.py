@@ -178,9 +178,10 @@ def _recorded(args: argparse.Namespace) -> tuple[Any, list[dict[str, Any]]]:
     from bookbag.cli.core_cmd import open_database
     from bookbag.settings import Settings
     from bookbag.wiring import build_services
-    from workflow import merchants, rulesets
     from workflow.errors import DomainError
-    from workflow.principal import Principal, Role
+    from workflow.rulesets import versions as rulesets
+    from workflow.tenancy import merchants
+    from workflow.tenancy.principal import Principal, Role
 
     if not args.merchant:
         raise CliError("--from-db needs --merchant SLUG")

@@ -17,7 +17,7 @@ def default_path() -> Path:
 
 
 def schema_sdl() -> str:
-    from schema.build import build_schema
+    from api.build import build_schema
 
     return build_schema().as_str().rstrip() + "\n"
 

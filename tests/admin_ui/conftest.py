@@ -82,8 +82,8 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
 
 @pytest.fixture
 def make_merchant(live_server: LiveServer) -> Callable[..., Merchant]:
-    """A merchant with one key per role, created through ``workflow.merchants`` as the CLI does."""
-    from workflow.merchants import create_api_key, create_merchant
+    """A merchant with one key per role, created through ``workflow.tenancy.merchants`` as the CLI does."""
+    from workflow.tenancy.merchants import create_api_key, create_merchant
 
     def make(name: str | None = None) -> Merchant:
         slug = f"ui-{secrets.token_hex(5)}"

@@ -90,7 +90,7 @@ def webhook_page(browser: Any, webhook_server: LiveServer) -> Iterator[Any]:
 def shop(webhook_server: LiveServer) -> Merchant:
     import secrets
 
-    from workflow.merchants import create_api_key, create_merchant
+    from workflow.tenancy.merchants import create_api_key, create_merchant
 
     slug = f"ui-wh-{secrets.token_hex(4)}"
     with webhook_server.database.unit_of_work() as session:

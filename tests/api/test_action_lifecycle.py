@@ -21,7 +21,7 @@ from storage.db import Database
 from tests.api.conftest import Api, make_settings
 from tests.api.test_tenancy import _state
 from tests.conftest import MerchantKeys
-from workflow.events import EventBus, TicketEvent
+from workflow.live.bus import EventBus, TicketEvent
 from workflow.scheduler import run_due_work
 from workflow.services import WorkflowServices
 

@@ -20,9 +20,9 @@ from storage.db import Database
 from storage.tables import AuditEvent, utcnow
 from tests.conftest import MerchantKeys
 from workflow import actions
-from workflow.ingest import TicketInput, create_ticket
-from workflow.principal import Principal, Role
 from workflow.services import WorkflowServices
+from workflow.tenancy.principal import Principal, Role
+from workflow.tickets.ingest import TicketInput, create_ticket
 
 
 def record_decisions(database: Database, services: WorkflowServices, m: MerchantKeys) -> int:

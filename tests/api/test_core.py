@@ -15,9 +15,9 @@ from storage.tables import Ticket, utcnow
 from tests.api.conftest import CREATE, Api, create_ticket, make_settings
 from tests.conftest import MerchantKeys
 from tests.waiting import eventually
-from workflow.merchants import PrincipalCache
-from workflow.principal import Principal, Role
 from workflow.services import WorkflowServices
+from workflow.tenancy.merchants import PrincipalCache
+from workflow.tenancy.principal import Principal, Role
 
 ME = "query { me { role actor keyId merchant { id slug } } }"
 

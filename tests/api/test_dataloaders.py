@@ -11,11 +11,11 @@ from sqlalchemy import event
 from storage.db import Database
 from tests.api.conftest import Api
 from tests.conftest import MerchantKeys
-from workflow import agents
-from workflow.ingest import TicketInput, create_ticket
-from workflow.principal import Principal, Role
 from workflow.services import WorkflowServices
-from workflow.tickets import add_message, assign_ticket
+from workflow.tenancy import agents
+from workflow.tenancy.principal import Principal, Role
+from workflow.tickets.ingest import TicketInput, create_ticket
+from workflow.tickets.service import add_message, assign_ticket
 
 PAGE = """query($n: Int!) { tickets(first: $n) { edges { node {
   id subject stage team { id name } assignee { id name teams { name } } messages { id body }
@@ -103,7 +103,7 @@ async def test_a_finished_page_leaves_its_loaders_and_rows_to_reference_counting
 
     from strawberry.dataloader import DataLoader
 
-    from resolvers.loaders import Loaders
+    from runtime.loaders import Loaders
     from storage.tables import Ticket
 
     seed(database, services, merchant, 20)

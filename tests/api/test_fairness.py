@@ -1,4 +1,4 @@
-"""Fair share between merchants and keys (resolvers.fairness), through HTTP on SQLite and PostgreSQL.
+"""Fair share between merchants and keys (runtime.fairness), through HTTP on SQLite and PostgreSQL.
 
 Rate limits answer 429 RATE_LIMITED with a retry hint before anything is parsed or looked up; a merchant's
 pile of database work queues behind its own requests; CPU-heavy ruleset work is bounded per merchant and per
@@ -26,17 +26,17 @@ import resolvers.tickets
 from bookbag import graphql_http
 from bookbag.app import create_app
 from policy import PolicyEngine, RulesetLimits, default_ruleset_path
-from resolvers.context import ApiRuntime
-from resolvers.fairness import FairShare, TokenBuckets
-from resolvers.workers import RulesetParser
+from runtime.context import ApiRuntime
+from runtime.fairness import FairShare, TokenBuckets
+from runtime.workers import RulesetParser
 from storage.db import Database
 from tests.api.conftest import CREATE, Api, make_settings
 from tests.conftest import MerchantKeys, count_calls
 from tests.waiting import eventually_sync
-from workflow import rulesets as rulesets_service
-from workflow import tickets as tickets_service
-from workflow.ruleset_cache import RulesetCache
+from workflow.rulesets import versions as rulesets_service
+from workflow.rulesets.cache import RulesetCache
 from workflow.services import WorkflowServices
+from workflow.tickets import service as tickets_service
 
 ME = "{ me { role } }"
 TICKETS = "{ tickets(first: 5) { edges { node { id } } } }"
@@ -114,7 +114,7 @@ class Gate:
 
 
 def block_slow_sources(monkeypatch: pytest.MonkeyPatch, name: str, gate: Gate) -> None:
-    """Make ``workflow.rulesets.<name>`` block in ``gate`` when given a source that starts with SLOW."""
+    """Make ``workflow.rulesets.versions.<name>`` block in ``gate`` when given a source that starts with SLOW."""
     real = getattr(rulesets_service, name)
 
     def gated(*args: Any, **kwargs: Any) -> Any:

@@ -8,13 +8,13 @@ from typing import Any
 
 import strawberry
 
-from schema.build import build_schema
+from api.build import build_schema
 from schema.fast_execution import FastLeafExecutionContext, plan_leaf_fields
 from storage.db import Database
 from tests.api.conftest import Api, create_ticket
 from tests.conftest import MerchantKeys
-from workflow.merchants import authenticate
 from workflow.services import WorkflowServices
+from workflow.tenancy.merchants import authenticate
 
 PAGE = """query($n: Int!) { tickets(first: $n) { edges { cursor node {
   id channel subject stage priority category categoryConfidence tags needsHuman version createdAt
@@ -36,7 +36,7 @@ async def _run(schema: strawberry.Schema, context: Any, query: str, variables: d
 async def test_fast_and_standard_execution_agree(
     api: Api, database: Database, services: WorkflowServices, merchant: MerchantKeys
 ) -> None:
-    from resolvers.context import ApiRuntime, RequestContext
+    from runtime.context import ApiRuntime, RequestContext
 
     for i in range(4):
         await create_ticket(
@@ -94,7 +94,7 @@ class Q:
 
 
 async def test_fallback_reproduces_standard_errors() -> None:
-    from schema.build import _plain_attribute
+    from api.build import _plain_attribute
 
     fast = strawberry.Schema(query=Q, execution_context_class=FastLeafExecutionContext)
     assert plan_leaf_fields(fast._schema, _plain_attribute) == 6
@@ -136,7 +136,7 @@ class NestedQ:
 
 
 async def test_inlined_objects_fall_back_to_the_standard_errors() -> None:
-    from schema.build import _plain_attribute
+    from api.build import _plain_attribute
     from schema.fast_execution import plan_object_fields
 
     fast = strawberry.Schema(query=NestedQ, execution_context_class=FastLeafExecutionContext)
@@ -204,7 +204,7 @@ class ReadingsQ:
 
 
 async def test_fast_floats_and_enums_match_the_standard_serializers() -> None:
-    from schema.build import _plain_attribute
+    from api.build import _plain_attribute
 
     fast = strawberry.Schema(query=ReadingsQ, execution_context_class=FastLeafExecutionContext)
     plan_leaf_fields(fast._schema, _plain_attribute)

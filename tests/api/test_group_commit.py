@@ -16,20 +16,21 @@ from sqlmodel import col, select
 from starlette.applications import Starlette
 
 import classifier
-from resolvers.context import ApiLimits, ApiRuntime
-from resolvers.group_commit import GroupCommit, GroupCommitStats
 from resolvers.tickets import ingest_group
+from runtime.context import ApiLimits, ApiRuntime
 from storage.db import Database
 from storage.tables import Agent, AuditEvent, IdempotencyRecord, StageTransition, Team, Ticket
 from tests.api.conftest import CREATE, Api
 from tests.conftest import REPO_ROOT, MerchantKeys, assert_open_counts_match, count_rows
-from workflow import agents, idempotency
+from workflow import idempotency
 from workflow.errors import ErrorCode
-from workflow.events import TicketEvent
-from workflow.ingest import TicketInput, create_tickets
-from workflow.principal import Principal, Role
-from workflow.rulesets import publish_ruleset
+from workflow.live.bus import TicketEvent
+from workflow.rulesets.versions import publish_ruleset
 from workflow.services import WorkflowServices
+from workflow.tenancy import agents
+from workflow.tenancy.principal import Principal, Role
+from workflow.tickets.group_commit import GroupCommit, GroupCommitStats
+from workflow.tickets.ingest import TicketInput, create_tickets
 
 SUBJECTS = [
     ("Where is my order?", "Order #{n} has not arrived, tracking has not moved for a week."),

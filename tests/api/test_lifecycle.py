@@ -21,7 +21,7 @@ from bookbag.cli import main as cli_main
 from storage.db import Database
 from storage.tables import ALL_TABLES, ActionRequest, AuditEvent, Merchant, Message, StageTransition, Ticket
 from tests.conftest import MerchantKeys
-from workflow.lifecycle import REDACTED, carries_decision, prune_closed, set_decision_retention
+from workflow.tickets.lifecycle import REDACTED, carries_decision, prune_closed, set_decision_retention
 
 from .conftest import CREATE, Api
 

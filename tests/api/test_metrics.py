@@ -21,7 +21,7 @@ from storage.db import Database
 from storage.migrate import upgrade
 from storage.tables import EscalationFiring, Ticket
 from tests.conftest import MerchantKeys
-from workflow.events import EventBus
+from workflow.live.bus import EventBus
 from workflow.metrics import NoMetrics
 from workflow.services import WorkflowServices
 from workflow.stages import OPEN_STAGES
@@ -193,7 +193,7 @@ async def test_scheduler_breaches_and_escalations_are_counted(
     own = dataclasses.replace(services, clock=lambda: now[0], bus=EventBus())
     settings = make_settings(fresh_sqlite_url, metrics=True, scheduler_interval_seconds=0.05)
     app = create_app(settings, services=own, database=database)
-    from workflow.merchants import create_api_key, create_merchant
+    from workflow.tenancy.merchants import create_api_key, create_merchant
 
     with database.unit_of_work() as session:
         merchant = create_merchant(session, name="Clocked", slug="clocked")

@@ -15,10 +15,10 @@ import httpx
 import pytest
 from graphql import get_introspection_query, parse
 
-import workflow.tickets
+import workflow.tickets.service
+from api.build import SchemaLimits, build_schema
 from bookbag.app import create_app
 from classifier import Classifier
-from schema.build import SchemaLimits, build_schema
 from schema.cost import operation_cost
 from storage import tables
 from storage.db import Database
@@ -118,7 +118,7 @@ async def test_a_costly_operation_is_refused_before_it_runs(
     api: Api, merchant: MerchantKeys, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     await create_ticket(api, merchant.keys["partner"])
-    lists = count_calls(monkeypatch, workflow.tickets, "list_tickets")
+    lists = count_calls(monkeypatch, workflow.tickets.service, "list_tickets")
     body = await api.raw(ALIASED, key=merchant.keys["viewer"])
     assert body["data"] is None
     [error] = body["errors"]
@@ -136,7 +136,7 @@ async def test_the_issues_batch_is_refused_at_once(
     """Five operations of 30 aliased `tickets(first: 100)` with nested lists, sent by a viewer (40 s before)."""
     await create_ticket(api, merchant.keys["partner"])
     await api.ok("{ me { role } }", key=merchant.keys["viewer"])  # the key is checked and cached
-    lists = count_calls(monkeypatch, workflow.tickets, "list_tickets")
+    lists = count_calls(monkeypatch, workflow.tickets.service, "list_tickets")
     response = await api.post([{"query": ALIASED}] * 5, merchant.keys["viewer"])
     assert response.status_code == 200
     results = response.json()

@@ -22,14 +22,16 @@ from storage.db import Database
 from storage.tables import ActionRequest, ClassificationCorrection, EscalationFiring, StageTransition, Ticket
 from tests.api.conftest import Api
 from tests.conftest import MerchantKeys
-from workflow import actions, agents, tickets
+from workflow import actions
 from workflow.errors import DomainError
-from workflow.ingest import TicketInput, create_ticket
-from workflow.principal import Principal, Role
-from workflow.report_rollups import bin_value, duration_bin
+from workflow.reports.rollups import bin_value, duration_bin
 from workflow.scheduler import run_due_work
 from workflow.services import WorkflowServices
 from workflow.stages import CLOSED_STAGES
+from workflow.tenancy import agents
+from workflow.tenancy.principal import Principal, Role
+from workflow.tickets import service as tickets
+from workflow.tickets.ingest import TicketInput, create_ticket
 
 BASE = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)  # a Monday
 START, END = date(2026, 11, 4), date(2026, 11, 10)
@@ -357,7 +359,7 @@ def history(database: Database, services: WorkflowServices) -> tuple[MerchantKey
     """Seeded once per back-end for the module: two stores with the same ten days."""
     import secrets
 
-    from workflow.merchants import create_api_key, create_merchant
+    from workflow.tenancy.merchants import create_api_key, create_merchant
 
     stores = []
     for seed in (17, 18):
@@ -459,7 +461,7 @@ def test_rebuild_gives_the_maintained_roll_ups(
 
     from bookbag.cli import main
     from storage.tables import ReportCount, TicketReportState
-    from workflow.report_rollups import rebuild
+    from workflow.reports.rollups import rebuild
 
     m, _ = history
 

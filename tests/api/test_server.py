@@ -18,8 +18,8 @@ from starlette.applications import Starlette
 from bookbag.app import admin_static_dir, create_app
 from storage.db import Database
 from tests.api.conftest import make_settings
-from workflow.merchants import create_api_key, create_merchant
 from workflow.services import WorkflowServices
+from workflow.tenancy.merchants import create_api_key, create_merchant
 
 
 class ServerThread:

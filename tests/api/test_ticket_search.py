@@ -97,7 +97,7 @@ async def test_search_finds_by_email_name_order_tag_and_words(api: Api, merchant
     assert await ids(api, key, {"search": "  \"*'()  "}) == [t["carol"], t["bob"], t["alice"]]  # no words
     assert await ids(api, key, {"search": "alice", "tag": "vip"}) == [t["alice"]]  # with the other filters
     # A search pages through its matches in every order exactly as the unfiltered list does (on PostgreSQL a
-    # searched page is read differently: storage of the matches first, workflow.tickets._searched_page).
+    # searched page is read differently: storage of the matches first, workflow.tickets.service._searched_page).
     for field in ("CREATED", "UPDATED", "STAGE_AGE", "PRIORITY"):
         for direction in ("ASC", "DESC"):
             order = {"field": field, "direction": direction}

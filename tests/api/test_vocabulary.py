@@ -9,7 +9,8 @@ from graphql import GraphQLEnumType, GraphQLInputObjectType, GraphQLObjectType, 
 
 import policy
 from schema import enums
-from workflow import errors, principal, stages
+from workflow import errors, stages
+from workflow.tenancy import principal
 
 SDL = (Path(__file__).resolve().parents[2] / "schema" / "schema.graphql").read_text()
 

@@ -62,7 +62,7 @@ def test_demo_fills_the_database(tmp_path: Path) -> None:
     assert_one_line_error(run(["demo", "--tickets", "5", "--slug", "shop"], tmp_path), "exists already")
     from storage.db import Database, sqlite_url_for
     from tests.conftest import assert_open_counts_match
-    from workflow.merchants import get_merchant_by_slug
+    from workflow.tenancy.merchants import get_merchant_by_slug
 
     database = Database.from_url(sqlite_url_for(tmp_path))
     with database.read_only() as session:
@@ -123,9 +123,9 @@ def test_corrections_export_as_training_rows(tmp_path: Path) -> None:
     from classifier import load_labelled
     from storage.db import Database
     from storage.tables import Ticket
-    from workflow.merchants import get_merchant_by_slug
-    from workflow.principal import Principal, Role
-    from workflow.tickets import correct_classification
+    from workflow.tenancy.merchants import get_merchant_by_slug
+    from workflow.tenancy.principal import Principal, Role
+    from workflow.tickets.service import correct_classification
 
     assert run(["demo", "--tickets", "3", "--slug", "shop"], tmp_path).returncode == 0
     database = Database.from_url(f"sqlite:///{tmp_path / 'bookbag.sqlite3'}")

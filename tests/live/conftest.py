@@ -16,11 +16,11 @@ from storage.db import Database
 from tests.conftest import MerchantKeys
 from tests.live.app_process import fixed_services
 from tests.live.servers import ThreadServer
-from workflow.events import EventBus, TicketEvent
-from workflow.ingest import TicketInput, create_ticket
-from workflow.principal import Principal, Role
-from workflow.rulesets import publish_ruleset
+from workflow.live.bus import EventBus, TicketEvent
+from workflow.rulesets.versions import publish_ruleset
 from workflow.services import WorkflowServices
+from workflow.tenancy.principal import Principal, Role
+from workflow.tickets.ingest import TicketInput, create_ticket
 
 # The default stage graph, SLA targets, and two escalation rules the tests drive with a virtual clock.
 LIVE_RULESET = """

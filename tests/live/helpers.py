@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 
 from storage.db import Database
 from storage.tables import Ticket
-from workflow.events import EventBus, TicketEvent, publish_after_commit
-from workflow.live import QueueHub
+from workflow.live.bus import EventBus, TicketEvent, publish_after_commit
+from workflow.live.queue_hub import QueueHub
 from workflow.queue import QueueSnapshot, bump_queue_version
 
 

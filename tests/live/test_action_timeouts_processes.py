@@ -17,10 +17,10 @@ from storage.db import Database
 from storage.tables import AuditEvent, Ticket
 from tests.conftest import MerchantKeys, count_rows
 from workflow import actions
-from workflow.demo import create_demo_teams
-from workflow.ingest import TicketInput, create_ticket
-from workflow.principal import Principal, Role
+from workflow.demo.seed import create_demo_teams
 from workflow.services import WorkflowServices
+from workflow.tenancy.principal import Principal, Role
+from workflow.tickets.ingest import TicketInput, create_ticket
 
 from .servers import ProcessServer, WsClient, gql
 

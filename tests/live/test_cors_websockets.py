@@ -19,7 +19,7 @@ from bookbag.app import create_app
 from bookbag.settings import Settings
 from storage.db import Database
 from tests.conftest import MerchantKeys
-from workflow.events import EventBus
+from workflow.live.bus import EventBus
 from workflow.services import WorkflowServices
 
 from .servers import ThreadServer, WsClient

@@ -1,4 +1,4 @@
-"""The queueUpdates fan-out's direct frame writes (bookbag.ws_direct): the frame encoding equals what the
+"""The queueUpdates fan-out's direct frame writes (bookbag.ws.direct): the frame encoding equals what the
 websockets library sends, the adapter finds uvicorn's websockets-sansio protocol behind Starlette's send in the
 installed versions, a compressed connection falls back to the ASGI path, a slow connection is declined, and the
 hub's push never lets a later snapshot overtake an earlier one."""
@@ -21,14 +21,14 @@ from websockets.frames import Frame, Opcode
 from websockets.protocol import State
 from websockets.server import ServerProtocol
 
-from bookbag import ws_direct
 from bookbag.app import create_app
 from bookbag.settings import Settings
+from bookbag.ws import direct as ws_direct
 from storage.db import Database
 from tests.conftest import MerchantKeys
 from tests.waiting import eventually
-from workflow.events import EventBus
-from workflow.live import QueueHub, feed_from_bus
+from workflow.live.bus import EventBus
+from workflow.live.queue_hub import QueueHub, feed_from_bus
 from workflow.queue import QueueSnapshot
 from workflow.services import WorkflowServices
 
@@ -83,7 +83,9 @@ def fake_protocol(**overrides: Any) -> SimpleNamespace:
 async def test_the_writer_declines_slow_closing_and_closed_connections() -> None:
     protocol = fake_protocol()
     writer = ws_direct.DirectWriter(protocol)
-    assert writer.write(b"a") and protocol.transport.written == [b"a"]
+    assert writer.write(b"a")
+    await asyncio.sleep(0)  # sent at the end of the event loop's turn
+    assert protocol.transport.written == [b"a"]
 
     protocol.transport.buffered = ws_direct.MAX_BUFFERED_BYTES + 1  # the client is not reading
     assert not writer.write(b"b")
@@ -98,7 +100,35 @@ async def test_the_writer_declines_slow_closing_and_closed_connections() -> None
     assert not ws_direct.DirectWriter(closing).write(b"e")
     closed = fake_protocol(conn=SimpleNamespace(state=State.CLOSING, extensions=[]))
     assert not ws_direct.DirectWriter(closed).write(b"f")
+    await asyncio.sleep(0)
     assert protocol.transport.written == [b"a"]
+
+
+async def test_frames_of_one_turn_go_out_in_order_in_one_write_and_count_as_buffered() -> None:
+    protocol = fake_protocol()
+    writer = ws_direct.DirectWriter(protocol)
+    assert writer.write(b"one") and writer.write(b"two") and writer.write(b"three")
+    assert protocol.transport.written == []
+    await asyncio.sleep(0)
+    assert protocol.transport.written == [b"onetwothree"]
+
+    # What waits for the end of the turn counts towards the slow-connection limit.
+    big = b"x" * (ws_direct.MAX_BUFFERED_BYTES // 2 + 1)
+    assert writer.write(big) and writer.write(big)
+    assert not writer.write(b"over the limit")
+    await asyncio.sleep(0)
+    assert protocol.transport.written == [b"onetwothree", big + big]
+
+
+async def test_frames_still_waiting_when_the_connection_starts_closing_are_dropped() -> None:
+    for change in ({"close_sent": True}, {"disconnected": True}):
+        protocol = fake_protocol()
+        writer = ws_direct.DirectWriter(protocol)
+        assert writer.write(b"late")
+        for name, value in change.items():
+            setattr(protocol, name, value)
+        await asyncio.sleep(0)
+        assert protocol.transport.written == []
 
 
 def test_an_unknown_send_callable_gets_no_writer() -> None:
@@ -153,7 +183,7 @@ class WriteSpy:
             self.buffered.append((writer, written, writer._transport.get_write_buffer_size()))
             return written
 
-        monkeypatch.setattr("bookbag.graphql_ws.direct_writer", factory)
+        monkeypatch.setattr("bookbag.ws.protocol.direct_writer", factory)
         monkeypatch.setattr(ws_direct.DirectWriter, "write", write)
 
 

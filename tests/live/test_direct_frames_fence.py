@@ -16,7 +16,7 @@ from bookbag.fast_paths import FastPathsMode
 from bookbag.settings import Settings
 from storage.db import Database
 from tests.conftest import MerchantKeys
-from workflow.events import EventBus
+from workflow.live.bus import EventBus
 from workflow.services import WorkflowServices
 
 from .servers import ThreadServer, WsClient, create_ticket

@@ -7,8 +7,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from bookbag.ws_connections import SetupSlots
-from workflow.events import FAN_OUT_SLICE, offer_to_all
+from bookbag.ws.connections import SetupSlots
+from workflow.live.bus import FAN_OUT_SLICE, offer_to_all
 
 
 class Recorder:

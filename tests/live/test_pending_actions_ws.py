@@ -12,8 +12,8 @@ from typing import Any
 import graphql
 import pytest
 
-import bookbag.graphql_ws
-from bookbag.graphql_ws import MAX_FAST_QUERY_CHARS, fan_out_document
+import bookbag.ws.protocol
+from bookbag.ws.protocol import MAX_FAST_QUERY_CHARS, fan_out_document
 from tests.conftest import MerchantKeys
 from tests.live.test_ws_isolation import connected, raw_next  # make_server: a fixture
 from tests.waiting import eventually
@@ -42,7 +42,7 @@ async def test_the_inbox_is_pushed_to_its_approvers_only_executed_once_per_event
         executions.append(kwargs.get("root_value"))
         return real_execute(*args, **kwargs)
 
-    monkeypatch.setattr(bookbag.graphql_ws, "execute", counting_execute)
+    monkeypatch.setattr(bookbag.ws.protocol, "execute", counting_execute)
     m, other = make_merchant(), make_merchant()
     ticket = await create_ticket(server.http, m.keys["partner"], subject="refund for a broken kettle")
     hub = server.app.state.bookbag.runtime.ticket_events_hub

@@ -21,7 +21,7 @@ from storage.db import Database
 from storage.tables import AuditEvent, EscalationFiring, Ticket
 from tests.conftest import MerchantKeys, assert_open_counts_match, count_rows
 from tests.waiting import eventually
-from workflow.demo import create_demo_teams
+from workflow.demo.seed import create_demo_teams
 
 from .conftest import LiveWorld
 from .servers import QUEUE_UPDATES, TICKET_EVENTS, ProcessServer, WsClient, create_ticket, gql

@@ -13,12 +13,13 @@ from sqlalchemy import text
 from sqlmodel import col, func, select
 
 from storage.tables import AuditEvent, EscalationFiring, IdempotencyRecord, Ticket
-from workflow import agents, idempotency, scheduler
-from workflow.principal import Principal, Role
+from workflow import idempotency, scheduler
 from workflow.queue import queue_version
-from workflow.rulesets import publish_ruleset_with_warnings
+from workflow.rulesets.versions import publish_ruleset_with_warnings
 from workflow.scheduler import TickReport, run_due_work
-from workflow.tickets import transition_ticket
+from workflow.tenancy import agents
+from workflow.tenancy.principal import Principal, Role
+from workflow.tickets.service import transition_ticket
 
 from .conftest import LIVE_RULESET, T0, LiveWorld
 

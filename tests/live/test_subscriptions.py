@@ -17,7 +17,7 @@ from bookbag.settings import Settings
 from storage.db import Database
 from tests.conftest import MerchantKeys
 from tests.waiting import eventually
-from workflow.events import EventBus
+from workflow.live.bus import EventBus
 from workflow.services import WorkflowServices
 
 from .servers import (

@@ -10,7 +10,7 @@ import pytest
 import policy
 from policy import PolicyEngine
 from workflow.errors import DomainError
-from workflow.timeline import StageEntry, escalation_timeline
+from workflow.rulesets.timeline import StageEntry, escalation_timeline
 
 from .conftest import LIVE_RULESET, T0, LiveWorld
 from .test_scheduler import tick

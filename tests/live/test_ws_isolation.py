@@ -20,11 +20,11 @@ import pytest
 from sqlalchemy import text
 from websockets.exceptions import ConnectionClosed
 
-import bookbag.graphql_ws
+import bookbag.ws.protocol
 from storage.db import Database
 from tests.conftest import MerchantKeys
 from tests.waiting import eventually
-from workflow.events import EventBus, TicketEvent
+from workflow.live.bus import EventBus, TicketEvent
 
 from .servers import QUEUE_UPDATES, TICKET_EVENTS, TRANSITION, ThreadServer, WsClient, create_ticket, gql
 
@@ -94,7 +94,7 @@ async def test_ticket_events_are_executed_once_per_event_and_reach_only_their_me
         executions.append(json.dumps(kwargs.get("variable_values") or {}, sort_keys=True))
         return real_execute(*args, **kwargs)
 
-    monkeypatch.setattr(bookbag.graphql_ws, "execute", counting_execute)
+    monkeypatch.setattr(bookbag.ws.protocol, "execute", counting_execute)
     mine, theirs = make_merchant(), make_merchant()
     followed = await create_ticket(server.http, mine.keys["partner"], subject="the one being followed")
     seen: list[TicketEvent] = []
@@ -163,7 +163,7 @@ async def test_many_subscriptions_of_one_key_cost_one_execution_per_event(
         calls[0] += 1
         return real_execute(*args, **kwargs)
 
-    monkeypatch.setattr(bookbag.graphql_ws, "execute", counting_execute)
+    monkeypatch.setattr(bookbag.ws.protocol, "execute", counting_execute)
     merchant = make_merchant()
     sockets = [await connected(server, merchant.keys["viewer"]) for _ in range(10)]
     for ws in sockets:
@@ -199,7 +199,7 @@ async def test_compressed_connections_take_the_slow_path_in_order_and_still_shar
         calls[0] += 1
         return real_execute(*args, **kwargs)
 
-    monkeypatch.setattr(bookbag.graphql_ws, "execute", counting_execute)
+    monkeypatch.setattr(bookbag.ws.protocol, "execute", counting_execute)
     merchant = make_merchant()
     sockets = [await connected(server, merchant.keys["viewer"]) for _ in range(5)]
     for ws in sockets:
@@ -221,10 +221,10 @@ async def test_compressed_connections_take_the_slow_path_in_order_and_still_shar
 
 
 async def test_the_event_hub_keeps_order_when_a_push_declines_and_reports_overflow() -> None:
-    """workflow.live_events on its own: what a push declines goes to the subscriber's queue, nothing is
+    """workflow.live.ticket_hub on its own: what a push declines goes to the subscriber's queue, nothing is
     pushed past queued events, and a subscriber too far behind is told so."""
-    from workflow.events import Overflowed
-    from workflow.live_events import TicketEventHub
+    from workflow.live.bus import Overflowed
+    from workflow.live.ticket_hub import TicketEventHub
 
     bus = EventBus()
     hub = TicketEventHub(bus, max_pending=5)

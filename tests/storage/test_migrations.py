@@ -81,8 +81,8 @@ def test_migration_0003_fills_each_agents_open_ticket_count(fresh_sqlite_url: st
     from storage.migrate import alembic_config
     from storage.tables import Agent
     from tests.conftest import assert_open_counts_match
-    from workflow.demo import create_demo
-    from workflow.merchants import get_merchant_by_slug
+    from workflow.demo.seed import create_demo
+    from workflow.tenancy.merchants import get_merchant_by_slug
 
     db = Database.from_url(fresh_sqlite_url)
     upgrade(db.engine)
@@ -117,7 +117,7 @@ def test_migration_0006_adds_ticket_language_and_down_again(fresh_sqlite_url: st
     from bookbag.settings import Settings
     from bookbag.wiring import build_services
     from storage.migrate import alembic_config
-    from workflow.demo import create_demo
+    from workflow.demo.seed import create_demo
 
     db = Database.from_url(fresh_sqlite_url)
     upgrade(db.engine)

@@ -11,7 +11,7 @@ from sqlmodel import func, select
 from storage.db import Database
 from storage.migrate import upgrade
 from storage.tables import Merchant
-from workflow.merchants import create_merchant
+from workflow.tenancy.merchants import create_merchant
 
 
 @pytest.fixture

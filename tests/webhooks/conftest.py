@@ -21,7 +21,7 @@ from tests.api.conftest import Api, make_settings
 from tests.api.conftest import merchant as merchant
 from tests.api.conftest import other_merchant as other_merchant
 from tests.api.conftest import services as services
-from workflow.events import EventBus
+from workflow.live.bus import EventBus
 from workflow.services import WorkflowServices
 from workflow.webhooks.delivery import Sender
 from workflow.webhooks.dispatcher import DispatchLimits, WebhookDispatcher

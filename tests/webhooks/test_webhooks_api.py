@@ -19,7 +19,7 @@ from storage.tables import Ticket, WebhookDelivery, WebhookEvent
 from tests.api.conftest import Api, create_ticket
 from tests.conftest import MerchantKeys, count_rows
 from tests.webhooks.conftest import Clock, Received, Receiver
-from workflow.events import TicketEvent, publish_after_commit
+from workflow.live.bus import TicketEvent, publish_after_commit
 from workflow.services import WorkflowServices
 from workflow.webhooks.dispatcher import MAX_ATTEMPTS, RETRY_DELAYS, WebhookDispatcher
 

@@ -8,10 +8,10 @@ from typing import Any
 from storage.db import Database
 from storage.tables import Ticket
 from tests.conftest import MerchantKeys
-from workflow.ingest import TicketInput, create_ticket
-from workflow.principal import Principal, Role
-from workflow.rulesets import publish_ruleset
+from workflow.rulesets.versions import publish_ruleset
 from workflow.services import WorkflowServices
+from workflow.tenancy.principal import Principal, Role
+from workflow.tickets.ingest import TicketInput, create_ticket
 
 STRICT_RULESET = (Path(__file__).parent / "data" / "strict.yaml").read_text()
 

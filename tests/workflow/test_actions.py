@@ -15,7 +15,7 @@ from tests.conftest import MerchantKeys
 from tests.workflow.helpers import STRICT_RULESET, ingest, principal, publish
 from workflow import actions
 from workflow.errors import DomainError, ErrorCode
-from workflow.rulesets import active_ruleset
+from workflow.rulesets.versions import active_ruleset
 from workflow.services import WorkflowServices
 
 

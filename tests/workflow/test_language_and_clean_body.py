@@ -8,8 +8,8 @@ from storage.db import Database
 from storage.tables import Ticket
 from tests.conftest import MerchantKeys
 from tests.workflow.helpers import STRICT_RULESET, ingest, publish
-from workflow.facts import ticket_facts
 from workflow.services import WorkflowServices
+from workflow.tickets.facts import ticket_facts
 
 LANGUAGE_RULES = STRICT_RULESET.replace(
     "routing:\n",

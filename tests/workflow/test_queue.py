@@ -11,9 +11,9 @@ from storage.db import Database
 from tests.conftest import MerchantKeys
 from tests.workflow.conftest import Clock
 from tests.workflow.helpers import ingest, principal, publish
-from workflow import tickets
 from workflow.queue import queue_snapshot
 from workflow.services import WorkflowServices
+from workflow.tickets import service as tickets
 
 
 def test_snapshot_counts_oldest_breaches_and_stage_times(

@@ -11,8 +11,8 @@ from storage.db import Database
 from tests.conftest import MerchantKeys
 from tests.workflow.conftest import Clock
 from tests.workflow.helpers import STRICT_RULESET, ingest, principal, publish
-from workflow import rulesets
 from workflow.errors import DomainError, ErrorCode
+from workflow.rulesets import versions as rulesets
 from workflow.services import WorkflowServices
 
 

@@ -12,9 +12,10 @@ from storage.tables import Agent, AuditEvent, StageTransition, Ticket
 from tests.conftest import MerchantKeys, assert_open_counts_match
 from tests.workflow.conftest import Clock
 from tests.workflow.helpers import STRICT_RULESET, ingest, principal, publish
-from workflow import agents, tickets
 from workflow.errors import DomainError, ErrorCode
 from workflow.services import WorkflowServices
+from workflow.tenancy import agents
+from workflow.tickets import service as tickets
 
 
 def test_ingest_classifies_routes_and_triages(
@@ -200,7 +201,7 @@ def test_cursor_encoding_is_stable_and_round_trips() -> None:
     from datetime import UTC, datetime
 
     from storage.tables import Ticket as TicketRow
-    from workflow.tickets import decode_cursor, encode_cursor
+    from workflow.tickets.service import decode_cursor, encode_cursor
 
     created = datetime(2026, 11, 26, 7, 5, 3, 123456, tzinfo=UTC)
     row = TicketRow(id="tkt_0123456789abcdef0123", merchant_id="m", subject="s", created_at=created)

@@ -1,7 +1,7 @@
 """Webhooks for partner systems: signed HTTP deliveries of a merchant's ticket and action events.
 
 - ``outbox``: which ``TicketEvent`` kinds are which webhook event types, and the outbox rows written in the
-  transaction of the change (``workflow.events.publish_after_commit`` calls it);
+  transaction of the change (``workflow.live.bus.publish_after_commit`` calls it);
 - ``endpoints``: what an admin does with endpoints (register, change, rotate the secret, the delivery log,
   redeliver);
 - ``ssrf``: which addresses a delivery may reach, checked on the resolved address at send time;

@@ -22,8 +22,8 @@ from sqlmodel import Session, col, func, select
 from storage.db import after_commit
 from storage.tables import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent, new_id
 from workflow.errors import DomainError, ErrorCode, invalid, not_found
-from workflow.principal import Principal, Role
 from workflow.services import WorkflowServices
+from workflow.tenancy.principal import Principal, Role
 from workflow.webhooks.delivery import AttemptResult
 from workflow.webhooks.outbox import EVENT_TYPES, PING_TYPE, new_delivery
 from workflow.webhooks.ssrf import UrlRefused, check_url

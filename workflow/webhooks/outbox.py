@@ -1,6 +1,6 @@
 """The transactional outbox: webhook events written in the same transaction as the change they describe.
 
-``workflow.events.publish_after_commit`` is the one place events are emitted; it calls :func:`stage`, which
+``workflow.live.bus.publish_after_commit`` is the one place events are emitted; it calls :func:`stage`, which
 notes the event on the session. Just before the unit of work commits, :func:`write_outbox` reads the
 merchants' enabled endpoints (one query per transaction) and, for each staged event some endpoint
 subscribed to, writes one ``webhook_events`` row (its payload, the exact JSON text that will be signed) and
@@ -28,7 +28,7 @@ from storage.db import after_commit, before_commit
 from storage.tables import ActionRequest, Ticket, WebhookDelivery, WebhookEndpoint, WebhookEvent, new_id
 
 if TYPE_CHECKING:
-    from workflow.events import EventBus, TicketEvent
+    from workflow.live.bus import EventBus, TicketEvent
 
 EVENT_TYPES: tuple[str, ...] = (
     "ticket.created",

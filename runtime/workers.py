@@ -31,9 +31,9 @@ from typing import Any, TypeVar
 
 import policy
 from policy import PolicyEngine, Ruleset, RulesetLimits, RulesetTestResult, ValidationReport
-from workflow import rulesets as rulesets_service
 from workflow.errors import DomainError, ErrorCode
-from workflow.ruleset_cache import RulesetCache
+from workflow.rulesets import versions as rulesets_service
+from workflow.rulesets.cache import RulesetCache
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -185,7 +185,7 @@ def parse_ruleset(tools: Tools, source: str) -> Ruleset | ValidationReport:
 
 
 class RulesetParser:
-    """``workflow.ruleset_cache.RulesetCache.parser`` for a server: parses stored versions in a worker process
+    """``workflow.rulesets.cache.RulesetCache.parser`` for a server: parses stored versions in a worker process
     of its own, called from the database threads (``parse`` blocks its thread, not the GIL). Thread-safe."""
 
     def __init__(self, limits: RulesetLimits, timeout_seconds: float) -> None:

@@ -40,11 +40,11 @@ from strawberry.schema.validation_rules.maybe_null import MaybeNullValidationRul
 from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
 from strawberry.types import ExecutionContext
 
+from api.root import Mutation, Query
+from api.subscriptions import Subscription
 from schema.cost import CostModel, operation_cost, selected_operation
 from schema.fast_execution import FastLeafExecutionContext, plan_leaf_fields, plan_object_fields
 from schema.input_checks import literal_problems, variable_problems
-from schema.root import Mutation, Query
-from schema.subscriptions import Subscription
 
 log = logging.getLogger("bookbag.api")
 

@@ -18,9 +18,9 @@ from sqlmodel import Session, col, select
 from storage.db import before_commit
 from storage.tables import Agent, Team, TeamMember, Ticket
 from workflow.errors import DomainError, ErrorCode, invalid, not_found
-from workflow.principal import Principal, Role
 from workflow.queue import lock_queue
 from workflow.stages import OPEN_STAGES
+from workflow.tenancy.principal import Principal, Role
 
 STRATEGIES = ("round_robin", "least_loaded")
 

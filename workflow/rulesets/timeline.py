@@ -20,8 +20,8 @@ from typing import Any
 
 from policy import EscalationRule, EscalationThen, PolicyEngine, Ruleset
 from workflow.errors import invalid
-from workflow.facts import time_facts
 from workflow.stages import CLOSED_STAGES, OPEN_STAGES
+from workflow.tickets.facts import time_facts
 
 MAX_FIRINGS = 100
 

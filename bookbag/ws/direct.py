@@ -11,11 +11,19 @@ websockets in ``tests/live/test_direct_frames.py``. Everything else — another 
 compressed connection, a send callable that cannot be traced back to the protocol — gets ``None`` from
 :func:`direct_writer`, and a connection that is closing or whose write buffer is full gets ``False`` from
 :meth:`DirectWriter.write`; the caller then uses the normal ASGI path (which waits for the buffer to drain).
+
+Frames for one connection written in one turn of the event loop go out in one ``transport.write`` at the end
+of the turn (:class:`DirectWriter` is shared by the connection's subscriptions): a connection carrying 20
+subscriptions of one event gets one send system call instead of 20. Sending was ~70 % of the fan-out's CPU
+(py-spy, 2,000 ``ticketEvents`` subscriptions over 100 connections). Frames keep their order; what is still
+waiting when the connection starts closing is dropped, as a frame written then would be.
 """
 
 from __future__ import annotations
 
+import asyncio
 import struct
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -47,25 +55,49 @@ def encode_text_frame(payload: bytes) -> bytes:
 
 
 class DirectWriter:
-    """Writes pre-encoded frames to one open, uncompressed uvicorn websockets-sansio connection."""
+    """Writes pre-encoded frames to one open, uncompressed uvicorn websockets-sansio connection, the frames of
+    one event-loop turn together (see the module docstring). One per connection (:func:`direct_writer`)."""
 
-    __slots__ = ("_protocol", "_transport")
+    __slots__ = ("__weakref__", "_pending", "_pending_bytes", "_protocol", "_transport")
 
     def __init__(self, protocol: Any) -> None:
         self._protocol = protocol
         self._transport = protocol.transport
+        self._pending: list[bytes] = []
+        self._pending_bytes = 0
 
     def write(self, frame: bytes) -> bool:
-        """Write ``frame`` now; False (nothing written) when the connection is closing, closed or slow."""
+        """Send ``frame`` at the end of this turn; False (nothing written) when the connection is closing,
+        closed or slow."""
         protocol, transport = self._protocol, self._transport
         if protocol.close_sent or protocol.disconnected or not protocol.writable.is_set():
             return False
-        if transport.is_closing() or transport.get_write_buffer_size() > MAX_BUFFERED_BYTES:
+        buffered = transport.get_write_buffer_size() + self._pending_bytes
+        if transport.is_closing() or buffered > MAX_BUFFERED_BYTES:
             return False
         if protocol.conn.state is not _OPEN:
             return False
-        transport.write(frame)
+        if not self._pending:
+            asyncio.get_running_loop().call_soon(self.flush)
+        self._pending.append(frame)
+        self._pending_bytes += len(frame)
         return True
+
+    def flush(self) -> None:
+        """Send what was written this turn as one write (called by the event loop; harmless when empty)."""
+        frames, self._pending, self._pending_bytes = self._pending, [], 0
+        if not frames:
+            return
+        protocol, transport = self._protocol, self._transport
+        if protocol.close_sent or protocol.disconnected or transport.is_closing():
+            return
+        if protocol.conn.state is not _OPEN:
+            return
+        transport.write(frames[0] if len(frames) == 1 else b"".join(frames))
+
+
+# One writer per connection, so that its subscriptions' frames share a write; gone with the connection.
+_writers: weakref.WeakKeyDictionary[Any, DirectWriter] = weakref.WeakKeyDictionary()
 
 
 def _protocol_behind(send: Callable[..., Any]) -> Any:
@@ -104,4 +136,7 @@ def direct_writer(starlette_websocket: Any) -> DirectWriter | None:
     conn = getattr(protocol, "conn", None)
     if conn is None or conn.extensions:  # permessage-deflate: every connection compresses with its own state
         return None
-    return DirectWriter(protocol)
+    writer = _writers.get(protocol)
+    if writer is None:
+        writer = _writers[protocol] = DirectWriter(protocol)
+    return writer

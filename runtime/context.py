@@ -8,19 +8,19 @@ from typing import TYPE_CHECKING, Any
 
 from anyio import CapacityLimiter
 
-from resolvers.fairness import FairShare
-from resolvers.group_commit import BatchWork, GroupCommit
-from resolvers.workers import WorkerPool
+from runtime.fairness import FairShare
+from runtime.workers import WorkerPool
 from storage.db import Database
-from workflow.live import QueueHub
-from workflow.live_events import TicketEventHub
-from workflow.merchants import PrincipalCache
-from workflow.principal import Principal
+from workflow.live.queue_hub import QueueHub
+from workflow.live.ticket_hub import TicketEventHub
 from workflow.services import WorkflowServices
+from workflow.tenancy.merchants import PrincipalCache
+from workflow.tenancy.principal import Principal
+from workflow.tickets.group_commit import BatchWork, GroupCommit
 from workflow.webhooks.delivery import Sender
 
 if TYPE_CHECKING:
-    from resolvers.loaders import Loaders
+    from runtime.loaders import Loaders
 
 
 class Unauthenticated(Exception):
@@ -40,7 +40,7 @@ class ApiLimits:
     max_concurrent_reads: int = 2
     max_concurrent_writes: int = 2
     # createTicket requests waiting together for the database are written in one transaction, at most this
-    # many at once (resolvers.group_commit).
+    # many at once (workflow.tickets.group_commit).
     max_group_commit: int = 32
 
 
@@ -53,7 +53,7 @@ class ApiRuntime:
     limits: ApiLimits = field(default_factory=ApiLimits)
     queue_hub: QueueHub | None = None  # the process's live-queue hub (queueUpdates subscriptions)
     ticket_events_hub: TicketEventHub | None = (
-        None  # ticketEvents fan-out over websockets (bookbag.graphql_ws)
+        None  # ticketEvents fan-out over websockets (bookbag.ws.protocol)
     )
     principals: PrincipalCache = field(default_factory=lambda: PrincipalCache(ttl_seconds=0))
     fair: FairShare = field(default_factory=FairShare)  # rate limits and per-merchant slots
@@ -106,6 +106,6 @@ class RequestContext:
 
     @cached_property
     def loaders(self) -> Loaders:
-        from resolvers.loaders import Loaders
+        from runtime.loaders import Loaders
 
         return Loaders(self.runtime, self.auth.merchant_id)

@@ -35,7 +35,7 @@ from sqlmodel import Session, col, select
 
 from storage.db import Database
 from storage.tables import QueueState
-from workflow.events import EventBus, TicketEvent, offer_to_all
+from workflow.live.bus import EventBus, TicketEvent, offer_to_all
 from workflow.queue import QueueSnapshot, StageDuration, queue_snapshot, time_in_stage
 
 log = logging.getLogger(__name__)

@@ -3,7 +3,7 @@
 Under load, createTicket requests queue for the single SQLite writer one after another, and each paid on
 its own for a thread hand-off, a transaction, the ruleset, team and load reads, and a classifier call. A
 ``GroupCommit`` takes every request waiting when its previous group is done (up to ``max_batch``), runs them
-through a batch service (``workflow.ingest.create_tickets``) in one unit of work, and answers each request
+through a batch service (``workflow.tickets.ingest.create_tickets``) in one unit of work, and answers each request
 with its own result. A request that finds the database idle runs at once, alone: nobody waits for company.
 
 Each request keeps the semantics it would have alone:
@@ -24,19 +24,16 @@ import logging
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from anyio import to_thread
+from anyio import CapacityLimiter, to_thread
 from sqlmodel import Session
 
-from storage.db import CommitFailed
+from storage.db import CommitFailed, Database
 from workflow.errors import DomainError
 from workflow.idempotency import KeyedRequest, Outcome, check_key, rerun_if_key_raced, run_idempotent_batch
-from workflow.principal import Principal
 from workflow.services import WorkflowServices
-
-if TYPE_CHECKING:
-    from resolvers.context import ApiRuntime
+from workflow.tenancy.principal import Principal
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +41,16 @@ log = logging.getLogger(__name__)
 BatchWork = Callable[
     [Session, WorkflowServices, Sequence[tuple[Principal, Any]]], list[dict[str, Any] | DomainError]
 ]
+
+
+class CommitRuntime(Protocol):
+    """What a group commit needs of the API's runtime (``runtime.context.ApiRuntime``)."""
+
+    db: Database
+    services: WorkflowServices
+
+    @property
+    def write_limiter(self) -> CapacityLimiter: ...
 
 
 @dataclass
@@ -73,7 +80,7 @@ class _Request:
 class GroupCommit:
     """The group-committed write path of one operation (one instance per operation and runtime)."""
 
-    def __init__(self, runtime: ApiRuntime, operation: str, work: BatchWork, *, max_batch: int) -> None:
+    def __init__(self, runtime: CommitRuntime, operation: str, work: BatchWork, *, max_batch: int) -> None:
         self.runtime = runtime
         self.operation = operation
         self.work = work

@@ -1,7 +1,7 @@
 """Reports over a period: volume, backlog, stage and SLA times, escalations, AI autonomy and classifier
 corrections, by day or week, optionally split by team, category, priority or channel.
 
-Read from the roll-ups that ``workflow.report_rollups`` keeps (``report_counts``), never from the history
+Read from the roll-ups that ``workflow.reports.rollups`` keeps (``report_counts``), never from the history
 itself: the reading cost grows with days × metrics × groups × histogram bins, not with tickets. Every
 figure is attributed to the ticket's current team, category, priority and channel. Percentiles come from
 the histograms (within ``report_rollups.RELATIVE_ERROR`` of the exact nearest-rank value on seconds + 1);
@@ -21,7 +21,7 @@ from sqlmodel import Session, col
 
 from storage.tables import ReportCount, Team
 from workflow.errors import invalid
-from workflow.report_rollups import bin_value
+from workflow.reports.rollups import bin_value
 
 MAX_DAYS = 366
 COUNT_METRICS = (

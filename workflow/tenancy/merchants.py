@@ -20,7 +20,7 @@ from sqlmodel import Session, col, select
 
 from storage.tables import ApiKey, Merchant, QueueState, utcnow
 from workflow.errors import DomainError, ErrorCode, invalid, not_found
-from workflow.principal import Principal, Role
+from workflow.tenancy.principal import Principal, Role
 
 # On PostgreSQL a revocation is announced to every process on this channel (payload: the key id), inside the
 # revoking transaction, so only a committed revocation is heard.

@@ -3,7 +3,7 @@
 Many merchants share one process. Its scarce things are the database worker threads, the CPU (one GIL)
 and the database's connection lookups; this module decides who may use them, and nothing else. All of it
 runs on the event loop (no thread locks; nothing here ever blocks a thread). One :class:`FairShare` per
-:class:`resolvers.context.ApiRuntime`.
+:class:`runtime.context.ApiRuntime`.
 
 * **Rate limits**: token buckets per API key and per merchant, taken at the HTTP edge as soon as the key is
   known (from the principal cache or the key lookup) and before the body is parsed or anything executed.
@@ -16,7 +16,7 @@ runs on the event loop (no thread locks; nothing here ever blocks a thread). One
   its pile. With them, at most that many of its units are running or waiting in the shared pool; the rest
   of its pile waits behind its own requests, and another merchant's unit waits for at most that many.
 * **Heavy slots**: CPU-heavy ruleset work (validate, test, simulate, backtest, publish's checks) runs outside
-  the database threads (``resolvers.workers``), at most ``heavy_per_merchant`` at a time per merchant and
+  the database threads (``runtime.workers``), at most ``heavy_per_merchant`` at a time per merchant and
   ``heavy_per_process`` in all. A merchant's next ones wait their turn behind its own (the admin UI sends a
   validation, the draft's tests and a coverage simulation close together), at most
   ``heavy_queue_per_merchant`` of them and at most ``heavy_wait_seconds`` each; beyond that they are refused
@@ -34,7 +34,7 @@ from dataclasses import dataclass
 
 from anyio import CapacityLimiter
 
-from workflow.principal import Principal
+from workflow.tenancy.principal import Principal
 
 
 @dataclass(frozen=True)

@@ -25,11 +25,11 @@ from typing import TYPE_CHECKING, Protocol
 
 from anyio import to_thread
 
-from workflow.merchants import revoked_key_ids
-from workflow.principal import Principal
+from workflow.tenancy.merchants import revoked_key_ids
+from workflow.tenancy.principal import Principal
 
 if TYPE_CHECKING:
-    from resolvers.context import ApiRuntime
+    from runtime.context import ApiRuntime
 
 log = logging.getLogger("bookbag.ws")
 
@@ -59,7 +59,7 @@ class ConnectionRefused(Exception):
 
 
 class Connection(Protocol):
-    """What the registry needs of a websocket connection (``bookbag.graphql_ws.LiveTransportWSHandler``)."""
+    """What the registry needs of a websocket connection (``bookbag.ws.protocol.LiveTransportWSHandler``)."""
 
     @property
     def principal(self) -> Principal: ...

@@ -11,7 +11,7 @@ from sqlmodel import Session, col, select
 
 from storage.tables import ActionRequest, Agent, ApiKey, Team, TeamMember
 from workflow.actions import count_pending
-from workflow.principal import Principal, Role
+from workflow.tenancy.principal import Principal, Role
 
 
 def teams_by_ids(session: Session, merchant_id: str, ids: Sequence[str]) -> dict[str, Team]:

@@ -20,8 +20,8 @@ from datetime import datetime
 
 import psycopg
 
-from workflow.events import EventBus, TicketEvent
-from workflow.pg_listener import libpq_conninfo
+from workflow.live.bus import EventBus, TicketEvent
+from workflow.live.pg_listener import libpq_conninfo
 
 log = logging.getLogger(__name__)
 

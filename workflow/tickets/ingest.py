@@ -15,17 +15,16 @@ import classifier
 from classifier.cleaning import clean_body
 from storage.tables import Team, Ticket
 from workflow import audit
-from workflow.agents import Assigner, get_team_by_name
 from workflow.errors import DomainError, invalid
-from workflow.events import TicketEvent, publish_after_commit
-from workflow.facts import ticket_facts
-from workflow.principal import TICKET_WRITERS, Principal
+from workflow.live.bus import TicketEvent, publish_after_commit
 from workflow.queue import bump_queue_version, lock_queue
-from workflow.rulesets import active_ruleset
+from workflow.rulesets.versions import active_ruleset
 from workflow.services import WorkflowServices
-from workflow.sla import apply_sla
 from workflow.stages import CHANNELS
-from workflow.tickets import (
+from workflow.tenancy.agents import Assigner, get_team_by_name
+from workflow.tenancy.principal import TICKET_WRITERS, Principal
+from workflow.tickets.facts import ticket_facts
+from workflow.tickets.service import (
     clean_tags,
     move_stage,
     record_transition,
@@ -33,6 +32,7 @@ from workflow.tickets import (
     snapshot,
     validate_ticket_fields,
 )
+from workflow.tickets.sla import apply_sla
 
 
 @dataclass

@@ -10,10 +10,10 @@ from anyio import to_thread
 from sqlmodel import Session
 from strawberry.dataloader import DataLoader
 
-from resolvers.context import ApiRuntime
+from runtime.context import ApiRuntime
 from storage.tables import ActionRequest, Agent, Message, Team, Ticket
-from workflow import api_batches
-from workflow.tickets import get_tickets_by_ids, messages_by_ticket_ids
+from workflow import batch_reads as api_batches
+from workflow.tickets.service import get_tickets_by_ids, messages_by_ticket_ids
 
 K = str
 V = TypeVar("V")

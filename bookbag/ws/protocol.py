@@ -8,7 +8,7 @@ from the process's queue hub is executed ONCE per distinct (document, variables,
 ``next`` payload is sent to every subscriber that asked for it. ``subscription { ticketEvents(…) { … } }``
 runs through Strawberry up to its authorization (the resolver checks the role and the ticket and hands over,
 see ``resolvers.subscriptions.ticket_events_handoff``), and then each committed event of the merchant from
-the process's ticket-event hub (``workflow.live_events``) is executed once per distinct document and sent to
+the process's ticket-event hub (``workflow.live.ticket_hub``) is executed once per distinct document and sent to
 every subscriber whose ticket filter it passes. ``subscription { pendingActionUpdates { … } }`` hands over
 the same way and is fed from the same hub: the events that change the subscriber's role's approval inbox,
 executed once per event, document and role. Any other operation, or a first result carrying errors,
@@ -17,12 +17,12 @@ merchant's snapshots and events.
 
 Sending is the other per-subscriber cost. On an uncompressed uvicorn websockets-sansio connection (what
 ``bookbag serve`` runs) the hub's flush loop calls each subscriber's ``push``, which looks the frame up in
-the cache and writes its bytes to the socket (``bookbag.ws_direct``): no task wake-up, no ASGI message, no
+the cache and writes its bytes to the socket (``bookbag.ws.direct``): no task wake-up, no ASGI message, no
 frame encoding per subscriber. A slow connection (write buffer full), a compressed one, or a document
 whose execution is asynchronous takes the subscriber's own task and the ASGI send instead, which waits for
 the client and then sends only the newest snapshot (every event, in order, for ``ticketEvents``).
 
-The handler also guards the connection (``bookbag.ws_connections``): connections are counted per key and
+The handler also guards the connection (``bookbag.ws.connections``): connections are counted per key and
 merchant at ``connection_init`` (refused over the caps), every ``subscribe`` re-checks the key through the
 principal cache, a revoked key's connections and connections past their maximum lifetime are closed, and
 messages over ``BOOKBAG_MAX_BODY_BYTES`` close the connection (1009). An operation refused before it runs
@@ -66,7 +66,7 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.types import Connec
 from strawberry.types import ExecutionResult
 from strawberry.types.execution import PreExecutionError
 
-from bookbag.ws_connections import (
+from bookbag.ws.connections import (
     CLOSE_REVOKED,
     CLOSE_TOO_BIG,
     CLOSE_TOO_MANY,
@@ -74,9 +74,7 @@ from bookbag.ws_connections import (
     SetupSlots,
     WsConnections,
 )
-from bookbag.ws_direct import direct_writer, encode_text_frame
-from resolvers.context import RequestContext
-from resolvers.fairness import RateLimited
+from bookbag.ws.direct import direct_writer, encode_text_frame
 from resolvers.subscriptions import (
     TicketEventsHandoff,
     concerns_inbox,
@@ -86,8 +84,10 @@ from resolvers.subscriptions import (
     ticket_event_from,
     ticket_events_handoff,
 )
-from workflow.events import Overflowed
-from workflow.principal import Principal
+from runtime.context import RequestContext
+from runtime.fairness import RateLimited
+from workflow.live.bus import Overflowed
+from workflow.tenancy.principal import Principal
 
 if TYPE_CHECKING:
     from strawberry.subscriptions.protocols.graphql_transport_ws.types import SubscribeMessage
@@ -308,7 +308,7 @@ class LiveTransportWSHandler(BaseGraphQLTransportWSHandler[RequestContext, None]
             # This task's own context: the resolver authorizes and hands the stream over to the fan-out.
             handoff = TicketEventsHandoff()
             ticket_events_handoff.set(handoff)
-        # Set up in the merchant's turn (bookbag.ws_connections.SetupSlots): released once the operation
+        # Set up in the merchant's turn (bookbag.ws.connections.SetupSlots): released once the operation
         # has its first result or has handed over to the fan-out, or has ended.
         release = await self.ws_view.setup_slots.take(self.principal.merchant_id)
         try:

@@ -7,7 +7,7 @@ reconnects with backoff and then runs the hub's safety check, because notificati
 away are lost for good and only the queue versions tell what was missed.
 
 The same connection listens on further channels given as ``also`` (channel → handler of the payload), e.g.
-``workflow.merchants.KEYS_CHANNEL`` for key revocations: one LISTEN connection per process.
+``workflow.tenancy.merchants.KEYS_CHANNEL`` for key revocations: one LISTEN connection per process.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import psycopg
 from sqlalchemy.engine import make_url
 
 from storage.db import normalize_url
-from workflow.live import QueueHub
+from workflow.live.queue_hub import QueueHub
 from workflow.queue import NOTIFY_CHANNEL
 
 log = logging.getLogger(__name__)

@@ -12,12 +12,14 @@ from sqlmodel import Session, select
 
 from storage.db import Database
 from storage.tables import Merchant
-from workflow import actions, agents, merchants, tickets
-from workflow.demo_samples import FIRST_NAMES, SAMPLES
+from workflow import actions
+from workflow.demo.samples import FIRST_NAMES, SAMPLES
 from workflow.errors import DomainError
-from workflow.ingest import TicketInput, create_ticket
-from workflow.principal import Principal, Role
 from workflow.services import WorkflowServices
+from workflow.tenancy import agents, merchants
+from workflow.tenancy.principal import Principal, Role
+from workflow.tickets import service as tickets
+from workflow.tickets.ingest import TicketInput, create_ticket
 
 TEAMS = {
     "support": [("Alex Kim", ["returns"], 25), ("Sam Rivera", ["shipping"], 25), ("Jo Patel", [], 20)],

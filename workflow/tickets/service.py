@@ -1,5 +1,5 @@
 """Tickets: reading and listing them (with DB-backed cursors), stage transitions, assignment, partner
-updates, messages and classification corrections. Ingest (creating a ticket) lives in ``workflow.ingest``."""
+updates, messages and classification corrections. Ingest (creating a ticket) lives in ``workflow.tickets.ingest``."""
 
 from __future__ import annotations
 
@@ -20,16 +20,16 @@ from storage.db import insert_later
 from storage.search import search_condition, search_words
 from storage.tables import ClassificationCorrection, Message, StageTransition, Team, Ticket
 from workflow import audit
-from workflow.agents import count_open_tickets, get_agent, get_team
 from workflow.errors import DomainError, ErrorCode, invalid, not_found
-from workflow.events import TicketEvent, publish_after_commit
-from workflow.facts import stored_ticket_facts, with_action
-from workflow.principal import TICKET_WRITERS, Principal, Role
+from workflow.live.bus import TicketEvent, publish_after_commit
 from workflow.queue import breached_clause, bump_queue_version
-from workflow.rulesets import ActiveRuleset, active_ruleset
+from workflow.rulesets.versions import ActiveRuleset, active_ruleset
 from workflow.services import WorkflowServices
-from workflow.sla import apply_sla
 from workflow.stages import CLOSED_STAGES, MESSAGE_AUTHORS, PRIORITIES
+from workflow.tenancy.agents import count_open_tickets, get_agent, get_team
+from workflow.tenancy.principal import TICKET_WRITERS, Principal, Role
+from workflow.tickets.facts import stored_ticket_facts, with_action
+from workflow.tickets.sla import apply_sla
 
 MAX_BODY = 50_000
 MAX_SUBJECT = 500

@@ -16,9 +16,9 @@ from policy import Ruleset
 from storage.tables import Merchant, RulesetVersion, StageTransition, Team, Ticket
 from workflow import audit
 from workflow.errors import DomainError, ErrorCode, invalid, not_found
-from workflow.facts import stored_ticket_facts, with_action
-from workflow.principal import Principal, Role
-from workflow.timeline import StageEntry, escalation_timeline
+from workflow.rulesets.timeline import StageEntry, escalation_timeline
+from workflow.tenancy.principal import Principal, Role
+from workflow.tickets.facts import stored_ticket_facts, with_action
 
 if TYPE_CHECKING:  # not imported at run time: the API's ruleset worker processes import this module, and the
     # services would load the classifier (LightGBM, ~140 MB) into each of them for nothing
@@ -323,7 +323,7 @@ class PreparedSimulation:
 def prepare_simulation(
     session: Session, services: WorkflowServices, principal: Principal, *, cases: list[SimulationCase]
 ) -> PreparedSimulation:
-    from workflow.tickets import get_ticket  # tickets imports this module for the active ruleset
+    from workflow.tickets.service import get_ticket  # tickets imports this module for the active ruleset
 
     if not cases:
         raise invalid("give at least one case", "cases")

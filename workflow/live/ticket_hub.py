@@ -1,11 +1,11 @@
 """Ticket events for ``ticketEvents`` subscribers, per merchant: one event-bus subscription per merchant in
 this process however many subscribers it has, and each event handed to every subscriber in one loop.
 
-Like the queue hub (``workflow.live``), a subscriber may give a synchronous ``push`` (the websocket layer
+Like the queue hub (``workflow.live.queue_hub``), a subscriber may give a synchronous ``push`` (the websocket layer
 writes an already-encoded frame there, without waking a task per subscriber). Unlike queue snapshots, events
 are not coalesced: what a push declines goes to the subscriber's own ordered queue, nothing is pushed while
 that queue holds events or its task is busy with one (so events never overtake each other), and a
-subscriber whose queue reaches ``max_pending`` is told it overflowed (``workflow.events.Overflowed``).
+subscriber whose queue reaches ``max_pending`` is told it overflowed (``workflow.live.bus.Overflowed``).
 
 A subscriber only ever receives the events of the merchant it subscribed for: the channel is the bus's
 subscription for that merchant.
@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 
-from workflow.events import EventBus, Overflowed, TicketEvent, offer_to_all
+from workflow.live.bus import EventBus, Overflowed, TicketEvent, offer_to_all
 
 log = logging.getLogger(__name__)
 

@@ -41,8 +41,8 @@ from storage.tables import (
 )
 from workflow import audit
 from workflow.errors import invalid
-from workflow.principal import Principal, Role
 from workflow.stages import CLOSED_STAGES
+from workflow.tenancy.principal import Principal, Role
 
 log = logging.getLogger(__name__)
 

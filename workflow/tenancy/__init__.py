@@ -1,0 +1,1 @@
+"""Who is asking: merchants and their API keys, the principal a key resolves to, agents and teams."""
