@@ -28,6 +28,7 @@ pattern), so a pattern made only of literal alternatives (``(?i)chargeback|lawye
 from __future__ import annotations
 
 import argparse
+import functools
 import itertools
 import json
 import os
@@ -375,7 +376,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chunk", type=int, default=256)
     parser.add_argument("--rulesets", default="default,generated_500")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "policy_vs_zen.json"))
+    parser.add_argument(
+        "--instructions",
+        metavar="ENGINE:RULESET",
+        help="only run --decisions decisions of one engine (bookbag, zen_collect, zen_first) on one ruleset "
+        "inside functools.reduce, for callgrind: --collect-atstart=no --toggle-collect=functools_reduce",
+    )
     args = parser.parse_args(argv)
+    if args.instructions:
+        return instructions(args.instructions, args.decisions)
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # one core
 
@@ -458,6 +467,27 @@ def main(argv: list[str] | None = None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")
     print(table(results["summary"]))
+    return 0
+
+
+def instructions(target: str, decisions: int) -> int:
+    """One engine's decisions alone, the timed part inside ``functools.reduce`` so that callgrind counts only
+    it (instruction counts repeat exactly on a loaded machine, unlike time): compare Ir / decisions."""
+    name, _, label = target.partition(":")
+    if label == "default":
+        ruleset = policy.load_default_ruleset()
+    else:
+        ruleset = policy.load_ruleset(generated_ruleset_source(500), "generated-500.yaml")
+    facts, warmup = _facts(42, decisions), _facts(7, 300)
+    if name == "bookbag":
+        engine = policy.PolicyEngine()
+        fn: Callable[[dict[str, Any]], Any] = lambda f: engine.decide(ruleset, f)  # noqa: E731
+    else:
+        fn = ZenTable(ruleset, name.removeprefix("zen_")).decide
+    for item in warmup:
+        fn(item)
+    functools.reduce(lambda _, f: fn(f), facts, None)
+    print(f"{target}: {decisions} decisions", flush=True)
     return 0
 
 

@@ -20,9 +20,10 @@ Scope index (the decide group): a decision only ever needs the permission rules 
 stages admit the decision's actor, action type and stage. The group is compiled into "buckets", one per
 distinct set of rules some scope key admits (the key: each scope fact's value when a rule names it, else
 ``None`` for "a value no rule names"). A bucket holds copies of its rules without the scope conditions its
-key already decided, each starting with the bucket's marker (``k == marker``, posted with the message), so
-the buckets share the shards (a bucket sits whole in one shard when it fits in one) and the alpha network's
-root sends a message only into its own bucket's rules. A decision evaluates one bucket and posts only the
+key already decided, each starting with the bucket's marker (``k == marker``, posted with the message). Each
+bucket has engine rulesets of its own (one, unless it is larger than a shard): durable_rules finds the next
+fired rule by scanning every rule of the ruleset from the first, once per fired rule and once more, so a
+bucket sharing its ruleset with others would pay for their rules on every decision (``SHARD_ALONE_FROM``). A decision evaluates one bucket and posts only the
 facts its rules read, so its cost follows the rules in scope, not the ruleset's size. A rule is copied into
 every bucket whose key it admits (each copy costs engine memory, ~20 KB), so the finest key (actor, action,
 stage) is used only while the copies stay within ``MAX_SCOPE_COPIES`` times the rules (plus an allowance);
@@ -64,6 +65,10 @@ MAX_RULES_PER_SECTION = 2000
 # limits alone allow about 10 ms), so shards stay small enough that no creation holds the lock for long.
 # The price: one more assert/retract per 100 rules in each evaluation (about 30 us at 2,000 rules).
 MAX_RULES_PER_SHARD = 100
+# A shard holding this many rules takes no further bucket: the engine looks for fired rules by scanning every
+# rule of the engine ruleset from its first (``getNextResultInState``, once per fired rule and once more), so
+# a bucket sharing its ruleset with others pays for their rules on every decision.
+SHARD_ALONE_FROM = 1
 MARKER = "k"
 PRIMER = "pr"
 # Copies of rules across the scope buckets of a group: at most this many times its rules (+ the allowance),
@@ -622,6 +627,8 @@ def _pack_buckets(
                 pending.extend((n, e) for n, _, e in named)
                 pending_names.update((n, rid) for n, rid, _ in named)
                 waiting.append(bucket_shards)
+                if len(pending) >= SHARD_ALONE_FROM:
+                    flush()
         made.append((marker, used, bucket_shards))
     flush()
     buckets = tuple(

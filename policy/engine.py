@@ -39,7 +39,6 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from operator import itemgetter
 from typing import Any
 
 from durable.engine import durable_rules_engine as _dre
@@ -67,7 +66,6 @@ _SID = "0"
 _PRIMER_FACT = json.dumps({"sid": _SID, "id": "primer", PRIMER: 1})
 # Decisions in a batch are matched this many at a time per lock hold, so other threads are not starved.
 BATCH_CHUNK = 256
-_POSITION = itemgetter(0)
 Hit = tuple[int, SectionRule]  # (position of the rule in its section, the rule)
 _NAMES = itertools.count(1)  # engine ruleset names, unique across every PolicyEngine of the process
 
@@ -299,16 +297,15 @@ class PolicyEngine:
     def _fire(self, lg: _LoadedBucket, message: str) -> list[Hit]:
         """(Caller holds _ENGINE_LOCK.) The rules of one bucket that match ``message``, in section order."""
         self.stats["evaluations"] += 1
-        hits: list[Hit] = []
+        found: dict[int, Hit] = {}  # by position: a rule fires once per matching or-branch, maybe twice
         for handle, names in lg.handles:
             for name in self._evaluate(handle, message):
                 hit = names.get(name)
-                # A rule fires once per matching or-branch, so the same rule can come back twice.
-                if hit is not None and hit not in hits:
-                    hits.append(hit)
-        if len(hits) > 1:
-            hits.sort(key=_POSITION)
-        return hits
+                if hit is not None:
+                    found[hit[0]] = hit
+        if len(found) > 1:
+            return [found[position] for position in sorted(found)]
+        return list(found.values())
 
     def _evaluate(self, handle: int, message: str) -> list[str]:
         self.stats["engine_calls"] += 1

@@ -87,17 +87,17 @@ def decision_from_rules(
         deciding_ids = [h.id for h in handoffs]
         approvers = [a for h in handoffs for a in h.approvers]
     shown = handoffs if handoff else []
-    return Decision(
-        effect=effect,
-        matched_rules=tuple([r.id for r in rules]),
-        deciding_rules=tuple(deciding_ids),
-        approvers=tuple(dict.fromkeys(approvers)),
-        handoff=handoff,
-        handoff_rules=tuple([h.id for h in handoffs]) if handoff else (),
-        ruleset_digest=ruleset.digest,
-        facts=read,
-        trace=trace_decide(ruleset, trace_matched, facts) if trace_matched is not None else None,
-        explain=lambda: _explain(effect, rules, deciding_ids, shown, approvers),
+    return Decision.build(
+        effect,
+        tuple([r.id for r in rules]),
+        tuple(deciding_ids),
+        tuple(dict.fromkeys(approvers)),
+        handoff,
+        tuple([h.id for h in handoffs]) if handoff else (),
+        ruleset.digest,
+        read,
+        trace_decide(ruleset, trace_matched, facts) if trace_matched is not None else None,
+        lambda: _explain(effect, rules, deciding_ids, shown, approvers),
     )
 
 

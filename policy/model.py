@@ -398,6 +398,37 @@ class Decision:
     trace: list[dict[str, Any]] | None = None
     explain: Callable[[], str] | None = field(default=None, compare=False, repr=False)
 
+    @classmethod
+    def build(
+        cls,
+        effect: str,
+        matched_rules: tuple[str, ...],
+        deciding_rules: tuple[str, ...],
+        approvers: tuple[str, ...],
+        handoff: bool,
+        handoff_rules: tuple[str, ...],
+        ruleset_digest: str,
+        facts: Mapping[str, Any],
+        trace: list[dict[str, Any]] | None,
+        explain: Callable[[], str] | None,
+    ) -> Decision:
+        """The same Decision as the constructor, without the frozen dataclass's ``object.__setattr__`` per
+        field (one ``__dict__`` update instead of ten calls: every decision is built here)."""
+        decision = object.__new__(cls)
+        decision.__dict__.update(
+            effect=effect,
+            matched_rules=matched_rules,
+            deciding_rules=deciding_rules,
+            approvers=approvers,
+            handoff=handoff,
+            handoff_rules=handoff_rules,
+            ruleset_digest=ruleset_digest,
+            facts=facts,
+            trace=trace,
+            explain=explain,
+        )
+        return decision
+
     @cached_property
     def explanation(self) -> str:
         return self.explain() if self.explain is not None else ""
