@@ -15,6 +15,7 @@ from playwright.sync_api import expect
 from standardwebhooks import Webhook
 
 from tests.admin_ui.admin_ui_support import LiveServer, Merchant, sign_in
+from tests.waiting import eventually_sync
 from tests.webhooks.conftest import Receiver
 
 pytestmark = pytest.mark.browser
@@ -72,6 +73,16 @@ def webhook_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveSer
         database.dispose()
 
 
+def delivered_count(server: LiveServer) -> int:
+    from sqlmodel import func, select
+
+    from storage.tables import WebhookDelivery
+
+    with server.database.unit_of_work() as session:
+        query = select(func.count()).select_from(WebhookDelivery).where(WebhookDelivery.status == "delivered")
+        return int(session.exec(query).one())
+
+
 @pytest.fixture
 def webhook_page(browser: Any, webhook_server: LiveServer) -> Iterator[Any]:
     context = browser.new_context(viewport={"width": 1440, "height": 1000}, base_url=webhook_server.url)
@@ -126,6 +137,8 @@ def test_an_admin_manages_an_endpoint_and_sees_its_deliveries(
         bodies = [Webhook(secret).verify(r.body, r.headers) for r in received]
         assert {b["type"] for b in bodies} == {"ticket.created", "ticket.transitioned"}
         assert {b["data"]["ticket_id"] for b in bodies} == {ticket_id}
+        # The dispatcher records attempts in batches shortly after their answers: the log shows them then.
+        eventually_sync(lambda: delivered_count(webhook_server) == 2, what="both deliveries recorded")
 
         endpoint.get_by_test_id("webhook-show-log").click()
         rows = endpoint.get_by_test_id("webhook-delivery")
